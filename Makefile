@@ -1,0 +1,61 @@
+# pg-outbox: PGXS build of the `outbox` extension (and the outbox_decoder plugin in decoder/),
+# plus the project targets demo / test / bench, which call scripts.
+PG_CONFIG ?= pg_config
+
+EXTENSION   = outbox
+MODULE_big  = outbox
+OBJS        = extension/outbox.o extension/uuidv7.o extension/validate.o extension/emit.o
+DATA        = $(wildcard extension/outbox--*.sql)
+PGFILEDESC  = "outbox - transactional outbox for PostgreSQL"
+
+# pg_regress suites in sql/ + expected/. The outbox_ tests cover the extension; decoder_ tests
+# (added with the decoder) need the plugin in output_plugin_libraries, which scripts/stack sets.
+REGRESS     = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --load-extension=plpgsql
+
+PG_CPPFLAGS = -I$(srcdir)/extension
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The decoder is its own shared library (outbox_decoder.so), so it has its own PGXS makefile.
+DECODER_DIR = decoder
+HAVE_DECODER = $(wildcard $(DECODER_DIR)/Makefile)
+
+ifneq ($(HAVE_DECODER),)
+all: decoder-all
+install: decoder-install
+clean: decoder-clean
+decoder-all:
+	$(MAKE) -C $(DECODER_DIR) PG_CONFIG=$(PG_CONFIG)
+decoder-install:
+	$(MAKE) -C $(DECODER_DIR) PG_CONFIG=$(PG_CONFIG) install
+decoder-clean:
+	$(MAKE) -C $(DECODER_DIR) PG_CONFIG=$(PG_CONFIG) clean
+.PHONY: decoder-all decoder-install decoder-clean
+endif
+
+# ---- project targets ---------------------------------------------------------------------
+.PHONY: deps demo test bench stack-up stack-down relay
+
+deps:
+	scripts/install-deps
+
+# The relay and its tests are built with CMake into build/ (see CMakeLists.txt).
+relay: deps
+	scripts/build-relay
+
+demo: deps
+	scripts/demo
+
+test: deps
+	scripts/test
+
+bench: deps
+	scripts/bench
+
+stack-up:
+	scripts/stack up
+
+stack-down:
+	scripts/stack down
