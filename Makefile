@@ -2,16 +2,17 @@
 # plus the project targets demo / test / bench, which call scripts.
 PG_CONFIG ?= pg_config
 
-EXTENSION   = outbox
+# The control and script files live in extension/, so they are installed as DATA.
+MODULEDIR   = extension
 MODULE_big  = outbox
 OBJS        = extension/outbox.o extension/uuidv7.o extension/validate.o extension/emit.o
-DATA        = $(wildcard extension/outbox--*.sql)
+DATA        = extension/outbox.control $(wildcard extension/outbox--*.sql)
 PGFILEDESC  = "outbox - transactional outbox for PostgreSQL"
 
 # pg_regress suites in sql/ + expected/. The outbox_ tests cover the extension; decoder_ tests
 # (added with the decoder) need the plugin in output_plugin_libraries, which scripts/stack sets.
 REGRESS     = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --inputdir=. --load-extension=plpgsql
+REGRESS_OPTS = --inputdir=. --load-extension=outbox
 
 PG_CPPFLAGS = -I$(srcdir)/extension
 
@@ -20,7 +21,8 @@ include $(PGXS)
 
 # The decoder is its own shared library (outbox_decoder.so), so it has its own PGXS makefile.
 DECODER_DIR = decoder
-HAVE_DECODER = $(wildcard $(DECODER_DIR)/Makefile)
+# NO_DECODER=1 builds the extension alone.
+HAVE_DECODER = $(if $(filter 1,$(NO_DECODER)),,$(wildcard $(DECODER_DIR)/Makefile))
 
 ifneq ($(HAVE_DECODER),)
 all: decoder-all

@@ -1,0 +1,177 @@
+/*
+ * emit.c: outbox_emit(), the function applications call inside their transactions.
+ *
+ * It must cost no more than a plain INSERT of the same row, so it is C: the arguments are
+ * validated in place and stored with a plan prepared once per backend (table mode) or written
+ * straight into the WAL as a transactional logical message (wal mode). Either way the event
+ * becomes visible to logical decoding only if, and when, the calling transaction commits.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "replication/message.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "outbox.h"
+
+#define EVENT_COLUMNS 11
+
+static SPIPlanPtr insert_plan = NULL;
+
+static SPIPlanPtr
+get_insert_plan(void)
+{
+	static Oid	argtypes[EVENT_COLUMNS] = {
+		UUIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID
+	};
+
+	if (insert_plan == NULL)
+	{
+		/* Schema-qualified and typed by OID: nothing resolves through the caller's search_path. */
+		SPIPlanPtr	plan = SPI_prepare("INSERT INTO outbox.events (id, aggregate_type, aggregate_id, "
+									   "event_type, payload, headers, exchange, routing_key, "
+									   "correlation_id, causation_id, created_at) "
+									   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+									   EVENT_COLUMNS, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "outbox_emit: could not prepare the insert into outbox.events: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "outbox_emit: could not keep the insert plan");
+		insert_plan = plan;
+	}
+	return insert_plan;
+}
+
+static Jsonb *
+empty_object(void)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+}
+
+static void
+store_in_table(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
+{
+	Datum		values[EVENT_COLUMNS];
+	char		nulls[EVENT_COLUMNS];
+	int			i = 0;
+	int			rc;
+
+#define ARG(ptr) do { values[i] = PointerGetDatum(ptr); nulls[i] = (ptr) ? ' ' : 'n'; i++; } while (0)
+	ARG(id);
+	ARG(ev->aggregate_type);
+	ARG(ev->aggregate_id);
+	ARG(ev->event_type);
+	ARG(ev->payload);
+	ARG(ev->headers);
+	ARG(ev->exchange);
+	ARG(ev->routing_key);
+	ARG(ev->correlation_id);
+	ARG(ev->causation_id);
+#undef ARG
+	values[i] = TimestampTzGetDatum(created_at);
+	nulls[i] = ' ';
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "outbox_emit: SPI_connect failed");
+	rc = SPI_execute_plan(get_insert_plan(), values, nulls, false, 1);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "outbox_emit: insert into outbox.events failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+}
+
+static void
+append_text_field(StringInfo buf, const char *name, text *value)
+{
+	appendStringInfo(buf, ",\"%s\":", name);
+	if (value == NULL)
+		appendStringInfoString(buf, "null");
+	else
+		escape_json(buf, text_to_cstring(value));
+}
+
+/* The wal mode's message: the event as one JSON object with the table's column names. */
+static void
+store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
+{
+	StringInfoData buf;
+	char		ts[MAXDATELEN + 1];
+	int			utc = 0;
+
+	if (!XLogLogicalInfoActive())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("outbox.storage = wal needs wal_level = logical"),
+				 errdetail("With a lower wal_level the event could never be decoded and would be lost."),
+				 errhint("Set wal_level = logical and restart PostgreSQL, or use outbox.storage = table.")));
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"id\":\"%s\"",
+					 DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id))));
+	append_text_field(&buf, "aggregate_type", ev->aggregate_type);
+	append_text_field(&buf, "aggregate_id", ev->aggregate_id);
+	append_text_field(&buf, "event_type", ev->event_type);
+	appendStringInfoString(&buf, ",\"payload\":");
+	JsonbToCString(&buf, &ev->payload->root, VARSIZE(ev->payload));
+	appendStringInfoString(&buf, ",\"headers\":");
+	JsonbToCString(&buf, &ev->headers->root, VARSIZE(ev->headers));
+	append_text_field(&buf, "exchange", ev->exchange);
+	append_text_field(&buf, "routing_key", ev->routing_key);
+	append_text_field(&buf, "correlation_id", ev->correlation_id);
+	append_text_field(&buf, "causation_id", ev->causation_id);
+	/* ISO 8601 in UTC, independent of the session's DateStyle and TimeZone */
+	JsonEncodeDateTime(ts, TimestampTzGetDatum(created_at), TIMESTAMPTZOID, &utc);
+	appendStringInfo(&buf, ",\"created_at\":\"%s\"}", ts);
+
+	LogLogicalMessage(OUTBOX_MESSAGE_PREFIX, buf.data, buf.len, true);
+	pfree(buf.data);
+}
+
+PG_FUNCTION_INFO_V1(outbox_emit);
+
+Datum
+outbox_emit(PG_FUNCTION_ARGS)
+{
+	OutboxEvent ev;
+	pg_uuid_t  *id;
+	TimestampTz created_at = GetCurrentTransactionStartTimestamp();
+
+#define TEXT_ARG(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_TEXT_PP(n))
+#define JSONB_ARG(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_JSONB_P(n))
+	ev.event_type = TEXT_ARG(0);
+	ev.payload = JSONB_ARG(1);
+	ev.aggregate_type = TEXT_ARG(2);
+	ev.aggregate_id = TEXT_ARG(3);
+	ev.routing_key = TEXT_ARG(4);
+	ev.exchange = TEXT_ARG(5);
+	ev.headers = JSONB_ARG(6);
+	ev.correlation_id = TEXT_ARG(7);
+	ev.causation_id = TEXT_ARG(8);
+#undef TEXT_ARG
+#undef JSONB_ARG
+
+	outbox_validate_event(&ev);
+	if (ev.headers == NULL)
+		ev.headers = empty_object();
+
+	id = palloc(UUID_LEN);
+	outbox_uuidv7_generate(id->data);
+
+	if (outbox_storage == OUTBOX_STORAGE_WAL)
+		store_in_wal(id, &ev, created_at);
+	else
+		store_in_table(id, &ev, created_at);
+
+	PG_RETURN_UUID_P(id);
+}

@@ -1,0 +1,58 @@
+/*
+ * outbox.h: what the parts of the outbox extension share.
+ */
+#ifndef OUTBOX_H
+#define OUTBOX_H
+
+#include "postgres.h"
+#include "fmgr.h"
+#include "utils/jsonb.h"
+
+/* Settings (outbox.c). */
+typedef enum OutboxStorage
+{
+	OUTBOX_STORAGE_TABLE,		/* a row in outbox.events */
+	OUTBOX_STORAGE_WAL			/* a transactional logical message, prefix "outbox" */
+} OutboxStorage;
+
+extern int	outbox_storage;
+extern int	outbox_max_payload_bytes;
+
+/* The logical message prefix of the wal storage mode; the decoder's preset filters on it. */
+#define OUTBOX_MESSAGE_PREFIX "outbox"
+
+/* AMQP 0-9-1 short strings (exchange, routing key, type property) hold at most 255 bytes. */
+#define OUTBOX_SHORTSTR_MAX 255
+
+/*
+ * SQLSTATEs of the outbox's own errors: class "OB" (classes starting with a letter past H are
+ * free for extensions), one code for each kind of bad input so that callers can tell them apart.
+ */
+#define ERRCODE_OUTBOX_MISSING_FIELD	MAKE_SQLSTATE('O','B','0','0','1')
+#define ERRCODE_OUTBOX_NAME_TOO_LONG	MAKE_SQLSTATE('O','B','0','0','2')
+#define ERRCODE_OUTBOX_PAYLOAD_TOO_LARGE MAKE_SQLSTATE('O','B','0','0','3')
+#define ERRCODE_OUTBOX_BAD_HEADERS		MAKE_SQLSTATE('O','B','0','0','4')
+#define ERRCODE_OUTBOX_RESERVED_HEADER	MAKE_SQLSTATE('O','B','0','0','5')
+#define ERRCODE_OUTBOX_EMPTY_NAME		MAKE_SQLSTATE('O','B','0','0','6')
+
+/* One event as outbox_emit received it; NULL pointers are SQL NULLs. */
+typedef struct OutboxEvent
+{
+	text	   *event_type;
+	Jsonb	   *payload;
+	text	   *aggregate_type;
+	text	   *aggregate_id;
+	text	   *routing_key;
+	text	   *exchange;
+	Jsonb	   *headers;
+	text	   *correlation_id;
+	text	   *causation_id;
+} OutboxEvent;
+
+/* validate.c: raises an ERROR naming the field for anything the relay could not publish. */
+extern void outbox_validate_event(const OutboxEvent *ev);
+
+/* uuidv7.c */
+extern void outbox_uuidv7_generate(unsigned char out[16]);
+
+#endif
