@@ -1,0 +1,399 @@
+/*
+ * wal2json format-version 1: one JSON object per transaction ({"change":[...]}), optionally
+ * pretty-printed (tabs) and optionally written in chunks (one row per change).
+ */
+#include "decoder.h"
+
+extern "C" {
+#include "access/sysattr.h"
+#include "utils/timestamp.h"
+}
+
+namespace outbox_decoder {
+
+static inline void
+app(StringInfo out, const char *s)
+{
+	appendBinaryStringInfo(out, s, (int) strlen(s));
+}
+
+/* n tabs (pretty-print) or nothing */
+static inline void
+tabs(StringInfo out, const Options *o, int n)
+{
+	if (o->pretty_print)
+		for (int i = 0; i < n; i++)
+			appendStringInfoCharMacro(out, '\t');
+}
+
+void
+v1_begin(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn)
+{
+	const Options *o = &st->opt;
+
+	st->nr_changes = 0;
+	OutputPluginPrepareWrite(ctx, true);
+	StringInfo	out = ctx->out;
+
+	appendStringInfo(out, "{%s", o->nl);
+	if (o->include_xids)
+		appendStringInfo(out, "%s\"xid\":%s%u,%s", o->ht, o->sp, txn->xid, o->nl);
+	if (o->include_lsn)
+	{
+		appendStringInfo(out, "%s\"nextlsn\":%s\"", o->ht, o->sp);
+		append_lsn(out, txn->end_lsn);
+		appendStringInfo(out, "\",%s", o->nl);
+	}
+	if (o->include_timestamp)
+		appendStringInfo(out, "%s\"timestamp\":%s\"%s\",%s", o->ht, o->sp,
+						 timestamptz_to_str(txn->xact_time.commit_time), o->nl);
+	if (o->include_origin)
+		appendStringInfo(out, "%s\"origin\":%s%u,%s", o->ht, o->sp, txn->origin_id, o->nl);
+	appendStringInfo(out, "%s\"change\":%s[", o->ht, o->sp);
+	if (o->write_in_chunks)
+		OutputPluginWrite(ctx, true);
+}
+
+void
+v1_commit(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr commit_lsn)
+{
+	const Options *o = &st->opt;
+
+	if (o->write_in_chunks)
+		OutputPluginPrepareWrite(ctx, true);
+	else
+		app(ctx->out, o->nl);
+	appendStringInfo(ctx->out, "%s]%s}", o->ht, o->nl);
+	OutputPluginWrite(ctx, true);
+}
+
+/* one of the column lists of a tuple: header, then entries separated by "," + sp */
+static void
+list_open(StringInfo out, const Options *o, int ntabs, const char *name)
+{
+	tabs(out, o, ntabs);
+	appendStringInfo(out, "\"%s\":%s[", name, o->sp);
+}
+
+static inline void
+sep(StringInfo out, const Options *o, int k)
+{
+	if (k > 0)
+	{
+		appendStringInfoCharMacro(out, ',');
+		app(out, o->sp);
+	}
+}
+
+static void
+write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTuple tuple,
+			Bitmapset *bs, bool replident, bool addcomma)
+{
+	const Options *o = &st->opt;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *values = (Datum *) palloc(desc->natts * sizeof(Datum));
+	bool	   *nulls = (bool *) palloc(desc->natts * sizeof(bool));
+	int		   *emit = (int *) palloc(desc->natts * sizeof(int));
+	int			n = 0;
+
+	heap_deform_tuple(tuple, desc, values, nulls);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		AttrInfo   *a = &ri->attrs[i];
+
+		if (a->skip)
+			continue;
+		if (bs != NULL && !bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, bs))
+			continue;
+		if (nulls[i] && replident)
+			continue;
+		if (!nulls[i] && a->isvarlena && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(values[i])))
+			continue;			/* unchanged TOAST value */
+		emit[n++] = i;
+	}
+
+	/* names */
+	if (replident)
+	{
+		tabs(out, o, 3);
+		appendStringInfo(out, "\"oldkeys\":%s{%s", o->sp, o->nl);
+		list_open(out, o, 4, "keynames");
+	}
+	else
+		list_open(out, o, 3, "columnnames");
+	for (int k = 0; k < n; k++)
+	{
+		sep(out, o, k);
+		app(out, ri->attrs[emit[k]].name_json);
+	}
+	appendStringInfo(out, "],%s", o->nl);
+
+	if (o->include_types)
+	{
+		list_open(out, o, replident ? 4 : 3, replident ? "keytypes" : "columntypes");
+		for (int k = 0; k < n; k++)
+		{
+			sep(out, o, k);
+			app(out, ri->attrs[emit[k]].type_v1_col);
+		}
+		appendStringInfo(out, "],%s", o->nl);
+	}
+	if (o->include_type_oids)
+	{
+		list_open(out, o, replident ? 4 : 3, replident ? "keytypeoids" : "columntypeoids");
+		for (int k = 0; k < n; k++)
+		{
+			sep(out, o, k);
+			appendStringInfo(out, "%u", ri->attrs[emit[k]].typeoid_v1);
+		}
+		appendStringInfo(out, "],%s", o->nl);
+	}
+	if (!replident && o->include_column_positions)
+	{
+		list_open(out, o, 3, "columnpositions");
+		for (int k = 0; k < n; k++)
+		{
+			sep(out, o, k);
+			appendStringInfo(out, "%d", (int) ri->attrs[emit[k]].attnum);
+		}
+		appendStringInfo(out, "],%s", o->nl);
+	}
+	if (!replident && o->include_not_null)
+	{
+		list_open(out, o, 3, "columnoptionals");
+		if (o->include_types)	/* wal2json fills this list only when types are included */
+			for (int k = 0; k < n; k++)
+			{
+				sep(out, o, k);
+				app(out, ri->attrs[emit[k]].notnull ? "false" : "true");
+			}
+		appendStringInfo(out, "],%s", o->nl);
+	}
+	if (!replident && o->include_default)
+	{
+		list_open(out, o, 3, "columndefaults");
+		for (int k = 0; k < n; k++)
+		{
+			sep(out, o, k);
+			app(out, ri->attrs[emit[k]].default_json);
+		}
+		appendStringInfo(out, "],%s", o->nl);
+	}
+
+	list_open(out, o, replident ? 4 : 3, replident ? "keyvalues" : "columnvalues");
+	for (int k = 0; k < n; k++)
+	{
+		int			i = emit[k];
+		AttrInfo   *a = &ri->attrs[i];
+
+		sep(out, o, k);
+		if (nulls[i])
+			appendBinaryStringInfo(out, "null", 4);
+		else
+			write_value(out, values[i], a->cat_v1, a->kind, &a->outfn, a->isvarlena);
+	}
+	if (replident)
+	{
+		appendStringInfo(out, "]%s", o->nl);
+		tabs(out, o, 3);
+		appendStringInfo(out, "}%s", o->nl);
+	}
+	else
+		appendStringInfo(out, addcomma ? "],%s" : "]%s", o->nl);
+}
+
+static void
+write_pk(StringInfo out, DecoderState *st, RelInfo *ri, Bitmapset *bs, bool addcomma)
+{
+	const Options *o = &st->opt;
+	int			k = 0;
+
+	tabs(out, o, 3);
+	appendStringInfo(out, "\"pk\":%s{%s", o->sp, o->nl);
+	list_open(out, o, 4, "pknames");
+	for (int i = 0; i < ri->natts; i++)
+	{
+		AttrInfo   *a = &ri->attrs[i];
+
+		if (a->skip || (bs != NULL && !bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, bs)))
+			continue;
+		sep(out, o, k++);
+		app(out, a->name_json);
+	}
+	appendStringInfo(out, "],%s", o->nl);
+	list_open(out, o, 4, "pktypes");
+	if (o->include_types)
+	{
+		k = 0;
+		for (int i = 0; i < ri->natts; i++)
+		{
+			AttrInfo   *a = &ri->attrs[i];
+
+			if (a->skip || (bs != NULL && !bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, bs)))
+				continue;
+			sep(out, o, k++);
+			app(out, a->type_v1_pk);
+		}
+	}
+	appendStringInfo(out, "]%s", o->nl);
+	tabs(out, o, 3);
+	appendStringInfo(out, addcomma ? "},%s" : "}%s", o->nl);
+}
+
+void
+v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel,
+		  ReorderBufferChange *change)
+{
+	const Options *o = &st->opt;
+
+	if (!action_selected(o, change->action))
+		return;
+
+	RelInfo    *ri = relcache_get(st, rel);
+
+	if (!ri->selected)
+		return;
+
+	ReorderBufferTupleBuf *newtuple = change->data.tp.newtuple;
+	ReorderBufferTupleBuf *oldtuple = change->data.tp.oldtuple;
+
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			if (newtuple == NULL)
+			{
+				elog(WARNING, "no tuple data for INSERT in table \"%s\"", ri->tablename);
+				return;
+			}
+			break;
+		case REORDER_BUFFER_CHANGE_UPDATE:
+		case REORDER_BUFFER_CHANGE_DELETE:
+			if (!ri->has_replidindex && ri->relreplident != REPLICA_IDENTITY_FULL)
+			{
+				elog(WARNING, "table \"%s\" without primary key or replica identity is nothing", ri->tablename);
+				return;
+			}
+			if (change->action == REORDER_BUFFER_CHANGE_UPDATE && newtuple == NULL)
+			{
+				elog(WARNING, "no tuple data for UPDATE in table \"%s\"", ri->tablename);
+				return;
+			}
+			if (change->action == REORDER_BUFFER_CHANGE_DELETE && oldtuple == NULL)
+			{
+				elog(WARNING, "no tuple data for DELETE in table \"%s\"", ri->tablename);
+				return;
+			}
+			break;
+		default:
+			return;
+	}
+
+	st->nr_changes++;
+	if (o->write_in_chunks)
+		OutputPluginPrepareWrite(ctx, true);
+	StringInfo	out = ctx->out;
+
+	if (!o->write_in_chunks)
+		app(out, o->nl);
+	tabs(out, o, 2);
+	if (st->nr_changes > 1)
+		appendStringInfoCharMacro(out, ',');
+	appendStringInfo(out, "{%s", o->nl);
+	tabs(out, o, 3);
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT: appendStringInfo(out, "\"kind\":%s\"insert\",%s", o->sp, o->nl); break;
+		case REORDER_BUFFER_CHANGE_UPDATE: appendStringInfo(out, "\"kind\":%s\"update\",%s", o->sp, o->nl); break;
+		default: appendStringInfo(out, "\"kind\":%s\"delete\",%s", o->sp, o->nl); break;
+	}
+	if (o->include_schemas)
+	{
+		tabs(out, o, 3);
+		appendStringInfo(out, "\"schema\":%s", o->sp);
+		app(out, ri->schema_json);
+		appendStringInfo(out, ",%s", o->nl);
+	}
+	tabs(out, o, 3);
+	appendStringInfo(out, "\"table\":%s", o->sp);
+	app(out, ri->table_json);
+	appendStringInfo(out, ",%s", o->nl);
+
+	bool		with_pk = o->include_pk && ri->has_pkindex;
+
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			write_tuple(out, st, ri, rel, &newtuple->tuple, NULL, false, with_pk);
+			if (with_pk)
+				write_pk(out, st, ri, ri->pk_bs, false);
+			break;
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			write_tuple(out, st, ri, rel, &newtuple->tuple, NULL, false, true);
+			if (with_pk)
+				write_pk(out, st, ri, ri->pk_bs, true);
+			if (oldtuple == NULL)
+				write_tuple(out, st, ri, rel, &newtuple->tuple, ri->ri_bs, true, false);
+			else
+				write_tuple(out, st, ri, rel, &oldtuple->tuple, NULL, true, false);
+			break;
+		default:
+			if (with_pk)
+				write_pk(out, st, ri, ri->pk_bs, true);
+			write_tuple(out, st, ri, rel, &oldtuple->tuple, ri->ri_bs, true, false);
+			break;
+	}
+	tabs(out, o, 2);
+	appendStringInfoChar(out, '}');
+	if (o->write_in_chunks)
+		OutputPluginWrite(ctx, true);
+}
+
+void
+v1_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr lsn,
+		   bool transactional, const char *prefix, Size sz, const char *content)
+{
+	const Options *o = &st->opt;
+
+	if (o->write_in_chunks || !transactional)
+		OutputPluginPrepareWrite(ctx, true);
+	if (transactional)
+		st->nr_changes++;
+	StringInfo	out = ctx->out;
+
+	if (!o->write_in_chunks && transactional)
+		app(out, o->nl);
+	if (!transactional)
+		appendStringInfo(out, "{%s%s\"change\":%s[%s", o->nl, o->ht, o->sp, o->nl);
+	tabs(out, o, 2);
+	/*
+	 * wal2json 2.5 also writes this comma for a non-transactional message that follows a
+	 * transaction with changes ({"change":[,{...), which is invalid JSON; we do not (README).
+	 */
+	if (transactional && st->nr_changes > 1)
+		appendStringInfoCharMacro(out, ',');
+	appendStringInfo(out, "{%s", o->nl);
+	tabs(out, o, 3);
+	appendStringInfo(out, "\"kind\":%s\"message\",%s", o->sp, o->nl);
+	tabs(out, o, 3);
+	appendStringInfo(out, "\"transactional\":%s%s,%s", o->sp, transactional ? "true" : "false", o->nl);
+	tabs(out, o, 3);
+	appendStringInfo(out, "\"prefix\":%s", o->sp);
+	json_escape_cstr(out, prefix);
+	appendStringInfo(out, ",%s", o->nl);
+	tabs(out, o, 3);
+	appendStringInfo(out, "\"content\":%s", o->sp);
+	json_escape_bytes(out, content, sz);
+	app(out, o->nl);
+	tabs(out, o, 2);
+	appendStringInfoChar(out, '}');
+	if (!transactional)
+	{
+		app(out, o->nl);
+		tabs(out, o, 1);
+		appendStringInfo(out, "]%s}", o->nl);
+	}
+	if (o->write_in_chunks || !transactional)
+		OutputPluginWrite(ctx, true);
+}
+
+}							/* namespace outbox_decoder */

@@ -1,0 +1,442 @@
+/*
+ * Option parsing: the same option names, defaults, value syntax and error texts as wal2json 2.5,
+ * plus `outbox` (preset) and `shard` (i/n).
+ */
+#include "decoder.h"
+
+extern "C" {
+#include <ctype.h>
+#include "utils/builtins.h"
+#include "utils/guc.h"
+}
+
+namespace outbox_decoder {
+
+static TableSel *
+all_tables_sel()
+{
+	TableSel   *t = (TableSel *) palloc0(sizeof(TableSel));
+
+	t->allschemas = true;
+	t->alltables = true;
+	return t;
+}
+
+void
+options_set_defaults(Options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->include_transaction = true;
+	o->include_schemas = true;
+	o->include_types = true;
+	o->include_typmod = true;
+	o->act_insert = o->act_update = o->act_delete = o->act_truncate = true;
+	o->add_tables = lappend(NIL, all_tables_sel());
+	o->format_version = 1;
+	o->ht = o->nl = o->sp = "";
+}
+
+/*
+ * Split a comma-separated list like wal2json: whitespace around elements is skipped, a
+ * backslash makes the next character part of the element (the backslash is kept), an empty
+ * element or a space inside one is a syntax error; an empty string is an empty list.
+ * Modifies raw.
+ */
+static bool
+split_list(char *raw, List **out)
+{
+	char	   *p = raw;
+
+	while (isspace((unsigned char) *p))
+		p++;
+	if (*p == '\0')
+		return true;
+	for (;;)
+	{
+		char	   *start = p;
+		char	   *end;
+
+		while (*p && *p != ',' && !isspace((unsigned char) *p))
+		{
+			if (*p == '\\')
+				p++;
+			p++;
+		}
+		end = p;
+		if (start == end)
+			return false;
+		while (isspace((unsigned char) *p))
+			p++;
+		bool		last;
+
+		if (*p == ',')
+		{
+			p++;
+			while (isspace((unsigned char) *p))
+				p++;
+			last = false;
+		}
+		else if (*p == '\0')
+			last = true;
+		else
+			return false;
+		*end = '\0';
+		*out = lappend(*out, pstrdup(start));
+		if (last)
+			return true;
+	}
+}
+
+/* remove backslashes in place (each escapes the following character) */
+static void
+unescape_in_place(char *s)
+{
+	char	   *w = s;
+
+	for (char *r = s; *r; r++)
+	{
+		if (*r == '\\')
+		{
+			r++;
+			if (*r == '\0')
+				break;
+		}
+		*w++ = *r;
+	}
+	*w = '\0';
+}
+
+/* "schema.table" elements -> TableSel list; false on an element without an unescaped dot */
+static bool
+parse_tables(char *raw, List **out)
+{
+	List	   *elems = NIL;
+	ListCell   *lc;
+
+	if (!split_list(raw, &elems))
+		return false;
+	foreach(lc, elems)
+	{
+		char	   *s = (char *) lfirst(lc);
+		TableSel   *t = (TableSel *) palloc0(sizeof(TableSel));
+		char	   *p = s;
+
+		t->allschemas = (s[0] == '*' && s[1] == '.');
+		/* find the first dot that is not escaped */
+		while (*p && *p != '.')
+		{
+			if (*p == '\\' && p[1])
+				p++;
+			p++;
+		}
+		if (*p == '\0')
+			return false;
+		*p = '\0';
+		char	   *tab = p + 1;
+
+		t->alltables = (tab[0] == '*' && tab[1] == '\0');
+		unescape_in_place(s);
+		unescape_in_place(tab);
+		t->schemaname = pstrdup(s);
+		t->tablename = pstrdup(tab);
+		*out = lappend(*out, t);
+	}
+	return true;
+}
+
+static bool
+parse_oids(char *raw, List **out)
+{
+	char	   *p = raw;
+
+	while (isspace((unsigned char) *p))
+		p++;
+	if (*p == '\0')
+		return true;
+	for (;;)
+	{
+		char	   *tok = p;
+		char	   *end;
+		bool		last;
+
+		while (*p && *p != ',' && !isspace((unsigned char) *p))
+		{
+			if (*p == '\\')
+				p++;
+			p++;
+		}
+		end = p;
+		while (isspace((unsigned char) *p))
+			p++;
+		if (*p == ',')
+		{
+			p++;
+			while (isspace((unsigned char) *p))
+				p++;
+			last = false;
+		}
+		else if (*p == '\0')
+			last = true;
+		else
+			return false;
+		*end = '\0';
+		*out = lappend_oid(*out, (Oid) atoi(tok));
+		if (last)
+			return true;
+	}
+}
+
+static void
+bad_value(DefElem *e, int code)
+{
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("could not parse value \"%s\" for parameter \"%s\"",
+					strVal(e->arg), e->defname)));
+}
+
+static void
+parse_bool_opt(DefElem *e, bool *target)
+{
+	if (e->arg == NULL)
+		*target = true;
+	else if (!parse_bool(strVal(e->arg), target))
+		bad_value(e, ERRCODE_INVALID_PARAMETER_VALUE);
+}
+
+static void
+apply_outbox_preset(Options *o)
+{
+	TableSel   *t = (TableSel *) palloc0(sizeof(TableSel));
+
+	t->schemaname = pstrdup("outbox");
+	t->tablename = pstrdup("events");
+	o->format_version = 2;
+	o->add_tables = lappend(NIL, t);
+	o->add_msg_prefixes = lappend(NIL, pstrdup("outbox"));
+	o->act_insert = true;
+	o->act_update = o->act_delete = o->act_truncate = false;
+	o->include_xids = true;
+	o->include_timestamp = true;
+	o->include_types = false;
+}
+
+void
+options_parse(Options *o, List *defelems)
+{
+	ListCell   *lc;
+
+	foreach(lc, defelems)
+	{
+		DefElem    *e = (DefElem *) lfirst(lc);
+		const char *n = e->defname;
+
+		if (strcmp(n, "include-transaction") == 0)
+			parse_bool_opt(e, &o->include_transaction);
+		else if (strcmp(n, "include-xids") == 0)
+			parse_bool_opt(e, &o->include_xids);
+		else if (strcmp(n, "include-timestamp") == 0)
+			parse_bool_opt(e, &o->include_timestamp);
+		else if (strcmp(n, "include-pk") == 0)
+			parse_bool_opt(e, &o->include_pk);
+		else if (strcmp(n, "include-origin") == 0)
+			parse_bool_opt(e, &o->include_origin);
+		else if (strcmp(n, "include-schemas") == 0)
+			parse_bool_opt(e, &o->include_schemas);
+		else if (strcmp(n, "include-types") == 0)
+			parse_bool_opt(e, &o->include_types);
+		else if (strcmp(n, "include-type-oids") == 0)
+			parse_bool_opt(e, &o->include_type_oids);
+		else if (strcmp(n, "include-typmod") == 0)
+			parse_bool_opt(e, &o->include_typmod);
+		else if (strcmp(n, "include-domain-data-type") == 0)
+			parse_bool_opt(e, &o->include_domain_data_type);
+		else if (strcmp(n, "include-column-positions") == 0)
+			parse_bool_opt(e, &o->include_column_positions);
+		else if (strcmp(n, "include-not-null") == 0)
+			parse_bool_opt(e, &o->include_not_null);
+		else if (strcmp(n, "include-default") == 0)
+			parse_bool_opt(e, &o->include_default);
+		else if (strcmp(n, "pretty-print") == 0)
+		{
+			parse_bool_opt(e, &o->pretty_print);
+			if (o->pretty_print)
+			{
+				o->ht = "\t";
+				o->nl = "\n";
+				o->sp = " ";
+			}
+		}
+		else if (strcmp(n, "write-in-chunks") == 0)
+			parse_bool_opt(e, &o->write_in_chunks);
+		else if (strcmp(n, "include-lsn") == 0)
+			parse_bool_opt(e, &o->include_lsn);
+		else if (strcmp(n, "include-unchanged-toast") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_NAME),
+					 errmsg("parameter \"%s\" was deprecated", n)));
+		else if (strcmp(n, "actions") == 0)
+		{
+			if (e->arg != NULL)
+			{
+				List	   *acts = NIL;
+				ListCell   *al;
+				char	   *raw = pstrdup(strVal(e->arg));
+
+				if (!split_list(raw, &acts))
+					bad_value(e, ERRCODE_INVALID_NAME);
+				o->act_insert = o->act_update = o->act_delete = o->act_truncate = false;
+				foreach(al, acts)
+				{
+					const char *p = (const char *) lfirst(al);
+
+					if (strcmp(p, "insert") == 0)
+						o->act_insert = true;
+					else if (strcmp(p, "update") == 0)
+						o->act_update = true;
+					else if (strcmp(p, "delete") == 0)
+						o->act_delete = true;
+					else if (strcmp(p, "truncate") == 0)
+						o->act_truncate = true;
+					else
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("could not parse value \"%s\" for parameter \"%s\"",
+										p, n)));
+				}
+			}
+		}
+		else if (strcmp(n, "filter-origins") == 0)
+		{
+			if (e->arg == NULL)
+				o->filter_origins = NIL;
+			else if (!parse_oids(pstrdup(strVal(e->arg)), &o->filter_origins))
+				bad_value(e, ERRCODE_INVALID_NAME);
+		}
+		else if (strcmp(n, "filter-tables") == 0)
+		{
+			if (e->arg == NULL)
+				o->filter_tables = NIL;
+			else if (!parse_tables(pstrdup(strVal(e->arg)), &o->filter_tables))
+				bad_value(e, ERRCODE_INVALID_NAME);
+		}
+		else if (strcmp(n, "add-tables") == 0)
+		{
+			o->add_tables = NIL;
+			if (e->arg != NULL && !parse_tables(pstrdup(strVal(e->arg)), &o->add_tables))
+				bad_value(e, ERRCODE_INVALID_NAME);
+		}
+		else if (strcmp(n, "filter-msg-prefixes") == 0)
+		{
+			if (e->arg == NULL)
+				o->filter_msg_prefixes = NIL;
+			else if (!split_list(pstrdup(strVal(e->arg)), &o->filter_msg_prefixes))
+				bad_value(e, ERRCODE_INVALID_NAME);
+		}
+		else if (strcmp(n, "add-msg-prefixes") == 0)
+		{
+			if (e->arg == NULL)
+				o->add_msg_prefixes = NIL;
+			else if (!split_list(pstrdup(strVal(e->arg)), &o->add_msg_prefixes))
+				bad_value(e, ERRCODE_INVALID_NAME);
+		}
+		else if (strcmp(n, "format-version") == 0)
+		{
+			if (e->arg == NULL)
+				o->format_version = 2;
+			else if (!parse_int(strVal(e->arg), &o->format_version, 0, NULL))
+				bad_value(e, ERRCODE_INVALID_PARAMETER_VALUE);
+			if (o->format_version > 2)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("client sent format_version=%d but we only support format %d or lower",
+								o->format_version, 2)));
+			if (o->format_version < 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("client sent format_version=%d but we only support format %d or higher",
+								o->format_version, 1)));
+		}
+		else if (strcmp(n, "outbox") == 0)
+		{
+			parse_bool_opt(e, &o->outbox);
+			if (o->outbox)
+			{
+				apply_outbox_preset(o);
+				o->skip_empty_xacts = true;
+			}
+		}
+		else if (strcmp(n, "shard") == 0)
+		{
+			const char *v = e->arg ? strVal(e->arg) : "";
+			unsigned long i,
+						c;
+			char		extra;
+
+			if (sscanf(v, "%lu/%lu%c", &i, &c, &extra) != 2 || c == 0 || c > 65536 || i >= c)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("could not parse value \"%s\" for parameter \"%s\"", v, n),
+						 errhint("Use shard=i/n with 0 <= i < n, for example shard=0/4.")));
+			o->shard_enabled = true;
+			o->shard_index = (uint32) i;
+			o->shard_count = (uint32) c;
+			o->skip_empty_xacts = true;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" = \"%s\" is unknown",
+							n, e->arg ? strVal(e->arg) : "(null)")));
+	}
+
+	if (o->shard_enabled && o->format_version != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"shard\" needs format-version 2"),
+				 errhint("Add format-version 2, or use the outbox preset (outbox 1).")));
+}
+
+static bool
+sel_matches(List *l, const char *schemaname, const char *tablename)
+{
+	ListCell   *lc;
+
+	foreach(lc, l)
+	{
+		TableSel   *t = (TableSel *) lfirst(lc);
+
+		if ((t->allschemas || strcmp(t->schemaname, schemaname) == 0) &&
+			(t->alltables || strcmp(t->tablename, tablename) == 0))
+			return true;
+	}
+	return false;
+}
+
+bool
+table_selected(const Options *o, const char *schemaname, const char *tablename)
+{
+	if (sel_matches(o->filter_tables, schemaname, tablename))
+		return false;
+	return sel_matches(o->add_tables, schemaname, tablename);
+}
+
+bool
+message_prefix_selected(const Options *o, const char *prefix)
+{
+	ListCell   *lc;
+
+	foreach(lc, o->filter_msg_prefixes)
+		if (strcmp((const char *) lfirst(lc), prefix) == 0)
+			return false;
+	if (o->add_msg_prefixes != NIL)
+	{
+		foreach(lc, o->add_msg_prefixes)
+			if (strcmp((const char *) lfirst(lc), prefix) == 0)
+				return true;
+		return false;
+	}
+	return true;
+}
+
+}							/* namespace outbox_decoder */
