@@ -1,0 +1,85 @@
+// Relay configuration: CLI flags over OUTBOX_RELAY_* environment variables over a TOML file
+// (--config), over built-in defaults (DESIGN 5.5). Every setting is declared once in config.cpp's
+// table, which also feeds --help and relay/README.md.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace outbox {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Thrown for --help / --version: print `text` to stdout and exit with `code`.
+struct ConfigExit {
+  int code;
+  std::string text;
+};
+
+struct Topology {
+  struct Exchange {
+    std::string name, type = "topic";
+    bool durable = true, auto_delete = false;
+  };
+  struct Queue {
+    std::string name;
+    bool durable = true, auto_delete = false, exclusive = false;
+    std::string dead_letter_exchange, dead_letter_routing_key, queue_type;
+    std::optional<std::int64_t> message_ttl_ms, max_length;
+  };
+  struct Binding {
+    std::string queue, exchange, routing_key;
+  };
+  std::vector<Exchange> exchanges;
+  std::vector<Queue> queues;
+  std::vector<Binding> bindings;
+  bool empty() const { return exchanges.empty() && queues.empty() && bindings.empty(); }
+};
+
+struct Config {
+  std::string pg;     // libpq conninfo or URI ("" = libpq defaults / PG* environment)
+  std::string amqp;   // amqp[s]://user:pass@host:port/vhost
+  std::string slot;
+  bool create_slot = false;
+  std::string plugin;  // outbox_decoder | wal2json
+  std::string exchange;
+  int max_in_flight = 0;
+  std::string http;  // host:port, "" = off
+  std::string log_format;  // text | json
+  std::string log_level;
+  std::string app_id;
+  int status_interval_ms = 0;
+  int checkpoint_interval_ms = 0;
+  int max_attempts = 0;
+  int retry_base_ms = 0, retry_max_ms = 0;
+  int reconnect_min_ms = 0, reconnect_max_ms = 0;
+  int drain_timeout_ms = 0;
+  int heartbeat_s = 0;
+  std::string config_file;
+  Topology topology;
+
+  // name -> "flag" | "env OUTBOX_RELAY_X" | "file" | "default": where each value came from.
+  std::map<std::string, std::string> sources;
+};
+
+using GetEnv = std::function<const char*(const char*)>;
+
+// Parses argv, the environment and the TOML file. Throws ConfigError (message names the setting
+// and the fix) or ConfigExit (--help, --version).
+Config load_config(int argc, const char* const* argv, const GetEnv& getenv);
+
+// The environment variable name of a setting: "max-in-flight" -> "OUTBOX_RELAY_MAX_IN_FLIGHT".
+std::string env_name(const std::string& setting);
+
+// A one-line summary of the effective configuration with secrets masked.
+std::string describe(const Config& c);
+
+extern const char* const kRelayVersion;
+
+}  // namespace outbox

@@ -1,0 +1,12 @@
+// Timestamps as PostgreSQL writes them ("2026-11-23 05:01:53.002315+00", ISO-8601 "T", "Z",
+// "+05:30") to microseconds since the Unix epoch.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace outbox {
+
+std::optional<std::int64_t> parse_timestamp_us(std::string_view text);
+
+}  // namespace outbox

@@ -1,0 +1,311 @@
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+#include <vector>
+
+#include "ack_tracker.h"
+#include "confirm_window.h"
+
+using namespace outbox;
+
+TEST(AckTracker, StartsAtStartLsn) {
+  AckTracker t(100);
+  EXPECT_EQ(t.ack_lsn(), 100u);
+  EXPECT_TRUE(t.idle());
+}
+
+TEST(AckTracker, EmptyTransactionIsAckedAtCommit) {
+  AckTracker t;
+  auto a = t.begin();
+  EXPECT_FALSE(t.idle());
+  t.commit(a, 500, 7);
+  EXPECT_EQ(t.ack_lsn(), 500u);
+  EXPECT_EQ(t.ack_commit_time_us(), 7);
+  EXPECT_TRUE(t.idle());
+}
+
+TEST(AckTracker, WaitsForEveryEventOfTheTransaction) {
+  AckTracker t;
+  auto a = t.begin();
+  t.add_event(a);
+  t.add_event(a);
+  t.commit(a, 200);
+  EXPECT_EQ(t.ack_lsn(), 0u);
+  t.settle(a);
+  EXPECT_EQ(t.ack_lsn(), 0u);
+  t.settle(a);
+  EXPECT_EQ(t.ack_lsn(), 200u);
+}
+
+TEST(AckTracker, OpenTransactionIsNotAckedEvenIfSettled) {
+  AckTracker t;
+  auto a = t.begin();
+  t.add_event(a);
+  t.settle(a);  // confirmed before the C line arrived
+  EXPECT_EQ(t.ack_lsn(), 0u);
+  EXPECT_TRUE(t.has_open_txn());
+  t.keepalive(1000);  // not idle: ignored
+  EXPECT_EQ(t.ack_lsn(), 0u);
+  t.commit(a, 300);
+  EXPECT_EQ(t.ack_lsn(), 300u);
+}
+
+TEST(AckTracker, NewerConfirmedTransactionWaitsForOlder) {
+  AckTracker t;
+  auto a = t.begin();
+  t.add_event(a);
+  t.commit(a, 100);
+  auto b = t.begin();
+  t.add_event(b);
+  t.commit(b, 200);
+  auto c = t.begin();
+  t.commit(c, 300);  // empty
+  t.settle(b);
+  EXPECT_EQ(t.ack_lsn(), 0u);
+  t.settle(a);
+  EXPECT_EQ(t.ack_lsn(), 300u);  // a, b and the empty c all go at once
+}
+
+TEST(AckTracker, KeepaliveOnlyWhenIdleAndNeverBackwards) {
+  AckTracker t(50);
+  t.keepalive(40);
+  EXPECT_EQ(t.ack_lsn(), 50u);
+  t.keepalive(80);
+  EXPECT_EQ(t.ack_lsn(), 80u);
+  auto a = t.begin();
+  t.add_event(a);
+  t.commit(a, 120);
+  t.keepalive(500);
+  EXPECT_EQ(t.ack_lsn(), 80u);
+  t.settle(a);
+  EXPECT_EQ(t.ack_lsn(), 120u);
+  t.keepalive(500);
+  EXPECT_EQ(t.ack_lsn(), 500u);
+}
+
+TEST(AckTracker, ResetForgetsInFlightButKeepsAck) {
+  AckTracker t;
+  auto a = t.begin();
+  t.commit(a, 100);
+  auto b = t.begin();
+  t.add_event(b);
+  t.commit(b, 200);
+  t.reset(90);
+  EXPECT_EQ(t.ack_lsn(), 100u);
+  EXPECT_TRUE(t.idle());
+  EXPECT_EQ(t.unsettled_events(), 0u);
+  EXPECT_THROW(t.settle(b), std::logic_error);  // stale id after reset
+  auto c = t.begin();
+  t.add_event(c);
+  t.commit(c, 200);
+  t.settle(c);
+  EXPECT_EQ(t.ack_lsn(), 200u);
+}
+
+TEST(AckTracker, MisuseIsALogicError) {
+  AckTracker t;
+  auto a = t.begin();
+  EXPECT_THROW(t.begin(), std::logic_error);
+  EXPECT_THROW(t.settle(a), std::logic_error);
+  t.commit(a, 10);
+  EXPECT_THROW(t.add_event(a), std::logic_error);
+  EXPECT_THROW(t.commit(a, 10), std::logic_error);
+}
+
+TEST(ConfirmWindow, SingleMultipleNackAndReturn) {
+  ConfirmWindow<int> w;
+  EXPECT_EQ(w.add(10), 1u);
+  EXPECT_EQ(w.add(11), 2u);
+  EXPECT_EQ(w.add(12), 3u);
+  EXPECT_EQ(w.add(13), 4u);
+  std::vector<ConfirmWindow<int>::Settled> out;
+  w.confirm(3, false, false, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].item, 12);
+  EXPECT_TRUE(out[0].ok);
+  EXPECT_TRUE(w.mark_returned([](const int& v) { return v == 11; }));
+  out.clear();
+  w.confirm(2, true, false, out);  // acks 1 and 2; 2 was returned
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].item, 10);
+  EXPECT_TRUE(out[0].ok);
+  EXPECT_EQ(out[1].item, 11);
+  EXPECT_FALSE(out[1].ok);
+  out.clear();
+  w.confirm(2, false, false, out);  // duplicate: ignored
+  EXPECT_TRUE(out.empty());
+  w.confirm(4, true, true, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].ok);
+  EXPECT_TRUE(w.empty());
+  w.add(1);
+  auto lost = w.reset();
+  EXPECT_EQ(lost.size(), 1u);
+  EXPECT_EQ(w.next_tag(), 1u);
+}
+
+// Randomized: random transactions (0..6 events), a random confirm window, random broker answers
+// (single and multiple acks, nacks, returns followed by acks, out-of-order single acks), retries
+// and dead letters, keepalives, and random crashes (everything in flight lost, the server re-sends
+// from the acknowledged LSN). Invariants after every step:
+//  - safety: every event of every transaction at or below the ack LSN was confirmed or
+//    dead-lettered at least once;
+//  - liveness: the ack LSN equals the model's: the end of the newest fully settled committed
+//    prefix, or the keepalive's WAL end when nothing is tracked.
+namespace {
+
+struct Txn {
+  Lsn end;
+  int events;
+};
+struct Ref {
+  int txn;    // index in the workload
+  int event;  // index inside the transaction
+  AckTracker::TxnId tid;
+  int attempts;
+};
+
+void run_random(std::uint64_t seed, bool with_crashes) {
+  std::mt19937_64 rng(seed);
+  auto rnd = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
+  const int ntx = 60 + rnd(120);
+  std::vector<Txn> wl;
+  Lsn lsn = 1000;
+  for (int i = 0; i < ntx; ++i) {
+    lsn += 10 + static_cast<Lsn>(rnd(100));
+    wl.push_back(Txn{lsn, rnd(4) == 0 ? 0 : rnd(7)});
+  }
+  const int max_attempts = 1 + rnd(4);
+  const std::size_t window = 1 + static_cast<std::size_t>(rnd(12));
+
+  AckTracker tracker(900);
+  ConfirmWindow<Ref> win;
+  std::vector<std::set<int>> done(ntx);  // events confirmed or dead-lettered at least once
+  // Stream position: next txn to receive and the part of it already received.
+  int next_txn = 0, next_event = -1;     // -1: B not yet received
+  AckTracker::TxnId open_tid = 0;
+  std::vector<Ref> retry;  // failed events waiting for republish, in order
+  std::vector<int> recv_pending(ntx, 0);  // model: unsettled events per received txn
+  std::vector<bool> recv_committed(ntx, false);
+  int first_tracked = 0;  // model: first received txn not yet acknowledged
+  Lsn model_ack = 900;
+  bool model_open = false;
+
+  auto model_advance = [&]() {
+    while (first_tracked < next_txn && recv_committed[first_tracked] && recv_pending[first_tracked] == 0) {
+      model_ack = std::max(model_ack, wl[first_tracked].end);
+      ++first_tracked;
+    }
+  };
+  auto settle = [&](const Ref& r) {
+    done[r.txn].insert(r.event);
+    tracker.settle(r.tid);
+    --recv_pending[r.txn];
+  };
+  auto check = [&]() {
+    ASSERT_EQ(tracker.ack_lsn(), model_ack) << "seed " << seed;
+    for (int i = 0; i < ntx && wl[i].end <= tracker.ack_lsn(); ++i)
+      ASSERT_EQ(static_cast<int>(done[i].size()), wl[i].events) << "seed " << seed << " txn " << i;
+  };
+
+  int steps = 0;
+  while (tracker.ack_lsn() < wl.back().end) {
+    ASSERT_LT(++steps, 1000000) << "no progress, seed " << seed;
+    int action = rnd(100);
+    if (action < 40) {
+      // Receive the next stream item, unless the window is full or retries are pending.
+      if (next_txn >= ntx || win.size() >= window || !retry.empty()) continue;
+      if (next_event == -1) {
+        open_tid = tracker.begin();
+        model_open = true;
+        next_event = 0;
+      } else if (next_event < wl[next_txn].events) {
+        tracker.add_event(open_tid);
+        ++recv_pending[next_txn];
+        win.add(Ref{next_txn, next_event, open_tid, 1});
+        ++next_event;
+      } else {
+        tracker.commit(open_tid, wl[next_txn].end);
+        recv_committed[next_txn] = true;
+        model_open = false;
+        ++next_txn;
+        next_event = -1;
+        model_advance();
+      }
+    } else if (action < 75) {
+      // The broker answers for a random in-flight tag.
+      if (win.empty()) continue;
+      std::uint64_t lo = win.next_tag() - win.size();  // tags are not contiguous; pick near the front
+      std::uint64_t tag = lo + static_cast<std::uint64_t>(rnd(static_cast<int>(win.size()) + 1));
+      int kind = rnd(10);
+      if (kind == 0) {
+        // basic.return for the oldest entry, then its ack comes later
+        win.mark_returned([](const Ref&) { return true; });
+        continue;
+      }
+      std::vector<ConfirmWindow<Ref>::Settled> out;
+      win.confirm(tag, rnd(2) == 0, kind == 1, out);
+      for (auto& s : out) {
+        if (s.ok) {
+          settle(s.item);
+        } else if (s.item.attempts >= max_attempts) {
+          settle(s.item);  // dead letter
+        } else {
+          Ref r = s.item;
+          ++r.attempts;
+          retry.push_back(r);
+        }
+      }
+      model_advance();
+    } else if (action < 85) {
+      // Republish the retries (the backoff delay is the caller's business).
+      if (retry.empty() || win.size() >= window) continue;
+      win.add(retry.front());
+      retry.erase(retry.begin());
+    } else if (action < 95) {
+      // A keepalive: the server has sent everything before the next txn's commit.
+      Lsn wal_end = next_txn < ntx ? wl[next_txn].end - 1 - static_cast<Lsn>(rnd(5)) : wl.back().end + 5;
+      if (next_txn > 0) wal_end = std::max(wal_end, wl[next_txn - 1].end);
+      bool idle = !model_open && first_tracked == next_txn;
+      EXPECT_EQ(tracker.idle(), idle) << "seed " << seed;
+      tracker.keepalive(wal_end);
+      if (idle) model_ack = std::max(model_ack, wal_end);
+    } else if (with_crashes && action < 97) {
+      // Crash: everything in flight is lost; the server re-sends from the first txn past the ack.
+      win.reset();
+      retry.clear();
+      tracker.reset(tracker.ack_lsn());
+      int restart = 0;
+      while (restart < ntx && wl[restart].end <= tracker.ack_lsn()) ++restart;
+      for (int i = restart; i < ntx; ++i) {
+        recv_pending[i] = 0;
+        recv_committed[i] = false;
+      }
+      next_txn = restart;
+      first_tracked = restart;
+      next_event = -1;
+      model_open = false;
+    }
+    check();
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  check();
+  for (int i = 0; i < ntx; ++i) ASSERT_EQ(static_cast<int>(done[i].size()), wl[i].events);
+}
+
+}  // namespace
+
+TEST(AckTrackerRandomized, NoCrashes) {
+  for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+    run_random(seed, false);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+TEST(AckTrackerRandomized, WithCrashes) {
+  for (std::uint64_t seed = 1000; seed <= 1300; ++seed) {
+    run_random(seed, true);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
