@@ -192,9 +192,9 @@ BEGIN
             USING ERRCODE = 'no_data_found', HINT = 'List them with: SELECT id, reason FROM outbox.dead_letters;';
     END IF;
     IF dl.replayed_at IS NOT NULL THEN
-        RAISE EXCEPTION 'outbox.replay_dead_letter: dead letter % was already replayed at % as event %',
-                        dead_letter_id, dl.replayed_at, dl.replayed_event_id
+        RAISE EXCEPTION 'outbox.replay_dead_letter: dead letter % was already replayed', dead_letter_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('Replayed at %s as event %s.', dl.replayed_at, dl.replayed_event_id),
                   HINT = 'Emit it again yourself with outbox_emit() if you really want a second copy.';
     END IF;
     -- A new event (new id): the old one may still be in outbox.events, and it was never delivered.
