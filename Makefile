@@ -38,7 +38,7 @@ decoder-clean:
 endif
 
 # ---- project targets ---------------------------------------------------------------------
-.PHONY: deps demo test bench stack-up stack-down relay
+.PHONY: deps demo demo-stop test bench stack-up stack-down relay
 
 deps:
 	scripts/install-deps
@@ -49,6 +49,9 @@ relay: deps
 
 demo: deps
 	scripts/demo
+
+demo-stop:
+	OUTBOX_RUN_DIR=$(CURDIR)/.run/demo scripts/stack down
 
 test: deps
 	scripts/test
