@@ -31,15 +31,16 @@ class ConfirmWindow {
     return tag;
   }
 
-  // Marks the oldest unsettled entry matching `pred` as returned (unroutable). True if found.
-  bool mark_returned(const std::function<bool(const T&)>& pred) {
+  // Marks the oldest unsettled entry matching `pred` as returned (unroutable). Returns the item
+  // (to attach the broker's reply) or nullptr if none matched.
+  T* mark_returned(const std::function<bool(const T&)>& pred) {
     for (auto& [tag, e] : entries_) {
       if (!e.returned && pred(e.item)) {
         e.returned = true;
-        return true;
+        return &e.item;
       }
     }
-    return false;
+    return nullptr;
   }
 
   // Applies basic.ack (nack=false) or basic.nack; appends the settled entries in tag order.

@@ -1,0 +1,57 @@
+// outbox-relay: see relay/README.md and `outbox-relay --help`.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "config.h"
+#include "http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "relay.h"
+
+namespace {
+outbox::Relay* g_relay = nullptr;
+extern "C" void on_signal(int) {
+  if (g_relay) g_relay->request_stop();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  outbox::Config cfg;
+  try {
+    cfg = outbox::load_config(argc, argv, [](const char* n) { return std::getenv(n); });
+  } catch (const outbox::ConfigExit& e) {
+    std::cout << e.text;
+    return e.code;
+  } catch (const outbox::ConfigError& e) {
+    std::cerr << "outbox-relay: " << e.what() << "\n";
+    return 2;
+  }
+  if (!outbox::setup_logging(cfg.log_format, cfg.log_level)) {
+    std::cerr << "outbox-relay: unknown --log-level \"" << cfg.log_level << "\" (use trace, debug, info, warn, error)\n";
+    return 2;
+  }
+  spdlog::info("outbox-relay {} starting: {}", outbox::kRelayVersion, outbox::describe(cfg));
+
+  std::signal(SIGPIPE, SIG_IGN);
+  outbox::Metrics metrics;
+  outbox::HttpServer http(metrics);
+  if (!cfg.http.empty()) http.start(cfg.http);
+
+  int rc = 0;
+  {
+    outbox::Relay relay(cfg, metrics);
+    g_relay = &relay;
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    rc = relay.run();
+    g_relay = nullptr;
+  }
+  http.stop();
+  return rc;
+}

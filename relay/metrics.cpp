@@ -1,0 +1,60 @@
+#include "metrics.h"
+
+#include <sstream>
+
+namespace outbox {
+
+void Metrics::observe_confirm_latency_us(std::uint64_t us) {
+  double s = static_cast<double>(us) / 1e6;
+  std::size_t i = 0;
+  while (i < kBuckets.size() && s > kBuckets[i]) ++i;
+  confirm_latency_buckets[i].fetch_add(1, std::memory_order_relaxed);
+  confirm_latency_count.fetch_add(1, std::memory_order_relaxed);
+  confirm_latency_sum_us.fetch_add(us, std::memory_order_relaxed);
+}
+
+std::string Metrics::render_prometheus() const {
+  std::ostringstream o;
+  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n" << name << ' ' << v << '\n';
+  };
+  auto gauge = [&](const char* name, const char* help, double v) {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n" << name << ' ' << v << '\n';
+  };
+  counter("outbox_relay_events_published_total", "basic.publish calls, retries included", events_published.load());
+  counter("outbox_relay_events_confirmed_total", "events confirmed (acked and routed) by the broker", events_confirmed.load());
+  counter("outbox_relay_transactions_total", "committed transactions received from the slot", transactions.load());
+  counter("outbox_relay_nacks_total", "basic.nack received", nacks.load());
+  counter("outbox_relay_returns_total", "unroutable messages returned (mandatory)", returns.load());
+  counter("outbox_relay_retries_total", "publish retries after a nack or return", retries.load());
+  counter("outbox_relay_dead_letters_total", "events written to outbox.dead_letters", dead_letters.load());
+  o << "# HELP outbox_relay_reconnects_total reconnections after a lost connection\n"
+       "# TYPE outbox_relay_reconnects_total counter\n"
+    << "outbox_relay_reconnects_total{server=\"postgresql\"} " << reconnects_pg.load() << '\n'
+    << "outbox_relay_reconnects_total{server=\"rabbitmq\"} " << reconnects_amqp.load() << '\n';
+  counter("outbox_relay_standby_waits_total", "times the slot was busy and the relay waited as a standby", standby_waits.load());
+  counter("outbox_relay_status_updates_total", "standby status updates sent", status_updates.load());
+  gauge("outbox_relay_in_flight", "published messages not yet confirmed", static_cast<double>(in_flight.load()));
+  gauge("outbox_relay_acknowledged_lsn", "LSN acknowledged to the slot (as a number)", static_cast<double>(ack_lsn.load()));
+  std::uint64_t end = server_wal_end.load(), ack = ack_lsn.load();
+  gauge("outbox_relay_replication_lag_bytes", "server WAL end minus acknowledged LSN",
+        static_cast<double>(end > ack ? end - ack : 0));
+  gauge("outbox_relay_acknowledged_commit_time_seconds", "commit time of the newest acknowledged transaction",
+        static_cast<double>(ack_commit_time_us.load()) / 1e6);
+  gauge("outbox_relay_up", "1 while streaming from the slot and connected to the broker", streaming.load() ? 1 : 0);
+  gauge("outbox_relay_broker_blocked", "1 while RabbitMQ blocks publishing (connection.blocked)", broker_blocked.load() ? 1 : 0);
+  o << "# HELP outbox_relay_confirm_latency_seconds publish to broker confirm\n"
+       "# TYPE outbox_relay_confirm_latency_seconds histogram\n";
+  std::uint64_t cum = 0;
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    cum += confirm_latency_buckets[i].load();
+    o << "outbox_relay_confirm_latency_seconds_bucket{le=\"" << kBuckets[i] << "\"} " << cum << '\n';
+  }
+  cum += confirm_latency_buckets[kBuckets.size()].load();
+  o << "outbox_relay_confirm_latency_seconds_bucket{le=\"+Inf\"} " << cum << '\n';
+  o << "outbox_relay_confirm_latency_seconds_sum " << static_cast<double>(confirm_latency_sum_us.load()) / 1e6 << '\n';
+  o << "outbox_relay_confirm_latency_seconds_count " << confirm_latency_count.load() << '\n';
+  return o.str();
+}
+
+}  // namespace outbox

@@ -1,0 +1,43 @@
+// Counters and gauges the event loop updates (atomics, so the HTTP thread can read them without
+// locks) and their Prometheus text rendering.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace outbox {
+
+struct Metrics {
+  static constexpr std::array<double, 14> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1,    0.25,  0.5,    1.0,   2.5,  5.0,  10.0};
+  std::atomic<std::uint64_t> events_published{0};   // basic.publish calls (retries included)
+  std::atomic<std::uint64_t> events_confirmed{0};   // broker acks of routed messages
+  std::atomic<std::uint64_t> transactions{0};       // committed transactions received
+  std::atomic<std::uint64_t> nacks{0};
+  std::atomic<std::uint64_t> returns{0};
+  std::atomic<std::uint64_t> retries{0};
+  std::atomic<std::uint64_t> dead_letters{0};
+  std::atomic<std::uint64_t> reconnects_pg{0};
+  std::atomic<std::uint64_t> reconnects_amqp{0};
+  std::atomic<std::uint64_t> standby_waits{0};
+  std::atomic<std::uint64_t> status_updates{0};
+  std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::uint64_t> ack_lsn{0};
+  std::atomic<std::uint64_t> server_wal_end{0};
+  std::atomic<std::int64_t> ack_commit_time_us{0};
+  std::atomic<bool> pg_connected{false};
+  std::atomic<bool> amqp_connected{false};
+  std::atomic<bool> streaming{false};
+  std::atomic<bool> broker_blocked{false};
+  std::atomic<std::int64_t> loop_heartbeat_ms{0};  // steady-clock ms of the last loop iteration
+
+  std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> confirm_latency_buckets{};
+  std::atomic<std::uint64_t> confirm_latency_count{0};
+  std::atomic<std::uint64_t> confirm_latency_sum_us{0};
+
+  void observe_confirm_latency_us(std::uint64_t us);
+  std::string render_prometheus() const;
+};
+
+}  // namespace outbox

@@ -1,0 +1,258 @@
+#include "pg_admin.h"
+
+#include <cstring>
+#include <sstream>
+
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+#include "mask.h"
+
+namespace outbox {
+
+namespace {
+
+struct Result {
+  PGresult* r;
+  explicit Result(PGresult* x) : r(x) {}
+  ~Result() {
+    if (r) PQclear(r);
+  }
+  Result(const Result&) = delete;
+  Result& operator=(const Result&) = delete;
+};
+
+void json_str(std::ostringstream& o, const std::string& s) {
+  static const char* hex = "0123456789abcdef";
+  o << '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o << "\\\""; break;
+      case '\\': o << "\\\\"; break;
+      case '\n': o << "\\n"; break;
+      case '\r': o << "\\r"; break;
+      case '\t': o << "\\t"; break;
+      default:
+        if (c < 0x20) o << "\\u00" << hex[c >> 4] << hex[c & 15];
+        else o << static_cast<char>(c);
+    }
+  }
+  o << '"';
+}
+
+void json_opt(std::ostringstream& o, const std::optional<std::string>& s) {
+  if (s) json_str(o, *s);
+  else o << "null";
+}
+
+bool looks_like_uuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string event_to_json(const Event& ev) {
+  std::ostringstream o;
+  o.precision(17);
+  o << "{\"id\":";
+  json_str(o, ev.id);
+  o << ",\"aggregate_type\":";
+  json_opt(o, ev.aggregate_type);
+  o << ",\"aggregate_id\":";
+  json_opt(o, ev.aggregate_id);
+  o << ",\"event_type\":";
+  json_str(o, ev.event_type);
+  o << ",\"payload\":" << (ev.payload.empty() ? "null" : ev.payload);
+  o << ",\"headers\":{";
+  bool first = true;
+  for (const auto& h : ev.headers) {
+    if (!first) o << ',';
+    first = false;
+    json_str(o, h.name);
+    o << ':';
+    switch (h.value.kind) {
+      case HeaderValue::Kind::String: json_str(o, h.value.s); break;
+      case HeaderValue::Kind::Int: o << h.value.i; break;
+      case HeaderValue::Kind::Double: o << h.value.d; break;
+      case HeaderValue::Kind::Bool: o << (h.value.b ? "true" : "false"); break;
+      case HeaderValue::Kind::Null: o << "null"; break;
+    }
+  }
+  o << "},\"exchange\":";
+  json_opt(o, ev.exchange);
+  o << ",\"routing_key\":";
+  json_opt(o, ev.routing_key);
+  o << ",\"correlation_id\":";
+  json_opt(o, ev.correlation_id);
+  o << ",\"causation_id\":";
+  json_opt(o, ev.causation_id);
+  o << ",\"created_at\":";
+  json_str(o, ev.created_at);
+  o << ",\"lsn\":\"" << format_lsn(ev.lsn) << "\",\"xid\":" << ev.xid << '}';
+  return o.str();
+}
+
+PgAdmin::~PgAdmin() { close(); }
+
+void PgAdmin::close() {
+  if (conn_) PQfinish(conn_);
+  conn_ = nullptr;
+}
+
+bool PgAdmin::connected() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+
+void PgAdmin::connect(const std::string& conninfo) {
+  close();
+  const char* keys[] = {"dbname", "fallback_application_name", nullptr};
+  const char* vals[] = {conninfo.c_str(), "outbox-relay", nullptr};
+  if (conninfo.empty()) {
+    keys[0] = "fallback_application_name";
+    vals[0] = "outbox-relay";
+    keys[1] = nullptr;
+    vals[1] = nullptr;
+  }
+  conn_ = PQconnectdbParams(keys, vals, 1);
+  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+    std::string msg = conn_ ? PQerrorMessage(conn_) : "out of memory";
+    close();
+    throw classify_pg_error("connection to \"" + mask_conninfo(conninfo) + "\" failed: " + msg, slot_, plugin_);
+  }
+}
+
+void PgAdmin::check_server() {
+  {
+    Result r(PQexec(conn_, "SELECT current_setting('wal_level'), current_setting('output_plugin_libraries', true)"));
+    if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
+      throw classify_pg_error(std::string("checking server settings failed: ") + PQresultErrorMessage(r.r), slot_, plugin_);
+    std::string wal_level = PQgetvalue(r.r, 0, 0);
+    if (wal_level != "logical")
+      throw PgError(PgErrorKind::Fatal, "wal_level is \"" + wal_level +
+                                            "\", logical decoding needs \"logical\" -- fix: set wal_level = logical in "
+                                            "postgresql.conf and restart PostgreSQL");
+    if (!PQgetisnull(r.r, 0, 1)) {
+      std::string libs = PQgetvalue(r.r, 0, 1);
+      // comma separated, spaces allowed
+      bool found = false;
+      std::stringstream ss(libs);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        auto b = item.find_first_not_of(" \t\"");
+        auto e = item.find_last_not_of(" \t\"");
+        if (b != std::string::npos && item.substr(b, e - b + 1) == plugin_) found = true;
+      }
+      if (!found)
+        throw PgError(PgErrorKind::Fatal, "output plugin " + plugin_ + " is not in output_plugin_libraries (\"" + libs +
+                                              "\") -- fix: add it in postgresql.conf, e.g. output_plugin_libraries = "
+                                              "'pgoutput, test_decoding, wal2json, outbox_decoder', and reload");
+    }
+  }
+}
+
+std::string PgAdmin::current_database() {
+  Result r(PQexec(conn_, "SELECT current_database()"));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
+    throw classify_pg_error(std::string("SELECT current_database() failed: ") + PQresultErrorMessage(r.r), slot_, plugin_);
+  return PQgetvalue(r.r, 0, 0);
+}
+
+std::optional<SlotInfo> PgAdmin::slot_info() {
+  const char* params[] = {slot_.c_str()};
+  Result r(PQexecParams(conn_,
+                        "SELECT plugin, slot_type, database, active, coalesce(active_pid, 0), coalesce(wal_status, ''), "
+                        "coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1",
+                        1, nullptr, params, nullptr, nullptr, 0));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
+    throw classify_pg_error(std::string("reading pg_replication_slots failed: ") + PQresultErrorMessage(r.r), slot_, plugin_);
+  if (PQntuples(r.r) == 0) return std::nullopt;
+  SlotInfo s;
+  s.plugin = PQgetvalue(r.r, 0, 0);
+  s.slot_type = PQgetvalue(r.r, 0, 1);
+  s.database = PQgetvalue(r.r, 0, 2);
+  s.active = std::strcmp(PQgetvalue(r.r, 0, 3), "t") == 0;
+  s.active_pid = std::atoi(PQgetvalue(r.r, 0, 4));
+  s.wal_status = PQgetvalue(r.r, 0, 5);
+  s.confirmed_flush = parse_lsn(PQgetvalue(r.r, 0, 6)).value_or(0);
+  return s;
+}
+
+void PgAdmin::check_slot(const SlotInfo& s, const std::string& database) {
+  if (s.slot_type != "logical")
+    throw PgError(PgErrorKind::Fatal, "replication slot \"" + slot_ + "\" is a " + s.slot_type +
+                                          " slot -- fix: use another --slot for the relay (it needs a logical slot)");
+  if (s.plugin != plugin_)
+    throw PgError(PgErrorKind::Fatal, "replication slot \"" + slot_ + "\" was created with plugin " + s.plugin +
+                                          ", not " + plugin_ + " -- fix: start with --plugin " + s.plugin +
+                                          ", or drop the slot (SELECT pg_drop_replication_slot('" + slot_ +
+                                          "')) and let --create-slot make it again");
+  if (s.database != database)
+    throw PgError(PgErrorKind::Fatal, "replication slot \"" + slot_ + "\" belongs to database " + s.database +
+                                          ", but --pg connects to " + database + " -- fix: point --pg at " + s.database +
+                                          " or use another --slot");
+  if (s.wal_status == "lost")
+    throw PgError(PgErrorKind::Fatal, "replication slot \"" + slot_ +
+                                          "\" has been invalidated (wal_status lost: it fell behind "
+                                          "max_slot_wal_keep_size) -- fix: drop and recreate it (SELECT "
+                                          "pg_drop_replication_slot('" + slot_ +
+                                          "'); then --create-slot) and check outbox.events for events that were missed");
+  if (s.active)
+    throw PgError(PgErrorKind::SlotBusy, "replication slot \"" + slot_ + "\" is active for PID " +
+                                             std::to_string(s.active_pid));
+}
+
+bool PgAdmin::record_checkpoint(Lsn ack, std::int64_t commit_time_us) {
+  if (!connected()) return false;
+  std::string lsn = format_lsn(ack);
+  std::string ts = std::to_string(static_cast<double>(commit_time_us) / 1e6);
+  const char* params[] = {slot_.c_str(), lsn.c_str(), commit_time_us ? ts.c_str() : nullptr};
+  Result r(PQexecParams(conn_, "SELECT outbox.record_checkpoint($1, $2::pg_lsn, to_timestamp($3::float8))", 3, nullptr,
+                        params, nullptr, nullptr, 0));
+  if (PQresultStatus(r.r) == PGRES_TUPLES_OK) return true;
+  std::string err = PQresultErrorMessage(r.r);
+  if (!warned_no_checkpoint_) {
+    spdlog::warn("cannot record the checkpoint in outbox.relay_checkpoints: {}(is CREATE EXTENSION outbox done in this "
+                 "database, and outbox.grant_relay() given to the relay role?)",
+                 err);
+    warned_no_checkpoint_ = true;
+  }
+  return false;
+}
+
+void PgAdmin::insert_dead_letter(const Event& ev, const std::string& reason, int attempts, std::int64_t first_failed_us,
+                                 std::int64_t last_failed_us, const std::string& broker_reply) {
+  if (!connected()) throw PgError(PgErrorKind::Retryable, "no database connection to write a dead letter");
+  std::string json = event_to_json(ev);
+  std::string att = std::to_string(attempts);
+  std::string f = std::to_string(static_cast<double>(first_failed_us) / 1e6);
+  std::string l = std::to_string(static_cast<double>(last_failed_us) / 1e6);
+  const char* params[] = {looks_like_uuid(ev.id) ? ev.id.c_str() : nullptr,
+                          json.c_str(),
+                          reason.c_str(),
+                          att.c_str(),
+                          f.c_str(),
+                          l.c_str(),
+                          broker_reply.empty() ? nullptr : broker_reply.c_str(),
+                          slot_.c_str()};
+  Result r(PQexecParams(conn_,
+                        "INSERT INTO outbox.dead_letters (event_id, event, reason, attempts, first_failed_at, "
+                        "last_failed_at, broker_reply, slot_name) VALUES ($1::uuid, $2::jsonb, $3, $4::int, "
+                        "to_timestamp($5::float8), to_timestamp($6::float8), $7, $8)",
+                        8, nullptr, params, nullptr, nullptr, 0));
+  if (PQresultStatus(r.r) != PGRES_COMMAND_OK) {
+    std::string err = PQresultErrorMessage(r.r);
+    if (PQstatus(conn_) != CONNECTION_OK) throw PgError(PgErrorKind::Retryable, "writing a dead letter failed: " + err);
+    throw PgError(PgErrorKind::Fatal, "writing a dead letter into outbox.dead_letters failed: " + err +
+                                          "-- fix: CREATE EXTENSION outbox in this database and SELECT "
+                                          "outbox.grant_relay('<relay role>')");
+  }
+}
+
+}  // namespace outbox

@@ -1,0 +1,67 @@
+// The replication side: a libpq connection with replication=database, slot creation,
+// START_REPLICATION with the plugin's options, non-blocking CopyBoth reads (XLogData 'w',
+// keepalive 'k') and standby status updates ('r').
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "lsn.h"
+#include "pg_errors.h"
+
+struct pg_conn;
+
+namespace outbox {
+
+struct ReplMessage {
+  enum class Kind { None, XLogData, Keepalive } kind = Kind::None;
+  Lsn data_start = 0;  // XLogData
+  Lsn wal_end = 0;     // both
+  bool reply_requested = false;  // keepalive
+  std::string_view data;         // XLogData payload, valid until the next read()
+};
+
+// The START_REPLICATION options for a plugin (DESIGN 4): the outbox preset.
+std::vector<std::pair<std::string, std::string>> plugin_options(const std::string& plugin);
+
+// Builds "key=value" libpq parameters from a conninfo/URI plus overrides, for PQconnectdbParams
+// with expand_dbname.
+class ReplicationStream {
+ public:
+  ReplicationStream(std::string slot, std::string plugin) : slot_(std::move(slot)), plugin_(std::move(plugin)) {}
+  ~ReplicationStream();
+  ReplicationStream(const ReplicationStream&) = delete;
+  ReplicationStream& operator=(const ReplicationStream&) = delete;
+
+  void connect(const std::string& conninfo);  // throws PgError
+  // IDENTIFY_SYSTEM: returns the database name the walsender is attached to.
+  std::string identify_system();
+  // CREATE_REPLICATION_SLOT; false if it already existed.
+  bool create_slot();
+  void start(Lsn from);  // START_REPLICATION SLOT ... LOGICAL from (options)
+  // Reads the next message without blocking (Kind::None when nothing complete is buffered).
+  // Throws PgError when the stream ended or the connection broke.
+  ReplMessage read();
+  // Reads what the socket has into libpq's buffer. Throws PgError on a broken connection.
+  void consume_input();
+  // Queues a standby status update and tries to flush it.
+  void send_status(Lsn write, Lsn flush, Lsn apply, bool reply_requested);
+  // Tries to send queued output; true when everything was sent.
+  bool flush();
+  int socket() const;
+  bool connected() const { return conn_ != nullptr; }
+  void close();
+
+ private:
+  [[noreturn]] void fail(const std::string& what);
+  std::string slot_, plugin_;
+  pg_conn* conn_ = nullptr;
+  char* buf_ = nullptr;
+};
+
+// Microseconds since 2000-01-01 (PostgreSQL epoch), for the status update's clock field.
+std::int64_t pg_now_us();
+
+}  // namespace outbox

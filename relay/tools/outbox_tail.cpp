@@ -1,0 +1,169 @@
+// outbox-tail: a small RabbitMQ consumer that prints each message as one JSON line (routing key,
+// properties, headers, body), for the demo, the benchmarks and humans. It can declare its queue
+// and bind it (--bind EXCHANGE:ROUTING_KEY, repeatable), stop after --count messages or after
+// --idle-ms without messages.
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace {
+
+std::string s(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
+
+std::string jstr(const std::string& v) {
+  std::string o = "\"";
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      o += buf;
+    } else {
+      o += static_cast<char>(c);
+    }
+  }
+  return o + "\"";
+}
+
+std::string field(const amqp_field_value_t& v) {
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: return jstr(s(v.value.bytes));
+    case AMQP_FIELD_KIND_BOOLEAN: return v.value.boolean ? "true" : "false";
+    case AMQP_FIELD_KIND_I8: return std::to_string(v.value.i8);
+    case AMQP_FIELD_KIND_U8: return std::to_string(v.value.u8);
+    case AMQP_FIELD_KIND_I16: return std::to_string(v.value.i16);
+    case AMQP_FIELD_KIND_U16: return std::to_string(v.value.u16);
+    case AMQP_FIELD_KIND_I32: return std::to_string(v.value.i32);
+    case AMQP_FIELD_KIND_U32: return std::to_string(v.value.u32);
+    case AMQP_FIELD_KIND_I64: return std::to_string(v.value.i64);
+    case AMQP_FIELD_KIND_U64: return std::to_string(v.value.u64);
+    case AMQP_FIELD_KIND_F32: return std::to_string(v.value.f32);
+    case AMQP_FIELD_KIND_F64: {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.17g", v.value.f64);
+      return buf;
+    }
+    case AMQP_FIELD_KIND_VOID: return "null";
+    default: return "\"?\"";
+  }
+}
+
+void die(const std::string& what) {
+  std::cerr << "outbox-tail: " << what << "\n";
+  std::exit(1);
+}
+
+void check(amqp_connection_state_t c, const char* what) {
+  amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+  if (r.reply_type != AMQP_RESPONSE_NORMAL) die(std::string(what) + " failed");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"outbox-tail: print RabbitMQ messages as JSON lines"};
+  std::string url = std::getenv("OUTBOX_AMQP_URL") ? std::getenv("OUTBOX_AMQP_URL") : "amqp://guest:guest@127.0.0.1:5672/";
+  std::string queue;
+  std::vector<std::string> binds;
+  long count = 0, idle_ms = 0;
+  bool declare = false, exclusive = false, quiet = false;
+  app.add_option("--url", url, "AMQP URL (default: $OUTBOX_AMQP_URL)");
+  app.add_option("--queue", queue, "queue to consume")->required();
+  app.add_flag("--declare", declare, "declare the queue (durable unless --exclusive)");
+  app.add_flag("--exclusive", exclusive, "declare it exclusive/auto-delete");
+  app.add_option("--bind", binds, "EXCHANGE:ROUTING_KEY to bind the queue to (repeatable; implies --declare)");
+  app.add_option("--count", count, "exit after this many messages");
+  app.add_option("--idle-ms", idle_ms, "exit after this long without a message");
+  app.add_flag("--quiet", quiet, "print only a final count");
+  CLI11_PARSE(app, argc, argv);
+  if (!binds.empty()) declare = true;
+
+  std::vector<char> ubuf(url.begin(), url.end());
+  ubuf.push_back(0);
+  amqp_connection_info ci;
+  if (amqp_parse_url(ubuf.data(), &ci) != AMQP_STATUS_OK) die("bad --url");
+  // "amqp://host:port/" has an empty vhost by the URI spec; everyone means "/".
+  if (ci.vhost == nullptr || ci.vhost[0] == '\0') ci.vhost = const_cast<char*>("/");
+  amqp_connection_state_t c = amqp_new_connection();
+  amqp_socket_t* sock = amqp_tcp_socket_new(c);
+  if (amqp_socket_open(sock, ci.host, ci.port) != AMQP_STATUS_OK) die("cannot connect to RabbitMQ");
+  if (amqp_login(c, ci.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password).reply_type !=
+      AMQP_RESPONSE_NORMAL)
+    die("login failed");
+  amqp_channel_open(c, 1);
+  check(c, "channel.open");
+  if (declare) {
+    amqp_queue_declare(c, 1, amqp_cstring_bytes(queue.c_str()), 0, !exclusive, exclusive, exclusive, amqp_empty_table);
+    check(c, "queue.declare");
+  }
+  for (const auto& b : binds) {
+    auto colon = b.find(':');
+    std::string ex = b.substr(0, colon), key = colon == std::string::npos ? "#" : b.substr(colon + 1);
+    amqp_queue_bind(c, 1, amqp_cstring_bytes(queue.c_str()), amqp_cstring_bytes(ex.c_str()),
+                    amqp_cstring_bytes(key.c_str()), amqp_empty_table);
+    check(c, "queue.bind");
+  }
+  amqp_basic_qos(c, 1, 0, 500, 0);
+  check(c, "basic.qos");
+  amqp_basic_consume(c, 1, amqp_cstring_bytes(queue.c_str()), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+  check(c, "basic.consume");
+  std::cerr << "outbox-tail: consuming " << queue << "\n";
+
+  long n = 0;
+  while (count == 0 || n < count) {
+    amqp_envelope_t env;
+    amqp_maybe_release_buffers(c);
+    struct timeval tv{idle_ms / 1000, static_cast<long>((idle_ms % 1000) * 1000)};
+    amqp_rpc_reply_t r = amqp_consume_message(c, &env, idle_ms > 0 ? &tv : nullptr, 0);
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) break;
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+        amqp_frame_t f;
+        if (amqp_simple_wait_frame(c, &f) != AMQP_STATUS_OK) break;
+        continue;
+      }
+      break;
+    }
+    auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+    ++n;
+    if (!quiet) {
+      const amqp_basic_properties_t& p = env.message.properties;
+      std::string line = "{\"n\":" + std::to_string(n) + ",\"received_us\":" + std::to_string(now_us) +
+                         ",\"exchange\":" + jstr(s(env.exchange)) + ",\"routing_key\":" + jstr(s(env.routing_key));
+      if (p._flags & AMQP_BASIC_MESSAGE_ID_FLAG) line += ",\"message_id\":" + jstr(s(p.message_id));
+      if (p._flags & AMQP_BASIC_TYPE_FLAG) line += ",\"type\":" + jstr(s(p.type));
+      if (p._flags & AMQP_BASIC_CORRELATION_ID_FLAG) line += ",\"correlation_id\":" + jstr(s(p.correlation_id));
+      if (p._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) line += ",\"content_type\":" + jstr(s(p.content_type));
+      if (p._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) line += ",\"delivery_mode\":" + std::to_string(p.delivery_mode);
+      if (p._flags & AMQP_BASIC_TIMESTAMP_FLAG) line += ",\"timestamp\":" + std::to_string(p.timestamp);
+      if (p._flags & AMQP_BASIC_APP_ID_FLAG) line += ",\"app_id\":" + jstr(s(p.app_id));
+      line += ",\"headers\":{";
+      if (p._flags & AMQP_BASIC_HEADERS_FLAG)
+        for (int i = 0; i < p.headers.num_entries; ++i) {
+          if (i) line += ',';
+          line += jstr(s(p.headers.entries[i].key)) + ":" + field(p.headers.entries[i].value);
+        }
+      line += "},\"body\":" + s(env.message.body) + "}";
+      std::cout << line << std::endl;
+    }
+    amqp_basic_ack(c, 1, env.delivery_tag, 0);
+    amqp_destroy_envelope(&env);
+  }
+  if (quiet) std::cout << n << std::endl;
+  amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
+  amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+  amqp_destroy_connection(c);
+  return 0;
+}
