@@ -1,0 +1,5 @@
+DROP SCHEMA IF EXISTS w03 CASCADE; CREATE SCHEMA w03; SET search_path = w03;
+CREATE TABLE t1 (a int, b text, c date, PRIMARY KEY (a, b));
+INSERT INTO t1 VALUES (1, 'x', '2020-01-01'), (2, 'y', NULL), (3, 'z', '1999-12-31');
+DELETE FROM t1 WHERE a = 1;
+DELETE FROM t1;

@@ -1,0 +1,9 @@
+DROP SCHEMA IF EXISTS w05 CASCADE; CREATE SCHEMA w05; SET search_path = w05;
+CREATE TABLE t1 (id int PRIMARY KEY, code text NOT NULL, v text);
+CREATE UNIQUE INDEX t1_code ON t1 (code);
+ALTER TABLE t1 REPLICA IDENTITY USING INDEX t1_code;
+INSERT INTO t1 VALUES (1, 'c1', 'a'), (2, 'c2', 'b');
+UPDATE t1 SET v = 'z' WHERE id = 1;
+UPDATE t1 SET code = 'c9' WHERE id = 2;
+UPDATE t1 SET id = 7 WHERE id = 1;
+DELETE FROM t1 WHERE code = 'c9';

@@ -1,0 +1,12 @@
+DROP SCHEMA IF EXISTS w09 CASCADE; CREATE SCHEMA w09; SET search_path = w09;
+CREATE TABLE t1 (id int PRIMARY KEY);
+SELECT 'm' FROM pg_logical_emit_message(true, 'p', 'hello "world"');
+BEGIN;
+SELECT 'm' FROM pg_logical_emit_message(true, 'q', 'q-content');
+INSERT INTO t1 VALUES (1);
+SELECT 'm' FROM pg_logical_emit_message(true, 'outbox', '{"id":"1","aggregate_id":"a1","event_type":"x"}');
+SELECT 'm' FROM pg_logical_emit_message(true, 'P', 'case');
+SELECT 'm' FROM pg_logical_emit_message(true, '', 'empty prefix');
+SELECT 'm' FROM pg_logical_emit_message(true, 'p', '');
+COMMIT;
+SELECT 'm' FROM pg_logical_emit_message(true, 'pre"fix\', E'tab\there\nnewline é ✓ 😀');

@@ -1,0 +1,6 @@
+DROP SCHEMA IF EXISTS w10 CASCADE; CREATE SCHEMA w10; SET search_path = w10;
+CREATE TABLE t1 (id int PRIMARY KEY, n numeric, n2 numeric(20,5));
+INSERT INTO t1 VALUES (1, 'NaN', 0), (2, 'Infinity', -0.0), (3, '-Infinity', 123.45678),
+  (4, -0, 1e10), (5, 1e-30, -99999.99999), (6, 123456789012345678901234567890.123456789, NULL),
+  (7, 0.000001, 1.1);
+UPDATE t1 SET n = 'NaN' WHERE id = 7;

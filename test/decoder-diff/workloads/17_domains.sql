@@ -1,0 +1,11 @@
+DROP SCHEMA IF EXISTS w17 CASCADE; CREATE SCHEMA w17; SET search_path = w17;
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE DOMAIN shorttext AS varchar(10);
+CREATE DOMAIN money2 AS numeric(5,2);
+CREATE DOMAIN deeper AS posint;
+CREATE DOMAIN flag AS boolean;
+CREATE DOMAIN blob AS bytea;
+CREATE TABLE t1 (id posint PRIMARY KEY, s shorttext, m money2, d deeper, f flag, b blob, arr posint[]);
+INSERT INTO t1 VALUES (1, 'abc', 1.25, 5, true, '\x0a0b', '{1,2}'), (2, NULL, NULL, NULL, NULL, NULL, NULL);
+UPDATE t1 SET s = 'z' WHERE id = 1;
+DELETE FROM t1 WHERE id = 2;

@@ -1,0 +1,12 @@
+DROP SCHEMA IF EXISTS w25 CASCADE; CREATE SCHEMA w25; SET search_path = w25;
+CREATE TABLE t1 (id int PRIMARY KEY, big text, n int, bigb bytea);
+ALTER TABLE t1 ALTER COLUMN big SET STORAGE EXTERNAL;
+INSERT INTO t1 VALUES (1, repeat('x', 10000), 1, decode(repeat('ab', 5000), 'hex'));
+UPDATE t1 SET n = 2;
+UPDATE t1 SET big = repeat('y', 9000) || 'end';
+DELETE FROM t1;
+CREATE TABLE t2 (id int PRIMARY KEY, big text);
+ALTER TABLE t2 REPLICA IDENTITY FULL;
+INSERT INTO t2 VALUES (1, repeat(md5('a'), 1000));
+UPDATE t2 SET id = 2;
+DELETE FROM t2;

@@ -1,0 +1,14 @@
+DROP SCHEMA IF EXISTS w28 CASCADE; CREATE SCHEMA w28; SET search_path = w28;
+CREATE TABLE t1 (id int PRIMARY KEY, v text);
+BEGIN;
+INSERT INTO t1 VALUES (1, 'kept');
+SAVEPOINT a;
+INSERT INTO t1 VALUES (2, 'rolled back');
+SELECT 'm' FROM pg_logical_emit_message(true, 'p', 'rolled back message');
+ROLLBACK TO SAVEPOINT a;
+SAVEPOINT b;
+INSERT INTO t1 VALUES (3, 'released');
+RELEASE SAVEPOINT b;
+SAVEPOINT c; SAVEPOINT d; INSERT INTO t1 VALUES (4, 'nested'); RELEASE d; RELEASE c;
+UPDATE t1 SET v = 'updated' WHERE id = 1;
+COMMIT;

@@ -1,0 +1,7 @@
+DROP SCHEMA IF EXISTS w30 CASCADE; CREATE SCHEMA w30; SET search_path = w30;
+CREATE TABLE t1 (id int PRIMARY KEY, v text);
+BEGIN; INSERT INTO t1 VALUES (1, 'prepared'); SELECT 'm' FROM pg_logical_emit_message(true, 'p', '2pc'); PREPARE TRANSACTION 'w30_a';
+INSERT INTO t1 VALUES (2, 'in between');
+COMMIT PREPARED 'w30_a';
+BEGIN; INSERT INTO t1 VALUES (3, 'never'); PREPARE TRANSACTION 'w30_b';
+ROLLBACK PREPARED 'w30_b';

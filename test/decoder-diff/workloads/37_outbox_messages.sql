@@ -1,0 +1,10 @@
+DROP SCHEMA IF EXISTS w37 CASCADE; CREATE SCHEMA w37; SET search_path = w37;
+CREATE TABLE t1 (id int PRIMARY KEY);
+SELECT 'm' FROM pg_logical_emit_message(true, 'outbox', '{"id":"e1","aggregate_type":"user","aggregate_id":"u-1","event_type":"signed_up","payload":{"a":1}}');
+BEGIN;
+SELECT 'm' FROM pg_logical_emit_message(true, 'outbox', '{"id":"e2","aggregate_id":"u-2","event_type":"x","payload":{}}');
+SELECT 'm' FROM pg_logical_emit_message(true, 'other', 'not an event');
+INSERT INTO t1 VALUES (1);
+SELECT 'm' FROM pg_logical_emit_message(true, 'outbox', '{"id":"e3","aggregate_id":null,"event_type":"y","payload":{"s":"é\n"}}');
+COMMIT;
+INSERT INTO t1 VALUES (2);

@@ -1,0 +1,7 @@
+DROP SCHEMA IF EXISTS w39 CASCADE; CREATE SCHEMA w39; SET search_path = w39;
+CREATE TABLE t1 (id serial PRIMARY KEY, a text DEFAULT 'abc', b int DEFAULT 42 NOT NULL, c timestamptz DEFAULT now(),
+  d numeric DEFAULT (1 + 2) * 3, e int GENERATED ALWAYS AS (b * 2) STORED, f text, g jsonb DEFAULT '{}');
+INSERT INTO t1 (f, c) VALUES ('x', '2020-01-01 00:00:00+00');
+UPDATE t1 SET b = 7;
+ALTER TABLE t1 ALTER COLUMN f SET DEFAULT 'later';
+INSERT INTO t1 (c) VALUES ('2020-01-01 00:00:00+00');

@@ -1,0 +1,6 @@
+DROP SCHEMA IF EXISTS w41 CASCADE; CREATE SCHEMA w41; SET search_path = w41;
+CREATE TABLE t1 (id int, a text, b int, c bytea, d numeric, e bool, f float8, g jsonb);
+ALTER TABLE t1 REPLICA IDENTITY FULL;
+INSERT INTO t1 VALUES (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), (1, NULL, 2, NULL, 3, NULL, 4, NULL);
+UPDATE t1 SET a = 'x';
+DELETE FROM t1;
