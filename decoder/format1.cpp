@@ -318,7 +318,9 @@ v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, 
 	app(out, ri->table_json);
 	appendStringInfo(out, ",%s", o->nl);
 
-	bool		with_pk = o->include_pk && ri->has_pkindex;
+	/* wal2json 2.5 format 1 writes "pk" only under REPLICA IDENTITY DEFAULT with a key */
+	bool		with_pk = o->include_pk && ri->has_replidindex &&
+		ri->relreplident == REPLICA_IDENTITY_DEFAULT;
 
 	switch (change->action)
 	{
