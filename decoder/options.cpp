@@ -361,10 +361,8 @@ options_parse(Options *o, List *defelems)
 		{
 			parse_bool_opt(e, &o->outbox);
 			if (o->outbox)
-			{
 				apply_outbox_preset(o);
-				o->skip_empty_xacts = true;
-			}
+			o->skip_empty_xacts = o->outbox || o->shard_enabled;
 		}
 		else if (strcmp(n, "shard") == 0)
 		{
