@@ -1,2 +1,370 @@
+// Relay integration tests against the real PostgreSQL and RabbitMQ of scripts/stack.
+// Run once per plugin: relay_integration_tests --plugin=wal2json | --plugin=outbox_decoder
+// (ctest does both; see CMakeLists.txt and test/layers/30-relay-integration).
 #include <gtest/gtest.h>
-int main(int c,char**v){::testing::InitGoogleTest(&c,v);return RUN_ALL_TESTS();}
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "harness.h"
+
+using namespace it;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string nospace(std::string s) {
+  s.erase(std::remove(s.begin(), s.end(), ' '), s.end());
+  return s;
+}
+
+class RelayIT : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!have_stack()) GTEST_SKIP() << "no stack environment (scripts/stack up; . .run/env)";
+    if (!have_plugin(g_plugin)) GTEST_SKIP() << g_plugin << ".so is not installed";
+    tok_ = unique_token();
+    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::string lower;
+    for (char c : test) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    base_ = "it_" + lower.substr(0, 24) + "_" + (g_plugin == "wal2json" ? "w" : "d") + "_" + tok_;
+    db_ = std::make_unique<Db>(base_);
+    slot_ = base_;
+    exchange_ = base_ + ".ex";
+    exchange2_ = base_ + ".ex2";
+    queue_ = base_ + ".q";
+    broker_ = std::make_unique<Broker>();
+    broker_->declare_exchange(exchange_);
+    broker_->declare_exchange(exchange2_);
+    broker_->declare_queue(queue_);
+    broker_->bind(queue_, exchange_, "#");
+    broker_->bind(queue_, exchange2_, "#");
+    broker_->consume(queue_);
+    log_ = env_or("OUTBOX_IT_LOG_DIR", "/tmp") + "/" + base_ + ".log";
+    std::remove(log_.c_str());
+  }
+
+  void TearDown() override {
+    relays_.clear();  // SIGKILL whatever still runs
+    if (HasFailure() && !log_.empty()) {
+      std::ifstream f(log_);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      std::cerr << "---- relay log " << log_ << " ----\n" << ss.str() << "---- end of relay log ----\n";
+    }
+    if (broker_) {
+      try {
+        broker_->delete_queue(queue_);
+        broker_->delete_exchange(exchange_);
+        broker_->delete_exchange(exchange2_);
+      } catch (...) {
+      }
+    }
+    broker_.reset();
+    db_.reset();
+  }
+
+  std::vector<std::string> args(std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"--pg",       db_->conninfo(), "--slot", slot_, "--create-slot", "--plugin",
+                                  g_plugin,     "--exchange",    exchange_, "--http", "",
+                                  "--reconnect-min-ms", "100", "--reconnect-max-ms", "1000", "--status-interval-ms",
+                                  "1000",       "--checkpoint-interval-ms", "1000"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  RelayProcess& start_relay(std::vector<std::string> extra = {}, bool wait_active = true) {
+    relays_.push_back(std::make_unique<RelayProcess>(args(extra), log_));
+    RelayProcess& r = *relays_.back();
+    if (wait_active) {
+      bool ok = eventually([&] { return db_->slot_active(slot_) || !r.running(); }, 15s);
+      EXPECT_TRUE(ok && r.running()) << "relay did not start streaming";
+    }
+    return r;
+  }
+
+  static std::string emit_expr(const std::string& type, const std::string& payload, const std::string& named = "") {
+    return "outbox_emit('" + type + "', '" + payload + "'::jsonb" + (named.empty() ? "" : ", " + named) + ")";
+  }
+  static std::string emit_sql(const std::string& type, const std::string& payload, const std::string& named = "") {
+    return "SELECT " + emit_expr(type, payload, named);
+  }
+
+  std::string current_lsn() { return db_->scalar("SELECT pg_current_wal_lsn()"); }
+
+  std::string tok_, base_, slot_, exchange_, exchange2_, queue_, log_;
+  std::unique_ptr<Db> db_;
+  std::unique_ptr<Broker> broker_;
+  std::vector<std::unique_ptr<RelayProcess>> relays_;
+};
+
+}  // namespace
+
+// N transactions: committed, rolled back, with rolled-back savepoints, in both storage modes,
+// several aggregates and two exchanges. Every committed event arrives exactly once, in commit
+// order, with the right body, properties and headers; the slot then catches up; SIGTERM exits 0
+// and leaves a checkpoint.
+TEST_F(RelayIT, ExactlyOnceInCommitOrderWithRollbacksAndSavepoints) {
+  db_->exec("CREATE TABLE expected (seq bigserial PRIMARY KEY, id uuid NOT NULL, t int, e int)");
+  RelayProcess& relay = start_relay();
+  const int ntx = 40;
+  int committed_events = 0;
+  for (int t = 0; t < ntx; ++t) {
+    bool rollback = t % 7 == 3;
+    bool wal = t % 2 == 1;
+    std::string sql = std::string("BEGIN; SET LOCAL outbox.storage = '") + (wal ? "wal" : "table") + "';";
+    int nev = 1 + t % 3;
+    for (int e = 0; e < nev; ++e) {
+      bool in_savepoint = t % 5 == 2 && e == 1;
+      std::string agg = "agg" + std::to_string((t + e) % 3);
+      std::string named = "aggregate_type => '" + agg + "', aggregate_id => 'id-" + std::to_string(t) +
+                          "', headers => '{\"h\": \"v\", \"n\": " + std::to_string(t) + "}', correlation_id => 'c-" +
+                          std::to_string(t) + "-" + std::to_string(e) + "'";
+      if (e % 2 == 1) named += ", exchange => '" + exchange2_ + "'";
+      if (e == 2) named += ", routing_key => 'rk." + std::to_string(t) + "'";
+      std::string emit = "INSERT INTO expected (id, t, e) SELECT " +
+                         emit_expr("type_" + std::to_string(e),
+                                  "{\"t\": " + std::to_string(t) + ", \"e\": " + std::to_string(e) + "}", named) +
+                         ", " + std::to_string(t) + ", " + std::to_string(e) + ";";
+      if (in_savepoint) sql += "SAVEPOINT s; " + emit + " ROLLBACK TO SAVEPOINT s;";
+      else sql += emit;
+      if (!rollback && !in_savepoint) ++committed_events;
+    }
+    sql += rollback ? "ROLLBACK;" : "COMMIT;";
+    db_->exec(sql);
+  }
+  std::string end_lsn = current_lsn();
+  auto expected = db_->rows("SELECT id, t, e FROM expected ORDER BY seq");
+  ASSERT_EQ(static_cast<int>(expected.size()), committed_events);
+
+  auto msgs = broker_->collect(expected.size(), 20s);
+  ASSERT_EQ(msgs.size(), expected.size()) << "every committed event";
+  EXPECT_TRUE(broker_->collect(1, 1s).empty()) << "exactly once: nothing more arrives";
+  for (std::size_t i = 0; i < msgs.size(); ++i) {
+    Message& m = msgs[i];
+    const std::string& id = expected[i][0];
+    int t = std::stoi(expected[i][1]), e = std::stoi(expected[i][2]);
+    SCOPED_TRACE("message " + std::to_string(i) + " t=" + std::to_string(t) + " e=" + std::to_string(e));
+    EXPECT_EQ(m.message_id, id) << "commit order";
+    EXPECT_EQ(nospace(m.body), "{\"e\":" + std::to_string(e) + ",\"t\":" + std::to_string(t) + "}");
+    EXPECT_EQ(m.type, "type_" + std::to_string(e));
+    std::string agg = "agg" + std::to_string((t + e) % 3);
+    EXPECT_EQ(m.exchange, e % 2 == 1 ? exchange2_ : exchange_);
+    EXPECT_EQ(m.routing_key, e == 2 ? "rk." + std::to_string(t) : agg + ".type_" + std::to_string(e));
+    EXPECT_EQ(m.correlation_id, "c-" + std::to_string(t) + "-" + std::to_string(e));
+    EXPECT_EQ(m.content_type, "application/json");
+    EXPECT_EQ(m.delivery_mode, 2);
+    EXPECT_EQ(m.app_id, "outbox-relay");
+    EXPECT_NEAR(static_cast<double>(m.timestamp), static_cast<double>(time(nullptr)), 300.0);
+    EXPECT_EQ(m.headers["h"], "v");
+    EXPECT_EQ(m.headers["n"], std::to_string(t));
+    EXPECT_EQ(m.headers["x-outbox-aggregate-type"], agg);
+    EXPECT_EQ(m.headers["x-outbox-aggregate-id"], "id-" + std::to_string(t));
+    EXPECT_TRUE(std::regex_match(m.headers["x-outbox-lsn"], std::regex("[0-9A-F]+/[0-9A-F]+"))) << m.headers["x-outbox-lsn"];
+    EXPECT_GT(std::stoll(m.headers["x-outbox-xid"]), 0);
+  }
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(end_lsn); }, 15s))
+      << "slot confirmed " << db_->slot_confirmed_lsn(slot_) << " < " << end_lsn;
+  EXPECT_EQ(relay.stop(), 0) << "graceful SIGTERM exits 0";
+  auto cp = db_->rows("SELECT acknowledged_lsn, last_commit_time IS NOT NULL FROM outbox.relay_checkpoints WHERE slot_name = '" + slot_ + "'");
+  ASSERT_EQ(cp.size(), 1u) << "checkpoint recorded";
+  EXPECT_GE(lsn(cp[0][0]), lsn(end_lsn));
+  EXPECT_EQ(cp[0][1], "t");
+}
+
+// While RabbitMQ blocks publishers (memory alarm), the slot's confirmed_flush_lsn must not pass
+// the unconfirmed transaction; the relay stays connected (keepalives); after the alarm clears,
+// everything arrives and the slot catches up.
+TEST_F(RelayIT, BrokerBlockedHoldsTheSlotThenCatchesUp) {
+  std::string ctl = env_or("RABBITMQCTL", "");
+  if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
+  RelayProcess& relay = start_relay();
+  db_->exec("BEGIN; " + emit_sql("before", "{}") + "; COMMIT;");
+  ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
+  std::string lsn1 = current_lsn();
+  ASSERT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(lsn1); }, 10s));
+
+  struct Unblock {
+    std::string ctl;
+    ~Unblock() { sh(ctl + " set_vm_memory_high_watermark 0.4"); }
+  } unblock{ctl};
+  std::string out;
+  ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0", &out), 0) << out;
+  std::this_thread::sleep_for(500ms);
+
+  db_->exec("BEGIN");
+  for (int i = 0; i < 3; ++i) db_->exec(emit_sql("held", "{\"i\": " + std::to_string(i) + "}"));
+  std::string before_commit = db_->scalar("SELECT pg_current_wal_insert_lsn()");
+  db_->exec("COMMIT");
+  std::string after_commit = current_lsn();
+  // Unrelated writes keep WAL moving meanwhile (keepalives must not be acknowledged now).
+  db_->exec("CREATE TABLE unrelated (x int)");
+  for (int k = 0; k < 30; ++k) {
+    db_->exec("INSERT INTO unrelated VALUES (" + std::to_string(k) + ")");
+    std::this_thread::sleep_for(100ms);
+    ASSERT_LE(lsn(db_->slot_confirmed_lsn(slot_)), lsn(before_commit))
+        << "slot passed an unconfirmed transaction while the broker was blocked";
+  }
+  EXPECT_TRUE(relay.running()) << "relay must survive a blocked broker";
+
+  ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0.4", &out), 0) << out;
+  auto msgs = broker_->collect(3, 30s);
+  ASSERT_EQ(msgs.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(nospace(msgs[i].body), "{\"i\":" + std::to_string(i) + "}");
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(after_commit); }, 15s));
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// An idle outbox with unrelated writes: the slot advances (no WAL held back).
+TEST_F(RelayIT, IdleOutboxWithUnrelatedWritesLetsTheSlotAdvance) {
+  RelayProcess& relay = start_relay();
+  db_->exec("CREATE TABLE unrelated (x int)");
+  for (int k = 0; k < 20; ++k) db_->exec("INSERT INTO unrelated VALUES (" + std::to_string(k) + ")");
+  std::string target = current_lsn();
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(target); }, 20s))
+      << "slot stuck at " << db_->slot_confirmed_lsn(slot_) << ", WAL at " << target;
+  EXPECT_TRUE(broker_->collect(1, 300ms).empty());
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// Stop and start again: nothing acknowledged is re-sent, what was emitted meanwhile arrives.
+TEST_F(RelayIT, RestartResumesFromTheSlotWithoutDuplicates) {
+  RelayProcess& r1 = start_relay();
+  for (int i = 0; i < 5; ++i) db_->exec(emit_sql("first", "{\"i\": " + std::to_string(i) + "}"));
+  ASSERT_EQ(broker_->collect(5, 10s).size(), 5u);
+  std::string l = current_lsn();
+  ASSERT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(l); }, 10s));
+  ASSERT_EQ(r1.stop(), 0);
+  for (int i = 0; i < 5; ++i) db_->exec(emit_sql("second", "{\"i\": " + std::to_string(i) + "}"));
+  start_relay();
+  auto msgs = broker_->collect(5, 10s);
+  ASSERT_EQ(msgs.size(), 5u);
+  EXPECT_TRUE(broker_->collect(1, 500ms).empty()) << "nothing acknowledged is sent again";
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(msgs[i].type, "second");
+}
+
+// kill -9 in the middle of a stream: after a restart every committed event has arrived, in
+// commit order once duplicates (allowed only after the crash) are removed.
+TEST_F(RelayIT, Kill9MidStreamLosesNothing) {
+  db_->exec("CREATE TABLE expected (seq bigserial PRIMARY KEY, id uuid NOT NULL)");
+  RelayProcess& r1 = start_relay();
+  const int ntx = 200, per = 10;
+  for (int t = 0; t < ntx; ++t) {
+    std::string sql = "BEGIN;";
+    for (int e = 0; e < per; ++e)
+      sql += "INSERT INTO expected (id) SELECT " + emit_expr("k", "{\"t\": " + std::to_string(t) + "}") + ";";
+    db_->exec(sql + "COMMIT;");
+    if (t == ntx / 3) r1.kill9();
+  }
+  start_relay();
+  auto expected = db_->rows("SELECT id FROM expected ORDER BY seq");
+  std::vector<std::string> got;
+  std::set<std::string> seen;
+  auto until = std::chrono::steady_clock::now() + 30s;
+  while (seen.size() < expected.size() && std::chrono::steady_clock::now() < until)
+    for (auto& m : broker_->collect(expected.size(), 2s))
+      if (seen.insert(m.message_id).second) got.push_back(m.message_id);
+  ASSERT_EQ(got.size(), expected.size()) << "every committed event arrived";
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected[i][0]) << "order at " << i;
+}
+
+// Unroutable (mandatory return) and missing-exchange events are retried, then dead-lettered;
+// later events still flow and the slot advances past both.
+TEST_F(RelayIT, UnroutableEventsBecomeDeadLetters) {
+  std::string lonely = base_ + ".lonely";
+  broker_->declare_exchange(lonely);
+  RelayProcess& relay = start_relay({"--max-attempts", "2", "--retry-base-ms", "50"});
+  std::string id1 = db_->scalar(emit_sql("nowhere", "{\"x\": 1}", "exchange => '" + lonely + "'"));
+  std::string id2 = db_->scalar(emit_sql("missing", "{\"x\": 2}", "exchange => '" + base_ + ".nosuch'"));
+  db_->scalar(emit_sql("fine", "{\"x\": 3}"));
+  auto msgs = broker_->collect(1, 15s);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].type, "fine");
+  EXPECT_TRUE(eventually([&] { return db_->scalar("SELECT count(*) FROM outbox.dead_letters") == "2"; }, 10s));
+  EXPECT_TRUE(broker_->collect(1, 300ms).empty());
+  // The missing exchange fails before publishing, the unroutable one only after the broker's
+  // return, so their dead letters may be written in either order.
+  auto dl = db_->rows("SELECT event_id, attempts, reason, coalesce(broker_reply, ''), slot_name, event->>'event_type' "
+                      "FROM outbox.dead_letters ORDER BY event->>'event_type' DESC");
+  ASSERT_EQ(dl.size(), 2u);
+  EXPECT_EQ(dl[0][0], id1);
+  EXPECT_EQ(dl[0][1], "2");
+  EXPECT_NE(dl[0][2].find("unroutable"), std::string::npos) << dl[0][2];
+  EXPECT_NE(dl[0][3].find("NO_ROUTE"), std::string::npos) << dl[0][3];
+  EXPECT_EQ(dl[0][4], slot_);
+  EXPECT_EQ(dl[0][5], "nowhere");
+  EXPECT_EQ(dl[1][0], id2);
+  EXPECT_EQ(dl[1][1], "2");
+  EXPECT_NE(dl[1][2].find("does not exist"), std::string::npos) << dl[1][2];
+  EXPECT_NE(dl[1][3].find("NOT_FOUND"), std::string::npos) << dl[1][3];
+  std::string l = current_lsn();
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(l); }, 10s));
+  EXPECT_EQ(relay.stop(), 0);
+  broker_->delete_exchange(lonely);
+}
+
+// A second relay on the same slot waits as a standby and takes over when the first stops.
+TEST_F(RelayIT, SecondRelayWaitsAsStandbyAndTakesOver) {
+  RelayProcess& a = start_relay();
+  RelayProcess& b = start_relay({}, false);
+  EXPECT_TRUE(eventually([&] { return b.log().find("standby") != std::string::npos; }, 10s)) << b.log();
+  EXPECT_TRUE(b.running());
+  db_->exec(emit_sql("one", "{}"));
+  ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
+  EXPECT_EQ(a.stop(), 0);
+  db_->exec(emit_sql("two", "{}"));
+  auto msgs = broker_->collect(1, 15s);
+  ASSERT_EQ(msgs.size(), 1u) << "the standby took over";
+  EXPECT_EQ(msgs[0].type, "two");
+  EXPECT_EQ(b.stop(), 0);
+}
+
+// Configuration problems stop the relay with exit code 2 and a message that names the fix.
+TEST_F(RelayIT, MissingSlotWithoutCreateSlotNamesTheFix) {
+  std::vector<std::string> a = args();
+  a.erase(std::find(a.begin(), a.end(), "--create-slot"));
+  RelayProcess r(a, log_);
+  auto rc = r.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 2);
+  EXPECT_NE(r.log().find("--create-slot"), std::string::npos) << r.log();
+}
+
+TEST_F(RelayIT, SlotOfAnotherPluginNamesTheFix) {
+  db_->exec("SELECT pg_create_logical_replication_slot('" + slot_ + "', 'test_decoding')");
+  RelayProcess r(args(), log_);
+  auto rc = r.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 2);
+  EXPECT_NE(r.log().find("created with plugin test_decoding"), std::string::npos) << r.log();
+}
+
+TEST_F(RelayIT, PasswordsAreMaskedInLogs) {
+  std::vector<std::string> a = args();
+  for (std::size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] == "--pg") a[i + 1] += " password=Sup3rSecret";
+  a.push_back("--amqp");
+  a.push_back("amqp://guest:guest@127.0.0.1:1/");  // unreachable: the error is logged
+  RelayProcess r(a, log_);
+  std::this_thread::sleep_for(1500ms);
+  r.stop();
+  std::string log = r.log();
+  EXPECT_EQ(log.find("Sup3rSecret"), std::string::npos) << log;
+  EXPECT_EQ(log.find("guest:guest"), std::string::npos) << log;
+  EXPECT_NE(log.find("guest:***"), std::string::npos) << log;
+}
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--plugin=", 9) == 0) it::g_plugin = argv[i] + 9;
+  }
+  return RUN_ALL_TESTS();
+}
