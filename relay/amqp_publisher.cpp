@@ -68,7 +68,7 @@ void AmqpPublisher::close() {
   known_exchanges_.clear();
 }
 
-void AmqpPublisher::connect(const std::string& url, int heartbeat_s) {
+void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::string& name) {
   close();
   masked_url_ = mask_url(url);
   std::vector<char> buf(url.begin(), url.end());
@@ -124,7 +124,7 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s) {
   props[0].value.value.table.entries = caps;
   props[1].key = amqp_cstring_bytes("connection_name");
   props[1].value.kind = AMQP_FIELD_KIND_UTF8;
-  props[1].value.value.bytes = amqp_cstring_bytes("outbox-relay");
+  props[1].value.value.bytes = amqp_cstring_bytes(name.c_str());
   amqp_table_t client_props{2, props};
   amqp_rpc_reply_t r = amqp_login_with_properties(conn_, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s,
                                                   &client_props, AMQP_SASL_METHOD_PLAIN, info.user, info.password);

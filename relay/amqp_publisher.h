@@ -39,7 +39,8 @@ class AmqpPublisher {
   AmqpPublisher& operator=(const AmqpPublisher&) = delete;
 
   // Connects, logs in, opens channel 1 in confirm mode. Throws AmqpError (message masked).
-  void connect(const std::string& url, int heartbeat_s);
+  // `name` is shown by RabbitMQ as the connection name (e.g. "outbox-relay slot=outbox").
+  void connect(const std::string& url, int heartbeat_s, const std::string& name = "outbox-relay");
   void declare_topology(const Topology& t);
   void close();
   bool connected() const { return conn_ != nullptr; }

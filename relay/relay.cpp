@@ -143,7 +143,7 @@ int Relay::run() {
 
 void Relay::connect_session() {
   // Broker first: no point in holding the slot (and keeping a standby out) without a broker.
-  amqp_.connect(cfg_.amqp, cfg_.heartbeat_s);
+  amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay slot=" + cfg_.slot);
   amqp_.declare_topology(cfg_.topology);
   m_.amqp_connected = true;
 
@@ -242,12 +242,13 @@ void Relay::stream() {
       while (::read(wake_pipe_[0], buf, sizeof buf) > 0) {
       }
     }
-    if ((fds[1].revents & (POLLIN | POLLERR | POLLHUP)) || amqp_.has_buffered()) {
-      try {
-        amqp_.poll(callbacks_);
-      } catch (const AmqpError&) {
-        throw;
-      }
+    // Read the broker when it has something, and at least once a second so rabbitmq-c sends its
+    // heartbeats and notices a silent broker.
+    auto after = Clock::now();
+    if ((fds[1].revents & (POLLIN | POLLERR | POLLHUP)) || amqp_.has_buffered() ||
+        after - last_amqp_poll_ >= std::chrono::seconds(1)) {
+      last_amqp_poll_ = after;
+      amqp_.poll(callbacks_);
     }
     if (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) {
       repl_.consume_input();

@@ -13,6 +13,10 @@
 #include <sstream>
 #include <thread>
 
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "harness.h"
 
 using namespace it;
@@ -73,9 +77,13 @@ class RelayIT : public ::testing::Test {
 
   std::vector<std::string> args(std::vector<std::string> extra = {}) {
     std::vector<std::string> a = {"--pg",       db_->conninfo(), "--slot", slot_, "--create-slot", "--plugin",
-                                  g_plugin,     "--exchange",    exchange_, "--http", "",
+                                  g_plugin,     "--exchange",    exchange_,
                                   "--reconnect-min-ms", "100", "--reconnect-max-ms", "1000", "--status-interval-ms",
                                   "1000",       "--checkpoint-interval-ms", "1000"};
+    if (std::find(extra.begin(), extra.end(), "--http") == extra.end()) {
+      a.push_back("--http");
+      a.push_back("");
+    }
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -98,6 +106,43 @@ class RelayIT : public ::testing::Test {
   }
 
   std::string current_lsn() { return db_->scalar("SELECT pg_current_wal_lsn()"); }
+
+  // Emits `ntx` transactions of `per` events (recorded in table expected), calls `disrupt` after
+  // a third of them, then checks that every committed event arrived, in commit order once
+  // duplicates (allowed only around the disruption) are removed.
+  template <typename F>
+  void emit_disrupt_and_check(int ntx, int per, F disrupt) {
+    db_->exec("CREATE TABLE IF NOT EXISTS expected (seq bigserial PRIMARY KEY, id uuid NOT NULL)");
+    for (int t = 0; t < ntx; ++t) {
+      std::string sql = "BEGIN;";
+      for (int e = 0; e < per; ++e)
+        sql += "INSERT INTO expected (id) SELECT " + emit_expr("k", "{\"t\": " + std::to_string(t) + "}") + ";";
+      db_->exec(sql + "COMMIT;");
+      if (t == ntx / 3) disrupt();
+    }
+    auto expected = db_->rows("SELECT id FROM expected ORDER BY seq");
+    std::vector<std::string> got;
+    std::set<std::string> seen;
+    auto until = std::chrono::steady_clock::now() + 40s;
+    while (seen.size() < expected.size() && std::chrono::steady_clock::now() < until)
+      for (auto& m : broker_->collect(expected.size(), 1s))
+        if (seen.insert(m.message_id).second) got.push_back(m.message_id);
+    ASSERT_EQ(got.size(), expected.size()) << "every committed event arrived";
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected[i][0]) << "order at " << i;
+  }
+
+  static int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    int port = ntohs(a.sin_port);
+    ::close(fd);
+    return port;
+  }
 
   std::string tok_, base_, slot_, exchange_, exchange2_, queue_, log_;
   std::unique_ptr<Db> db_;
@@ -359,6 +404,95 @@ TEST_F(RelayIT, PasswordsAreMaskedInLogs) {
   EXPECT_EQ(log.find("Sup3rSecret"), std::string::npos) << log;
   EXPECT_EQ(log.find("guest:guest"), std::string::npos) << log;
   EXPECT_NE(log.find("guest:***"), std::string::npos) << log;
+}
+
+// The broker connection is closed under the relay (as a broker restart or network cut would):
+// it reconnects with backoff, restarts from the slot, and nothing is lost or reordered.
+TEST_F(RelayIT, ReconnectsAfterLosingTheBroker) {
+  std::string ctl = env_or("RABBITMQCTL", "");
+  if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
+  RelayProcess& relay = start_relay();
+  emit_disrupt_and_check(60, 5, [&] {
+    std::string out;
+    ASSERT_EQ(sh(ctl + " list_connections pid client_properties", &out), 0) << out;
+    std::istringstream lines(out);
+    std::string line, pid;
+    while (std::getline(lines, line))
+      if (line.find("slot=" + slot_) != std::string::npos) pid = line.substr(0, line.find_first_of(" \t"));
+    ASSERT_FALSE(pid.empty()) << "relay connection not found in:\n" << out;
+    ASSERT_EQ(sh(ctl + " close_connection '" + pid + "' 'integration test'", &out), 0) << out;
+  });
+  EXPECT_TRUE(relay.running());
+  EXPECT_NE(relay.log().find("reconnecting"), std::string::npos);
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// The walsender is terminated under the relay (as a database restart would): it reconnects,
+// resumes from the slot's confirmed LSN, and nothing is lost or reordered.
+TEST_F(RelayIT, ReconnectsAfterLosingTheDatabase) {
+  RelayProcess& relay = start_relay();
+  emit_disrupt_and_check(60, 5, [&] {
+    ASSERT_EQ(db_->scalar("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '" +
+                          slot_ + "'"),
+              "t");
+  });
+  EXPECT_TRUE(relay.running());
+  EXPECT_NE(relay.log().find("reconnecting"), std::string::npos);
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// /metrics (Prometheus text), /healthz and /readyz on the --http address.
+TEST_F(RelayIT, MetricsAndHealthEndpoints) {
+  int port = free_port();
+  RelayProcess& relay = start_relay({"--http", "127.0.0.1:" + std::to_string(port)});
+  for (int i = 0; i < 3; ++i) db_->exec(emit_sql("m", "{}"));
+  ASSERT_EQ(broker_->collect(3, 10s).size(), 3u);
+  httplib::Client cli("127.0.0.1", port);
+  std::string body;
+  EXPECT_TRUE(eventually([&] {
+    auto r = cli.Get("/metrics");
+    body = r ? r->body : "";
+    return body.find("outbox_relay_events_confirmed_total 3") != std::string::npos;
+  }, 5s)) << body;
+  for (const char* name : {"outbox_relay_events_published_total", "outbox_relay_confirm_latency_seconds_bucket",
+                           "outbox_relay_in_flight", "outbox_relay_acknowledged_lsn", "outbox_relay_replication_lag_bytes",
+                           "outbox_relay_reconnects_total", "outbox_relay_retries_total", "outbox_relay_dead_letters_total"})
+    EXPECT_NE(body.find(name), std::string::npos) << name;
+  auto h = cli.Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  auto r = cli.Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// SIGTERM while the broker holds confirms back: the relay waits at most --drain-timeout-ms, exits
+// 0, and has not acknowledged the unconfirmed transaction; a new relay then delivers it.
+TEST_F(RelayIT, SigtermWhileBrokerBlockedExitsCleanlyWithoutAcknowledging) {
+  std::string ctl = env_or("RABBITMQCTL", "");
+  if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
+  RelayProcess& relay = start_relay({"--drain-timeout-ms", "1500"});
+  struct Unblock {
+    std::string ctl;
+    ~Unblock() { sh(ctl + " set_vm_memory_high_watermark 0.4"); }
+  } unblock{ctl};
+  ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0"), 0);
+  std::this_thread::sleep_for(300ms);
+  db_->exec("BEGIN");
+  db_->exec(emit_sql("held", "{}"));
+  std::string before_commit = db_->scalar("SELECT pg_current_wal_insert_lsn()");
+  db_->exec("COMMIT");
+  std::this_thread::sleep_for(1s);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(relay.stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 6s);
+  EXPECT_LE(lsn(db_->slot_confirmed_lsn(slot_)), lsn(before_commit));
+  ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0.4"), 0);
+  start_relay();
+  auto msgs = broker_->collect(1, 15s);
+  ASSERT_GE(msgs.size(), 1u);
+  EXPECT_EQ(msgs.back().type, "held");
 }
 
 int main(int argc, char** argv) {
