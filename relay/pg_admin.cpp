@@ -130,31 +130,33 @@ void PgAdmin::connect(const std::string& conninfo) {
 
 void PgAdmin::check_server() {
   {
-    Result r(PQexec(conn_, "SELECT current_setting('wal_level'), current_setting('output_plugin_libraries', true)"));
+    Result r(PQexec(conn_, "SELECT current_setting('wal_level')"));
     if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
-      throw classify_pg_error(std::string("checking server settings failed: ") + PQresultErrorMessage(r.r), slot_, plugin_);
+      throw classify_pg_error(std::string("checking wal_level failed: ") + PQresultErrorMessage(r.r), slot_, plugin_);
     std::string wal_level = PQgetvalue(r.r, 0, 0);
     if (wal_level != "logical")
       throw PgError(PgErrorKind::Fatal, "wal_level is \"" + wal_level +
                                             "\", logical decoding needs \"logical\" -- fix: set wal_level = logical in "
                                             "postgresql.conf and restart PostgreSQL");
-    if (!PQgetisnull(r.r, 0, 1)) {
-      std::string libs = PQgetvalue(r.r, 0, 1);
-      // comma separated, spaces allowed
-      bool found = false;
-      std::stringstream ss(libs);
-      std::string item;
-      while (std::getline(ss, item, ',')) {
-        auto b = item.find_first_not_of(" \t\"");
-        auto e = item.find_last_not_of(" \t\"");
-        if (b != std::string::npos && item.substr(b, e - b + 1) == plugin_) found = true;
-      }
-      if (!found)
-        throw PgError(PgErrorKind::Fatal, "output plugin " + plugin_ + " is not in output_plugin_libraries (\"" + libs +
-                                              "\") -- fix: add it in postgresql.conf, e.g. output_plugin_libraries = "
-                                              "'pgoutput, test_decoding, wal2json, outbox_decoder', and reload");
-    }
   }
+  // Debian's output_plugin_libraries (absent elsewhere) is readable by superusers and
+  // pg_read_all_settings only: a least-privilege relay role skips this early check and relies on
+  // START_REPLICATION's own error, which classify_pg_error explains the same way.
+  Result r(PQexec(conn_, "SELECT current_setting('output_plugin_libraries', true)"));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQgetisnull(r.r, 0, 0)) return;
+  std::string libs = PQgetvalue(r.r, 0, 0);
+  bool found = false;
+  std::stringstream ss(libs);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    auto b = item.find_first_not_of(" \t\"");
+    auto e = item.find_last_not_of(" \t\"");
+    if (b != std::string::npos && item.substr(b, e - b + 1) == plugin_) found = true;
+  }
+  if (!found)
+    throw PgError(PgErrorKind::Fatal, "output plugin " + plugin_ + " is not in output_plugin_libraries (\"" + libs +
+                                          "\") -- fix: add it in postgresql.conf, e.g. output_plugin_libraries = "
+                                          "'pgoutput, test_decoding, wal2json, outbox_decoder', and reload");
 }
 
 std::string PgAdmin::current_database() {

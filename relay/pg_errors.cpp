@@ -37,6 +37,8 @@ PgError classify_pg_error(const std::string& raw, const std::string& slot, const
       has(m, "must have the REPLICATION") || has(m, "permission denied to use replication slots") ||
       has(m, "must be superuser or have REPLICATION"))
     return {PgErrorKind::Fatal, m + " -- fix: ALTER ROLE <relay role> REPLICATION; and SELECT outbox.grant_relay('<relay role>')"};
+  if (has(m, "permission denied for") || has(m, "must be superuser or have privileges"))
+    return {PgErrorKind::Fatal, m + " -- fix: SELECT outbox.grant_relay('<relay role>') in the outbox database"};
   if (has(m, "no pg_hba.conf entry for replication"))
     return {PgErrorKind::Fatal, m + " -- fix: add a 'host replication <role> <address> <method>' line to pg_hba.conf and reload"};
   if (has(m, "password authentication failed") || has(m, "role \"") || has(m, "database \""))

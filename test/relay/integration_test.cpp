@@ -495,6 +495,79 @@ TEST_F(RelayIT, SigtermWhileBrokerBlockedExitsCleanlyWithoutAcknowledging) {
   EXPECT_EQ(msgs.back().type, "held");
 }
 
+// [topology] in the config file: the relay declares exchanges, queues (with a dead-letter
+// exchange argument) and bindings at start; events then reach the declared queue.
+TEST_F(RelayIT, DeclaresTopologyFromTheConfigFile) {
+  std::string ex = base_ + ".topo", dlx = base_ + ".dlx", q = base_ + ".topoq";
+  std::string cfg = env_or("OUTBOX_IT_LOG_DIR", "/tmp") + "/" + base_ + ".toml";
+  {
+    std::ofstream f(cfg);
+    f << "exchange = \"" << ex << "\"\n"
+      << "[[topology.exchanges]]\nname = \"" << ex << "\"\ntype = \"topic\"\ndurable = false\n"
+      << "[[topology.exchanges]]\nname = \"" << dlx << "\"\ntype = \"fanout\"\ndurable = false\n"
+      << "[[topology.queues]]\nname = \"" << q << "\"\ndurable = false\ndead_letter_exchange = \"" << dlx << "\"\n"
+      << "[[topology.bindings]]\nqueue = \"" << q << "\"\nexchange = \"" << ex << "\"\nrouting_key = \"shop.#\"\n";
+  }
+  // the flag --exchange in args() wins over the file: drop it so the file's exchange applies
+  std::vector<std::string> a = args({"--config", cfg});
+  auto it = std::find(a.begin(), a.end(), "--exchange");
+  a.erase(it, it + 2);
+  relays_.push_back(std::make_unique<RelayProcess>(a, log_));
+  RelayProcess& relay = *relays_.back();
+  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  db_->exec(emit_sql("placed", "{\"o\": 1}", "aggregate_type => 'shop'"));
+  Broker other;
+  other.consume(q);
+  auto msgs = other.collect(1, 10s);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].exchange, ex);
+  EXPECT_EQ(msgs[0].routing_key, "shop.placed");
+  EXPECT_EQ(relay.stop(), 0);
+  other.delete_queue(q);
+  other.delete_exchange(ex);
+  other.delete_exchange(dlx);
+  std::remove(cfg.c_str());
+}
+
+// A role without REPLICATION gets told exactly what to grant; with REPLICATION and
+// outbox.grant_relay() (no superuser) the relay runs, checkpoints and writes dead letters.
+TEST_F(RelayIT, LeastPrivilegeRole) {
+  std::string role = base_ + "_role";
+  db_->exec("CREATE ROLE " + role + " LOGIN");
+  struct Drop {
+    Db* db;
+    std::string role;
+    ~Drop() {
+      try {
+        db->exec("DROP OWNED BY " + role + "; DROP ROLE " + role);
+      } catch (...) {
+      }
+    }
+  } drop{db_.get(), role};
+  std::vector<std::string> a = args({"--max-attempts", "1"});
+  for (std::size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] == "--pg") a[i + 1] += " user=" + role;
+  {
+    RelayProcess r(a, log_);
+    auto rc = r.wait_exit(15s);
+    ASSERT_TRUE(rc.has_value()) << r.log();
+    EXPECT_EQ(*rc, 2);
+    EXPECT_NE(r.log().find("ALTER ROLE"), std::string::npos) << r.log();
+  }
+  db_->exec("ALTER ROLE " + role + " REPLICATION");
+  db_->exec("SELECT outbox.grant_relay('" + role + "')");
+  relays_.push_back(std::make_unique<RelayProcess>(a, log_));
+  RelayProcess& relay = *relays_.back();
+  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  db_->exec(emit_sql("ok", "{}"));
+  db_->exec(emit_sql("lost", "{}", "exchange => '" + base_ + ".nosuch'"));
+  ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
+  EXPECT_TRUE(eventually([&] { return db_->scalar("SELECT count(*) FROM outbox.dead_letters") == "1"; }, 10s)) << relay.log();
+  EXPECT_EQ(relay.stop(), 0);
+  EXPECT_EQ(db_->scalar("SELECT count(*) FROM outbox.relay_checkpoints WHERE slot_name = '" + slot_ + "'"), "1");
+  EXPECT_EQ(relay.log().find("cannot record the checkpoint"), std::string::npos) << relay.log();
+}
+
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   for (int i = 1; i < argc; ++i) {
