@@ -6,6 +6,7 @@
 
 extern "C" {
 #include "access/sysattr.h"
+#include "utils/builtins.h"
 #include "utils/timestamp.h"
 }
 
@@ -15,6 +16,22 @@ static inline void
 app(StringInfo out, const char *s)
 {
 	appendBinaryStringInfo(out, s, (int) strlen(s));
+}
+
+template <typename... T>
+static inline void
+cat(StringInfo out, T... parts)
+{
+	(app(out, parts), ...);
+}
+
+static inline void
+append_uint(StringInfo out, uint32 v)
+{
+	char		buf[12];
+	int			n = pg_ultoa_n(v, buf);
+
+	appendBinaryStringInfo(out, buf, n);
 }
 
 /* n tabs (pretty-print) or nothing */
@@ -35,7 +52,7 @@ v1_begin(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn)
 	OutputPluginPrepareWrite(ctx, true);
 	StringInfo	out = ctx->out;
 
-	appendStringInfo(out, "{%s", o->nl);
+	cat(out, "{", o->nl);
 	if (o->include_xids)
 		appendStringInfo(out, "%s\"xid\":%s%u,%s", o->ht, o->sp, txn->xid, o->nl);
 	if (o->include_lsn)
@@ -49,7 +66,7 @@ v1_begin(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn)
 						 timestamptz_to_str(txn->xact_time.commit_time), o->nl);
 	if (o->include_origin)
 		appendStringInfo(out, "%s\"origin\":%s%u,%s", o->ht, o->sp, txn->origin_id, o->nl);
-	appendStringInfo(out, "%s\"change\":%s[", o->ht, o->sp);
+	cat(out, o->ht, "\"change\":", o->sp, "[");
 	if (o->write_in_chunks)
 		OutputPluginWrite(ctx, true);
 }
@@ -63,7 +80,7 @@ v1_commit(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, 
 		OutputPluginPrepareWrite(ctx, true);
 	else
 		app(ctx->out, o->nl);
-	appendStringInfo(ctx->out, "%s]%s}", o->ht, o->nl);
+	cat(ctx->out, o->ht, "]", o->nl, "}");
 	OutputPluginWrite(ctx, true);
 }
 
@@ -72,7 +89,7 @@ static void
 list_open(StringInfo out, const Options *o, int ntabs, const char *name)
 {
 	tabs(out, o, ntabs);
-	appendStringInfo(out, "\"%s\":%s[", name, o->sp);
+	cat(out, "\"", name, "\":", o->sp, "[");
 }
 
 static inline void
@@ -116,7 +133,7 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 	if (replident)
 	{
 		tabs(out, o, 3);
-		appendStringInfo(out, "\"oldkeys\":%s{%s", o->sp, o->nl);
+		cat(out, "\"oldkeys\":", o->sp, "{", o->nl);
 		list_open(out, o, 4, "keynames");
 	}
 	else
@@ -126,7 +143,7 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 		sep(out, o, k);
 		app(out, ri->attrs[emit[k]].name_json);
 	}
-	appendStringInfo(out, "],%s", o->nl);
+	cat(out, "],", o->nl);
 
 	if (o->include_types)
 	{
@@ -136,7 +153,7 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 			sep(out, o, k);
 			app(out, ri->attrs[emit[k]].type_v1_col);
 		}
-		appendStringInfo(out, "],%s", o->nl);
+		cat(out, "],", o->nl);
 	}
 	if (o->include_type_oids)
 	{
@@ -144,9 +161,9 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 		for (int k = 0; k < n; k++)
 		{
 			sep(out, o, k);
-			appendStringInfo(out, "%u", ri->attrs[emit[k]].typeoid_v1);
+			append_uint(out, ri->attrs[emit[k]].typeoid_v1);
 		}
-		appendStringInfo(out, "],%s", o->nl);
+		cat(out, "],", o->nl);
 	}
 	if (!replident && o->include_column_positions)
 	{
@@ -154,9 +171,9 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 		for (int k = 0; k < n; k++)
 		{
 			sep(out, o, k);
-			appendStringInfo(out, "%d", (int) ri->attrs[emit[k]].attnum);
+			append_uint(out, (uint32) ri->attrs[emit[k]].attnum);
 		}
-		appendStringInfo(out, "],%s", o->nl);
+		cat(out, "],", o->nl);
 	}
 	if (!replident && o->include_not_null)
 	{
@@ -167,7 +184,7 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 				sep(out, o, k);
 				app(out, ri->attrs[emit[k]].notnull ? "false" : "true");
 			}
-		appendStringInfo(out, "],%s", o->nl);
+		cat(out, "],", o->nl);
 	}
 	if (!replident && o->include_default)
 	{
@@ -177,7 +194,7 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 			sep(out, o, k);
 			app(out, ri->attrs[emit[k]].default_json);
 		}
-		appendStringInfo(out, "],%s", o->nl);
+		cat(out, "],", o->nl);
 	}
 
 	list_open(out, o, replident ? 4 : 3, replident ? "keyvalues" : "columnvalues");
@@ -194,12 +211,12 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 	}
 	if (replident)
 	{
-		appendStringInfo(out, "]%s", o->nl);
+		cat(out, "]", o->nl);
 		tabs(out, o, 3);
-		appendStringInfo(out, "}%s", o->nl);
+		cat(out, "}", o->nl);
 	}
 	else
-		appendStringInfo(out, addcomma ? "],%s" : "]%s", o->nl);
+		cat(out, addcomma ? "]," : "]", o->nl);
 }
 
 static void
@@ -209,7 +226,7 @@ write_pk(StringInfo out, DecoderState *st, RelInfo *ri, Bitmapset *bs, bool addc
 	int			k = 0;
 
 	tabs(out, o, 3);
-	appendStringInfo(out, "\"pk\":%s{%s", o->sp, o->nl);
+	cat(out, "\"pk\":", o->sp, "{", o->nl);
 	list_open(out, o, 4, "pknames");
 	for (int i = 0; i < ri->natts; i++)
 	{
@@ -220,7 +237,7 @@ write_pk(StringInfo out, DecoderState *st, RelInfo *ri, Bitmapset *bs, bool addc
 		sep(out, o, k++);
 		app(out, a->name_json);
 	}
-	appendStringInfo(out, "],%s", o->nl);
+	cat(out, "],", o->nl);
 	list_open(out, o, 4, "pktypes");
 	if (o->include_types)
 	{
@@ -235,9 +252,9 @@ write_pk(StringInfo out, DecoderState *st, RelInfo *ri, Bitmapset *bs, bool addc
 			app(out, a->type_v1_pk);
 		}
 	}
-	appendStringInfo(out, "]%s", o->nl);
+	cat(out, "]", o->nl);
 	tabs(out, o, 3);
-	appendStringInfo(out, addcomma ? "},%s" : "}%s", o->nl);
+	cat(out, addcomma ? "}," : "}", o->nl);
 }
 
 void
@@ -298,25 +315,25 @@ v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, 
 	tabs(out, o, 2);
 	if (st->nr_changes > 1)
 		appendStringInfoCharMacro(out, ',');
-	appendStringInfo(out, "{%s", o->nl);
+	cat(out, "{", o->nl);
 	tabs(out, o, 3);
 	switch (change->action)
 	{
-		case REORDER_BUFFER_CHANGE_INSERT: appendStringInfo(out, "\"kind\":%s\"insert\",%s", o->sp, o->nl); break;
-		case REORDER_BUFFER_CHANGE_UPDATE: appendStringInfo(out, "\"kind\":%s\"update\",%s", o->sp, o->nl); break;
-		default: appendStringInfo(out, "\"kind\":%s\"delete\",%s", o->sp, o->nl); break;
+		case REORDER_BUFFER_CHANGE_INSERT: cat(out, "\"kind\":", o->sp, "\"insert\",", o->nl); break;
+		case REORDER_BUFFER_CHANGE_UPDATE: cat(out, "\"kind\":", o->sp, "\"update\",", o->nl); break;
+		default: cat(out, "\"kind\":", o->sp, "\"delete\",", o->nl); break;
 	}
 	if (o->include_schemas)
 	{
 		tabs(out, o, 3);
-		appendStringInfo(out, "\"schema\":%s", o->sp);
+		cat(out, "\"schema\":", o->sp);
 		app(out, ri->schema_json);
-		appendStringInfo(out, ",%s", o->nl);
+		cat(out, ",", o->nl);
 	}
 	tabs(out, o, 3);
-	appendStringInfo(out, "\"table\":%s", o->sp);
+	cat(out, "\"table\":", o->sp);
 	app(out, ri->table_json);
-	appendStringInfo(out, ",%s", o->nl);
+	cat(out, ",", o->nl);
 
 	/* wal2json 2.5 format 1 writes "pk" only under REPLICA IDENTITY DEFAULT with a key */
 	bool		with_pk = o->include_pk && ri->has_replidindex &&
@@ -373,7 +390,7 @@ v1_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn,
 	 */
 	if (transactional && st->nr_changes > 1)
 		appendStringInfoCharMacro(out, ',');
-	appendStringInfo(out, "{%s", o->nl);
+	cat(out, "{", o->nl);
 	tabs(out, o, 3);
 	appendStringInfo(out, "\"kind\":%s\"message\",%s", o->sp, o->nl);
 	tabs(out, o, 3);
@@ -381,7 +398,7 @@ v1_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn,
 	tabs(out, o, 3);
 	appendStringInfo(out, "\"prefix\":%s", o->sp);
 	json_escape_cstr(out, prefix);
-	appendStringInfo(out, ",%s", o->nl);
+	cat(out, ",", o->nl);
 	tabs(out, o, 3);
 	appendStringInfo(out, "\"content\":%s", o->sp);
 	json_escape_bytes(out, content, sz);
