@@ -175,7 +175,9 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
     std::string help = std::string(d.help) + " [env " + upper_env(d.name) + "; default: " +
                        (std::string(d.def).empty() ? "\"\"" : d.def) + "]";
     if (d.flag) app.add_flag(std::string("--") + d.name, cli_flags[d.name], help);
-    else app.add_option(std::string("--") + d.name, cli[d.name], help);
+    else
+      app.add_option(std::string("--") + d.name, cli[d.name], help)
+          ->type_name(std::isdigit(static_cast<unsigned char>(d.def[0])) ? "INT" : "TEXT");
   }
   try {
     app.parse(argc, argv);
