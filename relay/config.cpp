@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <cctype>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -29,6 +30,7 @@ const Def kDefs[] = {
     {"slot", "outbox", false, "logical replication slot to stream from"},
     {"create-slot", "false", true, "create the slot when it is missing (harmless when it exists)"},
     {"plugin", "outbox_decoder", false, "output plugin of the slot: outbox_decoder or wal2json"},
+    {"shard", "", false, "i/n: stream only the events whose aggregate_id hashes to shard i of n (outbox_decoder only; one slot per shard)"},
     {"exchange", "amq.topic", false, "exchange for events whose exchange column is null"},
     {"max-in-flight", "1000", false, "window of published, unconfirmed messages"},
     {"http", "127.0.0.1:9187", false, "address:port for /metrics, /healthz, /readyz (\"\" or \"off\" disables)"},
@@ -249,6 +251,16 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   if (c.plugin != "outbox_decoder" && c.plugin != "wal2json")
     throw ConfigError("setting plugin (from " + c.sources["plugin"] + "): \"" + c.plugin +
                       "\" is not supported; use outbox_decoder or wal2json");
+  c.shard = val["shard"];
+  if (!c.shard.empty()) {
+    unsigned long i = 0, n = 0;
+    char rest = 0;
+    if (std::sscanf(c.shard.c_str(), "%lu/%lu%c", &i, &n, &rest) != 2 || n == 0 || i >= n || n > 65536)
+      throw ConfigError("setting shard (from " + c.sources["shard"] + "): \"" + c.shard +
+                        "\" is not i/n with 0 <= i < n <= 65536 (for example 0/4)");
+    if (c.plugin != "outbox_decoder")
+      throw ConfigError("setting shard needs --plugin outbox_decoder (stock wal2json cannot shard)");
+  }
   c.exchange = val["exchange"];
   c.max_in_flight = to_int(c, "max-in-flight", val["max-in-flight"], 1);
   c.http = val["http"];
@@ -279,7 +291,7 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
 std::string describe(const Config& c) {
   std::ostringstream os;
   os << "pg=\"" << mask_conninfo(c.pg) << "\" amqp=\"" << mask_url(c.amqp) << "\" slot=" << c.slot
-     << " plugin=" << c.plugin << " create-slot=" << (c.create_slot ? "true" : "false") << " exchange=" << c.exchange
+     << " plugin=" << c.plugin << (c.shard.empty() ? "" : " shard=" + c.shard) << " create-slot=" << (c.create_slot ? "true" : "false") << " exchange=" << c.exchange
      << " max-in-flight=" << c.max_in_flight << " http=" << (c.http.empty() ? "off" : c.http)
      << " max-attempts=" << c.max_attempts;
   return os.str();

@@ -48,6 +48,7 @@ struct Config {
   std::string slot;
   bool create_slot = false;
   std::string plugin;  // outbox_decoder | wal2json
+  std::string shard;   // "i/n" (outbox_decoder only), "" = all events
   std::string exchange;
   int max_in_flight = 0;
   std::string http;  // host:port, "" = off

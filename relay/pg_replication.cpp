@@ -51,8 +51,12 @@ std::int64_t pg_now_us() {
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count() - kPgEpochOffsetUs;
 }
 
-std::vector<std::pair<std::string, std::string>> plugin_options(const std::string& plugin) {
-  if (plugin == "outbox_decoder") return {{"format-version", "2"}, {"outbox", "1"}};
+std::vector<std::pair<std::string, std::string>> plugin_options(const std::string& plugin, const std::string& shard) {
+  if (plugin == "outbox_decoder") {
+    std::vector<std::pair<std::string, std::string>> o = {{"format-version", "2"}, {"outbox", "1"}};
+    if (!shard.empty()) o.emplace_back("shard", shard);
+    return o;
+  }
   // Stock wal2json 2.5: the preset spelled out. actions=insert keeps logical messages (checked on
   // wal2json 2.5: "M" lines still come through), add-tables limits rows to outbox.events.
   return {{"format-version", "2"},  {"add-tables", "outbox.events"}, {"add-msg-prefixes", "outbox"},
@@ -134,7 +138,7 @@ bool ReplicationStream::create_slot() {
 void ReplicationStream::start(Lsn from) {
   std::string sql = "START_REPLICATION SLOT " + quote_ident(slot_) + " LOGICAL " + format_lsn(from) + " (";
   bool first = true;
-  for (auto& [k, v] : plugin_options(plugin_)) {
+  for (auto& [k, v] : plugin_options(plugin_, shard_)) {
     if (!first) sql += ", ";
     first = false;
     sql += quote_ident(k) + " " + quote_literal(v);

@@ -24,13 +24,15 @@ struct ReplMessage {
 };
 
 // The START_REPLICATION options for a plugin (DESIGN 4): the outbox preset.
-std::vector<std::pair<std::string, std::string>> plugin_options(const std::string& plugin);
+std::vector<std::pair<std::string, std::string>> plugin_options(const std::string& plugin,
+                                                                const std::string& shard = "");
 
 // Builds "key=value" libpq parameters from a conninfo/URI plus overrides, for PQconnectdbParams
 // with expand_dbname.
 class ReplicationStream {
  public:
-  ReplicationStream(std::string slot, std::string plugin) : slot_(std::move(slot)), plugin_(std::move(plugin)) {}
+  ReplicationStream(std::string slot, std::string plugin, std::string shard = "")
+      : slot_(std::move(slot)), plugin_(std::move(plugin)), shard_(std::move(shard)) {}
   ~ReplicationStream();
   ReplicationStream(const ReplicationStream&) = delete;
   ReplicationStream& operator=(const ReplicationStream&) = delete;
@@ -56,7 +58,7 @@ class ReplicationStream {
 
  private:
   [[noreturn]] void fail(const std::string& what);
-  std::string slot_, plugin_;
+  std::string slot_, plugin_, shard_;
   pg_conn* conn_ = nullptr;
   char* buf_ = nullptr;
 };

@@ -32,7 +32,7 @@ struct SessionLost : std::runtime_error {
 }  // namespace
 
 Relay::Relay(Config cfg, Metrics& metrics)
-    : cfg_(std::move(cfg)), m_(metrics), admin_(cfg_.slot, cfg_.plugin), repl_(cfg_.slot, cfg_.plugin) {
+    : cfg_(std::move(cfg)), m_(metrics), admin_(cfg_.slot, cfg_.plugin), repl_(cfg_.slot, cfg_.plugin, cfg_.shard) {
   if (pipe2(wake_pipe_, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
   callbacks_.on_confirm = [this](std::uint64_t tag, bool multiple, bool nack) { on_confirm(tag, multiple, nack); };
   callbacks_.on_return = [this](const std::string& id, const std::string& lsn, const std::string& reply) {

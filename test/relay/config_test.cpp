@@ -132,6 +132,13 @@ TEST(Config, ErrorsNameTheSettingAndSource) {
   std::remove(g.c_str());
 }
 
+TEST(Config, Shard) {
+  EXPECT_EQ(load({"--shard", "1/4"}).shard, "1/4");
+  EXPECT_EQ(load({}).shard, "");
+  for (const char* bad : {"4/4", "1/0", "x", "1/2/3", "-1/2", "1/65537"}) EXPECT_THROW(load({"--shard", bad}), ConfigError) << bad;
+  EXPECT_THROW(load({"--shard", "0/2", "--plugin", "wal2json"}), ConfigError);
+}
+
 TEST(Config, HelpAndVersion) {
   try {
     load({"--help"});

@@ -51,6 +51,9 @@ TEST(PluginOptions, OutboxPresetPerPlugin) {
   ASSERT_EQ(d.size(), 2u);
   EXPECT_EQ(d[0], (std::pair<std::string, std::string>{"format-version", "2"}));
   EXPECT_EQ(d[1], (std::pair<std::string, std::string>{"outbox", "1"}));
+  auto s = plugin_options("outbox_decoder", "2/3");
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[2], (std::pair<std::string, std::string>{"shard", "2/3"}));
   auto w = plugin_options("wal2json");
   std::map<std::string, std::string> m(w.begin(), w.end());
   EXPECT_EQ(m["format-version"], "2");
