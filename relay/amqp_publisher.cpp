@@ -18,6 +18,7 @@ namespace {
 
 constexpr amqp_channel_t kPubChannel = 1;
 constexpr amqp_channel_t kAuxChannel = 2;
+const std::string kCeVersion = "1.0";
 
 std::string bytes_str(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
 
@@ -303,6 +304,16 @@ void AmqpPublisher::publish(const Event& ev, const PublishSpec& spec) {
   }
   if (!ev.commit_time.empty()) add_str("x-outbox-commit-time", ev.commit_time);
   if (ev.causation_id) add_str("x-outbox-causation-id", *ev.causation_id);
+  std::string ce_time;
+  if (!spec.cloudevents_source.empty()) {
+    ce_time = format_rfc3339_us(ts_us);
+    add_str("cloudEvents:specversion", kCeVersion);
+    add_str("cloudEvents:id", ev.id);
+    add_str("cloudEvents:source", spec.cloudevents_source);
+    add_str("cloudEvents:type", ev.event_type);
+    add_str("cloudEvents:time", ce_time);
+    if (ev.aggregate_id) add_str("cloudEvents:subject", *ev.aggregate_id);
+  }
   p.headers.num_entries = static_cast<int>(h.size());
   p.headers.entries = h.data();
 

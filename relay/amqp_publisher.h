@@ -29,6 +29,9 @@ struct AmqpCallbacks {
 
 struct PublishSpec {
   std::string exchange, routing_key, app_id;
+  // Non-empty: add CloudEvents attributes (binary content mode, AMQP binding: "cloudEvents:"
+  // application properties) with this `source`.
+  std::string cloudevents_source;
 };
 
 class AmqpPublisher {

@@ -37,6 +37,7 @@ const Def kDefs[] = {
     {"log-format", "text", false, "text or json (one JSON object per line)"},
     {"log-level", "info", false, "trace, debug, info, warn, error"},
     {"app-id", "outbox-relay", false, "AMQP app_id property"},
+    {"cloudevents-source", "", false, "add CloudEvents 1.0 attributes (binary mode, cloudEvents:* headers) with this source URI, e.g. /orders-db"},
     {"status-interval-ms", "10000", false, "send a standby status update at least this often"},
     {"checkpoint-interval-ms", "5000", false, "record outbox.relay_checkpoints this often"},
     {"max-attempts", "5", false, "publish attempts per event (nack/unroutable) before it becomes a dead letter"},
@@ -271,6 +272,7 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
                       "\" must be text or json");
   c.log_level = val["log-level"];
   c.app_id = val["app-id"];
+  c.cloudevents_source = val["cloudevents-source"];
   c.status_interval_ms = to_int(c, "status-interval-ms", val["status-interval-ms"], 1);
   c.checkpoint_interval_ms = to_int(c, "checkpoint-interval-ms", val["checkpoint-interval-ms"], 1);
   c.max_attempts = to_int(c, "max-attempts", val["max-attempts"], 1);

@@ -55,6 +55,7 @@ struct Config {
   std::string log_format;  // text | json
   std::string log_level;
   std::string app_id;
+  std::string cloudevents_source;  // "" = no CloudEvents attributes
   int status_interval_ms = 0;
   int checkpoint_interval_ms = 0;
   int max_attempts = 0;

@@ -332,6 +332,7 @@ void Relay::publish(ItemPtr item) {
   spec.routing_key = ev.routing_key ? *ev.routing_key
                                     : (ev.aggregate_type ? *ev.aggregate_type + "." : std::string()) + ev.event_type;
   spec.app_id = cfg_.app_id;
+  spec.cloudevents_source = cfg_.cloudevents_source;
   ++ev.attempts;
   if (!amqp_.exchange_exists(spec.exchange)) {
     item->last_reply = "404 NOT_FOUND - no exchange '" + spec.exchange + "'";

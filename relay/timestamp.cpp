@@ -1,5 +1,8 @@
 #include "timestamp.h"
 
+#include <cstdio>
+#include <ctime>
+
 namespace outbox {
 
 namespace {
@@ -75,6 +78,21 @@ std::optional<std::int64_t> parse_timestamp_us(std::string_view s) {
   std::int64_t secs = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
                       mi * 60 + se - offset_s;
   return secs * 1000000 + frac;
+}
+
+std::string format_rfc3339_us(std::int64_t us) {
+  std::int64_t secs = us / 1000000, frac = us % 1000000;
+  if (frac < 0) {
+    frac += 1000000;
+    --secs;
+  }
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(frac));
+  return buf;
 }
 
 }  // namespace outbox

@@ -3,10 +3,14 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace outbox {
 
 std::optional<std::int64_t> parse_timestamp_us(std::string_view text);
+
+// RFC 3339 in UTC with microseconds: "2026-11-23T05:01:53.002315Z".
+std::string format_rfc3339_us(std::int64_t us);
 
 }  // namespace outbox

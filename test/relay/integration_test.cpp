@@ -453,6 +453,23 @@ TEST_F(RelayIT, ReconnectsAfterLosingTheDatabase) {
   EXPECT_EQ(relay.stop(), 0);
 }
 
+// --cloudevents-source adds the CloudEvents 1.0 attributes (binary content mode).
+TEST_F(RelayIT, CloudEventsAttributes) {
+  start_relay({"--cloudevents-source", "/shop-db"});
+  std::string id = db_->scalar(emit_sql("order.placed", "{}", "aggregate_type => 'order', aggregate_id => 'o-1'"));
+  auto msgs = broker_->collect(1, 10s);
+  ASSERT_EQ(msgs.size(), 1u);
+  auto& h = msgs[0].headers;
+  EXPECT_EQ(h["cloudEvents:specversion"], "1.0");
+  EXPECT_EQ(h["cloudEvents:id"], id);
+  EXPECT_EQ(h["cloudEvents:source"], "/shop-db");
+  EXPECT_EQ(h["cloudEvents:type"], "order.placed");
+  EXPECT_EQ(h["cloudEvents:subject"], "o-1");
+  EXPECT_TRUE(std::regex_match(h["cloudEvents:time"], std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)")))
+      << h["cloudEvents:time"];
+  EXPECT_EQ(msgs[0].content_type, "application/json");
+}
+
 // /metrics (Prometheus text), /healthz and /readyz on the --http address.
 TEST_F(RelayIT, MetricsAndHealthEndpoints) {
   int port = free_port();

@@ -27,6 +27,13 @@ TEST(Timestamp, PostgresAndIsoForms) {
     EXPECT_FALSE(parse_timestamp_us(bad)) << bad;
 }
 
+TEST(Timestamp, Rfc3339) {
+  EXPECT_EQ(format_rfc3339_us(0), "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(format_rfc3339_us(1795410113002315LL), "2026-11-23T05:01:53.002315Z");
+  EXPECT_EQ(format_rfc3339_us(-1), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(format_rfc3339_us(*parse_timestamp_us("2026-11-23 06:01:53.5+01")), "2026-11-23T05:01:53.500000Z");
+}
+
 TEST(JsonSpan, FindsRawMembers) {
   std::string_view doc = R"({"a":1, "payload" : {"x":[1,2,{"y":"}\""}],"n":1.000000000000000000001} ,"z":"q"})";
   EXPECT_EQ(json_member_raw(doc, "a"), "1");
