@@ -60,8 +60,13 @@ write_begin_line(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN
 static void
 ensure_begin(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn)
 {
-	if (!st->opt.skip_empty_xacts || st->begin_written || !st->opt.include_transaction)
+	if (!st->opt.skip_empty_xacts || st->begin_written)
 		return;
+	if (!st->opt.include_transaction)
+	{
+		st->begin_written = true;	/* no B line to write, but the transaction has output */
+		return;
+	}
 	XLogRecPtr	saved = ctx->write_location;
 
 	ctx->write_location = txn->first_lsn;	/* the position wal2json's B line carries */

@@ -388,6 +388,11 @@ options_parse(Options *o, List *defelems)
 							n, e->arg ? strVal(e->arg) : "(null)")));
 	}
 
+	if (o->outbox && o->format_version != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"outbox\" needs format-version 2"),
+				 errhint("Leave out format-version: the outbox preset sets format-version 2.")));
 	if (o->shard_enabled && o->format_version != 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
