@@ -44,6 +44,25 @@ SELECT shard, count(*) FILTER (WHERE line->>'action' = 'B') AS begins,
        count(*) FILTER (WHERE line->>'action' IN ('I', 'M')) AS events
   FROM got GROUP BY shard ORDER BY shard;
 
+-- message contents the aggregate_id scanner must survive; nested keys do not count, escapes do
+-- (FNV-1a mod 2: agg-2 -> 1, agg-7 -> 0; malformed or missing -> 0)
+SELECT 'init' FROM pg_create_logical_replication_slot('dec_shard_m0', 'outbox_decoder');
+SELECT 'init' FROM pg_create_logical_replication_slot('dec_shard_m1', 'outbox_decoder');
+BEGIN;
+SELECT count(pg_logical_emit_message(true, 'outbox', c)) FROM unnest(ARRAY[
+  '', '{', '{"aggregate_id":', '{"aggregate_id":"unterminated', '[1,2]', 'null', 'not json',
+  '{"a":{"aggregate_id":"agg-7"},"aggregate_id":"agg-2"}', '{"aggregate_id":"\u0061gg-2"}',
+  '{"aggregate_id":"agg-2"}', '{"x":[1,{"y":"}"}],"aggregate_id":"agg-2"}', '{"aggregate_id":7}',
+  repeat('[', 100000), '{"k":"' || repeat('\"', 50000) || '","aggregate_id":"agg-2"}']) AS c;
+COMMIT;
+SELECT s.i AS shard, count(*) FILTER (WHERE c.data LIKE '{"action":"M"%') AS messages,
+       string_agg(CASE WHEN c.data LIKE '%agg-2%' OR c.data LIKE '%u0061gg%' THEN 'agg-2' END, ',') AS agg2
+  FROM generate_series(0, 1) s(i),
+       LATERAL pg_logical_slot_get_changes('dec_shard_m' || s.i, NULL, NULL, 'outbox', '1', 'shard', s.i || '/2') c
+ GROUP BY s.i ORDER BY s.i;
+SELECT pg_drop_replication_slot('dec_shard_m0');
+SELECT pg_drop_replication_slot('dec_shard_m1');
+
 -- bad shard values
 SELECT count(*) FROM pg_logical_slot_peek_changes('dec_shard_0', NULL, NULL, 'outbox', '1', 'shard', '3/3');
 SELECT count(*) FROM pg_logical_slot_peek_changes('dec_shard_0', NULL, NULL, 'outbox', '1', 'shard', 'x');
