@@ -1,5 +1,8 @@
 #include "amqp_publisher.h"
 
+#include <poll.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -229,6 +232,12 @@ int AmqpPublisher::socket() const { return conn_ ? amqp_get_sockfd(conn_) : -1; 
 
 bool AmqpPublisher::has_buffered() const {
   return conn_ && (amqp_frames_enqueued(conn_) || amqp_data_in_buffer(conn_));
+}
+
+bool AmqpPublisher::writable() const {
+  if (!conn_) return false;
+  pollfd p{amqp_get_sockfd(conn_), POLLOUT, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
 }
 
 void AmqpPublisher::publish(const Event& ev, const PublishSpec& spec) {

@@ -61,6 +61,8 @@ class AmqpPublisher {
   void poll(const AmqpCallbacks& cb);
   // Frames already buffered inside rabbitmq-c (poll() would not see the socket readable).
   bool has_buffered() const;
+  // The socket can take more data now (poll POLLOUT, no wait).
+  bool writable() const;
 
  private:
   void open_aux_channel();

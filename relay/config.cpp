@@ -33,6 +33,7 @@ const Def kDefs[] = {
     {"shard", "", false, "i/n: stream only the events whose aggregate_id hashes to shard i of n (outbox_decoder only; one slot per shard)"},
     {"exchange", "amq.topic", false, "exchange for events whose exchange column is null"},
     {"max-in-flight", "1000", false, "window of published, unconfirmed messages"},
+    {"max-in-flight-bytes", "16777216", false, "window limit in payload bytes (bounds memory with big events; one event always fits)"},
     {"http", "127.0.0.1:9187", false, "address:port for /metrics, /healthz, /readyz (\"\" or \"off\" disables)"},
     {"log-format", "text", false, "text or json (one JSON object per line)"},
     {"log-level", "info", false, "trace, debug, info, warn, error"},
@@ -264,6 +265,7 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   }
   c.exchange = val["exchange"];
   c.max_in_flight = to_int(c, "max-in-flight", val["max-in-flight"], 1);
+  c.max_in_flight_bytes = to_int(c, "max-in-flight-bytes", val["max-in-flight-bytes"], 1);
   c.http = val["http"];
   if (c.http == "off") c.http.clear();
   c.log_format = val["log-format"];

@@ -51,6 +51,7 @@ struct Config {
   std::string shard;   // "i/n" (outbox_decoder only), "" = all events
   std::string exchange;
   int max_in_flight = 0;
+  int max_in_flight_bytes = 0;
   std::string http;  // host:port, "" = off
   std::string log_format;  // text | json
   std::string log_level;

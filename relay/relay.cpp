@@ -79,6 +79,8 @@ void Relay::close_session() {
   amqp_.close();
   window_.reset();
   retry_.clear();
+  in_flight_bytes_ = 0;
+  send_full_ = false;
   in_txn_ = false;
   pg_more_ = false;
   blocked_ = false;
@@ -173,8 +175,13 @@ void Relay::connect_session() {
   last_checkpoint_ = Clock::now() - std::chrono::milliseconds(cfg_.checkpoint_interval_ms);
 }
 
+bool Relay::window_full() const {
+  return window_.size() >= static_cast<std::size_t>(cfg_.max_in_flight) ||
+         (in_flight_bytes_ >= static_cast<std::uint64_t>(cfg_.max_in_flight_bytes) && !window_.empty());
+}
+
 bool Relay::can_read() const {
-  return !stopping_ && !blocked_ && retry_.empty() && window_.size() < static_cast<std::size_t>(cfg_.max_in_flight);
+  return !stopping_ && !blocked_ && !send_full_ && retry_.empty() && !window_full();
 }
 
 void Relay::update_gauges() {
@@ -233,7 +240,7 @@ void Relay::stream() {
     bool pg_out = !repl_.flush();
     pollfd fds[3];
     fds[0] = {repl_.socket(), static_cast<short>((can_read() ? POLLIN : 0) | (pg_out ? POLLOUT : 0)), 0};
-    fds[1] = {amqp_.socket(), POLLIN, 0};
+    fds[1] = {amqp_.socket(), static_cast<short>(POLLIN | (send_full_ ? POLLOUT : 0)), 0};
     fds[2] = {wake_pipe_[0], POLLIN, 0};
     int n = ::poll(fds, 3, timeout);
     if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("poll failed: ") + std::strerror(errno));
@@ -250,6 +257,7 @@ void Relay::stream() {
       last_amqp_poll_ = after;
       amqp_.poll(callbacks_);
     }
+    if (send_full_ && (fds[1].revents & POLLOUT)) send_full_ = false;
     if (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) {
       repl_.consume_input();
       pg_more_ = true;
@@ -260,6 +268,13 @@ void Relay::stream() {
 
 void Relay::process_wal() {
   for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
+    // A full socket send buffer (a slow or blocked broker not reading) is backpressure too:
+    // rabbitmq-c writes blocking, so stop before a publish would stall the loop.
+    if (i % 32 == 0 && !amqp_.writable()) {
+      send_full_ = true;
+      pg_more_ = true;
+      return;
+    }
     if (!can_read()) {
       pg_more_ = true;
       return;
@@ -342,6 +357,7 @@ void Relay::publish(ItemPtr item) {
   amqp_.publish(ev, spec);
   item->published = Clock::now();
   m_.events_published++;
+  in_flight_bytes_ += item->ev.payload.size();
   window_.add(std::move(item));
 }
 
@@ -350,6 +366,7 @@ void Relay::on_confirm(std::uint64_t tag, bool multiple, bool nack) {
   window_.confirm(tag, multiple, nack, settled);
   auto now = Clock::now();
   for (auto& s : settled) {
+    in_flight_bytes_ -= std::min<std::uint64_t>(in_flight_bytes_, s.item->ev.payload.size());
     if (s.ok) {
       m_.events_confirmed++;
       m_.observe_confirm_latency_us(static_cast<std::uint64_t>(
@@ -403,8 +420,7 @@ void Relay::fail(ItemPtr item, const std::string& reason) {
 }
 
 void Relay::process_retries(Clock::time_point now) {
-  while (!retry_.empty() && retry_.front()->due <= now && !blocked_ &&
-         window_.size() < static_cast<std::size_t>(cfg_.max_in_flight)) {
+  while (!retry_.empty() && retry_.front()->due <= now && !blocked_ && !send_full_ && !window_full()) {
     ItemPtr it = std::move(retry_.front());
     retry_.pop_front();
     publish(std::move(it));

@@ -55,6 +55,7 @@ class Relay {
   void maybe_send_status(Clock::time_point now, bool force);
   void maybe_checkpoint(Clock::time_point now, bool force);
   bool can_read() const;
+  bool window_full() const;
   bool wait_interruptible(std::chrono::milliseconds d);  // false if stop requested
   void update_gauges();
 
@@ -80,6 +81,8 @@ class Relay {
   std::uint64_t txn_xid_ = 0;
   bool pg_more_ = false;
   bool blocked_ = false;
+  bool send_full_ = false;
+  std::uint64_t in_flight_bytes_ = 0;
   bool stopping_ = false;
   Clock::time_point drain_deadline_{};
   Lsn ack_sent_ = 0;

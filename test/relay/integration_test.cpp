@@ -453,6 +453,24 @@ TEST_F(RelayIT, ReconnectsAfterLosingTheDatabase) {
   EXPECT_EQ(relay.stop(), 0);
 }
 
+// Big payloads (up to 8 MB, TOASTed in table mode) travel intact, with a byte window smaller than
+// one event.
+TEST_F(RelayIT, BigPayloadsWithAByteWindow) {
+  start_relay({"--max-in-flight-bytes", "100000"});
+  const int sizes[] = {200000, 8000000, 50, 300000};
+  for (int i = 0; i < 4; ++i)
+    db_->exec(std::string("SET outbox.max_payload_bytes = 16000000; ") + (i % 2 ? "SET outbox.storage = 'wal'; " : "SET outbox.storage = 'table'; ") +
+              "SELECT outbox_emit('big', jsonb_build_object('i', " + std::to_string(i) + ", 'blob', repeat('x', " +
+              std::to_string(sizes[i]) + ")))");
+  auto msgs = broker_->collect(4, 30s);
+  ASSERT_EQ(msgs.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    std::string body = nospace(msgs[i].body);
+    EXPECT_EQ(body.size(), static_cast<std::size_t>(sizes[i]) + 17) << i;
+    EXPECT_EQ(body.substr(0, 16), "{\"i\":" + std::to_string(i) + ",\"blob\":\"x") << i;
+  }
+}
+
 // --cloudevents-source adds the CloudEvents 1.0 attributes (binary content mode).
 TEST_F(RelayIT, CloudEventsAttributes) {
   start_relay({"--cloudevents-source", "/shop-db"});
