@@ -6,7 +6,8 @@
 //   UPDATE polling_outbox SET status = 'sent' WHERE id = ANY(...); COMMIT;
 // and polls again at once while batches come back full.
 // Usage: polling-outbox CONNINFO AMQP_URL EXCHANGE ROUTING_KEY STOP_AFTER_N [POLL_MS] [BATCH] [MAX_SECONDS]
-// Prints "<sent> <seconds>" when STOP_AFTER_N rows were sent (or MAX_SECONDS passed).
+// Prints "<sent> <seconds>" when STOP_AFTER_N rows were sent, or once MAX_SECONDS passed and a
+// poll found nothing left (so a live run drains what its load emitted).
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #include <libpq-fe.h>
@@ -62,7 +63,8 @@ int main(int argc, char** argv) {
   std::uint64_t tag = 0;
   auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  while (sent < stop_after && elapsed() < max_seconds) {
+  int last = -1;
+  while (sent < stop_after && !(elapsed() >= max_seconds && last == 0)) {
     PQclear(q(pg, "BEGIN", PGRES_COMMAND_OK));
     PGresult* r = q(pg, select.c_str(), PGRES_TUPLES_OK);
     int n = PQntuples(r);
@@ -114,6 +116,7 @@ int main(int argc, char** argv) {
     }
     PQclear(q(pg, "COMMIT", PGRES_COMMAND_OK));
     sent += n;
+    last = n;
     if (n < batch) std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
   }
   std::printf("%ld %.3f\n", sent, elapsed());

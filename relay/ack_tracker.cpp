@@ -8,7 +8,7 @@ void AckTracker::reset(Lsn start) {
   txns_.clear();
   base_ = next_;
   unsettled_ = 0;
-  if (start > ack_) ack_ = start;
+  ack_ = start;
 }
 
 AckTracker::TxnId AckTracker::begin() {

@@ -6,7 +6,7 @@
 // it was written to outbox.dead_letters. The acknowledged LSN is the end LSN of the newest
 // transaction such that it and every older one are committed and fully settled. When nothing at all
 // is tracked, a keepalive's WAL end may be acknowledged, so an idle outbox never holds WAL back.
-// The acknowledged LSN never goes backwards.
+// Within a session the acknowledged LSN never goes backwards.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -23,7 +23,9 @@ class AckTracker {
   explicit AckTracker(Lsn start = 0) : ack_(start) {}
 
   // Forget everything tracked (after a reconnect the server re-sends from the slot) and restart
-  // from `start` (the slot's confirmed LSN); the acknowledged LSN becomes max(current, start).
+  // from `start`, the slot's confirmed LSN as the server has it: the server is the authority (a
+  // slot dropped and recreated starts lower, and acknowledging our old, higher LSN to it would
+  // skip events). Within one session the acknowledged LSN never goes backwards.
   void reset(Lsn start);
 
   // Opens the next transaction (B line). Throws std::logic_error if one is already open.

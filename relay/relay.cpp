@@ -135,6 +135,12 @@ int Relay::run() {
                        "that slot \"{}\" uses the outbox preset of {} (format-version 2)",
                        cfg_.plugin, e.what(), cfg_.slot, cfg_.plugin);
       return 2;
+    } catch (const std::exception& e) {
+      // A bug (e.g. an AckTracker invariant) or a system failure: stop without acknowledging more.
+      close_session();
+      spdlog::critical("internal error: {} -- nothing past the last acknowledged LSN {} was acknowledged; please report it",
+                       e.what(), format_lsn(tracker_.ack_lsn()));
+      return 3;
     }
   }
   close_session();

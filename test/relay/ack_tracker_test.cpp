@@ -84,14 +84,14 @@ TEST(AckTracker, KeepaliveOnlyWhenIdleAndNeverBackwards) {
   EXPECT_EQ(t.ack_lsn(), 500u);
 }
 
-TEST(AckTracker, ResetForgetsInFlightButKeepsAck) {
+TEST(AckTracker, ResetForgetsInFlightAndTakesTheServersLsn) {
   AckTracker t;
   auto a = t.begin();
   t.commit(a, 100);
   auto b = t.begin();
   t.add_event(b);
   t.commit(b, 200);
-  t.reset(90);
+  t.reset(100);  // reconnect: the slot is where we acknowledged
   EXPECT_EQ(t.ack_lsn(), 100u);
   EXPECT_TRUE(t.idle());
   EXPECT_EQ(t.unsettled_events(), 0u);
@@ -101,6 +101,8 @@ TEST(AckTracker, ResetForgetsInFlightButKeepsAck) {
   t.commit(c, 200);
   t.settle(c);
   EXPECT_EQ(t.ack_lsn(), 200u);
+  t.reset(50);  // a recreated slot: the server's position wins
+  EXPECT_EQ(t.ack_lsn(), 50u);
 }
 
 TEST(AckTracker, MisuseIsALogicError) {
