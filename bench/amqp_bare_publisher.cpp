@@ -1,6 +1,6 @@
-// The broker's own limit for bench/relay: publish N persistent messages of a given size to an
-// exchange/routing key with publisher confirms and a window, like the relay does (same
-// properties shape, mandatory), and print the rate. No PostgreSQL involved.
+// The broker's own limit for bench/relay: publish N persistent messages of a given body size to
+// an exchange/routing key with publisher confirms and a window, exactly as the relay does (same
+// properties and headers, mandatory), and print "<count> <seconds> <rate>". No PostgreSQL.
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
@@ -44,18 +44,25 @@ int main(int argc, char** argv) {
                  AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG;
       p.content_type = amqp_cstring_bytes("application/json");
       p.delivery_mode = 2;
-      p.message_id = amqp_cstring_bytes("0190f3a0-0000-7000-8000-000000000000");
-      p.type = amqp_cstring_bytes("bench");
-      p.app_id = amqp_cstring_bytes("bare");
-      p.timestamp = 1;
-      amqp_table_entry_t h[2];
-      h[0].key = amqp_cstring_bytes("x-outbox-lsn");
-      h[0].value.kind = AMQP_FIELD_KIND_UTF8;
-      h[0].value.value.bytes = amqp_cstring_bytes("0/1000000");
-      h[1].key = amqp_cstring_bytes("x-outbox-xid");
-      h[1].value.kind = AMQP_FIELD_KIND_I64;
-      h[1].value.value.i64 = 1;
-      p.headers.num_entries = 2;
+      p.message_id = amqp_cstring_bytes("01a206d6-e9d5-7ec2-94ef-64c6fa8e6933");
+      p.type = amqp_cstring_bytes("order_created");
+      p.app_id = amqp_cstring_bytes("outbox-relay");
+      p.timestamp = 1795410000;
+      // The same headers as the relay sends (DESIGN 5.3), so the broker does the same work.
+      amqp_table_entry_t h[5];
+      auto str = [](amqp_table_entry_t& e, const char* k, const char* v) {
+        e.key = amqp_cstring_bytes(k);
+        e.value.kind = AMQP_FIELD_KIND_UTF8;
+        e.value.value.bytes = amqp_cstring_bytes(v);
+      };
+      str(h[0], "x-outbox-aggregate-type", "bench");
+      str(h[1], "x-outbox-aggregate-id", "1234567");
+      str(h[2], "x-outbox-lsn", "0/1A2B3C4D");
+      h[3].key = amqp_cstring_bytes("x-outbox-xid");
+      h[3].value.kind = AMQP_FIELD_KIND_I64;
+      h[3].value.value.i64 = 123456;
+      str(h[4], "x-outbox-commit-time", "2026-11-23 05:17:57.590859+00");
+      p.headers.num_entries = 5;
       p.headers.entries = h;
       amqp_bytes_t b{body.size(), const_cast<char*>(body.data())};
       if (amqp_basic_publish(c, 1, amqp_cstring_bytes(exchange.c_str()), amqp_cstring_bytes(rk.c_str()), 1, 0, &p, b) !=

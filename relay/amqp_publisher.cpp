@@ -1,6 +1,9 @@
 #include "amqp_publisher.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -69,6 +72,7 @@ void AmqpPublisher::close() {
   amqp_destroy_connection(conn_);
   conn_ = nullptr;
   aux_open_ = false;
+  corked_ = false;
   known_exchanges_.clear();
 }
 
@@ -232,6 +236,12 @@ int AmqpPublisher::socket() const { return conn_ ? amqp_get_sockfd(conn_) : -1; 
 
 bool AmqpPublisher::has_buffered() const {
   return conn_ && (amqp_frames_enqueued(conn_) || amqp_data_in_buffer(conn_));
+}
+
+void AmqpPublisher::cork(bool on) {
+  if (!conn_ || corked_ == on) return;
+  int v = on ? 1 : 0;
+  if (::setsockopt(amqp_get_sockfd(conn_), IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0) corked_ = on;
 }
 
 bool AmqpPublisher::writable() const {

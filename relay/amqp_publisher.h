@@ -63,12 +63,16 @@ class AmqpPublisher {
   bool has_buffered() const;
   // The socket can take more data now (poll POLLOUT, no wait).
   bool writable() const;
+  // TCP_CORK around a batch of publishes: the kernel sends full segments instead of one or more
+  // per frame (fewer packets and wake-ups on both sides); uncorking sends what is pending at once.
+  void cork(bool on);
 
  private:
   void open_aux_channel();
   [[noreturn]] void fail(const std::string& what, int status);
   amqp_connection_state_t_* conn_ = nullptr;
   bool aux_open_ = false;
+  bool corked_ = false;
   std::set<std::string> known_exchanges_;
   std::string masked_url_;
 };

@@ -273,6 +273,11 @@ void Relay::stream() {
 }
 
 void Relay::process_wal() {
+  amqp_.cork(true);
+  struct Uncork {
+    AmqpPublisher& a;
+    ~Uncork() { a.cork(false); }
+  } uncork{amqp_};
   for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
     // A full socket send buffer (a slow or blocked broker not reading) is backpressure too:
     // rabbitmq-c writes blocking, so stop before a publish would stall the loop.
