@@ -279,6 +279,35 @@ TEST_F(RelayIT, BrokerBlockedHoldsTheSlotThenCatchesUp) {
   EXPECT_EQ(relay.stop(), 0);
 }
 
+// Backpressure must not cost the replication connection: with wal_sender_timeout at 2 s for the
+// relay's walsender and the broker blocked for 7 s, the walsender never times the relay out (the
+// relay keeps sending status updates while it does not read), so no reconnect happens.
+TEST_F(RelayIT, BlockedBrokerDoesNotTripWalSenderTimeout) {
+  std::string ctl = env_or("RABBITMQCTL", "");
+  if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
+  auto a = with(with(args(), "--status-interval-ms", "500"), "--pg", db_->conninfo() + " options='-c wal_sender_timeout=2s'");
+  relays_.push_back(std::make_unique<RelayProcess>(a, log_));
+  RelayProcess& relay = *relays_.back();
+  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  std::string pid = db_->scalar("SELECT active_pid FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'");
+  struct Unblock {
+    std::string ctl;
+    ~Unblock() { sh(ctl + " set_vm_memory_high_watermark 0.4"); }
+  } unblock{ctl};
+  ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0"), 0);
+  std::this_thread::sleep_for(300ms);
+  // enough events to fill the window and leave more in the slot
+  db_->exec("SELECT count(" + emit_expr("bp", "{}") + ") FROM generate_series(1, 3000)");
+  std::this_thread::sleep_for(7s);
+  ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0.4"), 0);
+  auto msgs = broker_->collect(3000, 30s);
+  EXPECT_EQ(msgs.size(), 3000u);
+  EXPECT_EQ(db_->scalar("SELECT active_pid FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'"), pid)
+      << "the walsender was replaced: the relay was disconnected";
+  EXPECT_EQ(relay.log().find("reconnecting"), std::string::npos) << relay.log();
+  EXPECT_EQ(relay.stop(), 0);
+}
+
 // An idle outbox with unrelated writes: the slot advances (no WAL held back).
 TEST_F(RelayIT, IdleOutboxWithUnrelatedWritesLetsTheSlotAdvance) {
   RelayProcess& relay = start_relay();
