@@ -213,6 +213,19 @@ void Broker::declare_queue(const std::string& name) {
   amqp_queue_declare(conn_, 1, amqp_cstring_bytes(name.c_str()), 0, 1, 0, 0, amqp_empty_table);
   ok(conn_, "queue.declare " + name);
 }
+void Broker::declare_bounded_queue(const std::string& name, long max_length) {
+  amqp_table_entry_t e[2];
+  e[0].key = amqp_cstring_bytes("x-max-length");
+  e[0].value.kind = AMQP_FIELD_KIND_I64;
+  e[0].value.value.i64 = max_length;
+  e[1].key = amqp_cstring_bytes("x-overflow");
+  e[1].value.kind = AMQP_FIELD_KIND_UTF8;
+  e[1].value.value.bytes = amqp_cstring_bytes("reject-publish");
+  amqp_table_t args{2, e};
+  amqp_queue_declare(conn_, 1, amqp_cstring_bytes(name.c_str()), 0, 0, 0, 0, args);
+  ok(conn_, "queue.declare " + name);
+}
+
 void Broker::bind(const std::string& q, const std::string& ex, const std::string& key) {
   amqp_queue_bind(conn_, 1, amqp_cstring_bytes(q.c_str()), amqp_cstring_bytes(ex.c_str()), amqp_cstring_bytes(key.c_str()),
                   amqp_empty_table);

@@ -59,6 +59,8 @@ class Broker {
   void declare_exchange(const std::string& name, const std::string& type = "topic");
   void delete_exchange(const std::string& name);
   void declare_queue(const std::string& name);
+  // A queue that holds at most `max_length` messages and nacks publishes beyond (reject-publish).
+  void declare_bounded_queue(const std::string& name, long max_length);
   void bind(const std::string& queue, const std::string& exchange, const std::string& key);
   void delete_queue(const std::string& name);
   void consume(const std::string& queue);

@@ -396,6 +396,36 @@ TEST_F(RelayIT, UnroutableEventsBecomeDeadLetters) {
   broker_->delete_exchange(lonely);
 }
 
+// Broker nacks (a full queue with x-overflow=reject-publish) are retried with backoff, in order,
+// and delivered once the queue has room again; what stays refused becomes a dead letter.
+TEST_F(RelayIT, NackedEventsAreRetriedThenDeadLettered) {
+  std::string ex = base_ + ".full", q = base_ + ".fullq";
+  broker_->declare_exchange(ex);
+  Broker side;
+  side.declare_bounded_queue(q, 1);
+  side.bind(q, ex, "#");
+  RelayProcess& relay = start_relay({"--max-attempts", "3", "--retry-base-ms", "100", "--retry-max-ms", "200"});
+  // three events into a queue that holds one: the 2nd and 3rd are nacked
+  for (int i = 0; i < 3; ++i) db_->exec(emit_sql("full" + std::to_string(i), "{}", "exchange => '" + ex + "'"));
+  EXPECT_TRUE(eventually([&] { return db_->scalar("SELECT count(*) FROM outbox.dead_letters") == "2"; }, 15s)) << relay.log();
+  auto dl = db_->rows("SELECT event->>'event_type', attempts, reason FROM outbox.dead_letters ORDER BY id");
+  ASSERT_EQ(dl.size(), 2u);
+  EXPECT_EQ(dl[0][0], "full1");
+  EXPECT_EQ(dl[1][0], "full2");
+  EXPECT_EQ(dl[0][1], "3");
+  EXPECT_NE(dl[0][2].find("nacked"), std::string::npos) << dl[0][2];
+  // a nack that clears: consume the one message, the next retry gets through
+  db_->exec(emit_sql("full3", "{}", "exchange => '" + ex + "'"));
+  side.consume(q);
+  auto got = side.collect(2, 10s);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].type, "full0");
+  EXPECT_EQ(got[1].type, "full3");
+  EXPECT_EQ(relay.stop(), 0);
+  side.delete_queue(q);
+  side.delete_exchange(ex);
+}
+
 // A second relay on the same slot waits as a standby and takes over when the first stops.
 TEST_F(RelayIT, SecondRelayWaitsAsStandbyAndTakesOver) {
   RelayProcess& a = start_relay();

@@ -87,6 +87,38 @@ TEST(Parser, WalMessageWithEmbeddedJson) {
   EXPECT_EQ(e.created_at, "2026-01-01T00:00:00+00:00");
 }
 
+// Real lines from outbox_decoder (format-version 2, outbox 1): the same wire format, one
+// transaction with a table row and a wal message.
+TEST(Parser, OutboxDecoderLines) {
+  const char* lines[] = {
+      R"({"action":"B","xid":1010163,"timestamp":"2026-11-23 05:50:29.66806+00"})",
+      R"({"action":"I","xid":1010163,"timestamp":"2026-11-23 05:50:29.66806+00","schema":"outbox","table":"events","columns":[{"name":"id","value":"01a206f4-b323-744b-8afe-2745731e8f4a"},{"name":"aggregate_type","value":"order"},{"name":"aggregate_id","value":"42"},{"name":"event_type","value":"created"},{"name":"payload","value":"{\"a\": \"q\\\"\", \"n\": 1.50}"},{"name":"headers","value":"{\"h\": \"v\"}"},{"name":"exchange","value":null},{"name":"routing_key","value":null},{"name":"correlation_id","value":"c1"},{"name":"causation_id","value":null},{"name":"created_at","value":"2026-11-23 05:50:29.666044+00"}]})",
+      R"({"action":"M","xid":1010163,"timestamp":"2026-11-23 05:50:29.66806+00","transactional":true,"prefix":"outbox","content":"{\"id\":\"01a206f4-b324-708f-9581-81de7a2fde29\",\"aggregate_type\":null,\"aggregate_id\":\"7\",\"event_type\":\"walled\",\"payload\":[1, {\"b\": null}],\"headers\":{},\"exchange\":\"ex\",\"routing_key\":\"rk\",\"correlation_id\":null,\"causation_id\":\"c0\",\"created_at\":\"2026-11-23T05:50:29.666044+00:00\"}"})",
+      R"({"action":"C","xid":1010163,"timestamp":"2026-11-23 05:50:29.66806+00"})"};
+  Wal2jsonParser p;
+  ParsedLine out;
+  p.parse(lines[0], 1, out);
+  EXPECT_EQ(out.kind, LineKind::Begin);
+  p.parse(lines[1], 2, out);
+  ASSERT_EQ(out.kind, LineKind::Event);
+  EXPECT_EQ(out.event.payload, R"({"a": "q\"", "n": 1.50})");
+  EXPECT_EQ(out.event.correlation_id, "c1");
+  ASSERT_EQ(out.event.headers.size(), 1u);
+  p.parse(lines[2], 3, out);
+  ASSERT_EQ(out.kind, LineKind::Event);
+  EXPECT_EQ(out.event.payload, R"([1, {"b": null}])");
+  EXPECT_FALSE(out.event.aggregate_type);
+  EXPECT_EQ(out.event.aggregate_id, "7");
+  EXPECT_EQ(out.event.exchange, "ex");
+  EXPECT_EQ(out.event.routing_key, "rk");
+  EXPECT_EQ(out.event.causation_id, "c0");
+  EXPECT_TRUE(out.event.headers.empty());
+  EXPECT_EQ(out.event.created_at, "2026-11-23T05:50:29.666044+00:00");
+  p.parse(lines[3], 4, out);
+  EXPECT_EQ(out.kind, LineKind::Commit);
+  EXPECT_EQ(out.xid, 1010163u);
+}
+
 TEST(Parser, NonTransactionalMessage) {
   Wal2jsonParser p;
   ParsedLine out;
