@@ -62,6 +62,8 @@ class RelayIT : public ::testing::Test {
       std::stringstream ss;
       ss << f.rdbuf();
       std::cerr << "---- relay log " << log_ << " ----\n" << ss.str() << "---- end of relay log ----\n";
+    } else if (!log_.empty()) {
+      std::remove(log_.c_str());  // kept only when the test failed
     }
     if (broker_) {
       try {
