@@ -377,6 +377,11 @@ TEST_F(RelayIT, UnroutableEventsBecomeDeadLetters) {
   EXPECT_EQ(dl[1][1], "2");
   EXPECT_NE(dl[1][2].find("does not exist"), std::string::npos) << dl[1][2];
   EXPECT_NE(dl[1][3].find("NOT_FOUND"), std::string::npos) << dl[1][3];
+  // outbox.status sees the relay (active slot, its checkpoint) and the dead letters
+  EXPECT_TRUE(eventually([&] {
+    auto st = db_->rows("SELECT active, dead_letters, acknowledged_lsn IS NOT NULL FROM outbox.status WHERE slot_name = '" + slot_ + "'");
+    return st.size() == 1 && st[0][0] == "t" && st[0][1] == "2" && st[0][2] == "t";
+  }, 5s));
   std::string l = current_lsn();
   EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(l); }, 10s));
   EXPECT_EQ(relay.stop(), 0);
