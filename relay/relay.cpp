@@ -187,7 +187,9 @@ bool Relay::window_full() const {
 }
 
 bool Relay::can_read() const {
-  return !stopping_ && !blocked_ && !send_full_ && retry_.empty() && !window_full();
+  // While stopping, only the transaction already begun is read to its end (so that it can be
+  // acknowledged and is not sent again by the next relay); nothing new is started.
+  return (!stopping_ || in_txn_) && !blocked_ && !send_full_ && retry_.empty() && !window_full();
 }
 
 void Relay::update_gauges() {
@@ -209,7 +211,7 @@ void Relay::stream() {
                    cfg_.drain_timeout_ms, window_.size() + retry_.size());
     }
     if (stopping_) {
-      bool drained = window_.empty() && retry_.empty();
+      bool drained = window_.empty() && retry_.empty() && !in_txn_;
       if (drained || now >= drain_deadline_) {
         if (!drained)
           spdlog::warn("drain timeout: {} events unconfirmed; they were not acknowledged and will be sent again by "
