@@ -63,10 +63,13 @@ void Relay::request_stop() {
 bool Relay::wait_interruptible(std::chrono::milliseconds d) {
   auto until = Clock::now() + d;
   while (!stop_.load()) {
+    // A relay waiting (standby, backoff) is healthy: keep /healthz's heartbeat fresh.
+    m_.loop_heartbeat_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
     if (left <= 0) return true;
     pollfd p{wake_pipe_[0], POLLIN, 0};
-    ::poll(&p, 1, static_cast<int>(left));
+    ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left, 1000)));
   }
   return false;
 }
@@ -94,6 +97,8 @@ int Relay::run() {
                           0.5};
   int attempt = 0;
   while (!stop_.load()) {
+    m_.loop_heartbeat_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
     try {
       connect_session();
       attempt = 0;
