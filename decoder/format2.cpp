@@ -276,8 +276,11 @@ v2_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, 
 	if (o->include_pk)
 	{
 		app(out, ",\"pk\":[");
-		if (ri->has_pkindex)
-			write_tuple(out, st, ri, rel, oldtuple != NULL ? &oldtuple->tuple : &newtuple->tuple, TK_PK);
+		ReorderBufferTupleBuf *keytuple = oldtuple != NULL ? oldtuple : newtuple;
+
+		/* (wal2json would dereference a NULL tuple here if a DELETE carried no old key) */
+		if (ri->has_pkindex && keytuple != NULL)
+			write_tuple(out, st, ri, rel, &keytuple->tuple, TK_PK);
 		appendStringInfoChar(out, ']');
 	}
 	appendStringInfoChar(out, '}');
