@@ -96,6 +96,9 @@ Db::~Db() {
   if (conn_) {
     // drop the test's slots (they hold WAL for the whole cluster)
     try {
+      // a failed test may leave prepared transactions, which would block DROP DATABASE
+      for (auto& r : rows("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"))
+        exec("ROLLBACK PREPARED '" + r[0] + "'");
       exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active");
     } catch (...) {
     }

@@ -245,6 +245,23 @@ TEST_F(RelayIT, ExactlyOnceInCommitOrderWithRollbacksAndSavepoints) {
   EXPECT_EQ(cp[0][1], "t");
 }
 
+// Two-phase commit: a prepared transaction publishes at COMMIT PREPARED, and nothing when it is
+// rolled back (or while it is only prepared).
+TEST_F(RelayIT, PreparedTransactionsPublishOnlyWhenCommitted) {
+  start_relay();
+  db_->exec("BEGIN; " + emit_sql("p_commit", "{}") + "; PREPARE TRANSACTION '" + base_ + "_a'");
+  db_->exec("BEGIN; " + emit_sql("p_rollback", "{}") + "; PREPARE TRANSACTION '" + base_ + "_b'");
+  db_->exec("BEGIN; " + emit_sql("p_pending", "{}") + "; PREPARE TRANSACTION '" + base_ + "_c'");
+  db_->exec(emit_sql("plain", "{}"));
+  EXPECT_EQ(broker_->collect(1, 10s).size(), 1u);
+  db_->exec("ROLLBACK PREPARED '" + base_ + "_b'");
+  db_->exec("COMMIT PREPARED '" + base_ + "_a'");
+  auto msgs = broker_->collect(2, 3s);
+  db_->exec("ROLLBACK PREPARED '" + base_ + "_c'");
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].type, "p_commit");
+}
+
 // While RabbitMQ blocks publishers (memory alarm), the slot's confirmed_flush_lsn must not pass
 // the unconfirmed transaction; the relay stays connected (keepalives); after the alarm clears,
 // everything arrives and the slot catches up.
