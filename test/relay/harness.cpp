@@ -204,7 +204,8 @@ Broker::~Broker() {
 }
 
 void Broker::declare_exchange(const std::string& name, const std::string& type) {
-  amqp_exchange_declare(conn_, 1, amqp_cstring_bytes(name.c_str()), amqp_cstring_bytes(type.c_str()), 0, 0, 0, 0,
+  // durable, so a test can restart RabbitMQ under the relay (the test deletes it at the end)
+  amqp_exchange_declare(conn_, 1, amqp_cstring_bytes(name.c_str()), amqp_cstring_bytes(type.c_str()), 0, 1, 0, 0,
                         amqp_empty_table);
   ok(conn_, "exchange.declare " + name);
 }

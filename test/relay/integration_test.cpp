@@ -530,6 +530,25 @@ TEST_F(RelayIT, ReconnectsAfterLosingTheBroker) {
   EXPECT_EQ(relay.stop(), 0);
 }
 
+// RabbitMQ itself restarts (stop_app / start_app) under the relay: connection refused for a while,
+// then the relay reconnects and nothing is lost or reordered (durable queue, persistent messages).
+TEST_F(RelayIT, SurvivesARabbitMqRestart) {
+  std::string ctl = env_or("RABBITMQCTL", "");
+  if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
+  RelayProcess& relay = start_relay();
+  emit_disrupt_and_check(40, 5, [&] {
+    broker_.reset();
+    std::string out;
+    ASSERT_EQ(sh(ctl + " stop_app", &out), 0) << out;
+    std::this_thread::sleep_for(1s);
+    ASSERT_EQ(sh(ctl + " start_app", &out), 0) << out;
+    broker_ = std::make_unique<Broker>();
+    broker_->consume(queue_);
+  });
+  EXPECT_TRUE(relay.running());
+  EXPECT_EQ(relay.stop(), 0);
+}
+
 // The walsender is terminated under the relay (as a database restart would): it reconnects,
 // resumes from the slot's confirmed LSN, and nothing is lost or reordered.
 TEST_F(RelayIT, ReconnectsAfterLosingTheDatabase) {
