@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "mask.h"
+#include "pg_connect.h"
 
 namespace outbox {
 
@@ -112,15 +113,7 @@ bool PgAdmin::connected() const { return conn_ && PQstatus(conn_) == CONNECTION_
 
 void PgAdmin::connect(const std::string& conninfo) {
   close();
-  const char* keys[] = {"dbname", "fallback_application_name", nullptr};
-  const char* vals[] = {conninfo.c_str(), "outbox-relay", nullptr};
-  if (conninfo.empty()) {
-    keys[0] = "fallback_application_name";
-    vals[0] = "outbox-relay";
-    keys[1] = nullptr;
-    vals[1] = nullptr;
-  }
-  conn_ = PQconnectdbParams(keys, vals, 1);
+  conn_ = pg_connect(conninfo, false);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
     std::string msg = conn_ ? PQerrorMessage(conn_) : "out of memory";
     close();

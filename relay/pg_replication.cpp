@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "mask.h"
+#include "pg_connect.h"
 
 namespace outbox {
 
@@ -85,17 +86,7 @@ void ReplicationStream::fail(const std::string& what) {
 
 void ReplicationStream::connect(const std::string& conninfo) {
   close();
-  const char* keys[] = {"dbname", "replication", "fallback_application_name", nullptr};
-  const char* vals[] = {conninfo.empty() ? nullptr : conninfo.c_str(), "database", "outbox-relay", nullptr};
-  if (conninfo.empty()) {
-    keys[0] = "replication";
-    vals[0] = "database";
-    keys[1] = "fallback_application_name";
-    vals[1] = "outbox-relay";
-    keys[2] = nullptr;
-    vals[2] = nullptr;
-  }
-  conn_ = PQconnectdbParams(keys, vals, 1);
+  conn_ = pg_connect(conninfo, true);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
     std::string msg = conn_ ? PQerrorMessage(conn_) : "out of memory";
     close();
