@@ -76,7 +76,7 @@ void AmqpPublisher::close() {
   known_exchanges_.clear();
 }
 
-void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::string& name) {
+void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::string& name, const Tls& tls) {
   close();
   masked_url_ = mask_url(url);
   std::vector<char> buf(url.begin(), url.end());
@@ -94,7 +94,17 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
     if (sock) {
       amqp_ssl_socket_set_verify_peer(sock, 1);
       amqp_ssl_socket_set_verify_hostname(sock, 1);
-      if (const char* ca = std::getenv("OUTBOX_RELAY_AMQP_CACERT")) amqp_ssl_socket_set_cacert(sock, ca);
+      if (!tls.cacert.empty() && amqp_ssl_socket_set_cacert(sock, tls.cacert.c_str()) != AMQP_STATUS_OK) {
+        amqp_destroy_connection(conn_);
+        conn_ = nullptr;
+        throw AmqpError("cannot load the CA file " + tls.cacert + " (--amqp-cacert)");
+      }
+      if (!tls.cert.empty() && amqp_ssl_socket_set_key(sock, tls.cert.c_str(), tls.key.c_str()) != AMQP_STATUS_OK) {
+        amqp_destroy_connection(conn_);
+        conn_ = nullptr;
+        throw AmqpError("cannot load the client certificate " + tls.cert + " / key " + tls.key +
+                        " (--amqp-cert, --amqp-key)");
+      }
     }
   } else {
     sock = amqp_tcp_socket_new(conn_);

@@ -42,8 +42,12 @@ class AmqpPublisher {
   AmqpPublisher& operator=(const AmqpPublisher&) = delete;
 
   // Connects, logs in, opens channel 1 in confirm mode. Throws AmqpError (message masked).
+  struct Tls {
+    std::string cacert, cert, key;  // PEM files; empty = system defaults / no client certificate
+  };
   // `name` is shown by RabbitMQ as the connection name (e.g. "outbox-relay slot=outbox").
-  void connect(const std::string& url, int heartbeat_s, const std::string& name = "outbox-relay");
+  void connect(const std::string& url, int heartbeat_s, const std::string& name = "outbox-relay",
+               const Tls& tls = Tls{});
   void declare_topology(const Topology& t);
   void close();
   bool connected() const { return conn_ != nullptr; }

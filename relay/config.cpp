@@ -27,6 +27,9 @@ struct Def {
 const Def kDefs[] = {
     {"pg", "", false, "PostgreSQL connection: libpq conninfo or URI; replication=database is added (default: libpq defaults and PG* variables)"},
     {"amqp", "amqp://guest:guest@127.0.0.1:5672/", false, "RabbitMQ URL amqp://user:pass@host:port/vhost or amqps://... (falls back to OUTBOX_AMQP_URL)"},
+    {"amqp-cacert", "", false, "amqps:// only: PEM file of the CA that signed the broker's certificate (peer and host name are verified)"},
+    {"amqp-cert", "", false, "amqps:// only: PEM client certificate, for brokers that require one"},
+    {"amqp-key", "", false, "amqps:// only: PEM private key of --amqp-cert"},
     {"slot", "outbox", false, "logical replication slot to stream from"},
     {"create-slot", "false", true, "create the slot when it is missing (harmless when it exists)"},
     {"plugin", "outbox_decoder", false, "output plugin of the slot: outbox_decoder or wal2json"},
@@ -245,6 +248,11 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   }
   c.pg = val["pg"];
   c.amqp = val["amqp"];
+  c.amqp_cacert = val["amqp-cacert"];
+  c.amqp_cert = val["amqp-cert"];
+  c.amqp_key = val["amqp-key"];
+  if (c.amqp_cert.empty() != c.amqp_key.empty())
+    throw ConfigError("settings amqp-cert and amqp-key go together: give both or neither");
   c.slot = val["slot"];
   if (!parse_bool(val["create-slot"], c.create_slot))
     throw ConfigError("setting create-slot (from " + c.sources["create-slot"] + "): \"" + val["create-slot"] +

@@ -45,6 +45,7 @@ struct Topology {
 struct Config {
   std::string pg;     // libpq conninfo or URI ("" = libpq defaults / PG* environment)
   std::string amqp;   // amqp[s]://user:pass@host:port/vhost
+  std::string amqp_cacert, amqp_cert, amqp_key;  // TLS files for amqps://
   std::string slot;
   bool create_slot = false;
   std::string plugin;  // outbox_decoder | wal2json

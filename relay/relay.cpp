@@ -156,7 +156,8 @@ int Relay::run() {
 
 void Relay::connect_session() {
   // Broker first: no point in holding the slot (and keeping a standby out) without a broker.
-  amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay slot=" + cfg_.slot);
+  amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay slot=" + cfg_.slot,
+                AmqpPublisher::Tls{cfg_.amqp_cacert, cfg_.amqp_cert, cfg_.amqp_key});
   amqp_.declare_topology(cfg_.topology);
   m_.amqp_connected = true;
 

@@ -132,6 +132,16 @@ TEST(Config, ErrorsNameTheSettingAndSource) {
   std::remove(g.c_str());
 }
 
+TEST(Config, AmqpTlsFiles) {
+  Env env;
+  env.vars["OUTBOX_RELAY_AMQP_CACERT"] = "/etc/ca.pem";
+  Config c = load({"--amqp", "amqps://u:p@h/", "--amqp-cert", "c.pem", "--amqp-key", "k.pem"}, env);
+  EXPECT_EQ(c.amqp_cacert, "/etc/ca.pem");
+  EXPECT_EQ(c.amqp_cert, "c.pem");
+  EXPECT_EQ(c.amqp_key, "k.pem");
+  EXPECT_THROW(load({"--amqp-cert", "c.pem"}), ConfigError);
+}
+
 TEST(Config, Shard) {
   EXPECT_EQ(load({"--shard", "1/4"}).shard, "1/4");
   EXPECT_EQ(load({}).shard, "");
