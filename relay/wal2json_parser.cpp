@@ -50,6 +50,21 @@ void set_req(simdjson::dom::element v, std::string& out, const char* name) {
   out = std::string(s);
 }
 
+// The fields both storage modes carry the same way (text or null). Returns false for others.
+bool set_text_field(std::string_view name, simdjson::dom::element v, Event& ev) {
+  if (name == "id") set_req(v, ev.id, "id");
+  else if (name == "aggregate_type") set_opt(v, ev.aggregate_type, "aggregate_type");
+  else if (name == "aggregate_id") set_opt(v, ev.aggregate_id, "aggregate_id");
+  else if (name == "event_type") set_req(v, ev.event_type, "event_type");
+  else if (name == "exchange") set_opt(v, ev.exchange, "exchange");
+  else if (name == "routing_key") set_opt(v, ev.routing_key, "routing_key");
+  else if (name == "correlation_id") set_opt(v, ev.correlation_id, "correlation_id");
+  else if (name == "causation_id") set_opt(v, ev.causation_id, "causation_id");
+  else if (name == "created_at") set_req(v, ev.created_at, "created_at");
+  else return false;
+  return true;
+}
+
 }  // namespace
 
 void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
@@ -122,12 +137,8 @@ void Wal2jsonParser::event_from_row(simdjson::dom::array cols, Event& ev) {
     if (col["name"].get_string().get(name)) throw ParseError("column entry without \"name\"");
     simdjson::dom::element v;
     if (col["value"].get(v)) throw ParseError("column \"" + std::string(name) + "\" without \"value\"");
-    if (name == "id") set_req(v, ev.id, "id");
-    else if (name == "aggregate_type") set_opt(v, ev.aggregate_type, "aggregate_type");
-    else if (name == "aggregate_id") set_opt(v, ev.aggregate_id, "aggregate_id");
-    else if (name == "event_type") {
-      set_req(v, ev.event_type, "event_type");
-      have_type = true;
+    if (set_text_field(name, v, ev)) {
+      if (name == "event_type") have_type = true;
     } else if (name == "payload") {
       // jsonb in wal2json: the JSON text as a JSON string.
       std::string_view s;
@@ -144,11 +155,7 @@ void Wal2jsonParser::event_from_row(simdjson::dom::array cols, Event& ev) {
       simdjson::dom::object ho;
       if (h.get_object().get(ho)) throw ParseError("column \"headers\" is not a JSON object");
       headers_from_object(ho, ev);
-    } else if (name == "exchange") set_opt(v, ev.exchange, "exchange");
-    else if (name == "routing_key") set_opt(v, ev.routing_key, "routing_key");
-    else if (name == "correlation_id") set_opt(v, ev.correlation_id, "correlation_id");
-    else if (name == "causation_id") set_opt(v, ev.causation_id, "causation_id");
-    else if (name == "created_at") set_req(v, ev.created_at, "created_at");
+    }
   }
   if (!have_type) throw ParseError("outbox row without event_type");
   if (!have_payload) throw ParseError("outbox row without payload");
@@ -164,22 +171,14 @@ void Wal2jsonParser::event_from_message(std::string_view content, Event& ev) {
   for (auto field : o) {
     std::string_view k = field.key;
     simdjson::dom::element v = field.value;
-    if (k == "id") set_req(v, ev.id, "id");
-    else if (k == "aggregate_type") set_opt(v, ev.aggregate_type, "aggregate_type");
-    else if (k == "aggregate_id") set_opt(v, ev.aggregate_id, "aggregate_id");
-    else if (k == "event_type") {
-      set_req(v, ev.event_type, "event_type");
-      have_type = true;
+    if (set_text_field(k, v, ev)) {
+      if (k == "event_type") have_type = true;
     } else if (k == "headers") {
       if (v.is_null()) continue;
       simdjson::dom::object ho;
       if (v.get_object().get(ho)) throw ParseError("message field \"headers\" is not a JSON object");
       headers_from_object(ho, ev);
-    } else if (k == "exchange") set_opt(v, ev.exchange, "exchange");
-    else if (k == "routing_key") set_opt(v, ev.routing_key, "routing_key");
-    else if (k == "correlation_id") set_opt(v, ev.correlation_id, "correlation_id");
-    else if (k == "causation_id") set_opt(v, ev.causation_id, "causation_id");
-    else if (k == "created_at") set_req(v, ev.created_at, "created_at");
+    }
   }
   if (!have_type) throw ParseError("outbox message without event_type");
   auto raw = json_member_raw(content, "payload");
