@@ -178,6 +178,10 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   bool version = false;
   app.add_option("--config", config_file, "TOML file with settings (same names) and [topology] [env OUTBOX_RELAY_CONFIG]");
   app.add_flag("--version", version, "print the version and exit");
+  bool check = false;
+  app.add_flag("--check", check,
+               "connect to both servers, run every pre-flight check (settings, slot, plugin, privileges, topology, "
+               "default exchange) without streaming, and exit 0 if the relay could start, 2 if not");
   for (const Def& d : kDefs) {
     std::string help = std::string(d.help) + " [env " + upper_env(d.name) + "; default: " +
                        (std::string(d.def).empty() ? "\"\"" : d.def) + "]";
@@ -196,6 +200,7 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   if (version) throw ConfigExit{0, std::string("outbox-relay ") + kRelayVersion + "\n"};
 
   Config c;
+  c.check = check;
   if (config_file.empty())
     if (const char* e = getenv("OUTBOX_RELAY_CONFIG")) config_file = e;
   toml::table file;

@@ -48,6 +48,7 @@ struct Config {
   std::string amqp_cacert, amqp_cert, amqp_key;  // TLS files for amqps://
   std::string slot;
   bool create_slot = false;
+  bool check = false;  // --check: pre-flight only
   std::string plugin;  // outbox_decoder | wal2json
   std::string shard;   // "i/n" (outbox_decoder only), "" = all events
   std::string exchange;

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   outbox::Metrics metrics;
   outbox::HttpServer http(metrics);
-  if (!cfg.http.empty()) http.start(cfg.http);
+  if (!cfg.http.empty() && !cfg.check) http.start(cfg.http);
 
   int rc = 0;
   {
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
-    rc = relay.run();
+    rc = cfg.check ? relay.check() : relay.run();
     g_relay = nullptr;
   }
   http.stop();

@@ -203,6 +203,19 @@ void PgAdmin::check_slot(const SlotInfo& s, const std::string& database) {
                                              std::to_string(s.active_pid));
 }
 
+std::string PgAdmin::missing_privileges() {
+  Result r(PQexec(conn_,
+                  "SELECT CASE WHEN to_regclass('outbox.dead_letters') IS NULL "
+                  "THEN 'the outbox extension is not installed in this database (CREATE EXTENSION outbox)' "
+                  "ELSE concat_ws(', ', "
+                  "CASE WHEN NOT has_function_privilege('outbox.record_checkpoint(text,pg_lsn,timestamptz)', 'EXECUTE') "
+                  "THEN 'EXECUTE on outbox.record_checkpoint' END, "
+                  "CASE WHEN NOT has_table_privilege('outbox.dead_letters', 'INSERT') "
+                  "THEN 'INSERT on outbox.dead_letters' END) END"));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) return std::string("cannot check privileges: ") + PQresultErrorMessage(r.r);
+  return PQgetisnull(r.r, 0, 0) ? "" : PQgetvalue(r.r, 0, 0);
+}
+
 bool PgAdmin::record_checkpoint(Lsn ack, std::int64_t commit_time_us) {
   if (!connected()) return false;
   std::string lsn = format_lsn(ack);

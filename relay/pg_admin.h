@@ -39,6 +39,10 @@ class PgAdmin {
   // Validates the slot against the configuration; throws PgError (Fatal or SlotBusy).
   void check_slot(const SlotInfo& s, const std::string& database);
 
+  // What the relay role lacks in this database ("" if nothing): the extension, EXECUTE on
+  // outbox.record_checkpoint, INSERT on outbox.dead_letters. Writes nothing.
+  std::string missing_privileges();
+
   // SELECT outbox.record_checkpoint(...). False (logged once) when the extension is missing.
   bool record_checkpoint(Lsn ack, std::int64_t commit_time_us);
   // INSERT INTO outbox.dead_letters. Throws PgError when it cannot be written (the caller must

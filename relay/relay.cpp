@@ -154,6 +154,61 @@ int Relay::run() {
   return 0;
 }
 
+int Relay::check() {
+  try {
+    amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay check slot=" + cfg_.slot,
+                  AmqpPublisher::Tls{cfg_.amqp_cacert, cfg_.amqp_cert, cfg_.amqp_key});
+    amqp_.declare_topology(cfg_.topology);
+    if (!amqp_.exchange_exists(cfg_.exchange))
+      throw AmqpError("the default exchange \"" + cfg_.exchange + "\" does not exist -- fix: declare it, add it to "
+                      "[topology], or choose another with --exchange");
+    spdlog::info("check: RabbitMQ ok (confirm mode, exchange \"{}\" exists)", cfg_.exchange);
+    admin_.connect(cfg_.pg);
+    admin_.check_server();
+    std::string db = admin_.current_database();
+    repl_.connect(cfg_.pg);
+    repl_.identify_system();
+    auto slot = admin_.slot_info();
+    if (!slot) {
+      if (!cfg_.create_slot)
+        throw PgError(PgErrorKind::Fatal, "replication slot \"" + cfg_.slot + "\" does not exist -- fix: start with "
+                                          "--create-slot, or create it: SELECT pg_create_logical_replication_slot('" +
+                                              cfg_.slot + "', '" + cfg_.plugin + "')");
+      spdlog::info("check: slot \"{}\" does not exist yet; --create-slot will create it with plugin {}", cfg_.slot,
+                   cfg_.plugin);
+    } else {
+      try {
+        admin_.check_slot(*slot, db);
+        spdlog::info("check: slot \"{}\" ok (plugin {}, confirmed {})", cfg_.slot, slot->plugin,
+                     format_lsn(slot->confirmed_flush));
+      } catch (const PgError& e) {
+        if (e.kind != PgErrorKind::SlotBusy) throw;
+        spdlog::info("check: {}; this relay would wait as a standby", e.what());
+      }
+    }
+    std::string missing = admin_.missing_privileges();
+    if (!missing.empty())
+      throw PgError(PgErrorKind::Fatal, "the relay role lacks: " + missing +
+                                            " -- fix: SELECT outbox.grant_relay('<relay role>') (dead letters and "
+                                            "checkpoints need it)");
+    spdlog::info("check: PostgreSQL ok (database {}, plugin {})", db, cfg_.plugin);
+  } catch (const PgError& e) {
+    spdlog::critical("check failed: {}", e.what());
+    close_session();
+    admin_.close();
+    return 2;
+  } catch (const AmqpError& e) {
+    spdlog::critical("check failed: RabbitMQ: {}", e.what());
+    close_session();
+    admin_.close();
+    return 2;
+  }
+  close_session();
+  admin_.close();
+  spdlog::info("check passed: outbox-relay can start with these settings");
+  return 0;
+}
+
 void Relay::connect_session() {
   // Broker first: no point in holding the slot (and keeping a standby out) without a broker.
   amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay slot=" + cfg_.slot,

@@ -27,6 +27,9 @@ class Relay {
   ~Relay();
   // Runs until stopped (returns 0) or a fatal error (returns 2, after logging it with the fix).
   int run();
+  // --check: connects to both servers, runs every pre-flight check (settings, slot, plugin,
+  // privileges, topology) without streaming, logs the verdict; 0 when the relay could start.
+  int check();
   // Async-signal-safe: asks the loop to drain and stop.
   void request_stop();
 

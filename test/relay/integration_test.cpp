@@ -474,6 +474,26 @@ TEST_F(RelayIT, SecondRelayWaitsAsStandbyAndTakesOver) {
   EXPECT_EQ(b.stop(), 0);
 }
 
+// --check runs the pre-flight checks without streaming: 0 when the relay could start, 2 with the
+// fix otherwise; it creates nothing.
+TEST_F(RelayIT, CheckModeReportsWithoutSideEffects) {
+  std::vector<std::string> a = args();
+  a.push_back("--check");
+  RelayProcess ok(a, log_);
+  auto rc = ok.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 0) << ok.log();
+  EXPECT_NE(ok.log().find("check passed"), std::string::npos) << ok.log();
+  EXPECT_EQ(db_->slot_confirmed_lsn(slot_), "") << "--check must not create the slot";
+  EXPECT_EQ(db_->scalar("SELECT count(*) FROM outbox.relay_checkpoints"), "0");
+  auto bad = with(a, "--exchange", base_ + ".nosuch");
+  RelayProcess ko(bad, log_);
+  rc = ko.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 2);
+  EXPECT_NE(ko.log().find("does not exist -- fix"), std::string::npos) << ko.log();
+}
+
 // Configuration problems stop the relay with exit code 2 and a message that names the fix.
 TEST_F(RelayIT, MissingSlotWithoutCreateSlotNamesTheFix) {
   std::vector<std::string> a = args();
