@@ -233,6 +233,14 @@ void Relay::connect_session() {
     if (!slot) throw PgError(PgErrorKind::Retryable, "slot \"" + cfg_.slot + "\" vanished right after creation");
   }
   admin_.check_slot(*slot, db);
+  if (!warned_privileges_) {
+    warned_privileges_ = true;
+    std::string missing = admin_.missing_privileges();
+    if (!missing.empty())
+      spdlog::warn("the relay role lacks {}: checkpoints are skipped and a dead letter would stop the relay -- fix: "
+                   "SELECT outbox.grant_relay('<relay role>')",
+                   missing);
+  }
   tracker_.reset(slot->confirmed_flush);
   ack_sent_ = slot->confirmed_flush;
   repl_.start(0);  // 0/0: the server starts at the slot's confirmed_flush_lsn

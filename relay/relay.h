@@ -93,6 +93,7 @@ class Relay {
   Clock::time_point last_checkpoint_{};
   Lsn checkpointed_ = 0;
   bool reply_now_ = false;
+  bool warned_privileges_ = false;
   Clock::time_point last_amqp_poll_{};
 };
 
