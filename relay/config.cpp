@@ -53,6 +53,14 @@ const Def kDefs[] = {
     {"heartbeat", "30", false, "AMQP heartbeat in seconds (0 = off)"},
 };
 
+// Whether a default is a whole number (127.0.0.1:9187 is not, though it starts with a digit).
+bool is_integer(const char* s) {
+  if (!*s) return false;
+  for (; *s; ++s)
+    if (!std::isdigit(static_cast<unsigned char>(*s))) return false;
+  return true;
+}
+
 std::string upper_env(const std::string& name) {
   std::string out = "OUTBOX_RELAY_";
   for (char c : name) out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -188,7 +196,7 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
     if (d.flag) app.add_flag(std::string("--") + d.name, cli_flags[d.name], help);
     else
       app.add_option(std::string("--") + d.name, cli[d.name], help)
-          ->type_name(std::isdigit(static_cast<unsigned char>(d.def[0])) ? "INT" : "TEXT");
+          ->type_name(is_integer(d.def) ? "INT" : "TEXT");
   }
   try {
     app.parse(argc, argv);
