@@ -33,6 +33,27 @@ write_meta(StringInfo out, const Options *o, ReorderBufferTXN *txn)
 		appendStringInfo(out, ",\"origin\":%u", txn->origin_id);
 }
 
+/* what follows the action on every row line (I, U, D, T): metadata, LSN, schema, table */
+static void
+write_row_target(StringInfo out, const Options *o, ReorderBufferTXN *txn, XLogRecPtr lsn,
+				 const RelInfo *ri)
+{
+	write_meta(out, o, txn);
+	if (o->include_lsn)
+	{
+		app(out, ",\"lsn\":\"");
+		append_lsn(out, lsn);
+		appendStringInfoChar(out, '"');
+	}
+	if (o->include_schemas)
+	{
+		app(out, ",\"schema\":");
+		app(out, ri->schema_json);
+	}
+	app(out, ",\"table\":");
+	app(out, ri->table_json);
+}
+
 static void
 write_begin_line(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn)
 {
@@ -230,20 +251,7 @@ v2_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, 
 		case REORDER_BUFFER_CHANGE_UPDATE: app(out, "{\"action\":\"U\""); break;
 		default: app(out, "{\"action\":\"D\""); break;
 	}
-	write_meta(out, o, txn);
-	if (o->include_lsn)
-	{
-		app(out, ",\"lsn\":\"");
-		append_lsn(out, change->lsn);
-		appendStringInfoChar(out, '"');
-	}
-	if (o->include_schemas)
-	{
-		app(out, ",\"schema\":");
-		app(out, ri->schema_json);
-	}
-	app(out, ",\"table\":");
-	app(out, ri->table_json);
+	write_row_target(out, o, txn, change->lsn, ri);
 
 	if (newtuple != NULL)
 	{
@@ -358,20 +366,7 @@ v2_truncate(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn
 		StringInfo	out = ctx->out;
 
 		app(out, "{\"action\":\"T\"");
-		write_meta(out, o, txn);
-		if (o->include_lsn)
-		{
-			app(out, ",\"lsn\":\"");
-			append_lsn(out, change->lsn);
-			appendStringInfoChar(out, '"');
-		}
-		if (o->include_schemas)
-		{
-			app(out, ",\"schema\":");
-			app(out, ri->schema_json);
-		}
-		app(out, ",\"table\":");
-		app(out, ri->table_json);
+		write_row_target(out, o, txn, change->lsn, ri);
 		appendStringInfoChar(out, '}');
 		OutputPluginWrite(ctx, true);
 	}
