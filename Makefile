@@ -14,7 +14,8 @@ PGFILEDESC  = "outbox - transactional outbox for PostgreSQL"
 REGRESS     = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=outbox
 
-PG_CPPFLAGS = -I$(srcdir)/extension
+# common/ holds outbox_wire.h, the names and limits shared with the decoder and the relay.
+PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/common
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

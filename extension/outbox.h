@@ -8,6 +8,9 @@
 #include "fmgr.h"
 #include "utils/jsonb.h"
 
+/* The names and limits shared with the decoder and the relay (common/outbox_wire.h). */
+#include "outbox_wire.h"
+
 /* Settings (outbox.c). */
 typedef enum OutboxStorage
 {
@@ -17,12 +20,6 @@ typedef enum OutboxStorage
 
 extern int	outbox_storage;
 extern int	outbox_max_payload_bytes;
-
-/* The logical message prefix of the wal storage mode; the decoder's preset filters on it. */
-#define OUTBOX_MESSAGE_PREFIX "outbox"
-
-/* AMQP 0-9-1 short strings (exchange, routing key, type property) hold at most 255 bytes. */
-#define OUTBOX_SHORTSTR_MAX 255
 
 /*
  * SQLSTATEs of the outbox's own errors: class "OB" (classes starting with a letter past H are

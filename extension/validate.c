@@ -13,9 +13,6 @@
 
 #include "outbox.h"
 
-/* AMQP field-table keys are short strings; RabbitMQ reserves the x- prefix for itself and us. */
-#define RESERVED_HEADER_PREFIX "x-outbox-"
-
 static void
 check_name(const char *field, text *value, bool required)
 {
@@ -87,13 +84,13 @@ check_headers(Jsonb *headers)
 							(errcode(ERRCODE_OUTBOX_BAD_HEADERS),
 							 errmsg("outbox event field \"headers\" has a key of %d bytes", v.val.string.len),
 							 errhint("Header names must hold 1 to %d bytes.", OUTBOX_SHORTSTR_MAX)));
-				if (v.val.string.len >= (int) strlen(RESERVED_HEADER_PREFIX) &&
-					pg_strncasecmp(v.val.string.val, RESERVED_HEADER_PREFIX,
-								   strlen(RESERVED_HEADER_PREFIX)) == 0)
+				if (v.val.string.len >= (int) strlen(OUTBOX_RESERVED_HEADER_PREFIX) &&
+					pg_strncasecmp(v.val.string.val, OUTBOX_RESERVED_HEADER_PREFIX,
+								   strlen(OUTBOX_RESERVED_HEADER_PREFIX)) == 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_OUTBOX_RESERVED_HEADER),
 							 errmsg("outbox event header \"%.*s\" uses the reserved prefix \"%s\"",
-									v.val.string.len, v.val.string.val, RESERVED_HEADER_PREFIX),
+									v.val.string.len, v.val.string.val, OUTBOX_RESERVED_HEADER_PREFIX),
 							 errhint("outbox-relay sets the x-outbox-* headers itself; rename the header.")));
 				break;
 			default:
