@@ -56,7 +56,7 @@ SELECT pg_describe_object(classid, objid, 0) AS object
 SELECT has_function_privilege('public', 'outbox_emit(text,jsonb,text,text,text,text,jsonb,text,text)', 'EXECUTE') AS public_may_emit,
        has_schema_privilege('public', 'outbox', 'USAGE') AS public_uses_schema;
 
--- upgrade path: 0.1 is the first version
+-- the current version (outbox_upgrade checks the update from 0.1)
 SELECT extversion FROM pg_extension WHERE extname = 'outbox';
 
 TRUNCATE outbox.events;

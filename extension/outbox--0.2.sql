@@ -1,0 +1,371 @@
+-- outbox 0.2: the transactional outbox. Complain if sourced in psql rather than via CREATE EXTENSION.
+\echo Use "CREATE EXTENSION outbox" to load this file. \quit
+
+-- The schema outbox (from the control file) holds the internals. Nothing here is granted to
+-- PUBLIC: outbox.grant_app() and outbox.grant_relay() hand out exactly what each role needs.
+
+------------------------------------------------------------------------------------------------
+-- Ids
+------------------------------------------------------------------------------------------------
+CREATE FUNCTION outbox.uuidv7() RETURNS uuid
+    AS 'MODULE_PATHNAME', 'outbox_uuidv7' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION outbox.uuidv7() IS 'A time-ordered UUID (RFC 9562 version 7), increasing within a session';
+
+CREATE FUNCTION outbox.uuidv7_time(uuid) RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'outbox_uuidv7_time' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION outbox.uuidv7_time(uuid) IS 'The millisecond timestamp inside a UUIDv7 (NULL for other versions)';
+
+------------------------------------------------------------------------------------------------
+-- Events
+------------------------------------------------------------------------------------------------
+CREATE TABLE outbox.events (
+    id             uuid        PRIMARY KEY DEFAULT outbox.uuidv7(),
+    aggregate_type text,
+    aggregate_id   text,
+    event_type     text        NOT NULL,
+    payload        jsonb       NOT NULL,
+    headers        jsonb       NOT NULL DEFAULT '{}',
+    exchange       text,
+    routing_key    text,
+    correlation_id text,
+    causation_id   text,
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE outbox.events IS 'Events written by outbox_emit(); outbox-relay streams their inserts from the WAL';
+COMMENT ON COLUMN outbox.events.exchange IS 'NULL: the relay''s default exchange';
+COMMENT ON COLUMN outbox.events.routing_key IS 'NULL: <aggregate_type>.<event_type>';
+COMMENT ON COLUMN outbox.events.headers IS 'A flat object of scalars, sent as AMQP headers';
+
+CREATE FUNCTION public.outbox_emit(
+    event_type     text,
+    payload        jsonb,
+    aggregate_type text  DEFAULT NULL,
+    aggregate_id   text  DEFAULT NULL,
+    routing_key    text  DEFAULT NULL,
+    exchange       text  DEFAULT NULL,
+    headers        jsonb DEFAULT '{}',
+    correlation_id text  DEFAULT NULL,
+    causation_id   text  DEFAULT NULL)
+RETURNS uuid
+-- SECURITY DEFINER: applications may emit without any right on outbox.events. The C code names
+-- every object schema-qualified and by type OID, so the caller's search_path cannot redirect it.
+AS 'MODULE_PATHNAME', 'outbox_emit' LANGUAGE C VOLATILE SECURITY DEFINER;
+COMMENT ON FUNCTION public.outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text) IS
+    'Emit an event in the current transaction: published by outbox-relay if and only if the transaction commits';
+
+------------------------------------------------------------------------------------------------
+-- Capture triggers: INSERT/UPDATE/DELETE on an application table emit events
+------------------------------------------------------------------------------------------------
+CREATE FUNCTION outbox.capture_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- TG_ARGV: aggregate_type, key columns (a text[] literal), event type for insert, update,
+-- delete, exchange (NULL: relay default).
+DECLARE
+    row_json jsonb;
+    keys     text[] := TG_ARGV[1]::text[];
+    agg_id   text;
+    ev_type  text;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        row_json := to_jsonb(OLD);
+        ev_type := TG_ARGV[4];
+    ELSE
+        row_json := to_jsonb(NEW);
+        ev_type := CASE TG_OP WHEN 'INSERT' THEN TG_ARGV[2] ELSE TG_ARGV[3] END;
+    END IF;
+    IF cardinality(keys) = 1 THEN
+        agg_id := row_json ->> keys[1];
+    ELSE
+        -- A composite key becomes a JSON array of its values, so no separator can collide.
+        SELECT jsonb_agg(row_json -> k ORDER BY ord)::text INTO agg_id
+          FROM unnest(keys) WITH ORDINALITY AS u(k, ord);
+    END IF;
+    PERFORM public.outbox_emit(ev_type, row_json,
+                               aggregate_type => TG_ARGV[0],
+                               aggregate_id => agg_id,
+                               exchange => TG_ARGV[5]);
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION outbox.capture(
+    target         regclass,
+    aggregate_type text   DEFAULT NULL,
+    key_columns    text[] DEFAULT NULL,
+    created_type   text   DEFAULT NULL,
+    updated_type   text   DEFAULT NULL,
+    deleted_type   text   DEFAULT NULL,
+    exchange       text   DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel_name text;
+    keys     text[] := key_columns;
+    missing  text;
+BEGIN
+    SELECT c.relname INTO rel_name FROM pg_class c WHERE c.oid = target AND c.relkind IN ('r', 'p');
+    IF rel_name IS NULL THEN
+        RAISE EXCEPTION 'outbox.capture: % is not a table', target
+            USING ERRCODE = 'wrong_object_type', HINT = 'Capture a plain or partitioned table.';
+    END IF;
+    IF keys IS NULL THEN
+        SELECT array_agg(a.attname::text ORDER BY k.ord) INTO keys
+          FROM pg_index i
+          CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE i.indrelid = target AND i.indisprimary;
+        IF keys IS NULL THEN
+            RAISE EXCEPTION 'outbox.capture: table % has no primary key to take the aggregate id from', target
+                USING ERRCODE = 'invalid_table_definition',
+                      HINT = 'Add a primary key, or name the columns: outbox.capture(''tbl'', key_columns => ''{col}'').';
+        END IF;
+    END IF;
+    SELECT string_agg(k, ', ') INTO missing
+      FROM unnest(keys) AS k
+     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                        WHERE a.attrelid = target AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped);
+    IF missing IS NOT NULL OR cardinality(keys) = 0 THEN
+        RAISE EXCEPTION 'outbox.capture: table % has no column(s) %', target, coalesce(missing, '(none given)')
+            USING ERRCODE = 'undefined_column', HINT = 'key_columns takes column names as they are stored (case-sensitive).';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = target AND tgname = 'outbox_capture') THEN
+        RAISE EXCEPTION 'outbox.capture: table % is already captured', target
+            USING ERRCODE = 'duplicate_object', HINT = 'Call outbox.uncapture() first to change its settings.';
+    END IF;
+    EXECUTE format('CREATE TRIGGER outbox_capture AFTER INSERT OR UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION outbox.capture_trigger(%L, %L, %L, %L, %L, %L)',
+                   target,
+                   coalesce(aggregate_type, rel_name),
+                   keys::text,
+                   coalesce(created_type, rel_name || '.created'),
+                   coalesce(updated_type, rel_name || '.updated'),
+                   coalesce(deleted_type, rel_name || '.deleted'),
+                   exchange);
+END
+$$;
+COMMENT ON FUNCTION outbox.capture(regclass, text, text[], text, text, text, text) IS
+    'Emit an event for every INSERT/UPDATE/DELETE on a table (row as payload; aggregate id from the primary key)';
+
+CREATE FUNCTION outbox.uncapture(target regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = target AND tgname = 'outbox_capture') THEN
+        RAISE EXCEPTION 'outbox.uncapture: table % is not captured', target
+            USING ERRCODE = 'undefined_object', HINT = 'See which tables are captured: SELECT * FROM outbox.captured_tables.';
+    END IF;
+    EXECUTE format('DROP TRIGGER outbox_capture ON %s', target);
+END
+$$;
+
+CREATE VIEW outbox.captured_tables AS
+SELECT t.tgrelid::regclass AS table_name, t.tgenabled <> 'D' AS enabled
+  FROM pg_trigger t
+ WHERE t.tgname = 'outbox_capture' AND NOT t.tgisinternal;
+
+------------------------------------------------------------------------------------------------
+-- Dead letters: events the relay could not deliver after its retries
+------------------------------------------------------------------------------------------------
+CREATE TABLE outbox.dead_letters (
+    id                bigserial   PRIMARY KEY,
+    event_id          uuid,
+    event             jsonb       NOT NULL,
+    reason            text        NOT NULL,
+    attempts          integer     NOT NULL DEFAULT 1,
+    first_failed_at   timestamptz NOT NULL DEFAULT now(),
+    last_failed_at    timestamptz NOT NULL DEFAULT now(),
+    broker_reply      text,
+    slot_name         text,
+    replayed_at       timestamptz,
+    replayed_event_id uuid
+);
+COMMENT ON TABLE outbox.dead_letters IS 'Events outbox-relay gave up on; outbox.replay_dead_letter(id) emits one again';
+
+CREATE FUNCTION outbox.replay_dead_letter(dead_letter_id bigint) RETURNS uuid
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dl outbox.dead_letters;
+    new_id uuid;
+BEGIN
+    SELECT * INTO dl FROM outbox.dead_letters WHERE id = dead_letter_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox.replay_dead_letter: no dead letter with id %', dead_letter_id
+            USING ERRCODE = 'no_data_found', HINT = 'List them with: SELECT id, reason FROM outbox.dead_letters;';
+    END IF;
+    IF dl.replayed_at IS NOT NULL THEN
+        RAISE EXCEPTION 'outbox.replay_dead_letter: dead letter % was already replayed', dead_letter_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('Replayed at %s as event %s.', dl.replayed_at, dl.replayed_event_id),
+                  HINT = 'Emit it again yourself with outbox_emit() if you really want a second copy.';
+    END IF;
+    -- A new event (new id): the old one may still be in outbox.events, and it was never delivered.
+    new_id := public.outbox_emit(dl.event ->> 'event_type',
+                                 coalesce(dl.event -> 'payload', 'null'::jsonb),
+                                 aggregate_type => dl.event ->> 'aggregate_type',
+                                 aggregate_id   => dl.event ->> 'aggregate_id',
+                                 routing_key    => dl.event ->> 'routing_key',
+                                 exchange       => dl.event ->> 'exchange',
+                                 headers        => coalesce(dl.event -> 'headers', '{}'::jsonb),
+                                 correlation_id => dl.event ->> 'correlation_id',
+                                 causation_id   => dl.event ->> 'causation_id');
+    UPDATE outbox.dead_letters SET replayed_at = now(), replayed_event_id = new_id WHERE id = dead_letter_id;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION outbox.replay_dead_letter(bigint) IS
+    'Emit a dead-lettered event again (new id) in the current transaction and mark it replayed';
+
+------------------------------------------------------------------------------------------------
+-- Relay checkpoints, purge, status
+------------------------------------------------------------------------------------------------
+CREATE TABLE outbox.relay_checkpoints (
+    slot_name        text        PRIMARY KEY,
+    acknowledged_lsn pg_lsn      NOT NULL,
+    last_commit_time timestamptz,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE outbox.relay_checkpoints IS
+    'Written by outbox-relay: how far each slot is acknowledged (a registered relay holds back outbox.purge)';
+
+-- SECURITY DEFINER: a relay role may move its checkpoint forward without any right on the table.
+CREATE FUNCTION outbox.record_checkpoint(slot_name text, acknowledged_lsn pg_lsn, last_commit_time timestamptz)
+RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO outbox.relay_checkpoints AS c (slot_name, acknowledged_lsn, last_commit_time, updated_at)
+    VALUES ($1, $2, $3, now())
+    ON CONFLICT (slot_name) DO UPDATE
+       SET acknowledged_lsn = greatest(c.acknowledged_lsn, excluded.acknowledged_lsn),
+           last_commit_time = coalesce(excluded.last_commit_time, c.last_commit_time),
+           updated_at = now();
+$$;
+
+CREATE FUNCTION outbox.unregister_relay(slot_name text) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    WITH d AS (DELETE FROM outbox.relay_checkpoints c WHERE c.slot_name = $1 RETURNING 1)
+    SELECT count(*) > 0 FROM d;
+$$;
+COMMENT ON FUNCTION outbox.unregister_relay(text) IS
+    'Forget a relay that is gone for good, so that it no longer holds back outbox.purge';
+
+-- A purge fence: a snapshot and the WAL insert position taken just after it. Every transaction
+-- visible in the snapshot committed before that position, so once every registered relay has
+-- acknowledged past it, the rows such transactions wrote are certainly published.
+CREATE TABLE outbox.purge_fences (
+    wal_lsn  pg_lsn      NOT NULL,
+    snap     pg_snapshot NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- A row's xmin as a full transaction id, for pg_visible_in_snapshot(). Valid for unfrozen rows
+-- (within 2^31 transactions of the current one); frozen rows show xmin 2, which every snapshot sees.
+CREATE FUNCTION outbox.full_xid(x xid) RETURNS xid8
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (CASE WHEN x::text::bigint <= (cur::text::bigint & 4294967295)
+                 THEN ((cur::text::bigint >> 32) << 32) | x::text::bigint
+                 ELSE greatest((cur::text::bigint >> 32) - 1, 0) << 32 | x::text::bigint
+            END)::text::xid8
+      FROM (SELECT pg_current_xact_id() AS cur) s;
+$$;
+
+CREATE FUNCTION outbox.purge(older_than interval) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    acked_lsn  pg_lsn;
+    acked_time timestamptz;
+    fence      outbox.purge_fences;
+    snap       pg_snapshot;
+    deleted    bigint := 0;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'outbox.purge: older_than must be a non-negative interval, not %', older_than
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: SELECT outbox.purge(''7 days'');';
+    END IF;
+
+    -- The snapshot first, the WAL position after it: see outbox.purge_fences.
+    snap := pg_current_snapshot();
+    INSERT INTO outbox.purge_fences (wal_lsn, snap) VALUES (pg_current_wal_insert_lsn(), snap);
+
+    SELECT min(c.acknowledged_lsn), min(c.last_commit_time) INTO acked_lsn, acked_time
+      FROM outbox.relay_checkpoints c;
+    IF acked_lsn IS NULL THEN
+        RAISE NOTICE 'outbox.purge: no relay has recorded a checkpoint yet, so no event is known to be published'
+            USING HINT = 'Start outbox-relay; it records its progress in outbox.relay_checkpoints.';
+        RETURN 0;
+    END IF;
+
+    SELECT * INTO fence FROM outbox.purge_fences f
+     WHERE f.wal_lsn <= acked_lsn ORDER BY f.wal_lsn DESC LIMIT 1;
+    IF FOUND THEN
+        DELETE FROM outbox.events e
+         WHERE e.created_at < now() - older_than
+           AND e.created_at <= acked_time
+           AND pg_visible_in_snapshot(outbox.full_xid(e.xmin), fence.snap);
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        DELETE FROM outbox.purge_fences f WHERE f.wal_lsn < fence.wal_lsn;
+    END IF;
+    RETURN deleted;
+END
+$$;
+COMMENT ON FUNCTION outbox.purge(interval) IS
+    'Delete events older than the interval that every registered relay has certainly published; returns the count';
+
+CREATE VIEW outbox.status AS
+SELECT s.slot_name,
+       s.plugin,
+       s.active,
+       s.active_pid,
+       s.confirmed_flush_lsn,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint AS lag_bytes,
+       c.acknowledged_lsn,
+       c.last_commit_time,
+       now() - c.updated_at AS checkpoint_age,
+       (SELECT count(*) FROM outbox.dead_letters d
+         WHERE d.replayed_at IS NULL AND (d.slot_name = s.slot_name OR d.slot_name IS NULL)) AS dead_letters,
+       s.wal_status
+  FROM pg_replication_slots s
+  LEFT JOIN outbox.relay_checkpoints c ON c.slot_name = s.slot_name
+ WHERE s.slot_type = 'logical'
+   AND s.plugin IN ('outbox_decoder', 'wal2json')
+   AND s.database = current_database();
+COMMENT ON VIEW outbox.status IS 'One row per outbox slot: is a relay attached, how far behind, how many dead letters';
+
+------------------------------------------------------------------------------------------------
+-- Privileges
+------------------------------------------------------------------------------------------------
+REVOKE ALL ON SCHEMA outbox FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA outbox FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA outbox FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text) FROM PUBLIC;
+
+CREATE FUNCTION outbox.grant_app(app_role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION public.outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text) TO %s',
+                   app_role);
+END
+$$;
+COMMENT ON FUNCTION outbox.grant_app(regrole) IS 'Let a role emit events (EXECUTE on outbox_emit, nothing else)';
+
+CREATE FUNCTION outbox.grant_relay(relay_role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA outbox TO %s', relay_role);
+    EXECUTE format('GRANT SELECT ON outbox.relay_checkpoints, outbox.status TO %s', relay_role);
+    EXECUTE format('GRANT SELECT, INSERT ON outbox.dead_letters TO %s', relay_role);
+    EXECUTE format('GRANT USAGE ON SEQUENCE outbox.dead_letters_id_seq TO %s', relay_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.record_checkpoint(text, pg_lsn, timestamptz) TO %s', relay_role);
+    IF NOT (SELECT rolreplication OR rolsuper FROM pg_roles WHERE oid = relay_role) THEN
+        RAISE NOTICE 'role % has no REPLICATION attribute, which outbox-relay needs to stream the slot', relay_role
+            USING HINT = format('ALTER ROLE %s REPLICATION;', relay_role);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox.grant_relay(regrole) IS
+    'Give a role what outbox-relay writes and reads (it also needs ALTER ROLE ... REPLICATION)';
+
+-- REVOKE ... ON ALL FUNCTIONS above ran before these two existed.
+REVOKE ALL ON FUNCTION outbox.grant_app(regrole), outbox.grant_relay(regrole) FROM PUBLIC;
+
+-- pg_dump keeps what applications and the relay wrote.
+SELECT pg_catalog.pg_extension_config_dump('outbox.events', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.dead_letters_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.relay_checkpoints', '');

@@ -1,0 +1,80 @@
+-- ALTER EXTENSION outbox UPDATE from 0.1: the result equals a fresh install of the current
+-- version (compared object by object with this regression database, where pg_regress created
+-- it), and what 0.1 left in existing databases is repaired.
+\set SHOW_CONTEXT never
+\pset null '(null)'
+SET client_min_messages = warning;
+\set regress_db :DBNAME
+DROP DATABASE IF EXISTS outbox_upgrade;
+CREATE DATABASE outbox_upgrade;
+\c outbox_upgrade
+SET client_min_messages = warning;
+\pset null '(null)'
+CREATE EXTENSION outbox VERSION '0.1';
+SELECT extversion FROM pg_extension WHERE extname = 'outbox';
+
+ALTER EXTENSION outbox UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'outbox';
+
+-- Everything that makes up the extension, one line per fact. Privileges of this test's roles
+-- are left out: the two databases have different grants.
+CREATE FUNCTION pg_temp.outbox_shape() RETURNS SETOF text LANGUAGE sql AS $$
+  WITH ext AS (SELECT oid, extconfig, extcondition FROM pg_extension WHERE extname = 'outbox'),
+  members AS (
+    SELECT d.classid, d.objid FROM pg_depend d, ext
+     WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e')
+  SELECT 'member ' || pg_describe_object(classid, objid, 0) FROM members
+  UNION ALL
+  SELECT format('function %s: %s acl=%s comment=%s', p.oid::regprocedure, pg_get_functiondef(p.oid),
+                array(SELECT x::text FROM unnest(p.proacl) x WHERE x::text NOT LIKE 'outbox_upgrade%' ORDER BY 1),
+                obj_description(p.oid, 'pg_proc'))
+    FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+  UNION ALL
+  SELECT format('relation %s kind=%s acl=%s comment=%s view=%s', c.oid::regclass, c.relkind,
+                array(SELECT x::text FROM unnest(c.relacl) x WHERE x::text NOT LIKE 'outbox_upgrade%' ORDER BY 1),
+                obj_description(c.oid, 'pg_class'),
+                CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END)
+    FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+  UNION ALL
+  SELECT format('column %s.%s %s notnull=%s default=%s comment=%s', c.oid::regclass, a.attname,
+                format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid),
+                col_description(c.oid, a.attnum))
+    FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+  UNION ALL
+  SELECT format('constraint %s.%s %s', c.oid::regclass, k.conname, pg_get_constraintdef(k.oid))
+    FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+    JOIN pg_constraint k ON k.conrelid = c.oid
+  UNION ALL
+  SELECT 'index ' || pg_get_indexdef(i.indexrelid)
+    FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+    JOIN pg_index i ON i.indrelid = c.oid
+  UNION ALL
+  SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+    FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+    JOIN pg_trigger t ON t.tgrelid = c.oid
+  UNION ALL
+  SELECT format('dumped %s where %L', cfg.rel::regclass, cfg.cond)
+    FROM ext, unnest(ext.extconfig, ext.extcondition) AS cfg(rel, cond)
+  UNION ALL
+  SELECT format('schema outbox acl=%s', array(SELECT x::text FROM unnest(n.nspacl) x
+                                              WHERE x::text NOT LIKE 'outbox_upgrade%' ORDER BY 1))
+    FROM pg_namespace n WHERE n.nspname = 'outbox'
+$$;
+CREATE EXTENSION dblink;
+SELECT dblink_connect('fresh', format('dbname=%s port=%s host=%s', :'regress_db', current_setting('port'),
+                      split_part(current_setting('unix_socket_directories'), ',', 1)));
+-- the same query (the function's body) in the fresh database
+CREATE TEMP TABLE fresh AS
+SELECT line FROM dblink('fresh', (SELECT prosrc FROM pg_proc WHERE oid = 'pg_temp.outbox_shape'::regproc)) AS t(line text);
+SELECT dblink_disconnect('fresh');
+SELECT count(*) > 50 AS compared_enough FROM fresh;
+SELECT side, line FROM (
+  SELECT 'only after the update' AS side, line FROM (SELECT s AS line FROM pg_temp.outbox_shape() s EXCEPT SELECT line FROM fresh) a
+  UNION ALL
+  SELECT 'only in a fresh install', line FROM (SELECT line FROM fresh EXCEPT SELECT s FROM pg_temp.outbox_shape() s) b
+) d ORDER BY side, line;
+
+\c :regress_db
+DROP DATABASE outbox_upgrade;
