@@ -31,6 +31,9 @@ extern int	outbox_max_payload_bytes;
 #define ERRCODE_OUTBOX_BAD_HEADERS		MAKE_SQLSTATE('O','B','0','0','4')
 #define ERRCODE_OUTBOX_RESERVED_HEADER	MAKE_SQLSTATE('O','B','0','0','5')
 #define ERRCODE_OUTBOX_EMPTY_NAME		MAKE_SQLSTATE('O','B','0','0','6')
+#define ERRCODE_OUTBOX_HEADER_VALUE_TOO_LONG MAKE_SQLSTATE('O','B','0','0','7')
+#define ERRCODE_OUTBOX_HEADERS_TOO_LARGE MAKE_SQLSTATE('O','B','0','0','8')
+#define ERRCODE_OUTBOX_HEADER_NUMBER_RANGE MAKE_SQLSTATE('O','B','0','0','9')
 
 /* One event as outbox_emit received it; NULL pointers are SQL NULLs. */
 typedef struct OutboxEvent
