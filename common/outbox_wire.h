@@ -1,0 +1,54 @@
+/*
+ * outbox_wire.h: the names and limits that the extension (C), the decoder (C++) and the relay
+ * (C++) must agree on. Plain C preprocessor definitions so that all three include this one file.
+ */
+#ifndef OUTBOX_WIRE_H
+#define OUTBOX_WIRE_H
+
+/* Where table-storage events live (the decoder's preset adds exactly this table). */
+#define OUTBOX_SCHEMA "outbox"
+#define OUTBOX_EVENTS_TABLE "events"
+
+/* The logical message prefix of the wal storage mode (the preset keeps exactly this prefix). */
+#define OUTBOX_MESSAGE_PREFIX "outbox"
+
+/*
+ * A wal-storage message is authenticated, because any role may call pg_logical_emit_message():
+ *   content = OUTBOX_MAC_OPEN <64 lower-case hex digits> OUTBOX_MAC_CLOSE <body without its '{'>
+ * where body is the event as one JSON object ({"id":...}) and the hex digits are
+ * HMAC-SHA256(key, body) with the database's key from outbox.message_key(). The content stays one
+ * JSON object whose first member is "mac".
+ */
+#define OUTBOX_MAC_OPEN "{\"mac\":\""
+#define OUTBOX_MAC_CLOSE "\","
+#define OUTBOX_MAC_HEX_LEN 64
+#define OUTBOX_MAC_KEY_BYTES 32
+
+/* AMQP 0-9-1 short strings (exchange, routing key, type, message_id, header names). */
+#define OUTBOX_SHORTSTR_MAX 255
+
+/* Fields that become header values: bounded so that the header table fits in one frame. */
+#define OUTBOX_AGGREGATE_TYPE_MAX 255
+#define OUTBOX_AGGREGATE_ID_MAX 1024
+#define OUTBOX_CAUSATION_ID_MAX 1024
+
+/*
+ * The AMQP header table must fit in one frame (frame_max is 128 KiB with RabbitMQ's defaults).
+ * outbox_emit bounds the encoded size of what the application controls (its headers plus the
+ * x-outbox-aggregate-type, x-outbox-aggregate-id and x-outbox-causation-id entries) by
+ * OUTBOX_EVENT_HEADERS_MAX; the relay bounds the whole table it sends, its own metadata
+ * included, by OUTBOX_HEADER_TABLE_MAX. Encoded size of a table entry: 1 + name length + 1 +
+ * value (string: 4 + length; integer, float: 8; boolean: 1; null: 0).
+ */
+#define OUTBOX_EVENT_HEADERS_MAX 61440
+#define OUTBOX_HEADER_TABLE_MAX 65536
+
+/* Header names the relay sets itself (any case) and names RabbitMQ gives a meaning (exact). */
+#define OUTBOX_RESERVED_HEADER_PREFIX "x-outbox-"
+#define OUTBOX_RESERVED_HEADER_CC "CC"
+#define OUTBOX_RESERVED_HEADER_BCC "BCC"
+
+/* Header numbers: integers in int64 are sent as AMQP int64, others as float64; numbers whose
+ * magnitude is 2^63 or more are refused (send them as strings). */
+
+#endif
