@@ -101,13 +101,25 @@ append_text_field(StringInfo buf, const char *name, text *value)
 		escape_json(buf, text_to_cstring(value));
 }
 
-/* The wal mode's message: the event as one JSON object with the table's column names. */
+/* Bytes of the content in front of the body's second byte (common/outbox_wire.h). */
+#define MAC_PREFIX_LEN (sizeof(OUTBOX_MAC_OPEN) - 1 + OUTBOX_MAC_HEX_LEN + sizeof(OUTBOX_MAC_CLOSE) - 1)
+
+StaticAssertDecl(sizeof(OUTBOX_MAC_CLOSE) > 1, "the MAC prefix takes the place of the body's '{'");
+
+/*
+ * The wal mode's message: the event as one JSON object with the table's column names (the
+ * body), authenticated as common/outbox_wire.h says: OUTBOX_MAC_OPEN, the hex HMAC of the body,
+ * OUTBOX_MAC_CLOSE, then the body without its '{'. The body is written after room for that
+ * prefix, whose last byte then replaces the body's '{', so nothing is copied.
+ */
 static void
 store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 {
 	StringInfoData buf;
 	char		ts[MAXDATELEN + 1];
 	int			utc = 0;
+	int			body = MAC_PREFIX_LEN - 1;
+	char	   *p;
 
 	if (!XLogLogicalInfoActive())
 		ereport(ERROR,
@@ -117,6 +129,7 @@ store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 				 errhint("Set wal_level = logical and restart PostgreSQL, or use outbox.storage = table.")));
 
 	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, body);
 	appendStringInfo(&buf, "{\"id\":\"%s\"",
 					 DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id))));
 	append_text_field(&buf, "aggregate_type", ev->aggregate_type);
@@ -133,6 +146,13 @@ store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 	/* ISO 8601 in UTC, independent of the session's DateStyle and TimeZone */
 	JsonEncodeDateTime(ts, TimestampTzGetDatum(created_at), TIMESTAMPTZOID, &utc);
 	appendStringInfo(&buf, ",\"created_at\":\"%s\"}", ts);
+
+	p = buf.data;
+	memcpy(p, OUTBOX_MAC_OPEN, sizeof(OUTBOX_MAC_OPEN) - 1);
+	p += sizeof(OUTBOX_MAC_OPEN) - 1;
+	outbox_message_mac_hex(buf.data + body, buf.len - body, p);
+	p += OUTBOX_MAC_HEX_LEN;
+	memcpy(p, OUTBOX_MAC_CLOSE, sizeof(OUTBOX_MAC_CLOSE) - 1);
 
 	LogLogicalMessage(OUTBOX_MESSAGE_PREFIX, buf.data, buf.len, true);
 	pfree(buf.data);

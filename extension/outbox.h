@@ -34,6 +34,7 @@ extern int	outbox_max_payload_bytes;
 #define ERRCODE_OUTBOX_HEADER_VALUE_TOO_LONG MAKE_SQLSTATE('O','B','0','0','7')
 #define ERRCODE_OUTBOX_HEADERS_TOO_LARGE MAKE_SQLSTATE('O','B','0','0','8')
 #define ERRCODE_OUTBOX_HEADER_NUMBER_RANGE MAKE_SQLSTATE('O','B','0','0','9')
+#define ERRCODE_OUTBOX_NO_MESSAGE_KEY	MAKE_SQLSTATE('O','B','0','1','0')
 
 /* One event as outbox_emit received it; NULL pointers are SQL NULLs. */
 typedef struct OutboxEvent
@@ -51,6 +52,10 @@ typedef struct OutboxEvent
 
 /* validate.c: raises an ERROR naming the field for anything the relay could not publish. */
 extern void outbox_validate_event(const OutboxEvent *ev);
+
+/* message_key.c: HMAC-SHA256 of a wal-storage body under the database's key, as
+ * OUTBOX_MAC_HEX_LEN lower-case hex digits (not NUL-terminated). */
+extern void outbox_message_mac_hex(const char *body, size_t len, char *hex);
 
 /* uuidv7.c */
 extern void outbox_uuidv7_generate(unsigned char out[16]);

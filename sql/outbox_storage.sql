@@ -8,9 +8,10 @@ SET TimeZone = 'UTC';
 
 -- Volatile values (ids, timestamps, xids, LSNs) are masked, not printed.
 CREATE FUNCTION pg_temp.mask(t text) RETURNS text LANGUAGE sql AS $$
-  SELECT regexp_replace(regexp_replace(t,
+  SELECT regexp_replace(regexp_replace(regexp_replace(t,
     '[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}', '<uuidv7>', 'g'),
-    '\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+\d\d(:\d\d)?|Z)', '<time>', 'g')
+    '\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+\d\d(:\d\d)?|Z)', '<time>', 'g'),
+    '("mac\\?"\s*:\s*\\?")[0-9a-f]{64}', '\1<mac>', 'g')  -- the wal-storage MAC (outbox_message_key checks it)
 $$;
 CREATE FUNCTION pg_temp.changes() RETURNS SETOF text LANGUAGE sql AS $$
   SELECT pg_temp.mask(data) FROM pg_logical_slot_get_changes('outbox_storage', NULL, NULL,
@@ -59,7 +60,7 @@ COMMIT;
 SELECT * FROM pg_temp.changes();
 SELECT count(*) AS rows_in_table FROM outbox.events WHERE event_type LIKE 'w.%';
 
--- the message content is one JSON object with the table's column names
+-- the message content is one JSON object: "mac" (outbox_message_key checks it), then the table's column names
 SELECT outbox_emit('w.shape', '{"a": [1, {"b": null}]}', aggregate_id => 'x') IS NOT NULL AS ok;
 SELECT jsonb_pretty(pg_temp.mask(data::jsonb ->> 'content')::jsonb) AS message_content
   FROM pg_logical_slot_get_changes('outbox_storage', NULL, NULL, 'format-version', '2',

@@ -13,11 +13,33 @@ SET client_min_messages = warning;
 CREATE EXTENSION outbox VERSION '0.1';
 SELECT extversion FROM pg_extension WHERE extname = 'outbox';
 
+-- what a 0.1 database holds: roles given their grants
+CREATE ROLE outbox_upgrade_relay LOGIN REPLICATION;
+CREATE ROLE outbox_upgrade_app LOGIN;
+SELECT outbox.grant_relay('outbox_upgrade_relay');
+SELECT outbox.grant_app('outbox_upgrade_app');
+
+-- the new module with the 0.1 objects: table storage works, wal storage asks for the update
+SELECT outbox_emit('before.update', '{}') IS NOT NULL AS table_storage_ok;
+SET outbox.storage = wal;
+SELECT outbox_emit('before.update', '{}');
+\echo :LAST_ERROR_SQLSTATE
+RESET outbox.storage;
+
 ALTER EXTENSION outbox UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'outbox';
 
+-- the message key: made by the update, and the relay role of 0.1 may read it (the app may not)
+SELECT count(*) AS key_rows, min(octet_length(key)) AS key_bytes FROM outbox.message_key_store;
+SELECT has_function_privilege('outbox_upgrade_relay', 'outbox.message_key()', 'EXECUTE') AS relay_reads_key,
+       has_function_privilege('outbox_upgrade_app', 'outbox.message_key()', 'EXECUTE') AS app_reads_key;
+SET outbox.storage = wal;
+SELECT outbox_emit('after.update', '{}') IS NOT NULL AS wal_storage_ok;
+RESET outbox.storage;
+
 -- Everything that makes up the extension, one line per fact. Privileges of this test's roles
--- are left out: the two databases have different grants.
+-- are left out (the two databases have different grants), and a NULL ACL is shown as the
+-- default it stands for (a grant and its revoke leave the default written out).
 CREATE FUNCTION pg_temp.outbox_shape() RETURNS SETOF text LANGUAGE sql AS $$
   WITH ext AS (SELECT oid, extconfig, extcondition FROM pg_extension WHERE extname = 'outbox'),
   members AS (
@@ -26,12 +48,12 @@ CREATE FUNCTION pg_temp.outbox_shape() RETURNS SETOF text LANGUAGE sql AS $$
   SELECT 'member ' || pg_describe_object(classid, objid, 0) FROM members
   UNION ALL
   SELECT format('function %s: %s acl=%s comment=%s', p.oid::regprocedure, pg_get_functiondef(p.oid),
-                array(SELECT x::text FROM unnest(p.proacl) x WHERE x::text NOT LIKE 'outbox_upgrade%' ORDER BY 1),
+                array(SELECT x::text FROM unnest(coalesce(p.proacl, acldefault('f', p.proowner))) x WHERE x::text NOT LIKE 'outbox_upgrade%' ORDER BY 1),
                 obj_description(p.oid, 'pg_proc'))
     FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
   UNION ALL
   SELECT format('relation %s kind=%s acl=%s comment=%s view=%s', c.oid::regclass, c.relkind,
-                array(SELECT x::text FROM unnest(c.relacl) x WHERE x::text NOT LIKE 'outbox_upgrade%' ORDER BY 1),
+                array(SELECT x::text FROM unnest(coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) x WHERE x::text NOT LIKE 'outbox_upgrade%' ORDER BY 1),
                 obj_description(c.oid, 'pg_class'),
                 CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END)
     FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
@@ -58,7 +80,7 @@ CREATE FUNCTION pg_temp.outbox_shape() RETURNS SETOF text LANGUAGE sql AS $$
   SELECT format('dumped %s where %L', cfg.rel::regclass, cfg.cond)
     FROM ext, unnest(ext.extconfig, ext.extcondition) AS cfg(rel, cond)
   UNION ALL
-  SELECT format('schema outbox acl=%s', array(SELECT x::text FROM unnest(n.nspacl) x
+  SELECT format('schema outbox acl=%s', array(SELECT x::text FROM unnest(coalesce(n.nspacl, acldefault('n', n.nspowner))) x
                                               WHERE x::text NOT LIKE 'outbox_upgrade%' ORDER BY 1))
     FROM pg_namespace n WHERE n.nspname = 'outbox'
 $$;
@@ -68,6 +90,9 @@ SELECT dblink_connect('fresh', format('dbname=%s port=%s host=%s', :'regress_db'
 -- the same query (the function's body) in the fresh database
 CREATE TEMP TABLE fresh AS
 SELECT line FROM dblink('fresh', (SELECT prosrc FROM pg_proc WHERE oid = 'pg_temp.outbox_shape'::regproc)) AS t(line text);
+-- every database has a key of its own
+SELECT key <> (SELECT k FROM dblink('fresh', 'SELECT key FROM outbox.message_key_store') AS t(k bytea)) AS own_key
+  FROM outbox.message_key_store;
 SELECT dblink_disconnect('fresh');
 SELECT count(*) > 50 AS compared_enough FROM fresh;
 SELECT side, line FROM (
@@ -76,5 +101,7 @@ SELECT side, line FROM (
   SELECT 'only in a fresh install', line FROM (SELECT line FROM fresh EXCEPT SELECT s FROM pg_temp.outbox_shape() s) b
 ) d ORDER BY side, line;
 
+DROP OWNED BY outbox_upgrade_relay, outbox_upgrade_app;
 \c :regress_db
 DROP DATABASE outbox_upgrade;
+DROP ROLE outbox_upgrade_relay, outbox_upgrade_app;

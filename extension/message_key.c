@@ -1,0 +1,164 @@
+/*
+ * message_key.c: the per-database key that authenticates wal-storage events.
+ *
+ * pg_logical_emit_message() is executable by PUBLIC, so any role that can connect can write a
+ * logical message with the prefix "outbox". outbox_emit therefore signs the messages it writes
+ * with HMAC-SHA256 under a key only the extension's owner can read (outbox.message_key_store;
+ * the relay gets it through outbox.message_key()), and the relay publishes only messages whose
+ * MAC verifies. The wire format is in common/outbox_wire.h.
+ *
+ * The key is read once per backend: the signature must not add a query to every emit.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "outbox.h"
+
+#define MESSAGE_KEY_TABLE "message_key_store"
+
+StaticAssertDecl(OUTBOX_MAC_HEX_LEN == 2 * PG_SHA256_DIGEST_LENGTH,
+				 "the MAC is HMAC-SHA256 in hex");
+
+static uint8 *message_key = NULL;	/* OUTBOX_MAC_KEY_BYTES, in TopMemoryContext */
+static bool message_key_valid = false;
+static Oid	message_key_relid = InvalidOid;
+
+/*
+ * A changed key (outbox.message_key_changed below), or DROP and CREATE EXTENSION in a live
+ * session, must reach every backend: signing with the old key would make the relay refuse
+ * every later event of the session.
+ */
+static void
+message_key_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == message_key_relid)
+		message_key_valid = false;
+}
+
+static void
+load_message_key(void)
+{
+	static bool callback_registered = false;
+	Oid			nsp = get_namespace_oid(OUTBOX_SCHEMA, true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(MESSAGE_KEY_TABLE, nsp) : InvalidOid;
+	bool		isnull;
+	Datum		d;
+	bytea	   *key;
+	int			rc;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OUTBOX_NO_MESSAGE_KEY),
+				 errmsg("outbox.storage = wal needs the message key in %s.%s, which does not exist",
+						OUTBOX_SCHEMA, MESSAGE_KEY_TABLE),
+				 errdetail("The installed outbox module signs wal-storage events; this database still has the objects of extension version 0.1."),
+				 errhint("Run ALTER EXTENSION outbox UPDATE, or use outbox.storage = 'table' until then.")));
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(message_key_relcache_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	message_key_relid = relid;
+
+	/*
+	 * outbox_emit is SECURITY DEFINER, so this runs as the extension's owner, the only role that
+	 * may read the table. Schema-qualified: the caller's search_path plays no part.
+	 */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "outbox_emit: SPI_connect failed");
+	rc = SPI_execute("SELECT key FROM " OUTBOX_SCHEMA "." MESSAGE_KEY_TABLE, true, 2);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "outbox_emit: reading the message key failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUTBOX_NO_MESSAGE_KEY),
+				 errmsg("%s.%s holds %llu rows instead of one message key",
+						OUTBOX_SCHEMA, MESSAGE_KEY_TABLE, (unsigned long long) SPI_processed),
+				 errhint("Leave exactly one row; to make a new key (the relay then needs a restart): "
+						 "DELETE FROM %s.%s; INSERT INTO %s.%s DEFAULT VALUES;",
+						 OUTBOX_SCHEMA, MESSAGE_KEY_TABLE, OUTBOX_SCHEMA, MESSAGE_KEY_TABLE)));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	key = isnull ? NULL : DatumGetByteaPP(d);
+	if (key == NULL || VARSIZE_ANY_EXHDR(key) != OUTBOX_MAC_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUTBOX_NO_MESSAGE_KEY),
+				 errmsg("the message key in %s.%s is not %d bytes long",
+						OUTBOX_SCHEMA, MESSAGE_KEY_TABLE, OUTBOX_MAC_KEY_BYTES),
+				 errhint("Make a new key (the relay then needs a restart): UPDATE %s.%s SET key = %s.new_message_key();",
+						 OUTBOX_SCHEMA, MESSAGE_KEY_TABLE, OUTBOX_SCHEMA)));
+	if (message_key == NULL)
+		message_key = MemoryContextAlloc(TopMemoryContext, OUTBOX_MAC_KEY_BYTES);
+	memcpy(message_key, VARDATA_ANY(key), OUTBOX_MAC_KEY_BYTES);
+	SPI_finish();
+	message_key_valid = true;
+}
+
+void
+outbox_message_mac_hex(const char *body, size_t len, char *hex)
+{
+	uint8		mac[PG_SHA256_DIGEST_LENGTH];
+	pg_hmac_ctx *ctx;
+
+	if (!message_key_valid)
+		load_message_key();
+
+	ctx = pg_hmac_create(PG_SHA256);
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (pg_hmac_init(ctx, message_key, OUTBOX_MAC_KEY_BYTES) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) body, len) < 0 ||
+		pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
+	{
+		char	   *why = pstrdup(pg_hmac_error(ctx));
+
+		pg_hmac_free(ctx);
+		elog(ERROR, "outbox_emit: could not compute the message HMAC: %s", why);
+	}
+	pg_hmac_free(ctx);
+	hex_encode((const char *) mac, sizeof(mac), hex);
+}
+
+PG_FUNCTION_INFO_V1(outbox_new_message_key);
+
+/* A fresh random key, for the default of outbox.message_key_store.key. */
+Datum
+outbox_new_message_key(PG_FUNCTION_ARGS)
+{
+	bytea	   *key = palloc(VARHDRSZ + OUTBOX_MAC_KEY_BYTES);
+
+	SET_VARSIZE(key, VARHDRSZ + OUTBOX_MAC_KEY_BYTES);
+	if (!pg_strong_random(VARDATA(key), OUTBOX_MAC_KEY_BYTES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random message key")));
+	PG_RETURN_BYTEA_P(key);
+}
+
+PG_FUNCTION_INFO_V1(outbox_message_key_changed);
+
+/*
+ * Statement trigger on outbox.message_key_store: every backend reloads the key at its next
+ * wal-storage event after this transaction commits (the invalidation is transactional).
+ */
+Datum
+outbox_message_key_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "outbox.message_key_changed: not called as a trigger");
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,125 @@
+-- wal storage authenticates its messages: pg_logical_emit_message() is PUBLIC, so the content
+-- carries HMAC-SHA256(key, body) under a per-database key that only the owner can read
+-- (common/outbox_wire.h). The relay gets the key through outbox.message_key() (grant_relay).
+\set SHOW_CONTEXT never
+\pset null '(null)'
+SET client_min_messages = warning;
+
+-- one key of 32 random bytes, readable by the owner only, not dumped (a restore makes a new one)
+SELECT count(*) AS rows, min(octet_length(key)) AS key_bytes FROM outbox.message_key_store;
+SELECT count(*) AS grants_to_others
+  FROM pg_class c, aclexplode(c.relacl) a
+ WHERE c.oid = 'outbox.message_key_store'::regclass AND a.grantee <> c.relowner;
+SELECT has_function_privilege('public', 'outbox.message_key()', 'EXECUTE') AS public_may_read_key,
+       has_function_privilege('public', 'outbox.new_message_key()', 'EXECUTE') AS public_may_make_keys;
+SELECT 'outbox.message_key_store'::regclass = ANY (extconfig) AS key_dumped FROM pg_extension WHERE extname = 'outbox';
+SELECT outbox.message_key() = (SELECT key FROM outbox.message_key_store) AS function_gives_the_key;
+SELECT octet_length(outbox.new_message_key()) AS new_key_bytes, outbox.new_message_key() <> outbox.new_message_key() AS random;
+
+-- HMAC-SHA256 (RFC 2104) from sha256(), which is all PostgreSQL 15 has; checked with RFC 4231
+CREATE FUNCTION pg_temp.xor_pad(key bytea, pad int) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+  SELECT decode(string_agg(lpad(to_hex(get_byte(k, i) # pad), 2, '0'), '' ORDER BY i), 'hex')
+    FROM (SELECT CASE WHEN octet_length(key) > 64 THEN sha256(key) ELSE key END AS k0) s,
+         LATERAL (SELECT k0 || decode(repeat('00', 64 - octet_length(k0)), 'hex') AS k) p,
+         generate_series(0, 63) i
+$$;
+CREATE FUNCTION pg_temp.hmac_sha256(key bytea, msg bytea) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT encode(sha256(pg_temp.xor_pad(key, 92) || sha256(pg_temp.xor_pad(key, 54) || msg)), 'hex')
+$$;
+SELECT pg_temp.hmac_sha256('Jefe', 'what do ya want for nothing?')
+       = '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843' AS rfc4231_case_2;
+SELECT pg_temp.hmac_sha256(decode(repeat('aa', 131), 'hex'), 'Test Using Larger Than Block-Size Key - Hash Key First')
+       = '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54' AS rfc4231_case_6;
+
+-- Messages as test_decoding shows them, as bytes: content = '{"mac":"' hex '",' body-without-'{'
+CREATE FUNCTION pg_temp.messages(slot text) RETURNS TABLE (content bytea) LANGUAGE sql AS $$
+  SELECT substring(data FROM position('content:'::bytea IN data) + 8)
+    FROM pg_logical_slot_get_binary_changes(slot, NULL, NULL)
+   WHERE position('message: transactional: 1 prefix: outbox,'::bytea IN data) = 1
+$$;
+CREATE FUNCTION pg_temp.check(content bytea) RETURNS TABLE (opens_with_mac boolean, hex_ok boolean, mac_verifies boolean,
+                                                             one_object boolean, event_type text) LANGUAGE sql AS $$
+  SELECT substring(content FROM 1 FOR 8) = '{"mac":"'::bytea,
+         convert_from(substring(content FROM 9 FOR 64), 'UTF8') ~ '^[0-9a-f]{64}$'
+           AND convert_from(substring(content FROM 73 FOR 2), 'UTF8') = '",',
+         convert_from(substring(content FROM 9 FOR 64), 'UTF8')
+           = pg_temp.hmac_sha256((SELECT key FROM outbox.message_key_store), '{'::bytea || substring(content FROM 75)),
+         convert_from(content, 'UTF8')::jsonb - 'mac' = convert_from('{'::bytea || substring(content FROM 75), 'UTF8')::jsonb,
+         convert_from(content, 'UTF8')::jsonb ->> 'event_type'
+$$;
+SELECT 'init' FROM pg_create_logical_replication_slot('outbox_mac', 'test_decoding');
+
+SET outbox.storage = wal;
+SELECT outbox_emit('mac.first', '{"s": "quote\" é \u00e9 \\ /"}', aggregate_type => 'order', aggregate_id => '7',
+                   headers => '{"tenant": "ä"}', causation_id => 'k') IS NOT NULL AS ok;
+SELECT outbox_emit('mac.second', '[]') IS NOT NULL AS ok;
+RESET outbox.storage;
+-- what a role without any grant can do (pg_logical_emit_message is PUBLIC): its MAC cannot verify
+CREATE ROLE outbox_key_forger LOGIN;
+SET ROLE outbox_key_forger;
+SELECT pg_logical_emit_message(true, 'outbox',
+  '{"mac":"' || repeat('0', 64) || '","id":"0190b3f0-0000-7000-8000-000000000000","event_type":"forged","payload":{}}') IS NOT NULL AS forged;
+RESET ROLE;
+SELECT c.* FROM pg_temp.messages('outbox_mac') m, LATERAL pg_temp.check(m.content) c;
+SELECT pg_drop_replication_slot('outbox_mac');
+
+-- Roles: without grants nothing in outbox is reachable; an application role can emit but not
+-- read the key; a relay role reads the key through outbox.message_key() only.
+CREATE ROLE outbox_key_app LOGIN;
+CREATE ROLE outbox_key_relay LOGIN REPLICATION;
+SELECT outbox.grant_app('outbox_key_app');
+SELECT outbox.grant_relay('outbox_key_relay');
+SET ROLE outbox_key_forger;
+INSERT INTO outbox.events (event_type, payload) VALUES ('forged', '{}');
+SELECT outbox.message_key();
+SELECT key FROM outbox.message_key_store;
+SELECT outbox.new_message_key();
+RESET ROLE;
+SET ROLE outbox_key_app;
+SELECT outbox_emit('app.ok', '{}') IS NOT NULL AS app_can_emit;
+INSERT INTO outbox.events (event_type, payload) VALUES ('forged', '{}');
+SELECT outbox.message_key();
+SELECT key FROM outbox.message_key_store;
+RESET ROLE;
+SELECT has_function_privilege('outbox_key_relay', 'outbox.message_key()', 'EXECUTE') AS relay_may_read_key,
+       has_table_privilege('outbox_key_relay', 'outbox.message_key_store', 'SELECT') AS relay_may_read_table,
+       has_table_privilege('outbox_key_relay', 'outbox.events', 'INSERT') AS relay_may_insert_events;
+SET ROLE outbox_key_relay;
+SELECT octet_length(outbox.message_key()) AS relay_key_bytes;
+SELECT key FROM outbox.message_key_store;
+INSERT INTO outbox.events (event_type, payload) VALUES ('forged', '{}');
+RESET ROLE;
+SELECT event_type FROM outbox.events ORDER BY id;
+
+-- A new key reaches sessions that already hold the old one, from their next event on (checked
+-- with the new key: the event before the change does not verify with it, the one after does)
+SELECT 'init' FROM pg_create_logical_replication_slot('outbox_mac', 'test_decoding');
+SET outbox.storage = wal;
+SELECT outbox_emit('old.key', '{}') IS NOT NULL AS ok;
+UPDATE outbox.message_key_store SET key = outbox.new_message_key();
+SELECT outbox_emit('new.key', '{}') IS NOT NULL AS ok;
+RESET outbox.storage;
+SELECT c.event_type, c.mac_verifies FROM pg_temp.messages('outbox_mac') m, LATERAL pg_temp.check(m.content) c;
+SELECT pg_drop_replication_slot('outbox_mac');
+
+-- The key is read once per session: many wal-storage events cost no query on the key table
+\c
+SET client_min_messages = warning;
+BEGIN;
+SET LOCAL outbox.storage = wal;
+SELECT count(outbox_emit('cheap', jsonb_build_object('n', g))) FROM generate_series(1, 200) g;
+SELECT seq_scan + coalesce(idx_scan, 0) AS key_reads_first_transaction
+  FROM pg_stat_xact_all_tables WHERE relid = 'outbox.message_key_store'::regclass;
+COMMIT;
+-- the counts above stay pending until flushed, and would show in the next transaction too
+SELECT pg_stat_force_next_flush();
+BEGIN;
+SET LOCAL outbox.storage = wal;
+SELECT count(outbox_emit('cheap', jsonb_build_object('n', g))) FROM generate_series(1, 200) g;
+SELECT seq_scan + coalesce(idx_scan, 0) AS key_reads_second_transaction
+  FROM pg_stat_xact_all_tables WHERE relid = 'outbox.message_key_store'::regclass;
+COMMIT;
+
+DROP OWNED BY outbox_key_app, outbox_key_relay;
+DROP ROLE outbox_key_app, outbox_key_relay, outbox_key_forger;
+TRUNCATE outbox.events;
