@@ -73,3 +73,74 @@ BEGIN
     END LOOP;
 END
 $$;
+
+------------------------------------------------------------------------------------------------
+-- Capture triggers
+------------------------------------------------------------------------------------------------
+-- 0.1 ran the trigger as SECURITY DEFINER: a table owner's cast to json ran as the extension's
+-- owner. From 0.2 on writers of captured tables need EXECUTE on outbox_emit (outbox.grant_app).
+-- SECURITY INVOKER: to_jsonb() runs the casts to json of user-defined types, which must not run
+-- with the owner's rights. The writer needs EXECUTE on outbox_emit, the one privileged function.
+CREATE OR REPLACE FUNCTION outbox.capture_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+-- TG_ARGV: aggregate_type, key columns (a text[] literal), event type for insert, update,
+-- delete, exchange (NULL: relay default).
+DECLARE
+    row_json jsonb;
+    keys     text[] := TG_ARGV[1]::text[];
+    agg_id   text;
+    ev_type  text;
+BEGIN
+    -- Checked first, so that nothing of the row is converted for a writer who cannot emit.
+    IF NOT has_function_privilege('public.outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text)'::regprocedure,
+                                  'EXECUTE') THEN
+        RAISE EXCEPTION 'outbox capture on table %: role % may not emit events',
+                        format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), quote_ident(current_user)
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Writes to a captured table emit their events with the rights of the writing role, which needs EXECUTE on outbox_emit.',
+                  HINT = format('Let the role emit: SELECT outbox.grant_app(%L);', quote_ident(current_user));
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        row_json := to_jsonb(OLD);
+        ev_type := TG_ARGV[4];
+    ELSE
+        row_json := to_jsonb(NEW);
+        ev_type := CASE TG_OP WHEN 'INSERT' THEN TG_ARGV[2] ELSE TG_ARGV[3] END;
+    END IF;
+    IF cardinality(keys) = 1 THEN
+        agg_id := row_json ->> keys[1];
+    ELSE
+        -- A composite key becomes a JSON array of its values, so no separator can collide.
+        SELECT jsonb_agg(row_json -> k ORDER BY ord)::text INTO agg_id
+          FROM unnest(keys) WITH ORDINALITY AS u(k, ord);
+    END IF;
+    PERFORM public.outbox_emit(ev_type, row_json,
+                               aggregate_type => TG_ARGV[0],
+                               aggregate_id => agg_id,
+                               exchange => TG_ARGV[5]);
+    RETURN NULL;
+END
+$$;
+
+-- Writers that relied on the old rights would now fail at their next write: name them.
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT tg.tgrelid::regclass AS tbl,
+                    string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname) AS writers
+               FROM pg_trigger tg
+               JOIN pg_roles r ON NOT r.rolsuper AND r.rolname !~ '^pg_'
+                              AND has_table_privilege(r.oid, tg.tgrelid, 'INSERT, UPDATE, DELETE')
+                              AND NOT has_function_privilege(r.oid,
+                                      'public.outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text)'::regprocedure,
+                                      'EXECUTE')
+              WHERE tg.tgname = 'outbox_capture' AND NOT tg.tgisinternal
+              GROUP BY tg.tgrelid
+    LOOP
+        RAISE WARNING 'captured table % is written by roles without EXECUTE on outbox_emit: %', t.tbl, t.writers
+            USING DETAIL = 'From outbox 0.2 on the capture trigger emits with the rights of the writing role, so their writes fail.',
+                  HINT = 'Give each of them outbox.grant_app(role).';
+    END LOOP;
+END
+$$;

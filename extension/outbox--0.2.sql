@@ -91,8 +91,10 @@ COMMENT ON FUNCTION outbox.message_key() IS
 ------------------------------------------------------------------------------------------------
 -- Capture triggers: INSERT/UPDATE/DELETE on an application table emit events
 ------------------------------------------------------------------------------------------------
+-- SECURITY INVOKER: to_jsonb() runs the casts to json of user-defined types, which must not run
+-- with the owner's rights. The writer needs EXECUTE on outbox_emit, the one privileged function.
 CREATE FUNCTION outbox.capture_trigger() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
 -- TG_ARGV: aggregate_type, key columns (a text[] literal), event type for insert, update,
 -- delete, exchange (NULL: relay default).
 DECLARE
@@ -101,6 +103,15 @@ DECLARE
     agg_id   text;
     ev_type  text;
 BEGIN
+    -- Checked first, so that nothing of the row is converted for a writer who cannot emit.
+    IF NOT has_function_privilege('public.outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text)'::regprocedure,
+                                  'EXECUTE') THEN
+        RAISE EXCEPTION 'outbox capture on table %: role % may not emit events',
+                        format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), quote_ident(current_user)
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Writes to a captured table emit their events with the rights of the writing role, which needs EXECUTE on outbox_emit.',
+                  HINT = format('Let the role emit: SELECT outbox.grant_app(%L);', quote_ident(current_user));
+    END IF;
     IF TG_OP = 'DELETE' THEN
         row_json := to_jsonb(OLD);
         ev_type := TG_ARGV[4];

@@ -18,6 +18,14 @@ CREATE ROLE outbox_upgrade_relay LOGIN REPLICATION;
 CREATE ROLE outbox_upgrade_app LOGIN;
 SELECT outbox.grant_relay('outbox_upgrade_relay');
 SELECT outbox.grant_app('outbox_upgrade_app');
+-- a captured table, written by the app and by a role that was never given grant_app
+CREATE ROLE outbox_upgrade_writer LOGIN;
+CREATE TABLE up_orders (id int PRIMARY KEY, note text);
+GRANT INSERT ON up_orders TO outbox_upgrade_app, outbox_upgrade_writer;
+SELECT outbox.capture('up_orders');
+SET ROLE outbox_upgrade_writer;
+INSERT INTO up_orders VALUES (1, 'by a writer without grant_app, under 0.1');
+RESET ROLE;
 
 -- the new module with the 0.1 objects: table storage works, wal storage asks for the update
 SELECT outbox_emit('before.update', '{}') IS NOT NULL AS table_storage_ok;
@@ -36,6 +44,17 @@ SELECT has_function_privilege('outbox_upgrade_relay', 'outbox.message_key()', 'E
 SET outbox.storage = wal;
 SELECT outbox_emit('after.update', '{}') IS NOT NULL AS wal_storage_ok;
 RESET outbox.storage;
+
+-- the capture trigger runs with the writer's rights (the update warned about the writer who
+-- lacks grant_app)
+SELECT prosecdef AS capture_trigger_is_security_definer FROM pg_proc WHERE oid = 'outbox.capture_trigger'::regproc;
+SET ROLE outbox_upgrade_writer;
+INSERT INTO up_orders VALUES (2, 'by a writer without grant_app, under 0.2');
+RESET ROLE;
+SET ROLE outbox_upgrade_app;
+INSERT INTO up_orders VALUES (3, 'by the app');
+RESET ROLE;
+SELECT aggregate_id, event_type, payload ->> 'note' AS note FROM outbox.events WHERE aggregate_type = 'up_orders' ORDER BY id;
 
 -- Everything that makes up the extension, one line per fact. Privileges of this test's roles
 -- are left out (the two databases have different grants), and a NULL ACL is shown as the
@@ -101,7 +120,7 @@ SELECT side, line FROM (
   SELECT 'only in a fresh install', line FROM (SELECT line FROM fresh EXCEPT SELECT s FROM pg_temp.outbox_shape() s) b
 ) d ORDER BY side, line;
 
-DROP OWNED BY outbox_upgrade_relay, outbox_upgrade_app;
+DROP OWNED BY outbox_upgrade_relay, outbox_upgrade_app, outbox_upgrade_writer;
 \c :regress_db
 DROP DATABASE outbox_upgrade;
-DROP ROLE outbox_upgrade_relay, outbox_upgrade_app;
+DROP ROLE outbox_upgrade_relay, outbox_upgrade_app, outbox_upgrade_writer;
