@@ -37,6 +37,12 @@ struct Event {
   std::optional<std::string> causation_id;
   std::string created_at;  // as the source wrote it
 
+  // Non-empty when the event is genuine (a table row, or a message whose MAC verified) but can
+  // never be published as it is: why, naming the field (a header number beyond int64, "headers"
+  // not an object, an AMQP short string over 255 bytes, ...). Every field that could be read is
+  // still filled, so that a dead letter shows it.
+  std::string invalid;
+
   // Where it came from.
   Lsn lsn = 0;             // XLogData start of its line
   std::uint64_t xid = 0;   // 0 when unknown (non-transactional message)

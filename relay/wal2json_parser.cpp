@@ -1,230 +1,595 @@
 #include "wal2json_parser.h"
 
+#include <cmath>
+#include <cstring>
 #include <string>
 
-#include "json_span.h"
+#include <openssl/crypto.h>
 
 namespace outbox {
 
+namespace od = simdjson::ondemand;
+using simdjson::error_code;
+
 namespace {
 
-std::string_view action_of(simdjson::dom::object o) {
-  std::string_view a;
-  if (o["action"].get_string().get(a)) throw ParseError("line has no \"action\" string");
-  return a;
+// Thrown inside the parser when simdjson reports a syntax error (not a type mismatch): the text
+// is not valid JSON. parse() turns it into a Rejected line, a message body into Event::invalid.
+struct NotJson {
+  error_code err;
+};
+
+void need(error_code err) {
+  if (err) throw NotJson{err};
 }
 
-std::uint64_t xid_of(simdjson::dom::object o) {
-  simdjson::dom::element x;
-  if (o["xid"].get(x)) return 0;
-  std::uint64_t v = 0;
-  if (x.is_uint64()) v = x.get_uint64().value_unsafe();
-  else if (x.is_int64()) v = static_cast<std::uint64_t>(x.get_int64().value_unsafe());
-  return v;
+// simdjson's On Demand parser reads SIMDJSON_PADDING bytes past the end of its input: a reused
+// buffer with that much spare capacity.
+simdjson::padded_string_view padded(std::string& buf) {
+  return simdjson::padded_string_view(buf.data(), buf.size(), buf.capacity());
 }
 
-std::string timestamp_of(simdjson::dom::object o) {
-  std::string_view t;
-  if (o["timestamp"].get_string().get(t)) return {};
-  return std::string(t);
+void fill(std::string& buf, std::string_view a, std::string_view b = {}) {
+  std::size_t n = a.size() + b.size();
+  if (buf.capacity() < n + simdjson::SIMDJSON_PADDING) buf.reserve(n + simdjson::SIMDJSON_PADDING);
+  buf.assign(a.data(), a.size());
+  buf.append(b.data(), b.size());
 }
 
-// Sets an optional text field from a JSON string or null.
-void set_opt(simdjson::dom::element v, std::optional<std::string>& out, const char* name) {
-  if (v.is_null()) {
-    out.reset();
-    return;
+std::string not_json(const char* what, error_code err) {
+  return std::string(what) + " (" + simdjson::error_message(err) + ")";
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// A name or value shown inside a reason: bounded, quoted.
+std::string shown(std::string_view s, std::size_t max = 64) {
+  std::string q = "\"";
+  if (s.size() <= max) {
+    q.append(s);
+    q += '"';
+  } else {
+    q.append(s.substr(0, max));
+    q += "\"... (" + std::to_string(s.size()) + " bytes)";
   }
-  std::string_view s;
-  if (v.get_string().get(s)) throw ParseError(std::string("field \"") + name + "\" is not a string");
-  out = std::string(s);
+  return q;
 }
 
-void set_req(simdjson::dom::element v, std::string& out, const char* name) {
-  if (v.is_null()) {
-    out.clear();
-    return;
+std::string excerpt(std::string_view s, std::size_t max = 40) {
+  if (s.size() <= max) return std::string(s);
+  return std::string(s.substr(0, max)) + "... (" + std::to_string(s.size()) + " characters)";
+}
+
+void add_invalid(Event& ev, const std::string& why) {
+  constexpr std::size_t kMax = 2048;  // a reason, not a report: the first problems are enough
+  if (ev.invalid.size() >= kMax) return;
+  if (!ev.invalid.empty()) ev.invalid += "; ";
+  ev.invalid += why;
+  if (ev.invalid.size() >= kMax) ev.invalid += "; ...";
+}
+
+// The fields of an event, as column names (table storage) and member names (wal storage).
+enum class Field {
+  Id, AggregateType, AggregateId, EventType, Payload, Headers, Exchange, RoutingKey, CorrelationId,
+  CausationId, CreatedAt, Other
+};
+
+// Compared raw (without unescaping): our names have no escapes, a name written with escapes is
+// "Other" and ignored.
+Field field_of(od::raw_json_string k) {
+  if (k == "id") return Field::Id;
+  if (k == "aggregate_type") return Field::AggregateType;
+  if (k == "aggregate_id") return Field::AggregateId;
+  if (k == "event_type") return Field::EventType;
+  if (k == "payload") return Field::Payload;
+  if (k == "headers") return Field::Headers;
+  if (k == "exchange") return Field::Exchange;
+  if (k == "routing_key") return Field::RoutingKey;
+  if (k == "correlation_id") return Field::CorrelationId;
+  if (k == "causation_id") return Field::CausationId;
+  if (k == "created_at") return Field::CreatedAt;
+  return Field::Other;
+}
+
+const char* name_of(Field f) {
+  switch (f) {
+    case Field::Id: return "id";
+    case Field::AggregateType: return "aggregate_type";
+    case Field::AggregateId: return "aggregate_id";
+    case Field::EventType: return "event_type";
+    case Field::Payload: return "payload";
+    case Field::Headers: return "headers";
+    case Field::Exchange: return "exchange";
+    case Field::RoutingKey: return "routing_key";
+    case Field::CorrelationId: return "correlation_id";
+    case Field::CausationId: return "causation_id";
+    case Field::CreatedAt: return "created_at";
+    case Field::Other: break;
   }
-  std::string_view s;
-  if (v.get_string().get(s)) throw ParseError(std::string("field \"") + name + "\" is not a string");
-  out = std::string(s);
+  return "?";
 }
 
-// The fields both storage modes carry the same way (text or null). Returns false for others.
-bool set_text_field(std::string_view name, simdjson::dom::element v, Event& ev) {
-  if (name == "id") set_req(v, ev.id, "id");
-  else if (name == "aggregate_type") set_opt(v, ev.aggregate_type, "aggregate_type");
-  else if (name == "aggregate_id") set_opt(v, ev.aggregate_id, "aggregate_id");
-  else if (name == "event_type") set_req(v, ev.event_type, "event_type");
-  else if (name == "exchange") set_opt(v, ev.exchange, "exchange");
-  else if (name == "routing_key") set_opt(v, ev.routing_key, "routing_key");
-  else if (name == "correlation_id") set_opt(v, ev.correlation_id, "correlation_id");
-  else if (name == "causation_id") set_opt(v, ev.causation_id, "causation_id");
-  else if (name == "created_at") set_req(v, ev.created_at, "created_at");
-  else return false;
+// Reads a text field (a JSON string, or null). Anything else makes the event invalid. Returns
+// false for a field that is not a text field.
+bool set_text(Field f, od::value v, Event& ev, const char* kind) {
+  std::string* req = nullptr;
+  std::optional<std::string>* opt = nullptr;
+  switch (f) {
+    case Field::Id: req = &ev.id; break;
+    case Field::EventType: req = &ev.event_type; break;
+    case Field::CreatedAt: req = &ev.created_at; break;
+    case Field::AggregateType: opt = &ev.aggregate_type; break;
+    case Field::AggregateId: opt = &ev.aggregate_id; break;
+    case Field::Exchange: opt = &ev.exchange; break;
+    case Field::RoutingKey: opt = &ev.routing_key; break;
+    case Field::CorrelationId: opt = &ev.correlation_id; break;
+    case Field::CausationId: opt = &ev.causation_id; break;
+    default: return false;
+  }
+  od::json_type t;
+  need(v.type().get(t));
+  if (t == od::json_type::string) {
+    std::string_view s;
+    need(v.get_string().get(s));
+    if (req) req->assign(s.data(), s.size());
+    else opt->emplace(s);
+  } else if (t == od::json_type::null) {
+    if (req) req->clear();
+    else opt->reset();
+  } else {
+    add_invalid(ev, std::string(kind) + " \"" + name_of(f) + "\" is not a string");
+  }
   return true;
 }
 
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+// Encoded size of an AMQP field-table entry (common/outbox_wire.h).
+std::size_t entry_size(std::string_view name, const HeaderValue& v) {
+  std::size_t n = 1 + name.size() + 1;
+  switch (v.kind) {
+    case HeaderValue::Kind::String: return n + 4 + v.s.size();
+    case HeaderValue::Kind::Int:
+    case HeaderValue::Kind::Double: return n + 8;
+    case HeaderValue::Kind::Bool: return n + 1;
+    case HeaderValue::Kind::Null: return n;
+  }
+  return n;
+}
+
+const char* const kNoKey =
+    "outbox message rejected: the relay does not know this database's message key, so it cannot tell messages "
+    "written by outbox_emit from forged ones (any role can call pg_logical_emit_message) -- fix: SELECT "
+    "outbox.grant_relay('<relay role>') so the relay role may call outbox.message_key(), then restart the relay";
+
 }  // namespace
+
+const char* Wal2jsonParser::no_key_reason() { return kNoKey; }
+
+void Wal2jsonParser::set_message_key(std::string key_bytes) {
+  if (key_bytes.empty()) {
+    auth_.set_key({});
+    key_problem_ = kNoKey;
+  } else if (key_bytes.size() != OUTBOX_MAC_KEY_BYTES) {
+    auth_.set_key({});
+    key_problem_ = "outbox message rejected: the message key the relay was given has " +
+                   std::to_string(key_bytes.size()) + " bytes, not " + std::to_string(OUTBOX_MAC_KEY_BYTES) +
+                   " -- fix: check what SELECT outbox.message_key() returns (a bytea of " +
+                   std::to_string(OUTBOX_MAC_KEY_BYTES) + " bytes) and restart the relay";
+  } else {
+    auth_.set_key(key_bytes);
+    key_problem_.clear();
+  }
+  OPENSSL_cleanse(key_bytes.data(), key_bytes.size());
+}
 
 void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
   out.kind = LineKind::Ignored;
   out.xid = 0;
   out.timestamp.clear();
-  simdjson::dom::element doc;
-  if (auto err = outer_.parse(line.data(), line.size()).get(doc))
-    throw ParseError(std::string("invalid JSON from the plugin: ") + simdjson::error_message(err));
-  simdjson::dom::object o;
-  if (doc.get_object().get(o)) throw ParseError("plugin line is not a JSON object (is format-version 2 set?)");
-  std::string_view action = action_of(o);
-  if (action.size() != 1) throw ParseError("unknown action \"" + std::string(action) + "\"");
-  switch (action[0]) {
-    case 'B':
-      out.kind = LineKind::Begin;
-      out.xid = xid_of(o);
-      out.timestamp = timestamp_of(o);
-      return;
-    case 'C':
-      out.kind = LineKind::Commit;
-      out.xid = xid_of(o);
-      out.timestamp = timestamp_of(o);
-      return;
-    case 'I': {
-      std::string_view schema, table;
-      if (o["schema"].get_string().get(schema) || o["table"].get_string().get(table))
-        throw ParseError("insert line without schema/table");
-      if (schema != schema_ || table != table_) return;
-      simdjson::dom::array cols;
-      if (o["columns"].get_array().get(cols)) throw ParseError("insert line without \"columns\" array");
-      out.event = Event{};
-      out.event.lsn = lsn;
-      out.event.xid = xid_of(o);
-      event_from_row(cols, out.event);
-      out.kind = LineKind::Event;
-      return;
+  out.reject_reason.clear();
+  auto reject = [&](std::string why) {
+    out.kind = LineKind::Rejected;
+    out.reject_reason = std::move(why);
+  };
+  if (line.empty()) return reject("empty line from the plugin");
+  try {
+    fill(line_buf_, line);
+    od::document doc;
+    error_code err = outer_.iterate(padded(line_buf_)).get(doc);
+    if (err) return reject(not_json("line is not valid JSON", err));
+    od::object o;
+    err = doc.get_object().get(o);
+    if (err == simdjson::INCORRECT_TYPE) return reject("line is not a JSON object (is format-version 2 set?)");
+    need(err);
+
+    // wal2json writes action, xid, timestamp, then schema/table/columns or transactional/
+    // prefix/content: one pass, deciding as early as the fields allow.
+    std::string_view action, timestamp, schema, table, prefix, content;
+    bool have_action = false, have_timestamp = false, have_schema = false, have_table = false, have_prefix = false, have_content = false;
+    bool transactional = true, columns_done = false, columns_early = false, columns_bad = false;
+    std::uint64_t xid = 0;
+    for (auto field : o) {
+      od::raw_json_string key;
+      need(field.key().get(key));
+      od::value v;
+      need(field.value().get(v));
+      if (key == "action") {
+        err = v.get_string().get(action);
+        if (err == simdjson::INCORRECT_TYPE) throw ParseError("line has no \"action\" string");
+        need(err);
+        have_action = true;
+      } else if (key == "xid") {
+        std::uint64_t x;
+        if (!v.get_uint64().get(x)) xid = x;  // null for non-transactional messages
+      } else if (key == "timestamp") {
+        have_timestamp = !v.get_string().get(timestamp);  // null without include-timestamp
+      } else if (key == "schema") {
+        have_schema = !v.get_string().get(schema);
+      } else if (key == "table") {
+        have_table = !v.get_string().get(table);
+      } else if (key == "prefix") {
+        have_prefix = !v.get_string().get(prefix);
+      } else if (key == "transactional") {
+        bool b;
+        if (!v.get_bool().get(b)) transactional = b;
+      } else if (key == "content") {
+        if (have_prefix && prefix != prefix_) continue;  // not ours: do not unescape it
+        err = v.get_string().get(content);
+        if (err == simdjson::STRING_ERROR) return reject("message content is not a valid JSON string");
+        if (err != simdjson::INCORRECT_TYPE) need(err);
+        have_content = !err;
+      } else if (key == "columns") {
+        if (!(have_action && action == "I" && have_schema && have_table)) {
+          columns_early = true;  // unusual order: read them in a second pass if they are ours
+        } else if (schema == schema_ && table == table_) {
+          od::array cols;
+          err = v.get_array().get(cols);
+          if (err == simdjson::INCORRECT_TYPE) {
+            columns_bad = true;
+            continue;
+          }
+          need(err);
+          out.event = Event{};
+          event_from_row(cols, out.event);
+          columns_done = true;
+        }
+      }
     }
-    case 'M': {
-      std::string_view prefix, content;
-      if (o["prefix"].get_string().get(prefix)) throw ParseError("message line without \"prefix\"");
-      if (prefix != prefix_) return;
-      if (o["content"].get_string().get(content)) throw ParseError("message line without \"content\" string");
-      bool transactional = true;
-      simdjson::dom::element tr;
-      if (!o["transactional"].get(tr) && tr.is_bool()) transactional = tr.get_bool().value_unsafe();
-      out.event = Event{};
-      out.event.lsn = lsn;
-      out.event.xid = xid_of(o);
-      out.event.from_message = true;
-      out.event.transactional = transactional;
-      // content points into outer_'s buffers; copy before parsing with inner_ (independent parser,
-      // so the view stays valid, but the raw span must come from a stable string).
-      std::string content_copy(content);
-      event_from_message(content_copy, out.event);
-      out.kind = LineKind::Event;
-      return;
+
+    if (!have_action) throw ParseError("line has no \"action\" string (is format-version 2 set?)");
+    if (action.size() != 1) throw ParseError("unknown action \"" + excerpt(action) + "\"");
+    switch (action[0]) {
+      case 'B':
+      case 'C':
+        out.kind = action[0] == 'B' ? LineKind::Begin : LineKind::Commit;
+        out.xid = xid;
+        if (have_timestamp) out.timestamp.assign(timestamp.data(), timestamp.size());
+        return;
+      case 'I': {
+        if (!have_schema || !have_table) throw ParseError("insert line without schema/table");
+        if (schema != schema_ || table != table_) return;
+        if (!columns_done) {
+          od::array cols;
+          if (columns_bad || !columns_early) throw ParseError("insert line without \"columns\" array");
+          doc.rewind();
+          err = doc.find_field_unordered("columns").get_array().get(cols);
+          if (err == simdjson::INCORRECT_TYPE || err == simdjson::NO_SUCH_FIELD)
+            throw ParseError("insert line without \"columns\" array");
+          need(err);
+          out.event = Event{};
+          event_from_row(cols, out.event);
+        }
+        out.event.lsn = lsn;
+        out.event.xid = xid;
+        check_limits(out.event);
+        out.kind = LineKind::Event;
+        out.xid = xid;
+        return;
+      }
+      case 'M': {
+        if (!have_prefix) throw ParseError("message line without \"prefix\"");
+        if (prefix != prefix_) return;
+        if (!have_content) throw ParseError("message line without \"content\" string");
+        out.xid = xid;
+        out.event = Event{};
+        out.event.lsn = lsn;
+        out.event.xid = xid;
+        out.event.from_message = true;
+        out.event.transactional = transactional;
+        event_from_message(content, out.event, out);
+        return;
+      }
+      default:
+        return;  // U, D, T and anything newer: not ours
     }
-    default:
-      return;  // U, D, T and anything newer: not ours
+  } catch (const NotJson& e) {
+    out.event = Event{};
+    return reject(not_json("line is not valid JSON", e.err));
   }
 }
 
-void Wal2jsonParser::event_from_row(simdjson::dom::array cols, Event& ev) {
+// Storage mode table: one INSERT into outbox.events, json/jsonb columns as JSON strings.
+void Wal2jsonParser::event_from_row(od::array cols, Event& ev) {
   bool have_payload = false, have_type = false;
-  for (simdjson::dom::element c : cols) {
-    simdjson::dom::object col;
-    if (c.get_object().get(col)) throw ParseError("column entry is not an object");
-    std::string_view name;
-    if (col["name"].get_string().get(name)) throw ParseError("column entry without \"name\"");
-    simdjson::dom::element v;
-    if (col["value"].get(v)) throw ParseError("column \"" + std::string(name) + "\" without \"value\"");
-    if (set_text_field(name, v, ev)) {
-      if (name == "event_type") have_type = true;
-    } else if (name == "payload") {
-      // jsonb in wal2json: the JSON text as a JSON string.
-      std::string_view s;
-      if (v.get_string().get(s)) throw ParseError("column \"payload\" is not a string (jsonb as text)");
-      ev.payload = std::string(s);
+  for (auto c : cols) {
+    od::object col;
+    error_code err = c.get_object().get(col);
+    if (err == simdjson::INCORRECT_TYPE) throw ParseError("column entry is not an object");
+    need(err);
+    od::value name_v, v;
+    err = col.find_field_unordered("name").get(name_v);
+    if (err == simdjson::NO_SUCH_FIELD) throw ParseError("column entry without \"name\"");
+    need(err);
+    od::raw_json_string name;
+    err = name_v.get_raw_json_string().get(name);
+    if (err == simdjson::INCORRECT_TYPE) throw ParseError("column entry without \"name\" string");
+    need(err);
+    Field f = field_of(name);
+    err = col.find_field_unordered("value").get(v);
+    if (err == simdjson::NO_SUCH_FIELD) throw ParseError("column entry without \"value\"");
+    need(err);
+    if (f == Field::Other) continue;
+    if (set_text(f, v, ev, "column")) {
+      if (f == Field::EventType) have_type = true;
+      continue;
+    }
+    od::json_type t;
+    need(v.type().get(t));
+    if (f == Field::Payload) {
       have_payload = true;
-    } else if (name == "headers") {
-      if (v.is_null()) continue;
+      if (t != od::json_type::string) {
+        add_invalid(ev, t == od::json_type::null ? "column \"payload\" is null"
+                                                 : "column \"payload\" is not a string (jsonb as text)");
+        continue;
+      }
       std::string_view s;
-      if (v.get_string().get(s)) throw ParseError("column \"headers\" is not a string (jsonb as text)");
-      std::string text(s);
-      simdjson::dom::element h;
-      if (inner_.parse(text).get(h)) throw ParseError("column \"headers\" holds invalid JSON");
-      simdjson::dom::object ho;
-      if (h.get_object().get(ho)) throw ParseError("column \"headers\" is not a JSON object");
-      headers_from_object(ho, ev);
+      need(v.get_string().get(s));
+      ev.payload.assign(s.data(), s.size());
+    } else if (f == Field::Headers) {
+      if (t == od::json_type::null) continue;
+      if (t != od::json_type::string) {
+        add_invalid(ev, "column \"headers\" is not a string (jsonb as text)");
+        continue;
+      }
+      std::string_view s;
+      need(v.get_string().get(s));
+      headers_from_text(s, ev);
     }
   }
-  if (!have_type) throw ParseError("outbox row without event_type");
-  if (!have_payload) throw ParseError("outbox row without payload");
+  if (!have_type) add_invalid(ev, "outbox row without event_type");
+  if (!have_payload) add_invalid(ev, "outbox row without payload");
 }
 
-void Wal2jsonParser::event_from_message(std::string_view content, Event& ev) {
-  simdjson::dom::element doc;
-  if (auto err = inner_.parse(content.data(), content.size()).get(doc))
-    throw ParseError(std::string("outbox message content is not valid JSON: ") + simdjson::error_message(err));
-  simdjson::dom::object o;
-  if (doc.get_object().get(o)) throw ParseError("outbox message content is not a JSON object");
-  bool have_type = false;
-  for (auto field : o) {
-    std::string_view k = field.key;
-    simdjson::dom::element v = field.value;
-    if (set_text_field(k, v, ev)) {
-      if (k == "event_type") have_type = true;
-    } else if (k == "headers") {
-      if (v.is_null()) continue;
-      simdjson::dom::object ho;
-      if (v.get_object().get(ho)) throw ParseError("message field \"headers\" is not a JSON object");
-      headers_from_object(ho, ev);
+// The headers column: a JSON object as text, parsed on its own.
+void Wal2jsonParser::headers_from_text(std::string_view text, Event& ev) {
+  try {
+    fill(headers_buf_, text);
+    od::document doc;
+    need(inner_.iterate(padded(headers_buf_)).get(doc));
+    od::object o;
+    error_code err = doc.get_object().get(o);
+    if (err == simdjson::INCORRECT_TYPE) {
+      add_invalid(ev, "column \"headers\" is not a JSON object");
+      return;
     }
+    need(err);
+    headers_from_object(o, ev);
+  } catch (const NotJson& e) {
+    ev.headers.clear();
+    add_invalid(ev, not_json("column \"headers\" holds invalid JSON", e.err));
   }
-  if (!have_type) throw ParseError("outbox message without event_type");
-  auto raw = json_member_raw(content, "payload");
-  if (!raw) throw ParseError("outbox message without payload");
-  ev.payload = std::string(*raw);
 }
 
-void Wal2jsonParser::headers_from_object(simdjson::dom::object obj, Event& ev) {
+// Storage mode wal: content = {"mac":"<hex>", + body without its '{' (common/outbox_wire.h).
+void Wal2jsonParser::event_from_message(std::string_view content, Event& ev, ParsedLine& out) {
+  auto reject = [&](std::string why) {
+    out.kind = LineKind::Rejected;
+    out.reject_reason = std::move(why);
+    ev = Event{};
+  };
+  if (!key_problem_.empty()) return reject(key_problem_);
+  static constexpr std::string_view open = OUTBOX_MAC_OPEN, close = OUTBOX_MAC_CLOSE;
+  constexpr std::size_t hex_len = OUTBOX_MAC_HEX_LEN;
+  if (content.substr(0, open.size()) != open)
+    return reject("outbox message without a MAC (" + std::to_string(content.size()) +
+                  " bytes): not written by outbox_emit; any role can call pg_logical_emit_message('" + prefix_ +
+                  "', ...), so it is not published");
+  std::string_view hex = content.substr(open.size(), hex_len);
+  bool hex_ok = hex.size() == hex_len && content.substr(open.size() + hex_len, close.size()) == close;
+  for (char c : hex) hex_ok = hex_ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+  if (!hex_ok)
+    return reject("outbox message with a malformed MAC (expected " + std::to_string(hex_len) +
+                  " lower-case hex digits): not written by outbox_emit, not published");
+  fill(body_buf_, "{", content.substr(open.size() + hex_len + close.size()));
+  if (!auth_.verify_hex(hex, body_buf_))
+    return reject("outbox message whose MAC does not verify (forged or changed, or written with another "
+                  "database's key): not published");
+  out.kind = LineKind::Event;
+  event_from_body(ev);
+  check_limits(ev);
+}
+
+// The authenticated body of a message: one JSON object, payload/headers embedded as JSON.
+void Wal2jsonParser::event_from_body(Event& ev) {
+  bool have_type = false, have_payload = false;
+  try {
+    od::document doc;
+    need(inner_.iterate(padded(body_buf_)).get(doc));
+    od::object o;
+    error_code err = doc.get_object().get(o);
+    if (err == simdjson::INCORRECT_TYPE) {
+      add_invalid(ev, "outbox message content is not a JSON object");
+      return;
+    }
+    need(err);
+    for (auto field : o) {
+      od::raw_json_string key;
+      need(field.key().get(key));
+      od::value v;
+      need(field.value().get(v));
+      Field f = field_of(key);
+      if (f == Field::Other) continue;
+      if (set_text(f, v, ev, "message field")) {
+        if (f == Field::EventType) have_type = true;
+      } else if (f == Field::Payload) {
+        // Byte for byte as outbox_emit wrote it: numbers keep their digits, whatever their size.
+        std::string_view raw;
+        need(simdjson::to_json_string(v).get(raw));
+        ev.payload.assign(raw.data(), raw.size());
+        have_payload = true;
+      } else if (f == Field::Headers) {
+        od::json_type t;
+        need(v.type().get(t));
+        if (t == od::json_type::null) continue;
+        od::object h;
+        if (t != od::json_type::object || v.get_object().get(h)) {
+          add_invalid(ev, "message field \"headers\" is not a JSON object");
+          continue;
+        }
+        headers_from_object(h, ev);
+      }
+    }
+  } catch (const NotJson& e) {
+    add_invalid(ev, not_json("outbox message content is not valid JSON", e.err));
+    return;
+  }
+  if (!have_type) add_invalid(ev, "outbox message without event_type");
+  if (!have_payload) add_invalid(ev, "outbox message without payload");
+}
+
+void Wal2jsonParser::headers_from_object(od::object obj, Event& ev) {
   ev.headers.clear();
   for (auto field : obj) {
     Header h;
-    h.name = std::string(field.key);
-    simdjson::dom::element v = field.value;
-    switch (v.type()) {
-      case simdjson::dom::element_type::STRING:
+    std::string_view k;
+    need(field.unescaped_key().get(k));
+    h.name.assign(k.data(), k.size());
+    od::value v;
+    need(field.value().get(v));
+    od::json_type t;
+    need(v.type().get(t));
+    switch (t) {
+      case od::json_type::string: {
+        std::string_view s;
+        need(v.get_string().get(s));
         h.value.kind = HeaderValue::Kind::String;
-        h.value.s = std::string(v.get_string().value_unsafe());
-        break;
-      case simdjson::dom::element_type::INT64:
-        h.value.kind = HeaderValue::Kind::Int;
-        h.value.i = v.get_int64().value_unsafe();
-        break;
-      case simdjson::dom::element_type::UINT64: {
-        std::uint64_t u = v.get_uint64().value_unsafe();
-        h.value.kind = HeaderValue::Kind::Double;
-        h.value.d = static_cast<double>(u);
+        h.value.s.assign(s.data(), s.size());
         break;
       }
-      case simdjson::dom::element_type::DOUBLE:
-        h.value.kind = HeaderValue::Kind::Double;
-        h.value.d = v.get_double().value_unsafe();
+      case od::json_type::number: {
+        // int64 -> Int; other numbers below 2^63 in magnitude -> Double; the rest cannot be an
+        // AMQP header number (common/outbox_wire.h).
+        std::string_view tok = trim(v.raw_json_token());
+        bool ok = false;
+        if (tok.find_first_of(".eE") == std::string_view::npos) {
+          std::int64_t i;
+          if (!v.get_int64().get(i)) {
+            h.value.kind = HeaderValue::Kind::Int;
+            h.value.i = i;
+            ok = true;
+          }
+        } else {
+          double d;
+          if (!v.get_double().get(d) && std::fabs(d) < 9223372036854775808.0) {
+            h.value.kind = HeaderValue::Kind::Double;
+            h.value.d = d;
+            ok = true;
+          }
+        }
+        if (!ok) {
+          add_invalid(ev, "header " + shown(h.name) + " holds " + excerpt(tok) +
+                              ", beyond what an AMQP header number holds (|n| < 2^63); send it as a string");
+          h.value.kind = HeaderValue::Kind::String;  // kept as text for the dead letter
+          h.value.s.assign(tok.data(), tok.size());
+        }
         break;
-      case simdjson::dom::element_type::BOOL:
+      }
+      case od::json_type::boolean: {
+        bool b;
+        need(v.get_bool().get(b));
         h.value.kind = HeaderValue::Kind::Bool;
-        h.value.b = v.get_bool().value_unsafe();
+        h.value.b = b;
         break;
-      case simdjson::dom::element_type::NULL_VALUE:
+      }
+      case od::json_type::null:
+        need(v.is_null().error());
         h.value.kind = HeaderValue::Kind::Null;
         break;
-      default:  // nested object/array (the extension rejects these): pass as JSON text
+      default: {  // nested object/array (the extension refuses these): pass as minified JSON text
+        std::string_view raw;
+        need(simdjson::to_json_string(v).get(raw));
+        if (minify_buf_.size() < raw.size() + simdjson::SIMDJSON_PADDING)
+          minify_buf_.resize(raw.size() + simdjson::SIMDJSON_PADDING);
+        std::size_t n = 0;
+        need(simdjson::minify(raw.data(), raw.size(), minify_buf_.data(), n));
         h.value.kind = HeaderValue::Kind::String;
-        h.value.s = simdjson::minify(v);
+        h.value.s.assign(minify_buf_.data(), n);
         break;
+      }
     }
     ev.headers.push_back(std::move(h));
   }
+}
+
+// What AMQP 0-9-1 (and RabbitMQ) cannot carry, whatever the relay does: the event is invalid.
+void Wal2jsonParser::check_limits(Event& ev) {
+  auto too_long = [&](const char* field, std::size_t size, std::size_t max, const char* as) {
+    if (size > max)
+      add_invalid(ev, std::string("\"") + field + "\" has " + std::to_string(size) + " bytes, more than the " +
+                          std::to_string(max) + " " + as);
+  };
+  too_long("id", ev.id.size(), OUTBOX_SHORTSTR_MAX, "of an AMQP message_id");
+  too_long("event_type", ev.event_type.size(), OUTBOX_SHORTSTR_MAX, "of an AMQP type");
+  if (ev.exchange) too_long("exchange", ev.exchange->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP exchange name");
+  if (ev.routing_key) {
+    too_long("routing_key", ev.routing_key->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP routing key");
+  } else {
+    std::size_t n = ev.event_type.size() + (ev.aggregate_type ? ev.aggregate_type->size() + 1 : 0);
+    if (n > OUTBOX_SHORTSTR_MAX)
+      add_invalid(ev, "the default routing key <aggregate_type>.<event_type> has " + std::to_string(n) +
+                          " bytes, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) +
+                          " of an AMQP routing key; set routing_key");
+  }
+  if (ev.correlation_id)
+    too_long("correlation_id", ev.correlation_id->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP correlation_id");
+  std::size_t table = 0;
+  auto meta = [&](const char* name, const std::optional<std::string>& v, std::size_t max) {
+    if (!v) return;
+    too_long(name, v->size(), max, "that outbox_emit accepts");
+    table += 1 + std::strlen(OUTBOX_RESERVED_HEADER_PREFIX) + std::strlen(name) + 1 + 4 + v->size();
+  };
+  meta("aggregate_type", ev.aggregate_type, OUTBOX_AGGREGATE_TYPE_MAX);
+  meta("aggregate_id", ev.aggregate_id, OUTBOX_AGGREGATE_ID_MAX);
+  meta("causation_id", ev.causation_id, OUTBOX_CAUSATION_ID_MAX);
+  for (const Header& h : ev.headers) {
+    table += entry_size(h.name, h.value);
+    if (h.name.size() > OUTBOX_SHORTSTR_MAX)
+      add_invalid(ev, "header " + shown(h.name) + " has a name of " + std::to_string(h.name.size()) +
+                          " bytes, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) + " of an AMQP table key");
+    else if (starts_with_ci(h.name, OUTBOX_RESERVED_HEADER_PREFIX))
+      add_invalid(ev, "header " + shown(h.name) + " uses the prefix " OUTBOX_RESERVED_HEADER_PREFIX
+                      " that the relay reserves for its own headers");
+    else if (h.name == OUTBOX_RESERVED_HEADER_CC || h.name == OUTBOX_RESERVED_HEADER_BCC)
+      add_invalid(ev, "header " + shown(h.name) +
+                          " has a meaning to RabbitMQ (sender-selected distribution, an array of routing keys) "
+                          "that an outbox header value cannot have");
+  }
+  if (table > OUTBOX_EVENT_HEADERS_MAX)
+    add_invalid(ev, "\"headers\" (with aggregate_type, aggregate_id and causation_id) encode to " +
+                        std::to_string(table) + " bytes, more than the " + std::to_string(OUTBOX_EVENT_HEADERS_MAX) +
+                        " that fit in an AMQP frame beside the relay's own headers");
 }
 
 }  // namespace outbox

@@ -1,50 +1,77 @@
 // Parses wal2json format-version 2 lines (stock wal2json 2.5 or outbox_decoder) into transaction
 // boundaries and outbox events. Outbox events come as INSERTs into outbox.events (storage mode
 // `table`: json/jsonb columns are JSON *strings*) or as logical messages with prefix `outbox`
-// (storage mode `wal`: one JSON object, payload/headers embedded as JSON values). Everything else
-// (other tables, other actions, other prefixes) is ignored.
+// (storage mode `wal`: one JSON object, payload/headers embedded as JSON values, authenticated by
+// a MAC, see common/outbox_wire.h). Everything else (other tables, other actions, other
+// prefixes) is ignored.
+//
+// The stream is untrusted input: any role can write a logical message with prefix `outbox`
+// (pg_logical_emit_message is PUBLIC in PostgreSQL 15), with any content. A line that is not a
+// genuine outbox event (not JSON, not UTF-8, a message without a valid MAC) is `Rejected` with a
+// reason, never a throw. A genuine event (a table row, a message whose MAC verifies) is always an
+// `Event`; when it can never be published as it is, `Event::invalid` says why.
 #pragma once
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include <simdjson.h>
 
+#include "../common/outbox_wire.h"
 #include "event.h"
+#include "message_auth.h"
 
 namespace outbox {
 
+// The plugin's own framing is broken in a way no database role could cause (a JSON object
+// without "action", an insert line without "columns", ...): a wrong plugin or a bug.
 struct ParseError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class LineKind { Begin, Commit, Event, Ignored };
+enum class LineKind { Begin, Commit, Event, Rejected, Ignored };
 
 struct ParsedLine {
   LineKind kind = LineKind::Ignored;
-  std::uint64_t xid = 0;
-  std::string timestamp;  // B/C lines: commit timestamp text ("" without include-timestamp)
-  Event event;            // kind == Event
+  std::uint64_t xid = 0;      // B/C lines; Event and Rejected lines when the line carries it
+  std::string timestamp;      // B/C lines: commit timestamp text ("" without include-timestamp)
+  Event event;                // kind == Event
+  std::string reject_reason;  // kind == Rejected: why the line is not a genuine outbox event
 };
 
 class Wal2jsonParser {
  public:
-  explicit Wal2jsonParser(std::string schema = "outbox", std::string table = "events",
-                          std::string prefix = "outbox")
+  explicit Wal2jsonParser(std::string schema = OUTBOX_SCHEMA, std::string table = OUTBOX_EVENTS_TABLE,
+                          std::string prefix = OUTBOX_MESSAGE_PREFIX)
       : schema_(std::move(schema)), table_(std::move(table)), prefix_(std::move(prefix)) {}
 
-  // Fills `out` from one line; `lsn` is the XLogData start of the line. Throws ParseError on
-  // malformed input (the message names what is wrong).
+  // The database's key for wal-storage messages (raw OUTBOX_MAC_KEY_BYTES bytes, from
+  // SELECT outbox.message_key()). Without it (or with a key of another size) every outbox
+  // message is Rejected with a reason naming the fix. An empty string forgets the key.
+  void set_message_key(std::string key_bytes);
+
+  // Fills `out` from one line; `lsn` is the XLogData start of the line. Throws ParseError only
+  // when the plugin's framing is broken (see ParseError); anything a role can write is an
+  // Event (maybe with `invalid`), Rejected or Ignored.
   void parse(std::string_view line, Lsn lsn, ParsedLine& out);
 
  private:
-  void event_from_row(simdjson::dom::array columns, Event& ev);
-  void event_from_message(std::string_view content, Event& ev);
-  void headers_from_object(simdjson::dom::object obj, Event& ev);
+  void event_from_row(simdjson::ondemand::array columns, Event& ev);
+  void event_from_message(std::string_view content, Event& ev, ParsedLine& out);
+  void event_from_body(Event& ev);
+  void headers_from_object(simdjson::ondemand::object obj, Event& ev);
+  void headers_from_text(std::string_view text, Event& ev);
+  void check_limits(Event& ev);
 
   std::string schema_, table_, prefix_;
-  simdjson::dom::parser outer_;
-  simdjson::dom::parser inner_;
+  MessageAuth auth_;
+  static const char* no_key_reason();
+  std::string key_problem_ = no_key_reason();  // why messages cannot be authenticated ("": key set)
+  // Each parser needs its input followed by SIMDJSON_PADDING readable bytes: reused buffers.
+  std::string line_buf_, body_buf_, headers_buf_, minify_buf_;
+  simdjson::ondemand::parser outer_;  // the plugin's line
+  simdjson::ondemand::parser inner_;  // a message's body or a row's headers column
 };
 
 }  // namespace outbox

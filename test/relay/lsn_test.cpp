@@ -2,7 +2,6 @@
 
 #include "lsn.h"
 #include "timestamp.h"
-#include "json_span.h"
 
 using namespace outbox;
 
@@ -32,14 +31,4 @@ TEST(Timestamp, Rfc3339) {
   EXPECT_EQ(format_rfc3339_us(1795410113002315LL), "2026-11-23T05:01:53.002315Z");
   EXPECT_EQ(format_rfc3339_us(-1), "1969-12-31T23:59:59.999999Z");
   EXPECT_EQ(format_rfc3339_us(*parse_timestamp_us("2026-11-23 06:01:53.5+01")), "2026-11-23T05:01:53.500000Z");
-}
-
-TEST(JsonSpan, FindsRawMembers) {
-  std::string_view doc = R"({"a":1, "payload" : {"x":[1,2,{"y":"}\""}],"n":1.000000000000000000001} ,"z":"q"})";
-  EXPECT_EQ(json_member_raw(doc, "a"), "1");
-  EXPECT_EQ(json_member_raw(doc, "payload"), R"({"x":[1,2,{"y":"}\""}],"n":1.000000000000000000001})");
-  EXPECT_EQ(json_member_raw(doc, "z"), "\"q\"");
-  EXPECT_FALSE(json_member_raw(doc, "missing"));
-  EXPECT_EQ(json_member_raw(R"({"k\"ey":2,"payload":null})", "payload"), "null");
-  EXPECT_EQ(json_member_raw(R"({"payload":"s\\"})", "payload"), R"("s\\")");
 }
