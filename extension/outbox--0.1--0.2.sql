@@ -83,8 +83,10 @@ $$;
 -- with the owner's rights. The writer needs EXECUTE on outbox_emit, the one privileged function.
 CREATE OR REPLACE FUNCTION outbox.capture_trigger() RETURNS trigger
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
--- TG_ARGV: aggregate_type, key columns (a text[] literal), event type for insert, update,
--- delete, exchange (NULL: relay default).
+-- TG_ARGV, as outbox.capture writes it: aggregate_type, key columns (a text[] literal), event
+-- types for insert, update and delete, then the exchange only when there is one. Trigger
+-- arguments are strings and none of them may be empty, so a NULL exchange is an argument left
+-- out: TG_ARGV[5] is NULL then.
 DECLARE
     row_json jsonb;
     keys     text[] := TG_ARGV[1]::text[];
@@ -107,6 +109,16 @@ BEGIN
         row_json := to_jsonb(NEW);
         ev_type := CASE TG_OP WHEN 'INSERT' THEN TG_ARGV[2] ELSE TG_ARGV[3] END;
     END IF;
+    -- A key column dropped or renamed after capture would make every aggregate id NULL unnoticed.
+    IF NOT row_json ?& keys THEN
+        RAISE EXCEPTION 'outbox capture on table %: key column(s) % no longer exist',
+                        format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME),
+                        (SELECT string_agg(quote_ident(k), ', ') FROM unnest(keys) AS k WHERE NOT row_json ? k)
+            USING ERRCODE = 'OB012',
+                  DETAIL = 'The aggregate id of each event comes from the key columns named when the table was captured.',
+                  HINT = format('Capture the table again with its current key: SELECT outbox.uncapture(%1$L); SELECT outbox.capture(%1$L, ...);',
+                                format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME));
+    END IF;
     IF cardinality(keys) = 1 THEN
         agg_id := row_json ->> keys[1];
     ELSE
@@ -119,6 +131,124 @@ BEGIN
                                aggregate_id => agg_id,
                                exchange => TG_ARGV[5]);
     RETURN NULL;
+END
+$$;
+
+-- What outbox_emit would refuse at every write, refused once at capture time (validate.c).
+CREATE FUNCTION outbox.check_capture(aggregate_type text, created_type text, updated_type text,
+                                     deleted_type text, exchange text) RETURNS void
+    AS 'MODULE_PATHNAME', 'outbox_check_capture' LANGUAGE C STABLE;
+
+CREATE OR REPLACE FUNCTION outbox.capture(
+    target         regclass,
+    aggregate_type text   DEFAULT NULL,
+    key_columns    text[] DEFAULT NULL,
+    created_type   text   DEFAULT NULL,
+    updated_type   text   DEFAULT NULL,
+    deleted_type   text   DEFAULT NULL,
+    exchange       text   DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel_name text;
+    keys     text[] := key_columns;
+    missing  text;
+    agg_type text;
+    created  text := coalesce(created_type, 'created');
+    updated  text := coalesce(updated_type, 'updated');
+    deleted  text := coalesce(deleted_type, 'deleted');
+BEGIN
+    SELECT c.relname INTO rel_name FROM pg_class c WHERE c.oid = target AND c.relkind IN ('r', 'p');
+    IF rel_name IS NULL THEN
+        RAISE EXCEPTION 'outbox.capture: % is not a table', target
+            USING ERRCODE = 'wrong_object_type', HINT = 'Capture a plain or partitioned table.';
+    END IF;
+    -- outbox.events captured would emit an event for each event, without end.
+    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = target AND c.relnamespace = 'outbox'::regnamespace)
+       OR EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                   WHERE d.classid = 'pg_class'::regclass AND d.objid = target AND d.objsubid = 0
+                     AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'outbox') THEN
+        RAISE EXCEPTION 'outbox.capture: table % belongs to the outbox extension and cannot be captured', target
+            USING ERRCODE = 'OB011',
+                  DETAIL = 'The outbox writes its tables itself; outbox.events captured would emit an event for every event, without end.',
+                  HINT = 'Capture application tables; the events in outbox.events are published already.';
+    END IF;
+    agg_type := coalesce(aggregate_type, rel_name);
+    PERFORM outbox.check_capture(agg_type, created, updated, deleted, exchange);
+    IF keys IS NULL THEN
+        SELECT array_agg(a.attname::text ORDER BY k.ord) INTO keys
+          FROM pg_index i
+          CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE i.indrelid = target AND i.indisprimary;
+        IF keys IS NULL THEN
+            RAISE EXCEPTION 'outbox.capture: table % has no primary key to take the aggregate id from', target
+                USING ERRCODE = 'invalid_table_definition',
+                      HINT = 'Add a primary key, or name the columns: outbox.capture(''tbl'', key_columns => ''{col}'').';
+        END IF;
+    END IF;
+    SELECT string_agg(k, ', ') INTO missing
+      FROM unnest(keys) AS k
+     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                        WHERE a.attrelid = target AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped);
+    IF missing IS NOT NULL OR cardinality(keys) = 0 THEN
+        RAISE EXCEPTION 'outbox.capture: table % has no column(s) %', target, coalesce(missing, '(none given)')
+            USING ERRCODE = 'undefined_column', HINT = 'key_columns takes column names as they are stored (case-sensitive).';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = target AND tgname = 'outbox_capture') THEN
+        RAISE EXCEPTION 'outbox.capture: table % is already captured', target
+            USING ERRCODE = 'duplicate_object', HINT = 'Call outbox.uncapture() first to change its settings.';
+    END IF;
+    -- The trigger's arguments: see outbox.capture_trigger (no exchange argument for NULL).
+    EXECUTE format('CREATE TRIGGER outbox_capture AFTER INSERT OR UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION outbox.capture_trigger(%L, %L, %L, %L, %L%s)',
+                   target, agg_type, keys::text, created, updated, deleted,
+                   CASE WHEN exchange IS NOT NULL THEN format(', %L', exchange) ELSE '' END);
+END
+$$;
+COMMENT ON FUNCTION outbox.capture(regclass, text, text[], text, text, text, text) IS
+    'Emit an event for every INSERT/UPDATE/DELETE on a table (row as payload; aggregate id from the primary key; routing key <table>.created/updated/deleted)';
+
+REVOKE ALL ON FUNCTION outbox.check_capture(text, text, text, text, text) FROM PUBLIC;
+
+-- 0.1 wrote a NULL exchange into the trigger as the string 'null', so those tables' events went
+-- to an exchange named "null". Their triggers are made again without the exchange argument
+-- (enabled or disabled as they were); every other argument, the event types included, stays.
+DO $$
+DECLARE
+    t     record;
+    rest  bytea;
+    args  text[];
+    cut   int;
+BEGIN
+    FOR t IN SELECT tg.tgrelid::regclass AS tbl, tg.tgargs, tg.tgnargs, tg.tgenabled
+               FROM pg_trigger tg
+              WHERE tg.tgname = 'outbox_capture' AND NOT tg.tgisinternal AND tg.tgparentid = 0
+                AND tg.tgnargs = 6
+              ORDER BY tg.tgrelid::regclass::text
+    LOOP
+        -- tgargs: the arguments, each ended by a zero byte
+        rest := t.tgargs;
+        args := '{}';
+        FOR i IN 1 .. t.tgnargs LOOP
+            cut := position('\x00'::bytea IN rest);
+            args := args || convert_from(substring(rest FROM 1 FOR cut - 1), pg_catalog.getdatabaseencoding());
+            rest := substring(rest FROM cut + 1);
+        END LOOP;
+        CONTINUE WHEN args[6] IS DISTINCT FROM 'null';
+        EXECUTE format('DROP TRIGGER outbox_capture ON %s', t.tbl);
+        EXECUTE format('CREATE TRIGGER outbox_capture AFTER INSERT OR UPDATE OR DELETE ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION outbox.capture_trigger(%L, %L, %L, %L, %L)',
+                       t.tbl, args[1], args[2], args[3], args[4], args[5]);
+        IF t.tgenabled <> 'O' THEN
+            EXECUTE format('ALTER TABLE %s %s TRIGGER outbox_capture', t.tbl,
+                           CASE t.tgenabled WHEN 'D' THEN 'DISABLE' WHEN 'R' THEN 'ENABLE REPLICA' ELSE 'ENABLE ALWAYS' END);
+        END IF;
+        -- A WARNING: extension scripts run with client_min_messages at warning or above.
+        RAISE WARNING 'captured table %: events go to the relay''s default exchange now, not to an exchange named "null"', t.tbl
+            USING HINT = format('If "null" was meant, capture the table again: SELECT outbox.uncapture(%1$L); SELECT outbox.capture(%1$L, exchange => %2$L, ...);',
+                                t.tbl::text, 'null');
+    END LOOP;
 END
 $$;
 
@@ -137,6 +267,7 @@ BEGIN
                                       'EXECUTE')
               WHERE tg.tgname = 'outbox_capture' AND NOT tg.tgisinternal
               GROUP BY tg.tgrelid
+              ORDER BY tg.tgrelid::regclass::text
     LOOP
         RAISE WARNING 'captured table % is written by roles without EXECUTE on outbox_emit: %', t.tbl, t.writers
             USING DETAIL = 'From outbox 0.2 on the capture trigger emits with the rights of the writing role, so their writes fail.',

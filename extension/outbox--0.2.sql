@@ -95,8 +95,10 @@ COMMENT ON FUNCTION outbox.message_key() IS
 -- with the owner's rights. The writer needs EXECUTE on outbox_emit, the one privileged function.
 CREATE FUNCTION outbox.capture_trigger() RETURNS trigger
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
--- TG_ARGV: aggregate_type, key columns (a text[] literal), event type for insert, update,
--- delete, exchange (NULL: relay default).
+-- TG_ARGV, as outbox.capture writes it: aggregate_type, key columns (a text[] literal), event
+-- types for insert, update and delete, then the exchange only when there is one. Trigger
+-- arguments are strings and none of them may be empty, so a NULL exchange is an argument left
+-- out: TG_ARGV[5] is NULL then.
 DECLARE
     row_json jsonb;
     keys     text[] := TG_ARGV[1]::text[];
@@ -119,6 +121,16 @@ BEGIN
         row_json := to_jsonb(NEW);
         ev_type := CASE TG_OP WHEN 'INSERT' THEN TG_ARGV[2] ELSE TG_ARGV[3] END;
     END IF;
+    -- A key column dropped or renamed after capture would make every aggregate id NULL unnoticed.
+    IF NOT row_json ?& keys THEN
+        RAISE EXCEPTION 'outbox capture on table %: key column(s) % no longer exist',
+                        format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME),
+                        (SELECT string_agg(quote_ident(k), ', ') FROM unnest(keys) AS k WHERE NOT row_json ? k)
+            USING ERRCODE = 'OB012',
+                  DETAIL = 'The aggregate id of each event comes from the key columns named when the table was captured.',
+                  HINT = format('Capture the table again with its current key: SELECT outbox.uncapture(%1$L); SELECT outbox.capture(%1$L, ...);',
+                                format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME));
+    END IF;
     IF cardinality(keys) = 1 THEN
         agg_id := row_json ->> keys[1];
     ELSE
@@ -134,6 +146,11 @@ BEGIN
 END
 $$;
 
+-- What outbox_emit would refuse at every write, refused once at capture time (validate.c).
+CREATE FUNCTION outbox.check_capture(aggregate_type text, created_type text, updated_type text,
+                                     deleted_type text, exchange text) RETURNS void
+    AS 'MODULE_PATHNAME', 'outbox_check_capture' LANGUAGE C STABLE;
+
 CREATE FUNCTION outbox.capture(
     target         regclass,
     aggregate_type text   DEFAULT NULL,
@@ -148,12 +165,28 @@ DECLARE
     rel_name text;
     keys     text[] := key_columns;
     missing  text;
+    agg_type text;
+    created  text := coalesce(created_type, 'created');
+    updated  text := coalesce(updated_type, 'updated');
+    deleted  text := coalesce(deleted_type, 'deleted');
 BEGIN
     SELECT c.relname INTO rel_name FROM pg_class c WHERE c.oid = target AND c.relkind IN ('r', 'p');
     IF rel_name IS NULL THEN
         RAISE EXCEPTION 'outbox.capture: % is not a table', target
             USING ERRCODE = 'wrong_object_type', HINT = 'Capture a plain or partitioned table.';
     END IF;
+    -- outbox.events captured would emit an event for each event, without end.
+    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = target AND c.relnamespace = 'outbox'::regnamespace)
+       OR EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                   WHERE d.classid = 'pg_class'::regclass AND d.objid = target AND d.objsubid = 0
+                     AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'outbox') THEN
+        RAISE EXCEPTION 'outbox.capture: table % belongs to the outbox extension and cannot be captured', target
+            USING ERRCODE = 'OB011',
+                  DETAIL = 'The outbox writes its tables itself; outbox.events captured would emit an event for every event, without end.',
+                  HINT = 'Capture application tables; the events in outbox.events are published already.';
+    END IF;
+    agg_type := coalesce(aggregate_type, rel_name);
+    PERFORM outbox.check_capture(agg_type, created, updated, deleted, exchange);
     IF keys IS NULL THEN
         SELECT array_agg(a.attname::text ORDER BY k.ord) INTO keys
           FROM pg_index i
@@ -178,19 +211,15 @@ BEGIN
         RAISE EXCEPTION 'outbox.capture: table % is already captured', target
             USING ERRCODE = 'duplicate_object', HINT = 'Call outbox.uncapture() first to change its settings.';
     END IF;
+    -- The trigger's arguments: see outbox.capture_trigger (no exchange argument for NULL).
     EXECUTE format('CREATE TRIGGER outbox_capture AFTER INSERT OR UPDATE OR DELETE ON %s '
-                   'FOR EACH ROW EXECUTE FUNCTION outbox.capture_trigger(%L, %L, %L, %L, %L, %L)',
-                   target,
-                   coalesce(aggregate_type, rel_name),
-                   keys::text,
-                   coalesce(created_type, rel_name || '.created'),
-                   coalesce(updated_type, rel_name || '.updated'),
-                   coalesce(deleted_type, rel_name || '.deleted'),
-                   exchange);
+                   'FOR EACH ROW EXECUTE FUNCTION outbox.capture_trigger(%L, %L, %L, %L, %L%s)',
+                   target, agg_type, keys::text, created, updated, deleted,
+                   CASE WHEN exchange IS NOT NULL THEN format(', %L', exchange) ELSE '' END);
 END
 $$;
 COMMENT ON FUNCTION outbox.capture(regclass, text, text[], text, text, text, text) IS
-    'Emit an event for every INSERT/UPDATE/DELETE on a table (row as payload; aggregate id from the primary key)';
+    'Emit an event for every INSERT/UPDATE/DELETE on a table (row as payload; aggregate id from the primary key; routing key <table>.created/updated/deleted)';
 
 CREATE FUNCTION outbox.uncapture(target regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -35,6 +35,10 @@ extern int	outbox_max_payload_bytes;
 #define ERRCODE_OUTBOX_HEADERS_TOO_LARGE MAKE_SQLSTATE('O','B','0','0','8')
 #define ERRCODE_OUTBOX_HEADER_NUMBER_RANGE MAKE_SQLSTATE('O','B','0','0','9')
 #define ERRCODE_OUTBOX_NO_MESSAGE_KEY	MAKE_SQLSTATE('O','B','0','1','0')
+/* Raised by the SQL of outbox.capture (OB011) and of its trigger (OB012); listed here so that
+ * every code is in one place. */
+#define ERRCODE_OUTBOX_CAPTURE_OWN_TABLE MAKE_SQLSTATE('O','B','0','1','1')
+#define ERRCODE_OUTBOX_KEY_COLUMN_MISSING MAKE_SQLSTATE('O','B','0','1','2')
 
 /* One event as outbox_emit received it; NULL pointers are SQL NULLs. */
 typedef struct OutboxEvent

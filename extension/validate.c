@@ -9,6 +9,7 @@
  */
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -297,4 +298,82 @@ outbox_validate_event(const OutboxEvent *ev)
 	if (ev->routing_key == NULL && ev->aggregate_type != NULL)
 		check_default_routing_key("event_type", ev->aggregate_type, ev->event_type);
 	check_headers(ev);
+}
+
+/*
+ * outbox.capture() stores its arguments in the trigger, where a value outbox_emit refuses would
+ * make every later write of the table fail: such values are refused at capture time instead,
+ * naming capture's parameter, with the SQLSTATE outbox_emit would have used.
+ */
+static void
+check_capture_event_type(const char *param, text *aggregate_type, text *type)
+{
+	int64		len = text_utf8_length(type);
+	int64		key_len;
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUTBOX_MISSING_FIELD),
+				 errmsg("outbox.capture: %s must not be empty", param),
+				 errhint("Leave %s out (or pass NULL) for the default, or pass a non-empty event type.", param)));
+	if (len > OUTBOX_SHORTSTR_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUTBOX_NAME_TOO_LONG),
+				 errmsg("outbox.capture: %s is %lld bytes long, more than the %d bytes AMQP allows",
+						param, (long long) len, OUTBOX_SHORTSTR_MAX),
+				 errhint("Shorten the %s: it becomes the AMQP type of every event.", param)));
+	key_len = text_utf8_length(aggregate_type) + 1 + len;
+	if (key_len > OUTBOX_SHORTSTR_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUTBOX_NAME_TOO_LONG),
+				 errmsg("outbox.capture: the routing key \"<aggregate_type>.<%s>\" would be %lld bytes long, more than the %d bytes AMQP allows",
+						param, (long long) key_len, OUTBOX_SHORTSTR_MAX),
+				 errhint("Pass a shorter aggregate_type (the default is the table name) or %s.", param)));
+}
+
+PG_FUNCTION_INFO_V1(outbox_check_capture);
+
+Datum
+outbox_check_capture(PG_FUNCTION_ARGS)
+{
+#define TEXT_ARG(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_TEXT_PP(n))
+	text	   *aggregate_type = TEXT_ARG(0);
+	text	   *exchange = TEXT_ARG(4);
+	static const char *const type_params[] = {"created_type", "updated_type", "deleted_type"};
+	int64		len;
+	int			i;
+
+	if (aggregate_type == NULL)
+		elog(ERROR, "outbox.check_capture: aggregate_type is NULL");
+	len = text_utf8_length(aggregate_type);
+	if (len > OUTBOX_AGGREGATE_TYPE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUTBOX_HEADER_VALUE_TOO_LONG),
+				 errmsg("outbox.capture: aggregate_type is %lld bytes long, more than the %d bytes allowed",
+						(long long) len, OUTBOX_AGGREGATE_TYPE_MAX),
+				 errhint("Pass a shorter aggregate_type (the default is the table name).")));
+	for (i = 0; i < lengthof(type_params); i++)
+	{
+		if (PG_ARGISNULL(i + 1))
+			elog(ERROR, "outbox.check_capture: %s is NULL", type_params[i]);
+		check_capture_event_type(type_params[i], aggregate_type, PG_GETARG_TEXT_PP(i + 1));
+	}
+	if (exchange != NULL)
+	{
+		len = text_utf8_length(exchange);
+		if (len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUTBOX_EMPTY_NAME),
+					 errmsg("outbox.capture: exchange must not be empty"),
+					 errhint("Leave exchange out (or pass NULL) to use the relay's default exchange.")));
+		if (len > OUTBOX_SHORTSTR_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUTBOX_NAME_TOO_LONG),
+					 errmsg("outbox.capture: exchange is %lld bytes long, more than the %d bytes AMQP allows",
+							(long long) len, OUTBOX_SHORTSTR_MAX),
+					 errhint("Shorten the exchange name; AMQP short strings hold at most %d bytes.",
+							 OUTBOX_SHORTSTR_MAX)));
+	}
+#undef TEXT_ARG
+	PG_RETURN_VOID();
 }

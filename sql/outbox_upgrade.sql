@@ -26,6 +26,14 @@ SELECT outbox.capture('up_orders');
 SET ROLE outbox_upgrade_writer;
 INSERT INTO up_orders VALUES (1, 'by a writer without grant_app, under 0.1');
 RESET ROLE;
+-- 0.1 stored a missing exchange as the string 'null' (events went to an exchange "null")
+CREATE TABLE up_billing (id int PRIMARY KEY);
+SELECT outbox.capture('up_billing', exchange => 'billing');
+CREATE TABLE up_quiet (id int PRIMARY KEY);
+SELECT outbox.capture('up_quiet');
+ALTER TABLE up_quiet DISABLE TRIGGER outbox_capture;
+SELECT tgrelid::regclass, tgnargs, tgenabled FROM pg_trigger WHERE tgname = 'outbox_capture' ORDER BY tgrelid::regclass::text;
+SELECT exchange FROM outbox.events WHERE aggregate_type = 'up_orders';
 
 -- the new module with the 0.1 objects: table storage works, wal storage asks for the update
 SELECT outbox_emit('before.update', '{}') IS NOT NULL AS table_storage_ok;
@@ -55,6 +63,13 @@ SET ROLE outbox_upgrade_app;
 INSERT INTO up_orders VALUES (3, 'by the app');
 RESET ROLE;
 SELECT aggregate_id, event_type, payload ->> 'note' AS note FROM outbox.events WHERE aggregate_type = 'up_orders' ORDER BY id;
+
+-- the 'null' exchanges are gone (the update said so), explicit ones and the enabled state kept,
+-- and so are the event types 0.1 chose (<table>.created)
+SELECT tgrelid::regclass, tgnargs, tgenabled FROM pg_trigger WHERE tgname = 'outbox_capture' ORDER BY tgrelid::regclass::text;
+INSERT INTO up_billing VALUES (1);
+INSERT INTO up_quiet VALUES (1);
+SELECT aggregate_type, event_type, exchange FROM outbox.events WHERE aggregate_id IN ('1', '3') ORDER BY id;
 
 -- Everything that makes up the extension, one line per fact. Privileges of this test's roles
 -- are left out (the two databases have different grants), and a NULL ACL is shown as the
