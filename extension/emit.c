@@ -3,7 +3,8 @@
  *
  * It must cost no more than a plain INSERT of the same row, so it is C: the arguments are
  * validated in place and stored with a plan prepared once per backend (table mode) or written
- * straight into the WAL as a transactional logical message (wal mode). Either way the event
+ * straight into the WAL as a transactional logical message (wal mode), signed with the
+ * database's key because anyone may write such messages (message_key.c). Either way the event
  * becomes visible to logical decoding only if, and when, the calling transaction commits.
  */
 #include "postgres.h"
