@@ -1,35 +1,24 @@
 #include "log.h"
 
+#include <ctime>
 #include <memory>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include "event_json.h"
 
 namespace outbox {
 
 namespace {
 
-void json_escape(std::string_view in, spdlog::memory_buf_t& out) {
-  static const char* hex = "0123456789abcdef";
-  for (unsigned char c : in) {
-    switch (c) {
-      case '"': out.append(std::string_view("\\\"")); break;
-      case '\\': out.append(std::string_view("\\\\")); break;
-      case '\n': out.append(std::string_view("\\n")); break;
-      case '\r': out.append(std::string_view("\\r")); break;
-      case '\t': out.append(std::string_view("\\t")); break;
-      default:
-        if (c < 0x20) {
-          char buf[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-          out.append(buf, buf + 6);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
+std::string_view payload_of(const spdlog::details::log_msg& msg) {
+  return std::string_view(msg.payload.data(), msg.payload.size());
 }
 
+// One JSON object per line, written by nlohmann-json (invalid UTF-8 becomes U+FFFD).
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -43,25 +32,43 @@ class JsonFormatter final : public spdlog::formatter {
     char ts[64];
     std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                   tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(us));
-    dest.append(std::string_view("{\"ts\":\""));
-    dest.append(std::string_view(ts));
-    dest.append(std::string_view("\",\"level\":\""));
     auto lv = spdlog::level::to_string_view(msg.level);
-    dest.append(lv.data(), lv.data() + lv.size());
-    dest.append(std::string_view("\",\"logger\":\"outbox-relay\",\"msg\":\""));
-    json_escape(std::string_view(msg.payload.data(), msg.payload.size()), dest);
-    dest.append(std::string_view("\"}\n"));
+    nlohmann::ordered_json line = nlohmann::ordered_json::object();
+    line["ts"] = ts;
+    line["level"] = std::string(lv.data(), lv.size());
+    line["logger"] = "outbox-relay";
+    line["msg"] = std::string(payload_of(msg));
+    std::string s = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    s += '\n';
+    dest.append(s.data(), s.data() + s.size());
   }
   std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
 };
 
+// %* in the text pattern: the message, escaped when it holds control characters or invalid
+// UTF-8, so that a newline in an event field cannot forge a log line (log_text).
+class SafeMessageFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    std::string s = log_text(payload_of(msg));
+    dest.append(s.data(), s.data() + s.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<SafeMessageFlag>(); }
+};
+
 }  // namespace
+
+std::unique_ptr<spdlog::formatter> make_log_formatter(const std::string& format) {
+  if (format == "json") return std::make_unique<JsonFormatter>();
+  auto f = std::make_unique<spdlog::pattern_formatter>();
+  f->add_flag<SafeMessageFlag>('*').set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %*");
+  return f;
+}
 
 bool setup_logging(const std::string& format, const std::string& level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>("outbox-relay", sink);
-  if (format == "json") logger->set_formatter(std::make_unique<JsonFormatter>());
-  else logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  logger->set_formatter(make_log_formatter(format));
   auto lv = spdlog::level::from_str(level);
   bool ok = !(lv == spdlog::level::off && level != "off");
   logger->set_level(ok ? lv : spdlog::level::info);

@@ -1,11 +1,13 @@
 #include "pg_admin.h"
 
+#include <cctype>
 #include <cstring>
 #include <sstream>
 
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include "event_json.h"
 #include "mask.h"
 #include "pg_connect.h"
 
@@ -23,29 +25,6 @@ struct Result {
   Result& operator=(const Result&) = delete;
 };
 
-void json_str(std::ostringstream& o, const std::string& s) {
-  static const char* hex = "0123456789abcdef";
-  o << '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o << "\\\""; break;
-      case '\\': o << "\\\\"; break;
-      case '\n': o << "\\n"; break;
-      case '\r': o << "\\r"; break;
-      case '\t': o << "\\t"; break;
-      default:
-        if (c < 0x20) o << "\\u00" << hex[c >> 4] << hex[c & 15];
-        else o << static_cast<char>(c);
-    }
-  }
-  o << '"';
-}
-
-void json_opt(std::ostringstream& o, const std::optional<std::string>& s) {
-  if (s) json_str(o, *s);
-  else o << "null";
-}
-
 bool looks_like_uuid(const std::string& s) {
   if (s.size() != 36) return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -60,47 +39,6 @@ bool looks_like_uuid(const std::string& s) {
 }
 
 }  // namespace
-
-std::string event_to_json(const Event& ev) {
-  std::ostringstream o;
-  o.precision(17);
-  o << "{\"id\":";
-  json_str(o, ev.id);
-  o << ",\"aggregate_type\":";
-  json_opt(o, ev.aggregate_type);
-  o << ",\"aggregate_id\":";
-  json_opt(o, ev.aggregate_id);
-  o << ",\"event_type\":";
-  json_str(o, ev.event_type);
-  o << ",\"payload\":" << (ev.payload.empty() ? "null" : ev.payload);
-  o << ",\"headers\":{";
-  bool first = true;
-  for (const auto& h : ev.headers) {
-    if (!first) o << ',';
-    first = false;
-    json_str(o, h.name);
-    o << ':';
-    switch (h.value.kind) {
-      case HeaderValue::Kind::String: json_str(o, h.value.s); break;
-      case HeaderValue::Kind::Int: o << h.value.i; break;
-      case HeaderValue::Kind::Double: o << h.value.d; break;
-      case HeaderValue::Kind::Bool: o << (h.value.b ? "true" : "false"); break;
-      case HeaderValue::Kind::Null: o << "null"; break;
-    }
-  }
-  o << "},\"exchange\":";
-  json_opt(o, ev.exchange);
-  o << ",\"routing_key\":";
-  json_opt(o, ev.routing_key);
-  o << ",\"correlation_id\":";
-  json_opt(o, ev.correlation_id);
-  o << ",\"causation_id\":";
-  json_opt(o, ev.causation_id);
-  o << ",\"created_at\":";
-  json_str(o, ev.created_at);
-  o << ",\"lsn\":\"" << format_lsn(ev.lsn) << "\",\"xid\":" << ev.xid << '}';
-  return o.str();
-}
 
 PgAdmin::~PgAdmin() { close(); }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "event.h"
+#include "event_json.h"  // event_to_json, what insert_dead_letter writes
 #include "lsn.h"
 #include "pg_errors.h"
 
@@ -55,8 +56,5 @@ class PgAdmin {
   pg_conn* conn_ = nullptr;
   bool warned_no_checkpoint_ = false;
 };
-
-// The event as one JSON object (the dead letter's `event` column), payload/headers embedded.
-std::string event_to_json(const Event& ev);
 
 }  // namespace outbox
