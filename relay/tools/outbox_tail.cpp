@@ -1,7 +1,8 @@
 // outbox-tail: a small RabbitMQ consumer that prints each message as one JSON line (routing key,
 // properties, headers, body), for the demo, the benchmarks and humans. It can declare its queue
 // and bind it (--bind EXCHANGE:ROUTING_KEY, repeatable), stop after --count messages or after
-// --idle-ms without messages.
+// --idle-ms without messages. The lines are written by nlohmann-json: invalid UTF-8 in a string
+// becomes U+FFFD; a body that is JSON is embedded byte for byte, any other body as a string.
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
@@ -13,50 +14,40 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 namespace {
 
 std::string s(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
 
-std::string jstr(const std::string& v) {
-  std::string o = "\"";
-  for (unsigned char c : v) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      o += buf;
-    } else {
-      o += static_cast<char>(c);
-    }
-  }
-  return o + "\"";
-}
+using ojson = nlohmann::ordered_json;  // members in the order written
 
-std::string field(const amqp_field_value_t& v) {
+std::string dump(const ojson& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+ojson field(const amqp_field_value_t& v) {
   switch (v.kind) {
     case AMQP_FIELD_KIND_UTF8:
-    case AMQP_FIELD_KIND_BYTES: return jstr(s(v.value.bytes));
-    case AMQP_FIELD_KIND_BOOLEAN: return v.value.boolean ? "true" : "false";
-    case AMQP_FIELD_KIND_I8: return std::to_string(v.value.i8);
-    case AMQP_FIELD_KIND_U8: return std::to_string(v.value.u8);
-    case AMQP_FIELD_KIND_I16: return std::to_string(v.value.i16);
-    case AMQP_FIELD_KIND_U16: return std::to_string(v.value.u16);
-    case AMQP_FIELD_KIND_I32: return std::to_string(v.value.i32);
-    case AMQP_FIELD_KIND_U32: return std::to_string(v.value.u32);
-    case AMQP_FIELD_KIND_I64: return std::to_string(v.value.i64);
-    case AMQP_FIELD_KIND_U64: return std::to_string(v.value.u64);
-    case AMQP_FIELD_KIND_F32: return std::to_string(v.value.f32);
-    case AMQP_FIELD_KIND_F64: {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "%.17g", v.value.f64);
-      return buf;
-    }
-    case AMQP_FIELD_KIND_VOID: return "null";
-    default: return "\"?\"";
+    case AMQP_FIELD_KIND_BYTES: return s(v.value.bytes);
+    case AMQP_FIELD_KIND_BOOLEAN: return v.value.boolean != 0;
+    case AMQP_FIELD_KIND_I8: return v.value.i8;
+    case AMQP_FIELD_KIND_U8: return v.value.u8;
+    case AMQP_FIELD_KIND_I16: return v.value.i16;
+    case AMQP_FIELD_KIND_U16: return v.value.u16;
+    case AMQP_FIELD_KIND_I32: return v.value.i32;
+    case AMQP_FIELD_KIND_U32: return v.value.u32;
+    case AMQP_FIELD_KIND_I64: return v.value.i64;
+    case AMQP_FIELD_KIND_U64: return v.value.u64;
+    case AMQP_FIELD_KIND_F32: return v.value.f32;
+    case AMQP_FIELD_KIND_F64: return v.value.f64;
+    case AMQP_FIELD_KIND_VOID: return nullptr;
+    default: return "?";
   }
+}
+
+// The body as JSON: byte for byte when it is JSON (numbers keep every digit), else as a string.
+std::string body_json(const std::string& body) {
+  if (nlohmann::json::accept(body)) return body;
+  return dump(ojson(body));
 }
 
 void die(const std::string& what) {
@@ -140,22 +131,26 @@ int main(int argc, char** argv) {
     ++n;
     if (!quiet) {
       const amqp_basic_properties_t& p = env.message.properties;
-      std::string line = "{\"n\":" + std::to_string(n) + ",\"received_us\":" + std::to_string(now_us) +
-                         ",\"exchange\":" + jstr(s(env.exchange)) + ",\"routing_key\":" + jstr(s(env.routing_key));
-      if (p._flags & AMQP_BASIC_MESSAGE_ID_FLAG) line += ",\"message_id\":" + jstr(s(p.message_id));
-      if (p._flags & AMQP_BASIC_TYPE_FLAG) line += ",\"type\":" + jstr(s(p.type));
-      if (p._flags & AMQP_BASIC_CORRELATION_ID_FLAG) line += ",\"correlation_id\":" + jstr(s(p.correlation_id));
-      if (p._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) line += ",\"content_type\":" + jstr(s(p.content_type));
-      if (p._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) line += ",\"delivery_mode\":" + std::to_string(p.delivery_mode);
-      if (p._flags & AMQP_BASIC_TIMESTAMP_FLAG) line += ",\"timestamp\":" + std::to_string(p.timestamp);
-      if (p._flags & AMQP_BASIC_APP_ID_FLAG) line += ",\"app_id\":" + jstr(s(p.app_id));
-      line += ",\"headers\":{";
+      ojson m = ojson::object();
+      m["n"] = n;
+      m["received_us"] = now_us;
+      m["exchange"] = s(env.exchange);
+      m["routing_key"] = s(env.routing_key);
+      if (p._flags & AMQP_BASIC_MESSAGE_ID_FLAG) m["message_id"] = s(p.message_id);
+      if (p._flags & AMQP_BASIC_TYPE_FLAG) m["type"] = s(p.type);
+      if (p._flags & AMQP_BASIC_CORRELATION_ID_FLAG) m["correlation_id"] = s(p.correlation_id);
+      if (p._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) m["content_type"] = s(p.content_type);
+      if (p._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) m["delivery_mode"] = p.delivery_mode;
+      if (p._flags & AMQP_BASIC_TIMESTAMP_FLAG) m["timestamp"] = p.timestamp;
+      if (p._flags & AMQP_BASIC_APP_ID_FLAG) m["app_id"] = s(p.app_id);
+      ojson headers = ojson::object();
       if (p._flags & AMQP_BASIC_HEADERS_FLAG)
-        for (int i = 0; i < p.headers.num_entries; ++i) {
-          if (i) line += ',';
-          line += jstr(s(p.headers.entries[i].key)) + ":" + field(p.headers.entries[i].value);
-        }
-      line += "},\"body\":" + s(env.message.body) + "}";
+        for (int i = 0; i < p.headers.num_entries; ++i) headers[s(p.headers.entries[i].key)] = field(p.headers.entries[i].value);
+      m["headers"] = std::move(headers);
+      // {..., "body": <body>}: the body last, spliced in as it is when it is JSON.
+      std::string line = dump(m);
+      line.pop_back();
+      line += ",\"body\":" + body_json(s(env.message.body)) + "}";
       std::cout << line << std::endl;
     }
     amqp_basic_ack(c, 1, env.delivery_tag, 0);
