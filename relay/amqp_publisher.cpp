@@ -16,7 +16,6 @@
 #include <spdlog/spdlog.h>
 
 #include "mask.h"
-#include "timestamp.h"
 
 namespace outbox {
 
@@ -24,7 +23,6 @@ namespace {
 
 constexpr amqp_channel_t kPubChannel = 1;
 constexpr amqp_channel_t kAuxChannel = 2;
-const std::string kCeVersion = "1.0";
 
 std::string bytes_str(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
 
@@ -71,9 +69,15 @@ void AmqpPublisher::close() {
   amqp_connection_close(conn_, AMQP_REPLY_SUCCESS);
   amqp_destroy_connection(conn_);
   conn_ = nullptr;
-  aux_open_ = false;
+  aux_ = Aux::Closed;
   corked_ = false;
   known_exchanges_.clear();
+  held_.clear();
+  checks_sent_.clear();
+  checks_todo_.clear();
+  sent_.reset();
+  broken_reason_.clear();
+  broken_by_message_ = false;
 }
 
 void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::string& name, const Tls& tls) {
@@ -159,21 +163,23 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
   amqp_confirm_select(conn_, kPubChannel);
   r = amqp_get_rpc_reply(conn_);
   if (r.reply_type != AMQP_RESPONSE_NORMAL) throw AmqpError("confirm.select failed: " + rpc_error(r));
+  open_aux_channel();
   spdlog::info("connected to RabbitMQ at {} (confirm mode)", masked_url_);
 }
 
+// Synchronous: only at connect and for start-up checks, never in the data path.
 void AmqpPublisher::open_aux_channel() {
-  if (aux_open_) return;
+  if (aux_ == Aux::Open) return;
   amqp_channel_open(conn_, kAuxChannel);
   amqp_rpc_reply_t r = amqp_get_rpc_reply(conn_);
   if (r.reply_type != AMQP_RESPONSE_NORMAL) throw AmqpError("opening the AMQP side channel failed: " + rpc_error(r));
-  aux_open_ = true;
+  aux_ = Aux::Open;
 }
 
 bool AmqpPublisher::exchange_exists(const std::string& name) {
-  if (name.empty() || name.rfind("amq.", 0) == 0 || known_exchanges_.count(name)) return true;
+  if (name.empty() || known_exchanges_.count(name)) return true;
   open_aux_channel();
-  amqp_exchange_declare(conn_, kAuxChannel, amqp_cstring_bytes(name.c_str()), amqp_cstring_bytes("topic"), 1, 0, 0, 0,
+  amqp_exchange_declare(conn_, kAuxChannel, bytes_of(name), amqp_cstring_bytes("topic"), 1, 0, 0, 0,
                         amqp_empty_table);
   amqp_rpc_reply_t r = amqp_get_rpc_reply(conn_);
   if (r.reply_type == AMQP_RESPONSE_NORMAL) {
@@ -185,7 +191,7 @@ bool AmqpPublisher::exchange_exists(const std::string& name) {
     int code = m->reply_code;
     amqp_channel_close_ok_t ok{};
     amqp_send_method(conn_, kAuxChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-    aux_open_ = false;
+    aux_ = Aux::Closed;
     if (code == 404) return false;
     throw AmqpError("checking exchange \"" + name + "\" failed: " + rpc_error(r));
   }
@@ -260,41 +266,38 @@ bool AmqpPublisher::writable() const {
   return ::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
 }
 
-void AmqpPublisher::publish(const Event& ev, const PublishSpec& spec) {
+
+void AmqpPublisher::send_now(std::uint64_t ticket, const AmqpMessage& m) {
   amqp_basic_properties_t p;
   std::memset(&p, 0, sizeof p);
   p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TYPE_FLAG |
              AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
   p.content_type = amqp_cstring_bytes("application/json");
   p.delivery_mode = 2;
-  p.type = bytes_of(ev.event_type);
-  p.app_id = bytes_of(spec.app_id);
-  if (!ev.id.empty()) {
+  p.type = bytes_of(m.type);
+  p.app_id = bytes_of(m.app_id);
+  p.timestamp = m.timestamp_s;
+  if (m.has_message_id) {
     p._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
-    p.message_id = bytes_of(ev.id);
+    p.message_id = bytes_of(m.message_id);
   }
-  if (ev.correlation_id) {
+  if (m.has_correlation_id) {
     p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
-    p.correlation_id = bytes_of(*ev.correlation_id);
+    p.correlation_id = bytes_of(m.correlation_id);
   }
-  std::int64_t ts_us = 0;
-  if (auto t = parse_timestamp_us(ev.created_at)) ts_us = *t;
-  else if (auto c = parse_timestamp_us(ev.commit_time)) ts_us = *c;
-  else
-    ts_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-                .count();
-  p.timestamp = static_cast<std::uint64_t>(ts_us / 1000000);
-
-  std::string lsn = format_lsn(ev.lsn);
-  std::vector<amqp_table_entry_t> h;
-  h.reserve(ev.headers.size() + 6);
-  for (const auto& hd : ev.headers) {
-    amqp_table_entry_t e;
+  std::vector<amqp_table_entry_t> h(m.headers.size());
+  Sent sent;
+  sent.ticket = ticket;
+  sent.message_id = m.message_id;
+  for (std::size_t i = 0; i < m.headers.size(); ++i) {
+    const Header& hd = m.headers[i];
+    amqp_table_entry_t& e = h[i];
     e.key = bytes_of(hd.name);
     switch (hd.value.kind) {
       case HeaderValue::Kind::String:
         e.value.kind = AMQP_FIELD_KIND_UTF8;
         e.value.value.bytes = bytes_of(hd.value.s);
+        if (hd.name == "x-outbox-lsn") sent.lsn = hd.value.s;
         break;
       case HeaderValue::Kind::Int:
         e.value.kind = AMQP_FIELD_KIND_I64;
@@ -312,63 +315,126 @@ void AmqpPublisher::publish(const Event& ev, const PublishSpec& spec) {
         e.value.kind = AMQP_FIELD_KIND_VOID;
         break;
     }
-    h.push_back(e);
-  }
-  auto add_str = [&](const char* k, const std::string& v) {
-    amqp_table_entry_t e;
-    e.key = amqp_cstring_bytes(k);
-    e.value.kind = AMQP_FIELD_KIND_UTF8;
-    e.value.value.bytes = bytes_of(v);
-    h.push_back(e);
-  };
-  if (ev.aggregate_type) add_str("x-outbox-aggregate-type", *ev.aggregate_type);
-  if (ev.aggregate_id) add_str("x-outbox-aggregate-id", *ev.aggregate_id);
-  add_str("x-outbox-lsn", lsn);
-  {
-    amqp_table_entry_t e;
-    e.key = amqp_cstring_bytes("x-outbox-xid");
-    e.value.kind = AMQP_FIELD_KIND_I64;
-    e.value.value.i64 = static_cast<std::int64_t>(ev.xid);
-    h.push_back(e);
-  }
-  if (!ev.commit_time.empty()) add_str("x-outbox-commit-time", ev.commit_time);
-  if (ev.causation_id) add_str("x-outbox-causation-id", *ev.causation_id);
-  std::string ce_time;
-  if (!spec.cloudevents_source.empty()) {
-    ce_time = format_rfc3339_us(ts_us);
-    add_str("cloudEvents:specversion", kCeVersion);
-    add_str("cloudEvents:id", ev.id);
-    add_str("cloudEvents:source", spec.cloudevents_source);
-    add_str("cloudEvents:type", ev.event_type);
-    add_str("cloudEvents:time", ce_time);
-    if (ev.aggregate_id) add_str("cloudEvents:subject", *ev.aggregate_id);
   }
   p.headers.num_entries = static_cast<int>(h.size());
   p.headers.entries = h.data();
-
-  int st = amqp_basic_publish(conn_, kPubChannel, bytes_of(spec.exchange), bytes_of(spec.routing_key), 1, 0, &p,
-                              bytes_of(ev.payload));
+  amqp_bytes_t body = m.body ? bytes_of(*m.body) : amqp_empty_bytes;
+  // build_message() bounded every field, so an error here is the connection's, not the event's.
+  int st = amqp_basic_publish(conn_, kPubChannel, bytes_of(m.exchange), bytes_of(m.routing_key), 1, 0, &p, body);
   if (st != AMQP_STATUS_OK) fail("basic.publish failed (connection to RabbitMQ lost?)", st);
+  sent_.add(std::move(sent));
 }
 
-void AmqpPublisher::poll(const AmqpCallbacks& cb) {
-  while (true) {
+void AmqpPublisher::request_check(const std::string& exchange) {
+  checks_todo_.push_back(exchange);
+  send_checks();
+}
+
+void AmqpPublisher::send_checks() {
+  if (aux_ == Aux::Closed) {
+    // Reopen without waiting: the open-ok arrives in poll(), then the checks go out.
+    amqp_channel_open_t req{};
+    int st = amqp_send_method(conn_, kAuxChannel, AMQP_CHANNEL_OPEN_METHOD, &req);
+    if (st != AMQP_STATUS_OK) fail("reopening the AMQP side channel failed", st);
+    aux_ = Aux::Opening;
+    return;
+  }
+  if (aux_ == Aux::Opening) return;
+  while (!checks_todo_.empty()) {
+    const std::string& x = checks_todo_.front();
+    amqp_exchange_declare_t req{};
+    req.exchange = bytes_of(x);
+    req.type = amqp_cstring_bytes("topic");
+    req.passive = 1;
+    req.arguments = amqp_empty_table;
+    int st = amqp_send_method(conn_, kAuxChannel, AMQP_EXCHANGE_DECLARE_METHOD, &req);
+    if (st != AMQP_STATUS_OK) fail("checking an exchange failed (connection to RabbitMQ lost?)", st);
+    checks_sent_.push_back(x);
+    checks_todo_.pop_front();
+  }
+}
+
+std::optional<std::string> AmqpPublisher::publish(std::uint64_t ticket, const AmqpMessage& m) {
+  if (!conn_) throw AmqpError("not connected to RabbitMQ");
+  if (!broken_reason_.empty()) throw AmqpError(broken_reason_);
+  if (known_exchanges_.count(m.exchange)) {
+    send_now(ticket, m);
+    return std::nullopt;
+  }
+  auto [it, fresh] = held_.try_emplace(m.exchange);
+  it->second.push_back(Held{ticket, m});
+  if (fresh) request_check(m.exchange);
+  return std::nullopt;
+}
+
+void AmqpPublisher::on_aux_close(int code, const std::string& reply, std::vector<BrokerOutcome>& out) {
+  amqp_channel_close_ok_t ok{};
+  amqp_send_method(conn_, kAuxChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+  aux_ = Aux::Closed;
+  if (checks_sent_.empty()) return;
+  // The close answers the oldest check; the broker dropped the ones sent after it.
+  std::string x = checks_sent_.front();
+  checks_sent_.pop_front();
+  for (auto it = checks_sent_.rbegin(); it != checks_sent_.rend(); ++it) checks_todo_.push_front(*it);
+  checks_sent_.clear();
+  auto h = held_.find(x);
+  if (h != held_.end()) {
+    for (auto& held : h->second) {
+      BrokerOutcome o;
+      o.kind = BrokerOutcome::Kind::Refused;
+      o.ticket = held.ticket;
+      o.why = code == 404 ? Refusal::ExchangeMissing : Refusal::Nacked;
+      o.reply = reply;
+      out.push_back(std::move(o));
+    }
+    held_.erase(h);
+  }
+  if (!checks_todo_.empty()) send_checks();
+}
+
+void AmqpPublisher::settle(std::uint64_t tag, bool multiple, bool nack, std::vector<BrokerOutcome>& out) {
+  std::vector<ConfirmWindow<Sent>::Settled> settled;
+  sent_.confirm(tag, multiple, nack, settled);
+  for (auto& s : settled) {
+    BrokerOutcome o;
+    o.ticket = s.item.ticket;
+    if (!s.ok) {
+      o.kind = BrokerOutcome::Kind::Refused;
+      o.why = nack ? Refusal::Nacked : Refusal::Returned;
+      o.reply = nack ? "basic.nack" : s.item.reply;
+    }
+    out.push_back(std::move(o));
+  }
+}
+
+void AmqpPublisher::on_return(const std::string& id, const std::string& lsn, const std::string& reply) {
+  // A return precedes the ack of its message: the oldest unsettled message that matches.
+  Sent* s = sent_.mark_returned([&](const Sent& x) { return x.message_id == id && (lsn.empty() || x.lsn == lsn); });
+  if (s) s->reply = reply;
+  else spdlog::warn("basic.return for unknown message {} ({}) ignored", id, reply);
+}
+
+void AmqpPublisher::poll(std::vector<BrokerOutcome>& out) {
+  while (conn_ && broken_reason_.empty()) {
     amqp_frame_t f;
     struct timeval zero{0, 0};
     amqp_maybe_release_buffers(conn_);
     int st = amqp_simple_wait_frame_noblock(conn_, &f, &zero);
     if (st == AMQP_STATUS_TIMEOUT) return;
-    if (st != AMQP_STATUS_OK) fail("reading from RabbitMQ failed (connection lost?)", st);
+    if (st != AMQP_STATUS_OK) {
+      broken_reason_ = std::string("reading from RabbitMQ failed (connection lost?): ") + amqp_error_string2(st);
+      return;
+    }
     if (f.frame_type != AMQP_FRAME_METHOD) continue;  // stray header/body frames
     switch (f.payload.method.id) {
       case AMQP_BASIC_ACK_METHOD: {
         auto* m = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded);
-        cb.on_confirm(m->delivery_tag, m->multiple, false);
+        settle(m->delivery_tag, m->multiple, false, out);
         break;
       }
       case AMQP_BASIC_NACK_METHOD: {
         auto* m = static_cast<amqp_basic_nack_t*>(f.payload.method.decoded);
-        cb.on_confirm(m->delivery_tag, m->multiple, true);
+        settle(m->delivery_tag, m->multiple, true, out);
         break;
       }
       case AMQP_BASIC_RETURN_METHOD: {
@@ -376,43 +442,81 @@ void AmqpPublisher::poll(const AmqpCallbacks& cb) {
         std::string reply = std::to_string(m->reply_code) + " " + bytes_str(m->reply_text);
         amqp_message_t msg;
         amqp_rpc_reply_t r = amqp_read_message(conn_, f.channel, &msg, 0);
-        if (r.reply_type != AMQP_RESPONSE_NORMAL) throw AmqpError("reading a returned message failed: " + rpc_error(r));
+        if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+          broken_reason_ = "reading a returned message failed: " + rpc_error(r);
+          return;
+        }
         std::string id, lsn;
         if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) id = bytes_str(msg.properties.message_id);
         if (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG)
           for (int i = 0; i < msg.properties.headers.num_entries; ++i) {
             auto& e = msg.properties.headers.entries[i];
-            if (bytes_str(e.key) == "x-outbox-lsn" && e.value.kind == AMQP_FIELD_KIND_UTF8) lsn = bytes_str(e.value.value.bytes);
+            if (bytes_str(e.key) == "x-outbox-lsn" && e.value.kind == AMQP_FIELD_KIND_UTF8)
+              lsn = bytes_str(e.value.value.bytes);
           }
         amqp_destroy_message(&msg);
-        cb.on_return(id, lsn, reply);
+        on_return(id, lsn, reply);
         break;
       }
+      case AMQP_EXCHANGE_DECLARE_OK_METHOD: {
+        if (f.channel != kAuxChannel || checks_sent_.empty()) break;
+        std::string x = checks_sent_.front();
+        checks_sent_.pop_front();
+        known_exchanges_.insert(x);
+        auto h = held_.find(x);
+        if (h != held_.end()) {
+          auto held = std::move(h->second);
+          held_.erase(h);
+          for (auto& m : held) send_now(m.ticket, m.msg);
+        }
+        break;
+      }
+      case AMQP_CHANNEL_OPEN_OK_METHOD:
+        if (f.channel == kAuxChannel && aux_ == Aux::Opening) {
+          aux_ = Aux::Open;
+          send_checks();
+        }
+        break;
       case AMQP_CONNECTION_BLOCKED_METHOD: {
         auto* m = static_cast<amqp_connection_blocked_t*>(f.payload.method.decoded);
-        cb.on_blocked(true, bytes_str(m->reason));
+        BrokerOutcome o;
+        o.kind = BrokerOutcome::Kind::Blocked;
+        o.reply = bytes_str(m->reason);
+        out.push_back(std::move(o));
         break;
       }
-      case AMQP_CONNECTION_UNBLOCKED_METHOD:
-        cb.on_blocked(false, "");
+      case AMQP_CONNECTION_UNBLOCKED_METHOD: {
+        BrokerOutcome o;
+        o.kind = BrokerOutcome::Kind::Unblocked;
+        out.push_back(std::move(o));
         break;
+      }
       case AMQP_CHANNEL_CLOSE_METHOD: {
         auto* m = static_cast<amqp_channel_close_t*>(f.payload.method.decoded);
         std::string why = std::to_string(m->reply_code) + " " + bytes_str(m->reply_text);
-        amqp_channel_close_ok_t ok{};
-        amqp_send_method(conn_, f.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
         if (f.channel == kAuxChannel) {
-          aux_open_ = false;
+          on_aux_close(m->reply_code, why, out);
           break;
         }
-        throw AmqpError("RabbitMQ closed the publishing channel: " + why);
+        amqp_channel_close_ok_t ok{};
+        amqp_send_method(conn_, f.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        broken_reason_ = "RabbitMQ closed the publishing channel: " + why;
+        // Channel errors answer something we sent. But 404 means an exchange that passed its
+        // check is gone now: after the reconnect the check runs again and decides, so nobody is
+        // charged for it (a missing default exchange then waits instead of dead-lettering).
+        broken_by_message_ = m->reply_code != 404;
+        return;
       }
       case AMQP_CONNECTION_CLOSE_METHOD: {
         auto* m = static_cast<amqp_connection_close_t*>(f.payload.method.decoded);
         std::string why = std::to_string(m->reply_code) + " " + bytes_str(m->reply_text);
         amqp_connection_close_ok_t ok{};
         amqp_send_method(conn_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-        throw AmqpError("RabbitMQ closed the connection: " + why);
+        broken_reason_ = "RabbitMQ closed the connection: " + why;
+        // 320 CONNECTION_FORCED is a broker shutting down or an operator; frame and syntax
+        // errors (5xx) answer bytes we sent.
+        broken_by_message_ = m->reply_code >= 500;
+        return;
       }
       default:
         break;

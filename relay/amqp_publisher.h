@@ -1,16 +1,23 @@
 // The broker side: one rabbitmq-c connection, channel 1 in confirm mode for publishing,
-// channel 2 for passive exchange checks and topology declaration. Frames are read without
-// blocking (the event loop polls the socket); acks, nacks, returns and connection.blocked /
-// unblocked are handed to the caller.
+// channel 2 for passive exchange checks and topology declaration. Nothing in the data path waits
+// for the broker: the first message to an exchange not seen yet is held while a passive declare
+// travels on channel 2 (pipelined), then sent or refused. Frames are read without blocking (the
+// event loop polls the socket) and handed back as outcomes: pull what arrived, then act.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <deque>
+#include <map>
+#include <optional>
 #include <set>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
+#include "amqp_message.h"
+#include "confirm_window.h"
 #include "config.h"
-#include "event.h"
+#include "delivery.h"
 
 struct amqp_connection_state_t_;
 
@@ -20,21 +27,16 @@ struct AmqpError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-struct AmqpCallbacks {
-  std::function<void(std::uint64_t tag, bool multiple, bool nack)> on_confirm;
-  // A mandatory message came back unroutable: its message_id and x-outbox-lsn header, the reply.
-  std::function<void(const std::string& message_id, const std::string& lsn, const std::string& reply)> on_return;
-  std::function<void(bool blocked, const std::string& reason)> on_blocked;
+// What poll() found on the connection, in the order the broker sent it.
+struct BrokerOutcome {
+  enum class Kind { Confirmed, Refused, Blocked, Unblocked };
+  Kind kind = Kind::Confirmed;
+  std::uint64_t ticket = 0;          // Confirmed, Refused
+  Refusal why = Refusal::Nacked;     // Refused
+  std::string reply;                 // Refused: the broker's reply; Blocked: the reason
 };
 
-struct PublishSpec {
-  std::string exchange, routing_key, app_id;
-  // Non-empty: add CloudEvents attributes (binary content mode, AMQP binding: "cloudEvents:"
-  // application properties) with this `source`.
-  std::string cloudevents_source;
-};
-
-class AmqpPublisher {
+class AmqpPublisher : public Sink {
  public:
   AmqpPublisher() = default;
   ~AmqpPublisher();
@@ -53,16 +55,22 @@ class AmqpPublisher {
   bool connected() const { return conn_ != nullptr; }
   int socket() const;
 
-  // True if the exchange exists (passive declare on channel 2; positive answers cached).
+  // True if the exchange exists: a synchronous passive declare on channel 2, for start-up
+  // checks only (positive answers cached).
   bool exchange_exists(const std::string& name);
 
-  // basic.publish with mandatory=true and the DESIGN 5.3 properties. Throws AmqpError when the
-  // connection is broken.
-  void publish(const Event& ev, const PublishSpec& spec);
+  // basic.publish with mandatory=true (held first while its exchange is being checked). Throws
+  // AmqpError when the connection is broken.
+  std::optional<std::string> publish(std::uint64_t ticket, const AmqpMessage& m) override;
 
-  // Reads and dispatches every frame available without blocking. Throws AmqpError when the
-  // connection or channel closed.
-  void poll(const AmqpCallbacks& cb);
+  // Reads every frame available without blocking and appends what happened to `out`. A closed
+  // channel or connection does not throw here: it is reported by broken() after the outcomes
+  // read before it, so that none of them is lost.
+  void poll(std::vector<BrokerOutcome>& out);
+  bool broken() const { return !broken_reason_.empty(); }
+  const std::string& broken_reason() const { return broken_reason_; }
+  // The broker closed the channel or connection with a code that a message can cause.
+  bool broken_by_message() const { return broken_by_message_; }
   // Frames already buffered inside rabbitmq-c (poll() would not see the socket readable).
   bool has_buffered() const;
   // The socket can take more data now (poll POLLOUT, no wait).
@@ -72,12 +80,34 @@ class AmqpPublisher {
   void cork(bool on);
 
  private:
+  struct Sent {
+    std::uint64_t ticket = 0;
+    std::string message_id, lsn;
+    std::string reply;  // of a basic.return
+  };
+  struct Held {
+    std::uint64_t ticket = 0;
+    AmqpMessage msg;
+  };
   void open_aux_channel();
+  void send_now(std::uint64_t ticket, const AmqpMessage& m);
+  void request_check(const std::string& exchange);
+  void send_checks();
+  void on_aux_close(int code, const std::string& reply, std::vector<BrokerOutcome>& out);
+  void settle(std::uint64_t tag, bool multiple, bool nack, std::vector<BrokerOutcome>& out);
+  void on_return(const std::string& id, const std::string& lsn, const std::string& reply);
   [[noreturn]] void fail(const std::string& what, int status);
   amqp_connection_state_t_* conn_ = nullptr;
-  bool aux_open_ = false;
+  enum class Aux { Closed, Opening, Open };
+  Aux aux_ = Aux::Closed;
   bool corked_ = false;
   std::set<std::string> known_exchanges_;
+  std::map<std::string, std::vector<Held>> held_;  // exchange being checked -> its messages
+  std::deque<std::string> checks_sent_;             // passive declares in flight on channel 2
+  std::deque<std::string> checks_todo_;             // to send once channel 2 is open
+  ConfirmWindow<Sent> sent_;                        // delivery tags -> what they carried
+  std::string broken_reason_;
+  bool broken_by_message_ = false;
   std::string masked_url_;
 };
 

@@ -35,6 +35,7 @@ const Def kDefs[] = {
     {"plugin", "outbox_decoder", false, "output plugin of the slot: outbox_decoder or wal2json"},
     {"shard", "", false, "i/n: stream only the events whose aggregate_id hashes to shard i of n (outbox_decoder only; one slot per shard)"},
     {"exchange", "amq.topic", false, "exchange for events whose exchange column is null"},
+    {"ordering", "aggregate", false, "aggregate: each aggregate's events keep their commit order, other aggregates pass one that waits for a confirm or a retry; commit: first attempts also keep commit order across aggregates, so an aggregate waiting for a retry holds back the events behind its next one. Either way an aggregate has one event in flight at a time"},
     {"max-in-flight", "1000", false, "window of published, unconfirmed messages"},
     {"max-in-flight-bytes", "16777216", false, "window limit in payload bytes (bounds memory with big events; one event always fits)"},
     {"http", "127.0.0.1:9187", false, "address:port for /metrics, /healthz, /readyz (\"\" or \"off\" disables)"},
@@ -285,6 +286,10 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
       throw ConfigError("setting shard needs --plugin outbox_decoder (stock wal2json cannot shard)");
   }
   c.exchange = val["exchange"];
+  c.ordering = val["ordering"];
+  if (c.ordering != "commit" && c.ordering != "aggregate")
+    throw ConfigError("setting ordering (from " + c.sources["ordering"] + "): \"" + c.ordering +
+                      "\" must be commit or aggregate");
   c.max_in_flight = to_int(c, "max-in-flight", val["max-in-flight"], 1);
   c.max_in_flight_bytes = to_int(c, "max-in-flight-bytes", val["max-in-flight-bytes"], 1);
   c.http = val["http"];

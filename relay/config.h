@@ -52,6 +52,7 @@ struct Config {
   std::string plugin;  // outbox_decoder | wal2json
   std::string shard;   // "i/n" (outbox_decoder only), "" = all events
   std::string exchange;
+  std::string ordering;  // commit | aggregate
   int max_in_flight = 0;
   int max_in_flight_bytes = 0;
   std::string http;  // host:port, "" = off

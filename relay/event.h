@@ -49,9 +49,6 @@ struct Event {
   std::string commit_time; // commit timestamp text of its transaction ("" if unknown)
   bool from_message = false;  // storage mode wal (logical message) vs table row
   bool transactional = true;
-
-  // Relay bookkeeping.
-  int attempts = 0;
 };
 
 }  // namespace outbox

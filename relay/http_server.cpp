@@ -37,9 +37,12 @@ bool HttpServer::start(const std::string& address) {
     res.set_content(alive ? "ok\n" : "event loop stalled\n", "text/plain");
   });
   server_->Get("/readyz", [&m](const httplib::Request&, httplib::Response& res) {
-    bool ready = m.streaming.load();
+    bool ready = m.streaming.load() && !m.default_exchange_missing.load();
     res.status = ready ? 200 : 503;
-    res.set_content(ready ? "ready\n" : "not streaming (connecting, standby or reconnecting)\n", "text/plain");
+    res.set_content(ready                              ? "ready\n"
+                    : m.default_exchange_missing.load() ? "paused: the default exchange does not exist (see the log)\n"
+                                                        : "not streaming (connecting, standby or reconnecting)\n",
+                    "text/plain");
   });
   if (port == 0) port_ = server_->bind_to_any_port(host);
   else port_ = server_->bind_to_port(host, port) ? port : -1;

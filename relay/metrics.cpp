@@ -28,6 +28,14 @@ std::string Metrics::render_prometheus() const {
   counter("outbox_relay_returns_total", "unroutable messages returned (mandatory)", returns.load());
   counter("outbox_relay_retries_total", "publish retries after a nack or return", retries.load());
   counter("outbox_relay_dead_letters_total", "events written to outbox.dead_letters", dead_letters.load());
+  counter("outbox_relay_exchange_missing_total", "publishes refused because the exchange does not exist",
+          exchange_missing.load());
+  counter("outbox_relay_suspects_total",
+          "events republished alone after the broker closed a channel with several messages in flight",
+          suspects.load());
+  counter("outbox_relay_rejected_lines_total",
+          "stream lines skipped as not genuine outbox events (forged or unverifiable messages, unparseable lines)",
+          rejected_lines.load());
   o << "# HELP outbox_relay_reconnects_total reconnections after a lost connection\n"
        "# TYPE outbox_relay_reconnects_total counter\n"
     << "outbox_relay_reconnects_total{server=\"postgresql\"} " << reconnects_pg.load() << '\n'
@@ -35,6 +43,11 @@ std::string Metrics::render_prometheus() const {
   counter("outbox_relay_standby_waits_total", "times the slot was busy and the relay waited as a standby", standby_waits.load());
   counter("outbox_relay_status_updates_total", "standby status updates sent", status_updates.load());
   gauge("outbox_relay_in_flight", "published messages not yet confirmed", static_cast<double>(in_flight.load()));
+  gauge("outbox_relay_held_events", "events received from the slot and not yet confirmed or dead-lettered",
+        static_cast<double>(held.load()));
+  gauge("outbox_relay_default_exchange_missing",
+        "1 while the default exchange does not exist and events without an exchange wait",
+        default_exchange_missing.load() ? 1 : 0);
   gauge("outbox_relay_acknowledged_lsn", "LSN acknowledged to the slot (as a number)", static_cast<double>(ack_lsn.load()));
   std::uint64_t end = server_wal_end.load(), ack = ack_lsn.load();
   gauge("outbox_relay_replication_lag_bytes", "server WAL end minus acknowledged LSN",

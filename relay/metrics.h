@@ -22,7 +22,12 @@ struct Metrics {
   std::atomic<std::uint64_t> reconnects_amqp{0};
   std::atomic<std::uint64_t> standby_waits{0};
   std::atomic<std::uint64_t> status_updates{0};
+  std::atomic<std::uint64_t> exchange_missing{0};  // refusals: the event's exchange does not exist
+  std::atomic<std::uint64_t> suspects{0};          // events published alone after an unpinned channel close
+  std::atomic<std::uint64_t> rejected_lines{0};    // lines that are not genuine outbox events (forged, unparseable)
   std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::int64_t> held{0};               // events received and not yet settled
+  std::atomic<bool> default_exchange_missing{false};
   std::atomic<std::uint64_t> ack_lsn{0};
   std::atomic<std::uint64_t> server_wal_end{0};
   std::atomic<std::int64_t> ack_commit_time_us{0};

@@ -154,6 +154,21 @@ std::string PgAdmin::missing_privileges() {
   return PQgetisnull(r.r, 0, 0) ? "" : PQgetvalue(r.r, 0, 0);
 }
 
+std::optional<std::string> PgAdmin::message_key(std::string& why) {
+  if (!connected()) {
+    why = "not connected";
+    return std::nullopt;
+  }
+  // Binary result: the bytea's bytes as they are.
+  Result r(PQexecParams(conn_, "SELECT outbox.message_key()", 0, nullptr, nullptr, nullptr, nullptr, 1));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQntuples(r.r) != 1 || PQgetisnull(r.r, 0, 0)) {
+    why = PQresultStatus(r.r) == PGRES_TUPLES_OK ? "outbox.message_key() returned nothing" : PQresultErrorMessage(r.r);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    return std::nullopt;
+  }
+  return std::string(PQgetvalue(r.r, 0, 0), static_cast<std::size_t>(PQgetlength(r.r, 0, 0)));
+}
+
 bool PgAdmin::record_checkpoint(Lsn ack, std::int64_t commit_time_us) {
   if (!connected()) return false;
   std::string lsn = format_lsn(ack);

@@ -44,6 +44,10 @@ class PgAdmin {
   // outbox.record_checkpoint, INSERT on outbox.dead_letters. Writes nothing.
   std::string missing_privileges();
 
+  // The database's key for wal-storage messages (SELECT outbox.message_key(), raw bytes), or
+  // nullopt with `why` set (extension older than 0.2, or EXECUTE not granted).
+  std::optional<std::string> message_key(std::string& why);
+
   // SELECT outbox.record_checkpoint(...). False (logged once) when the extension is missing.
   bool record_checkpoint(Lsn ack, std::int64_t commit_time_us);
   // INSERT INTO outbox.dead_letters. Throws PgError when it cannot be written (the caller must

@@ -16,36 +16,38 @@ namespace outbox {
 
 namespace {
 
-std::int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 constexpr auto kMinStatusGap = std::chrono::milliseconds(5);   // progress updates at most this often
 constexpr int kMaxMessagesPerTurn = 2000;                      // then look at the broker again
 
-struct SessionLost : std::runtime_error {
-  bool pg;
-  SessionLost(bool is_pg, const std::string& m) : std::runtime_error(m), pg(is_pg) {}
-};
+// Rejected lines are logged one by one up to this many, then one in kRejectLogEvery: a role that
+// forges messages in a loop must not be able to flood the log (the metric counts them all).
+constexpr std::uint64_t kRejectLogFirst = 20;
+constexpr std::uint64_t kRejectLogEvery = 1000;
+
+DeliveryOptions delivery_options(const Config& c) {
+  DeliveryOptions o;
+  o.ordering = c.ordering == "commit" ? Ordering::Commit : Ordering::Aggregate;
+  o.max_attempts = c.max_attempts;
+  o.retry_base = std::chrono::milliseconds(c.retry_base_ms);
+  o.retry_max = std::chrono::milliseconds(c.retry_max_ms);
+  o.max_in_flight = static_cast<std::size_t>(c.max_in_flight);
+  o.max_in_flight_bytes = static_cast<std::uint64_t>(c.max_in_flight_bytes);
+  o.max_held = 4 * o.max_in_flight;
+  o.defaults.exchange = c.exchange;
+  o.defaults.app_id = c.app_id;
+  o.defaults.cloudevents_source = c.cloudevents_source;
+  return o;
+}
 
 }  // namespace
 
 Relay::Relay(Config cfg, Metrics& metrics)
-    : cfg_(std::move(cfg)), m_(metrics), admin_(cfg_.slot, cfg_.plugin), repl_(cfg_.slot, cfg_.plugin, cfg_.shard) {
+    : cfg_(std::move(cfg)),
+      m_(metrics),
+      admin_(cfg_.slot, cfg_.plugin),
+      repl_(cfg_.slot, cfg_.plugin, cfg_.shard),
+      delivery_(delivery_options(cfg_)) {
   if (pipe2(wake_pipe_, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  callbacks_.on_confirm = [this](std::uint64_t tag, bool multiple, bool nack) { on_confirm(tag, multiple, nack); };
-  callbacks_.on_return = [this](const std::string& id, const std::string& lsn, const std::string& reply) {
-    on_return(id, lsn, reply);
-  };
-  callbacks_.on_blocked = [this](bool blocked, const std::string& reason) {
-    blocked_ = blocked;
-    m_.broker_blocked = blocked;
-    if (blocked)
-      spdlog::warn("RabbitMQ blocked publishing ({}); pausing the slot, still answering PostgreSQL keepalives", reason);
-    else
-      spdlog::info("RabbitMQ unblocked publishing; resuming");
-  };
 }
 
 Relay::~Relay() {
@@ -80,9 +82,8 @@ void Relay::close_session() {
   m_.amqp_connected = false;
   repl_.close();
   amqp_.close();
-  window_.reset();
-  retry_.clear();
-  in_flight_bytes_ = 0;
+  delivery_.reset();
+  outcomes_.clear();
   send_full_ = false;
   in_txn_ = false;
   pg_more_ = false;
@@ -130,10 +131,16 @@ int Relay::run() {
     } catch (const AmqpError& e) {
       close_session();
       m_.reconnects_amqp++;
+      update_gauges();
       ++attempt;
       auto d = backoff_delay(reconnect, attempt, rng_);
       spdlog::warn("RabbitMQ: {}; reconnecting in {} ms", e.what(), d.count());
       if (!wait_interruptible(d)) break;
+    } catch (const StartError& e) {
+      close_session();
+      spdlog::critical("{}", e.what());
+      admin_.close();
+      return 2;
     } catch (const ParseError& e) {
       close_session();
       spdlog::critical("cannot parse the output of plugin {}: {} -- the slot was not acknowledged past it; fix: check "
@@ -214,6 +221,15 @@ void Relay::connect_session() {
   amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay slot=" + cfg_.slot,
                 AmqpPublisher::Tls{cfg_.amqp_cacert, cfg_.amqp_cert, cfg_.amqp_key});
   amqp_.declare_topology(cfg_.topology);
+  if (!amqp_.exchange_exists(cfg_.exchange)) {
+    std::string what = "the default exchange \"" + cfg_.exchange + "\" does not exist on the broker";
+    // At start it is a mistake in the settings; once running it was deleted, and events that
+    // need it wait (Delivery) instead of becoming dead letters.
+    if (!started_)
+      throw StartError(what + " -- fix: declare it, add it to [topology] in the config file, or choose another "
+                              "with --exchange");
+    spdlog::error("{}; events without an exchange wait until it exists -- fix: declare it again", what);
+  }
   m_.amqp_connected = true;
 
   if (!admin_.connected()) admin_.connect(cfg_.pg);
@@ -233,6 +249,7 @@ void Relay::connect_session() {
     if (!slot) throw PgError(PgErrorKind::Retryable, "slot \"" + cfg_.slot + "\" vanished right after creation");
   }
   admin_.check_slot(*slot, db);
+  load_message_key();
   if (!warned_privileges_) {
     warned_privileges_ = true;
     std::string missing = admin_.missing_privileges();
@@ -244,25 +261,31 @@ void Relay::connect_session() {
   tracker_.reset(slot->confirmed_flush);
   ack_sent_ = slot->confirmed_flush;
   repl_.start(0);  // 0/0: the server starts at the slot's confirmed_flush_lsn
+  started_ = true;
   m_.streaming = true;
   m_.ack_lsn = tracker_.ack_lsn();
   last_status_ = Clock::now();
   last_checkpoint_ = Clock::now() - std::chrono::milliseconds(cfg_.checkpoint_interval_ms);
 }
 
-bool Relay::window_full() const {
-  return window_.size() >= static_cast<std::size_t>(cfg_.max_in_flight) ||
-         (in_flight_bytes_ >= static_cast<std::uint64_t>(cfg_.max_in_flight_bytes) && !window_.empty());
-}
-
 bool Relay::can_read() const {
   // While stopping, only the transaction already begun is read to its end (so that it can be
   // acknowledged and is not sent again by the next relay); nothing new is started.
-  return (!stopping_ || in_txn_) && !blocked_ && !send_full_ && retry_.empty() && !window_full();
+  return (!stopping_ || in_txn_) && !blocked_ && !send_full_ && delivery_.accepting();
 }
 
 void Relay::update_gauges() {
-  m_.in_flight = static_cast<std::int64_t>(window_.size());
+  m_.in_flight = static_cast<std::int64_t>(delivery_.in_flight());
+  m_.held = static_cast<std::int64_t>(delivery_.held());
+  const DeliveryStats& st = delivery_.stats();
+  m_.events_published = st.published;
+  m_.events_confirmed = st.confirmed;
+  m_.nacks = st.nacked;
+  m_.returns = st.returned;
+  m_.exchange_missing = st.exchange_missing;
+  m_.retries = st.retries;
+  m_.suspects = st.suspects;
+  m_.default_exchange_missing = delivery_.default_exchange_missing();
   m_.ack_lsn = tracker_.ack_lsn();
   m_.ack_commit_time_us = tracker_.ack_commit_time_us();
 }
@@ -277,15 +300,15 @@ void Relay::stream() {
       stopping_ = true;
       drain_deadline_ = now + std::chrono::milliseconds(cfg_.drain_timeout_ms);
       spdlog::info("stopping: no more reading from the slot; waiting up to {} ms for {} outstanding confirms",
-                   cfg_.drain_timeout_ms, window_.size() + retry_.size());
+                   cfg_.drain_timeout_ms, delivery_.held());
     }
     if (stopping_) {
-      bool drained = window_.empty() && retry_.empty() && !in_txn_;
+      bool drained = delivery_.idle() && !in_txn_;
       if (drained || now >= drain_deadline_) {
         if (!drained)
           spdlog::warn("drain timeout: {} events unconfirmed; they were not acknowledged and will be sent again by "
                        "the next relay",
-                       window_.size() + retry_.size());
+                       delivery_.held());
         maybe_send_status(now, true);
         repl_.flush();
         maybe_checkpoint(now, true);
@@ -294,7 +317,12 @@ void Relay::stream() {
     }
 
     if (can_read()) process_wal();
-    process_retries(now);
+    if (!blocked_ && !send_full_) {
+      amqp_.cork(true);
+      delivery_.pump(Clock::now(), amqp_);
+      amqp_.cork(false);
+    }
+    act_on_delivery();
     update_gauges();
     maybe_send_status(Clock::now(), false);
     maybe_checkpoint(Clock::now(), false);
@@ -308,7 +336,7 @@ void Relay::stream() {
     earliest(last_status_ + std::chrono::milliseconds(cfg_.status_interval_ms));
     if (tracker_.ack_lsn() > ack_sent_) earliest(last_status_ + kMinStatusGap);
     earliest(last_checkpoint_ + std::chrono::milliseconds(cfg_.checkpoint_interval_ms));
-    if (!retry_.empty()) earliest(retry_.front()->due);
+    if (auto due = delivery_.next_due()) earliest(*due);
     if (stopping_) earliest(drain_deadline_);
     int timeout = static_cast<int>(std::max<std::int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1));
@@ -332,7 +360,8 @@ void Relay::stream() {
     if ((fds[1].revents & (POLLIN | POLLERR | POLLHUP)) || amqp_.has_buffered() ||
         after - last_amqp_poll_ >= std::chrono::seconds(1)) {
       last_amqp_poll_ = after;
-      amqp_.poll(callbacks_);
+      amqp_.poll(outcomes_);
+      act_on_broker(after);
     }
     if (send_full_ && (fds[1].revents & POLLOUT)) send_full_ = false;
     if (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) {
@@ -352,10 +381,13 @@ void Relay::process_wal() {
   for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
     // A full socket send buffer (a slow or blocked broker not reading) is backpressure too:
     // rabbitmq-c writes blocking, so stop before a publish would stall the loop.
-    if (i % 32 == 0 && !amqp_.writable()) {
-      send_full_ = true;
-      pg_more_ = true;
-      return;
+    if (i % 32 == 0) {
+      if (!amqp_.writable()) {
+        send_full_ = true;
+        pg_more_ = true;
+        return;
+      }
+      if (i > 0) delivery_.pump(Clock::now(), amqp_);
     }
     if (!can_read()) {
       pg_more_ = true;
@@ -380,6 +412,14 @@ void Relay::process_wal() {
   pg_more_ = true;
 }
 
+void Relay::reject_line(Lsn lsn, const std::string& reason) {
+  ++rejected_;
+  m_.rejected_lines++;
+  if (rejected_ <= kRejectLogFirst || rejected_ % kRejectLogEvery == 0)
+    spdlog::error("skipped a line at {} that is not a genuine outbox event ({} such lines so far): {}",
+                  format_lsn(lsn), rejected_, reason);
+}
+
 void Relay::handle_xlogdata(Lsn start, std::string_view data) {
   ParsedLine line;
   parser_.parse(data, start, line);
@@ -398,115 +438,103 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
       m_.transactions++;
       return;
     case LineKind::Event: {
-      auto item = std::make_unique<Item>();
-      item->ev = std::move(line.event);
-      if (!item->ev.transactional && !in_txn_) {
+      Event ev = std::move(line.event);
+      if (!ev.transactional && !in_txn_) {
         // A non-transactional outbox message: its own unit, acknowledged at its own LSN.
         AckTracker::TxnId t = tracker_.begin();
         tracker_.add_event(t);
-        item->txn = t;
         tracker_.commit(t, start, 0);
-        publish(std::move(item));
+        delivery_.add(std::move(ev), t);
         return;
       }
       if (!in_txn_) throw ParseError("event outside a transaction (at " + format_lsn(start) + ")");
-      item->txn = txn_;
-      if (item->ev.xid == 0) item->ev.xid = txn_xid_;
-      item->ev.commit_time = txn_time_;
+      if (ev.xid == 0) ev.xid = txn_xid_;
+      ev.commit_time = txn_time_;
       tracker_.add_event(txn_);
-      publish(std::move(item));
+      delivery_.add(std::move(ev), txn_);
       return;
     }
+    case LineKind::Rejected:
+      reject_line(start, line.reject_reason);
+      return;
     case LineKind::Ignored:
       return;
   }
 }
 
-void Relay::publish(ItemPtr item) {
-  Event& ev = item->ev;
-  PublishSpec spec;
-  spec.exchange = ev.exchange ? *ev.exchange : cfg_.exchange;
-  spec.routing_key = ev.routing_key ? *ev.routing_key
-                                    : (ev.aggregate_type ? *ev.aggregate_type + "." : std::string()) + ev.event_type;
-  spec.app_id = cfg_.app_id;
-  spec.cloudevents_source = cfg_.cloudevents_source;
-  ++ev.attempts;
-  if (!amqp_.exchange_exists(spec.exchange)) {
-    item->last_reply = "404 NOT_FOUND - no exchange '" + spec.exchange + "'";
-    fail(std::move(item), "exchange \"" + spec.exchange + "\" does not exist");
-    return;
-  }
-  amqp_.publish(ev, spec);
-  item->published = Clock::now();
-  m_.events_published++;
-  in_flight_bytes_ += item->ev.payload.size();
-  window_.add(std::move(item));
-}
-
-void Relay::on_confirm(std::uint64_t tag, bool multiple, bool nack) {
-  std::vector<ConfirmWindow<ItemPtr>::Settled> settled;
-  window_.confirm(tag, multiple, nack, settled);
-  auto now = Clock::now();
-  for (auto& s : settled) {
-    in_flight_bytes_ -= std::min<std::uint64_t>(in_flight_bytes_, s.item->ev.payload.size());
-    if (s.ok) {
-      m_.events_confirmed++;
-      m_.observe_confirm_latency_us(static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::microseconds>(now - s.item->published).count()));
-      tracker_.settle(s.item->txn);
-    } else {
-      if (nack) {
-        m_.nacks++;
-        if (s.item->last_reply.empty()) s.item->last_reply = "basic.nack";
-      }
-      fail(std::move(s.item), nack ? "nacked by the broker" : "unroutable (returned by the broker)");
+void Relay::act_on_broker(Clock::time_point now) {
+  for (auto& o : outcomes_) {
+    switch (o.kind) {
+      case BrokerOutcome::Kind::Confirmed:
+        delivery_.confirmed(o.ticket, now);
+        break;
+      case BrokerOutcome::Kind::Refused:
+        delivery_.refused(o.ticket, o.why, o.reply, now);
+        break;
+      case BrokerOutcome::Kind::Blocked:
+        blocked_ = true;
+        m_.broker_blocked = true;
+        spdlog::warn("RabbitMQ blocked publishing ({}); pausing the slot, still answering PostgreSQL keepalives",
+                     o.reply);
+        break;
+      case BrokerOutcome::Kind::Unblocked:
+        blocked_ = false;
+        m_.broker_blocked = false;
+        spdlog::info("RabbitMQ unblocked publishing; resuming");
+        break;
     }
   }
-  m_.in_flight = static_cast<std::int64_t>(window_.size());
-}
-
-void Relay::on_return(const std::string& id, const std::string& lsn, const std::string& reply) {
-  m_.returns++;
-  ItemPtr* found = window_.mark_returned([&](const ItemPtr& it) {
-    return it->ev.id == id && (lsn.empty() || format_lsn(it->ev.lsn) == lsn);
-  });
-  if (!found) {
-    spdlog::warn("basic.return for unknown message {} ({}) ignored", id, reply);
-    return;
+  outcomes_.clear();
+  act_on_delivery();
+  if (amqp_.broken()) {
+    // Whatever was in flight has an unknown fate: the Delivery unit remembers it, so that after
+    // the reconnect a message that closes the channel is found and charged, not its neighbours.
+    delivery_.lost(amqp_.broken_by_message(), amqp_.broken_reason());
+    // Acknowledge what is settled (dead letters included) before the slot is read again, so that
+    // the reconnect does not hand the same events over a second time.
+    maybe_send_status(now, true);
+    repl_.flush();
+    throw AmqpError(amqp_.broken_reason());
   }
-  (*found)->last_reply = reply;
-  spdlog::warn("event {} at {} is unroutable: {}", id, lsn, reply);
 }
 
-void Relay::fail(ItemPtr item, const std::string& reason) {
-  auto t = now_us();
-  if (item->first_failed_us == 0) item->first_failed_us = t;
-  if (item->ev.attempts >= cfg_.max_attempts) {
-    spdlog::error("event {} ({}) failed {} times ({}); writing it to outbox.dead_letters", item->ev.id,
-                  item->ev.event_type, item->ev.attempts, reason);
-    admin_.insert_dead_letter(item->ev, reason, item->ev.attempts, item->first_failed_us, t, item->last_reply);
+void Relay::act_on_delivery() {
+  for (const Settled& s : delivery_.take_settled()) {
+    m_.observe_confirm_latency_us(
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(s.latency).count()));
+    tracker_.settle(s.txn);
+  }
+  for (const DeadLetter& d : delivery_.take_dead_letters()) {
+    spdlog::error("event {} ({}) at {} becomes a dead letter after {} attempts: {}", d.ev.id, d.ev.event_type,
+                  format_lsn(d.ev.lsn), d.attempts, d.reason);
+    // Written before the transaction is settled: if this fails the session restarts and the
+    // slot sends the event again (the Delivery unit still knows its attempts).
+    admin_.insert_dead_letter(d.ev, d.reason, d.attempts, d.first_failed_us, d.last_failed_us, d.broker_reply);
     m_.dead_letters++;
-    tracker_.settle(item->txn);
-    return;
+    tracker_.settle(d.txn);
   }
-  BackoffPolicy p{std::chrono::milliseconds(cfg_.retry_base_ms), std::chrono::milliseconds(cfg_.retry_max_ms), 0.0};
-  auto d = backoff_delay(p, item->ev.attempts, rng_);
-  spdlog::warn("event {} ({}) {}; retry {} of {} in {} ms", item->ev.id, item->ev.event_type, reason,
-               item->ev.attempts + 1, cfg_.max_attempts, d.count());
-  item->due = Clock::now() + d;
-  m_.retries++;
-  // Keep the original order among retries: insert by LSN.
-  auto pos = retry_.end();
-  while (pos != retry_.begin() && (*(pos - 1))->ev.lsn > item->ev.lsn) --pos;
-  retry_.insert(pos, std::move(item));
+  delivery_.forget_before(tracker_.ack_lsn());
+  if (delivery_.default_exchange_missing() && !warned_default_missing_) {
+    warned_default_missing_ = true;
+    spdlog::error("the default exchange \"{}\" does not exist: events without an exchange wait (not counted as "
+                  "attempts) -- fix: declare the exchange, or restart with another --exchange",
+                  cfg_.exchange);
+  } else if (!delivery_.default_exchange_missing() && warned_default_missing_) {
+    warned_default_missing_ = false;
+    spdlog::info("the default exchange \"{}\" exists again; resuming", cfg_.exchange);
+  }
 }
 
-void Relay::process_retries(Clock::time_point now) {
-  while (!retry_.empty() && retry_.front()->due <= now && !blocked_ && !send_full_ && !window_full()) {
-    ItemPtr it = std::move(retry_.front());
-    retry_.pop_front();
-    publish(std::move(it));
+void Relay::load_message_key() {
+  std::string why;
+  auto key = admin_.message_key(why);
+  if (key) {
+    parser_.set_message_key(*key);
+    return;
   }
+  spdlog::warn("cannot read the message key ({}): events of outbox.storage = wal will be skipped as unverifiable "
+               "-- fix: SELECT outbox.grant_relay('<relay role>') and ALTER EXTENSION outbox UPDATE",
+               why);
 }
 
 void Relay::maybe_send_status(Clock::time_point now, bool force) {
@@ -534,7 +562,7 @@ void Relay::maybe_checkpoint(Clock::time_point now, bool force) {
       return;
     }
   }
-  if (admin_.record_checkpoint(tracker_.ack_lsn(), tracker_.ack_commit_time_us())) checkpointed_ = tracker_.ack_lsn();
+  admin_.record_checkpoint(tracker_.ack_lsn(), tracker_.ack_commit_time_us());
 }
 
 }  // namespace outbox

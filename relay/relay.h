@@ -1,7 +1,8 @@
-// The event loop (DESIGN 5.1): one thread polls the replication socket and the AMQP socket,
-// parses, publishes within the confirm window, applies confirms to the AckTracker and sends
-// standby status updates. Reconnects, standby waiting, retries, dead letters, checkpoints and
-// graceful shutdown live here too.
+// The event loop (DESIGN 5.1): one thread polls the replication socket and the AMQP socket. Each
+// turn pulls what arrived (WAL lines into the Delivery unit, broker answers), then acts (publish
+// what may go, settle transactions in the AckTracker, write dead letters, send standby status
+// updates). Reconnects, standby waiting, checkpoints and graceful shutdown live here too; which
+// event is published when, and what a refusal means, is the Delivery unit's (delivery.h).
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -13,13 +14,18 @@
 #include "ack_tracker.h"
 #include "amqp_publisher.h"
 #include "config.h"
-#include "confirm_window.h"
+#include "delivery.h"
 #include "metrics.h"
 #include "pg_admin.h"
 #include "pg_replication.h"
 #include "wal2json_parser.h"
 
 namespace outbox {
+
+// A mistake in the settings found while starting (exit 2): retrying cannot fix it.
+struct StartError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class Relay {
  public:
@@ -35,30 +41,19 @@ class Relay {
 
  private:
   using Clock = std::chrono::steady_clock;
-  struct Item {
-    Event ev;
-    AckTracker::TxnId txn = 0;
-    Clock::time_point published{};
-    std::int64_t first_failed_us = 0;
-    std::string last_reply;
-    Clock::time_point due{};
-  };
-  using ItemPtr = std::unique_ptr<Item>;
 
   void connect_session();  // throws PgError / AmqpError
   void stream();           // returns on stop; throws on lost connections
   void close_session();
   void process_wal();
   void handle_xlogdata(Lsn start, std::string_view data);
-  void publish(ItemPtr item);
-  void on_confirm(std::uint64_t tag, bool multiple, bool nack);
-  void on_return(const std::string& id, const std::string& lsn, const std::string& reply);
-  void fail(ItemPtr item, const std::string& reason);
-  void process_retries(Clock::time_point now);
+  void act_on_broker(Clock::time_point now);
+  void act_on_delivery();
+  void reject_line(Lsn lsn, const std::string& reason);
+  void load_message_key();
   void maybe_send_status(Clock::time_point now, bool force);
   void maybe_checkpoint(Clock::time_point now, bool force);
   bool can_read() const;
-  bool window_full() const;
   bool wait_interruptible(std::chrono::milliseconds d);  // false if stop requested
   void update_gauges();
 
@@ -72,9 +67,8 @@ class Relay {
   AmqpPublisher amqp_;
   Wal2jsonParser parser_;
   AckTracker tracker_;
-  ConfirmWindow<ItemPtr> window_;
-  std::deque<ItemPtr> retry_;
-  AmqpCallbacks callbacks_;
+  Delivery delivery_;
+  std::vector<BrokerOutcome> outcomes_;
   std::mt19937_64 rng_{std::random_device{}()};
 
   // per session
@@ -85,15 +79,16 @@ class Relay {
   bool pg_more_ = false;
   bool blocked_ = false;
   bool send_full_ = false;
-  std::uint64_t in_flight_bytes_ = 0;
   bool stopping_ = false;
   Clock::time_point drain_deadline_{};
   Lsn ack_sent_ = 0;
   Clock::time_point last_status_{};
   Clock::time_point last_checkpoint_{};
-  Lsn checkpointed_ = 0;
   bool reply_now_ = false;
   bool warned_privileges_ = false;
+  bool started_ = false;          // a session has streamed: later problems are runtime ones
+  bool warned_default_missing_ = false;
+  std::uint64_t rejected_ = 0;
   Clock::time_point last_amqp_poll_{};
 };
 

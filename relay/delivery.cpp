@@ -1,0 +1,240 @@
+#include "delivery.h"
+
+#include <algorithm>
+
+#include "backoff.h"
+
+namespace outbox {
+
+namespace {
+
+std::int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr std::size_t kMaxMemory = 100000;  // remembered failing events (oldest LSN forgotten first)
+
+}  // namespace
+
+std::string Delivery::ordering_key(const Event& ev) {
+  if (!ev.aggregate_id) return std::string();
+  // Type and id, separated by a byte neither may hold in a UTF-8 database: ("a", "b\0c") and
+  // ("a\0b", "c") stay apart. Events without an aggregate_id all share the empty key.
+  std::string k = ev.aggregate_type ? *ev.aggregate_type : std::string();
+  k += '\0';
+  k += *ev.aggregate_id;
+  return k;
+}
+
+void Delivery::add(Event ev, TxnId txn) {
+  auto it = std::make_unique<Item>();
+  it->ev = std::move(ev);
+  it->txn = txn;
+  it->seq = next_seq_++;
+  auto m = memory_.find(memory_key(it->ev));
+  if (m != memory_.end() && m->second.dead) {
+    // Already a dead letter in an earlier session whose transaction was not acknowledged yet
+    // (a later transaction's event can become a dead letter before an earlier one settles).
+    settled_.push_back(Settled{txn, {}});
+    return;
+  }
+  if (m != memory_.end()) {
+    it->failures = m->second.failures;
+    it->first_failed_us = m->second.first_failed_us;
+    it->last_reply = m->second.last_reply;
+    it->solo = m->second.solo;
+  }
+  it->bytes = it->ev.payload.size();
+  if (o_.ordering == Ordering::Commit) unpublished_.insert(it->seq);
+  ++held_;
+  held_bytes_ += it->bytes;
+  std::string key = ordering_key(it->ev);
+  auto [kit, fresh] = keys_.try_emplace(key);
+  KeyQueue& k = kit->second;
+  if (fresh) k.key = std::move(key);
+  k.items.push_back(std::move(it));
+  if (k.items.size() == 1) ready_.emplace(head(k).seq, &k);
+}
+
+void Delivery::advance(KeyQueue* k) {
+  --held_;
+  held_bytes_ -= std::min<std::uint64_t>(held_bytes_, head(*k).bytes);
+  k->items.pop_front();
+  if (k->items.empty()) {
+    keys_.erase(k->key);  // k is gone now
+    return;
+  }
+  ready_.emplace(head(*k).seq, k);
+}
+
+void Delivery::dead_letter(KeyQueue* k, std::string reason) {
+  Item& it = head(*k);
+  unpublished_.erase(it.seq);
+  DeadLetter d;
+  d.reason = std::move(reason);
+  d.attempts = it.failures;
+  d.first_failed_us = it.first_failed_us ? it.first_failed_us : wall_us();
+  d.last_failed_us = wall_us();
+  d.broker_reply = it.last_reply;
+  d.txn = it.txn;
+  Memory& m = memory_[memory_key(it.ev)];
+  m = Memory{};
+  m.dead = true;
+  d.ev = std::move(it.ev);
+  dead_.push_back(std::move(d));
+  ++stats_.dead_letters;
+  advance(k);
+}
+
+void Delivery::remember(const Item& it) {
+  Memory& m = memory_[memory_key(it.ev)];
+  m.failures = it.failures;
+  m.first_failed_us = it.first_failed_us;
+  m.last_reply = it.last_reply;
+  m.solo = it.solo;
+  while (memory_.size() > kMaxMemory) memory_.erase(memory_.begin());
+}
+
+void Delivery::pump(Clock::time_point now, Sink& sink) {
+  while (!waiting_.empty() && waiting_.begin()->first <= now) {
+    KeyQueue* k = waiting_.begin()->second;
+    waiting_.erase(waiting_.begin());
+    ready_.emplace(head(*k).seq, k);
+  }
+  while (!ready_.empty() && !solo_inflight_) {
+    auto rit = ready_.begin();
+    KeyQueue* k = rit->second;
+    Item& it = head(*k);
+    if (it.failures >= o_.max_attempts) {
+      ready_.erase(rit);
+      dead_letter(k, "failed " + std::to_string(it.failures) + " times: " + it.last_reply);
+      continue;
+    }
+    if (!it.msg) {
+      auto built = build_message(it.ev, o_.defaults, wall_us());
+      if (auto* err = std::get_if<std::string>(&built)) {
+        ready_.erase(rit);
+        dead_letter(k, "cannot be published: " + *err);
+        continue;
+      }
+      it.msg = std::move(std::get<AmqpMessage>(built));
+    }
+    if (o_.ordering == Ordering::Commit && !unpublished_.empty() && it.seq > *unpublished_.begin())
+      break;  // an earlier event waits for its key: first attempts go in commit order
+    if (it.solo && !inflight_.empty()) break;  // a suspect goes alone: wait for the window to empty
+    if (inflight_.size() >= o_.max_in_flight) break;
+    if (!inflight_.empty() && inflight_bytes_ >= o_.max_in_flight_bytes) break;
+    std::uint64_t ticket = next_ticket_;
+    if (auto err = sink.publish(ticket, *it.msg)) {
+      ready_.erase(rit);
+      dead_letter(k, "cannot be encoded: " + *err);
+      continue;
+    }
+    ++next_ticket_;
+    ready_.erase(rit);
+    unpublished_.erase(it.seq);
+    inflight_.emplace(ticket, k);
+    inflight_bytes_ += it.bytes;
+    it.published = now;
+    if (it.solo) solo_inflight_ = true;
+    ++stats_.published;
+  }
+}
+
+void Delivery::confirmed(std::uint64_t ticket, Clock::time_point now) {
+  auto f = inflight_.find(ticket);
+  if (f == inflight_.end()) return;  // from before a reset, or a duplicate
+  KeyQueue* k = f->second;
+  inflight_.erase(f);
+  Item& it = head(*k);
+  inflight_bytes_ -= std::min<std::uint64_t>(inflight_bytes_, it.bytes);
+  if (it.solo) solo_inflight_ = false;
+  if (it.msg && it.msg->exchange == o_.defaults.exchange) default_missing_ = false;
+  settled_.push_back(Settled{it.txn, now - it.published});
+  memory_.erase(memory_key(it.ev));
+  ++stats_.confirmed;
+  advance(k);
+}
+
+void Delivery::refused(std::uint64_t ticket, Refusal why, const std::string& reply, Clock::time_point now) {
+  auto f = inflight_.find(ticket);
+  if (f == inflight_.end()) return;
+  KeyQueue* k = f->second;
+  inflight_.erase(f);
+  Item& it = head(*k);
+  inflight_bytes_ -= std::min<std::uint64_t>(inflight_bytes_, it.bytes);
+  if (it.solo) solo_inflight_ = false;
+  switch (why) {
+    case Refusal::Returned: ++stats_.returned; break;
+    case Refusal::Nacked: ++stats_.nacked; break;
+    case Refusal::ExchangeMissing: ++stats_.exchange_missing; break;
+  }
+  it.last_reply = reply;
+  if (why == Refusal::ExchangeMissing && it.msg && it.msg->exchange == o_.defaults.exchange) {
+    // Not this event's fault: every event without an exchange would fail the same way. Wait for
+    // the exchange (the loop reports it) instead of turning the whole stream into dead letters.
+    default_missing_ = true;
+    waiting_.emplace(now + o_.retry_max, k);
+    return;
+  }
+  ++it.failures;
+  if (!it.first_failed_us) it.first_failed_us = wall_us();
+  if (it.failures >= o_.max_attempts) {
+    dead_letter(k, (why == Refusal::Returned  ? "unroutable (returned by the broker)"
+                    : why == Refusal::Nacked ? "nacked by the broker"
+                                             : "exchange does not exist") +
+                       std::string(" ") + std::to_string(it.failures) + " times");
+    return;
+  }
+  remember(it);
+  ++stats_.retries;
+  BackoffPolicy p{o_.retry_base, o_.retry_max, 0.0};
+  waiting_.emplace(now + backoff_nominal(p, it.failures), k);
+}
+
+void Delivery::lost(bool pinnable, const std::string& reply) {
+  if (inflight_.empty()) return;
+  if (pinnable && inflight_.size() == 1) {
+    Item& it = head(*inflight_.begin()->second);
+    ++it.failures;
+    if (!it.first_failed_us) it.first_failed_us = wall_us();
+    it.last_reply = reply;
+    it.solo = true;  // it stays alone until it succeeds or becomes a dead letter
+    remember(it);
+    return;
+  }
+  if (!pinnable) return;  // a lost socket or a broker shutting down is no event's fault
+  for (auto& [ticket, k] : inflight_) {
+    Item& it = head(*k);
+    if (!it.solo) ++stats_.suspects;
+    it.solo = true;
+    if (it.last_reply.empty()) it.last_reply = reply;
+    remember(it);
+  }
+}
+
+void Delivery::reset() {
+  keys_.clear();
+  ready_.clear();
+  unpublished_.clear();
+  waiting_.clear();
+  inflight_.clear();
+  settled_.clear();
+  dead_.clear();
+  held_ = 0;
+  held_bytes_ = 0;
+  inflight_bytes_ = 0;
+  solo_inflight_ = false;
+}
+
+void Delivery::forget_before(Lsn ack) {
+  while (!memory_.empty() && memory_.begin()->first.first < ack) memory_.erase(memory_.begin());
+}
+
+std::optional<Delivery::Clock::time_point> Delivery::next_due() const {
+  if (waiting_.empty()) return std::nullopt;
+  return waiting_.begin()->first;
+}
+
+}  // namespace outbox

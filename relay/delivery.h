@@ -1,0 +1,176 @@
+// The delivery unit (DESIGN 5.4, 5.9): which event is published when, what a confirm, a refusal
+// or a lost channel means for it, retries, dead letters, and what is remembered about failing
+// events across reconnects. No I/O: the event loop feeds it what arrived (events from the slot,
+// the broker's answers) and carries out what it hands back (publishes through a Sink, settled
+// transactions for the AckTracker, dead letters to write).
+//
+// The ordering rule: events of one ordering key (aggregate_type + aggregate_id; every event
+// without an aggregate_id shares one key) are published one at a time, in stream order: the next
+// one goes when the previous one is confirmed or has become a dead letter. A nack or a return
+// therefore cannot let a later event of the same aggregate overtake it; events of other keys
+// keep flowing, pipelined up to the window. Across keys, Ordering::Commit publishes first
+// attempts in stream (commit) order, so an event whose key is busy holds back the events behind
+// it; Ordering::Aggregate lets them pass (more throughput when aggregates repeat closely, order
+// only per aggregate). Retries never hold back other keys.
+//
+// Failures the broker pins on one event (return, nack, a missing exchange) are retried with
+// capped exponential backoff. A closed channel or connection cannot be pinned when several
+// messages were in flight: each of them becomes a suspect and, after the reconnect, is published
+// alone, so that the next close (if any) names the culprit. Attempt counts and suspects are kept
+// by (LSN, event id) across reset(), because the slot sends the same events again.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "ack_tracker.h"
+#include "amqp_message.h"
+#include "event.h"
+
+namespace outbox {
+
+enum class Refusal {
+  Returned,         // basic.return (unroutable, mandatory)
+  Nacked,           // basic.nack
+  ExchangeMissing,  // the passive check found no such exchange
+};
+
+enum class Ordering { Commit, Aggregate };
+
+struct DeliveryOptions {
+  Ordering ordering = Ordering::Aggregate;
+  int max_attempts = 5;
+  std::chrono::milliseconds retry_base{200}, retry_max{10000};
+  std::size_t max_in_flight = 1000;
+  std::uint64_t max_in_flight_bytes = 16u << 20;
+  // Events held (in flight or waiting) beyond which the slot is not read: bounds memory while
+  // one aggregate waits for its retries.
+  std::size_t max_held = 4000;
+  MessageDefaults defaults;
+};
+
+// Where messages go. publish() never blocks; it returns an error text when the message can never
+// be encoded (that event's fault) and throws when the connection is broken.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual std::optional<std::string> publish(std::uint64_t ticket, const AmqpMessage& m) = 0;
+};
+
+struct DeadLetter {
+  Event ev;
+  std::string reason;
+  int attempts = 0;
+  std::int64_t first_failed_us = 0, last_failed_us = 0;
+  std::string broker_reply;
+  AckTracker::TxnId txn = 0;
+};
+
+struct Settled {
+  AckTracker::TxnId txn = 0;
+  std::chrono::steady_clock::duration latency{};
+};
+
+struct DeliveryStats {
+  std::uint64_t published = 0, confirmed = 0, returned = 0, nacked = 0, exchange_missing = 0, retries = 0,
+                dead_letters = 0, suspects = 0;
+};
+
+class Delivery {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using TxnId = AckTracker::TxnId;
+
+  explicit Delivery(DeliveryOptions o) : o_(std::move(o)) {}
+
+  // An event from the slot, in stream order.
+  void add(Event ev, TxnId txn);
+  // Publishes what may go now: per-key order, the window, suspects alone, retry due times.
+  void pump(Clock::time_point now, Sink& sink);
+  // The broker's answers, by the ticket given to Sink::publish.
+  void confirmed(std::uint64_t ticket, Clock::time_point now);
+  void refused(std::uint64_t ticket, Refusal why, const std::string& reply, Clock::time_point now);
+  // The channel or connection is gone with messages in flight. `pinnable`: the broker closed it
+  // (a reply code that an event can cause), not a lost socket or a broker shutting down.
+  void lost(bool pinnable, const std::string& reply);
+  // A new session: forget the events (the slot sends them again), keep what was learned.
+  void reset();
+  // The slot is acknowledged up to `ack`: what was learned about events before it is no longer
+  // needed (the slot will not send them again).
+  void forget_before(Lsn ack);
+
+  // What the loop must act on (pull, then act).
+  std::vector<Settled> take_settled() { return std::exchange(settled_, {}); }
+  std::vector<DeadLetter> take_dead_letters() { return std::exchange(dead_, {}); }
+
+  bool accepting() const { return held_ < o_.max_held && held_bytes_ < 4 * o_.max_in_flight_bytes; }
+  bool idle() const { return held_ == 0; }
+  std::size_t held() const { return held_; }
+  std::size_t in_flight() const { return inflight_.size(); }
+  std::optional<Clock::time_point> next_due() const;
+  // True while events to the default exchange wait because it does not exist (a configuration
+  // problem: they are not charged attempts and never become dead letters for it).
+  bool default_exchange_missing() const { return default_missing_; }
+  std::size_t remembered() const { return memory_.size(); }
+  const DeliveryStats& stats() const { return stats_; }
+
+  static std::string ordering_key(const Event& ev);
+
+ private:
+  struct Item {
+    Event ev;
+    TxnId txn = 0;
+    std::uint64_t seq = 0;
+    std::size_t bytes = 0;  // payload size, kept: the event may have moved into a dead letter
+    int failures = 0;
+    std::int64_t first_failed_us = 0;
+    std::string last_reply;
+    bool solo = false;
+    Clock::time_point published{};
+    std::optional<AmqpMessage> msg;
+  };
+  struct KeyQueue {
+    std::string key;
+    std::deque<std::unique_ptr<Item>> items;  // this key's events in stream order; front() is next
+  };
+  struct Memory {
+    int failures = 0;
+    std::int64_t first_failed_us = 0;
+    std::string last_reply;
+    bool solo = false;
+    bool dead = false;  // written to outbox.dead_letters: settle it if the slot sends it again
+  };
+  using MemoryKey = std::pair<Lsn, std::string>;
+
+  static Item& head(KeyQueue& k) { return *k.items.front(); }
+  void advance(KeyQueue* k);  // the head is done: the next one (if any) becomes ready
+  void dead_letter(KeyQueue* k, std::string reason);
+  void remember(const Item& it);
+  static MemoryKey memory_key(const Event& ev) { return {ev.lsn, ev.id}; }
+
+  DeliveryOptions o_;
+  std::unordered_map<std::string, KeyQueue> keys_;  // node-based: KeyQueue* stay valid
+  std::map<std::uint64_t, KeyQueue*> ready_;         // head seq -> key, published in this order
+  std::set<std::uint64_t> unpublished_;              // seqs never published yet (Ordering::Commit)
+  std::multimap<Clock::time_point, KeyQueue*> waiting_;  // retry due time -> key
+  std::unordered_map<std::uint64_t, KeyQueue*> inflight_;  // ticket -> key whose head is out
+  std::map<MemoryKey, Memory> memory_;
+  std::vector<Settled> settled_;
+  std::vector<DeadLetter> dead_;
+  DeliveryStats stats_;
+  std::uint64_t next_ticket_ = 1, next_seq_ = 0;
+  std::size_t held_ = 0;
+  std::uint64_t held_bytes_ = 0, inflight_bytes_ = 0;
+  bool solo_inflight_ = false;
+  bool default_missing_ = false;
+};
+
+}  // namespace outbox

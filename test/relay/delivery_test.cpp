@@ -1,0 +1,364 @@
+// The delivery unit: per-aggregate order through refusals, retries, dead letters, suspects after
+// a closed channel, the default exchange missing. Driven with plain values and a recording sink.
+#include "delivery.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <set>
+
+using namespace outbox;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct RecordingSink : Sink {
+  struct Pub {
+    std::uint64_t ticket;
+    std::string id, exchange;
+  };
+  std::vector<Pub> pubs;
+  std::optional<std::string> publish(std::uint64_t ticket, const AmqpMessage& m) override {
+    pubs.push_back({ticket, m.message_id, m.exchange});
+    return std::nullopt;
+  }
+  std::uint64_t ticket_of(const std::string& id) const {
+    for (auto it = pubs.rbegin(); it != pubs.rend(); ++it)
+      if (it->id == id) return it->ticket;
+    ADD_FAILURE() << "never published: " << id;
+    return 0;
+  }
+  bool published(const std::string& id) const {
+    for (auto& p : pubs)
+      if (p.id == id) return true;
+    return false;
+  }
+};
+
+Event ev(const std::string& id, std::optional<std::string> agg, Lsn lsn = 0) {
+  Event e;
+  e.id = id;
+  e.event_type = "t";
+  e.payload = "{}";
+  if (agg) {
+    e.aggregate_type = "order";
+    e.aggregate_id = *agg;
+  }
+  e.lsn = lsn ? lsn : 0x1000 + std::hash<std::string>{}(id) % 100000;
+  return e;
+}
+
+DeliveryOptions opts(int max_attempts = 3) {
+  DeliveryOptions o;
+  o.max_attempts = max_attempts;
+  o.retry_base = 10ms;
+  o.retry_max = 40ms;
+  o.defaults.exchange = "events";
+  return o;
+}
+
+struct Fixture {
+  Delivery d;
+  RecordingSink sink;
+  Delivery::Clock::time_point now = Delivery::Clock::time_point{} + 1h;
+  explicit Fixture(DeliveryOptions o = opts()) : d(std::move(o)) {}
+  void pump() { d.pump(now, sink); }
+  void confirm(const std::string& id) { d.confirmed(sink.ticket_of(id), now); }
+  void refuse(const std::string& id, Refusal r = Refusal::Returned) { d.refused(sink.ticket_of(id), r, "312 NO_ROUTE", now); }
+  void later(std::chrono::milliseconds ms) {
+    now += ms;
+    pump();
+  }
+};
+
+TEST(Delivery, OneEventPerAggregateInFlightOthersPipelined) {
+  Fixture f;
+  f.d.add(ev("a1", "A"), 1);
+  f.d.add(ev("a2", "A"), 1);
+  f.d.add(ev("b1", "B"), 1);
+  f.d.add(ev("b2", "B"), 2);
+  f.pump();
+  ASSERT_EQ(f.sink.pubs.size(), 2u);
+  EXPECT_EQ(f.sink.pubs[0].id, "a1");
+  EXPECT_EQ(f.sink.pubs[1].id, "b1");
+  f.confirm("b1");
+  f.pump();
+  EXPECT_TRUE(f.sink.published("b2"));
+  EXPECT_FALSE(f.sink.published("a2"));
+  f.confirm("a1");
+  f.pump();
+  EXPECT_TRUE(f.sink.published("a2"));
+  EXPECT_EQ(f.d.take_settled().size(), 2u);
+}
+
+TEST(Delivery, CommitOrderingHoldsLaterKeysBehindABusyOneAggregateOrderingDoesNot) {
+  for (Ordering ord : {Ordering::Commit, Ordering::Aggregate}) {
+    DeliveryOptions o = opts();
+    o.ordering = ord;
+    Fixture f(o);
+    f.d.add(ev("a1", "A"), 1);
+    f.d.add(ev("a2", "A"), 2);
+    f.d.add(ev("b1", "B"), 3);
+    f.pump();
+    EXPECT_EQ(f.sink.published("b1"), ord == Ordering::Aggregate);
+    f.confirm("a1");
+    f.pump();
+    EXPECT_TRUE(f.sink.published("a2"));
+    EXPECT_TRUE(f.sink.published("b1"));
+    if (ord == Ordering::Commit) EXPECT_EQ(f.sink.pubs.back().id, "b1");
+    // A retry does not hold other keys back in either mode.
+    f.refuse("a2");
+    f.d.add(ev("c1", "C"), 4);
+    f.pump();
+    EXPECT_TRUE(f.sink.published("c1"));
+  }
+}
+
+TEST(Delivery, EventsWithoutAggregateShareOneKey) {
+  Fixture f;
+  f.d.add(ev("n1", std::nullopt), 1);
+  f.d.add(ev("n2", std::nullopt), 1);
+  f.pump();
+  EXPECT_EQ(f.sink.pubs.size(), 1u);
+  EXPECT_NE(Delivery::ordering_key(ev("x", "A")), Delivery::ordering_key(ev("y", std::nullopt)));
+}
+
+TEST(Delivery, ReturnedEventHoldsItsAggregateUntilRetried) {
+  Fixture f;
+  f.d.add(ev("a1", "A"), 1);
+  f.d.add(ev("a2", "A"), 1);
+  f.d.add(ev("b1", "B"), 1);
+  f.pump();
+  f.refuse("a1");
+  f.confirm("b1");
+  f.pump();
+  EXPECT_FALSE(f.sink.published("a2")) << "a later event of A overtook the returned one";
+  ASSERT_TRUE(f.d.next_due().has_value());
+  f.later(10ms);  // first retry after retry_base
+  EXPECT_EQ(f.sink.pubs.back().id, "a1");
+  f.confirm("a1");
+  f.pump();
+  EXPECT_EQ(f.sink.pubs.back().id, "a2");
+  EXPECT_EQ(f.d.stats().retries, 1u);
+}
+
+TEST(Delivery, DeadLetterAfterMaxAttemptsThenTheAggregateContinues) {
+  Fixture f(opts(2));
+  f.d.add(ev("a1", "A"), 7);
+  f.d.add(ev("a2", "A"), 7);
+  f.pump();
+  f.refuse("a1", Refusal::Nacked);
+  f.later(10ms);
+  f.refuse("a1", Refusal::Nacked);
+  auto dl = f.d.take_dead_letters();
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_EQ(dl[0].ev.id, "a1");
+  EXPECT_EQ(dl[0].attempts, 2);
+  EXPECT_EQ(dl[0].txn, 7u);
+  EXPECT_NE(dl[0].reason.find("nacked"), std::string::npos);
+  f.pump();
+  EXPECT_EQ(f.sink.pubs.back().id, "a2");
+}
+
+TEST(Delivery, UnpublishableEventBecomesDeadLetterAtItsTurnWithoutBeingSent) {
+  Fixture f;
+  f.d.add(ev("a1", "A"), 1);
+  Event bad = ev("a2", "A");
+  bad.invalid = "header \"n\" holds 1e300";
+  f.d.add(bad, 1);
+  Event big = ev("b1", "B");
+  big.headers.push_back(Header{"h", HeaderValue{HeaderValue::Kind::String, std::string(300000, 'x'), 0, 0, false}});
+  f.d.add(big, 1);
+  f.pump();
+  auto dl = f.d.take_dead_letters();
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_EQ(dl[0].ev.id, "b1");
+  EXPECT_NE(dl[0].reason.find("header table"), std::string::npos) << dl[0].reason;
+  EXPECT_EQ(dl[0].attempts, 0);
+  EXPECT_FALSE(f.d.take_dead_letters().size());
+  f.confirm("a1");
+  f.pump();
+  dl = f.d.take_dead_letters();
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_EQ(dl[0].ev.id, "a2");
+  EXPECT_FALSE(f.sink.published("a2"));
+  EXPECT_TRUE(f.d.idle());
+}
+
+TEST(Delivery, ClosedChannelWithOneInFlightChargesItAcrossReconnects) {
+  Fixture f(opts(2));
+  Event a = ev("a1", "A", 0x5000);
+  f.d.add(a, 1);
+  f.pump();
+  f.d.lost(true, "406 PRECONDITION_FAILED");
+  f.d.reset();
+  // The slot sends it again after the reconnect; the second close makes it a dead letter.
+  f.d.add(a, 1);
+  f.d.add(ev("b1", "B"), 1);
+  f.pump();
+  EXPECT_EQ(f.sink.pubs.back().id, "a1") << "the charged event goes alone";
+  EXPECT_EQ(f.d.in_flight(), 1u);
+  f.d.lost(true, "406 PRECONDITION_FAILED");
+  f.d.reset();
+  f.sink.pubs.clear();
+  f.d.add(a, 1);
+  f.d.add(ev("b1", "B"), 1);
+  f.pump();
+  auto dl = f.d.take_dead_letters();
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_EQ(dl[0].ev.id, "a1");
+  EXPECT_EQ(dl[0].broker_reply, "406 PRECONDITION_FAILED");
+  EXPECT_FALSE(f.sink.published("a1"));
+  EXPECT_TRUE(f.sink.published("b1"));
+  // Sent again before its transaction was acknowledged: settled, not a second dead letter.
+  f.d.reset();
+  f.d.take_settled();
+  f.d.add(a, 1);
+  f.pump();
+  EXPECT_TRUE(f.d.take_dead_letters().empty());
+  EXPECT_EQ(f.d.take_settled().size(), 1u);
+  EXPECT_TRUE(f.d.idle());
+  f.d.forget_before(0x5001);
+  EXPECT_EQ(f.d.remembered(), 0u);
+}
+
+TEST(Delivery, ClosedChannelWithSeveralInFlightMakesSuspectsThatGoAlone) {
+  Fixture f;
+  std::vector<Event> evs = {ev("a", "A", 0x10), ev("b", "B", 0x20), ev("c", "C", 0x30)};
+  for (auto& e : evs) f.d.add(e, 1);
+  f.pump();
+  EXPECT_EQ(f.d.in_flight(), 3u);
+  f.d.lost(true, "404 NOT_FOUND");
+  f.d.reset();
+  for (auto& e : evs) f.d.add(e, 1);
+  f.d.add(ev("d", "D", 0x40), 1);
+  f.sink.pubs.clear();
+  for (const char* id : {"a", "b", "c"}) {
+    f.pump();
+    ASSERT_EQ(f.d.in_flight(), 1u) << "suspect " << id << " not alone";
+    EXPECT_EQ(f.sink.pubs.back().id, id);
+    f.confirm(id);
+  }
+  f.pump();
+  EXPECT_EQ(f.sink.pubs.back().id, "d");
+  EXPECT_EQ(f.d.stats().suspects, 3u);
+  EXPECT_EQ(f.d.remembered(), 0u);
+}
+
+TEST(Delivery, LostSocketChargesNobody) {
+  Fixture f;
+  f.d.add(ev("a", "A", 0x10), 1);
+  f.pump();
+  f.d.lost(false, "connection reset");
+  EXPECT_EQ(f.d.remembered(), 0u);
+}
+
+TEST(Delivery, MissingDefaultExchangeWaitsWithoutChargingAttempts) {
+  Fixture f(opts(1));
+  f.d.add(ev("a", "A"), 1);
+  Event other = ev("b", "B");
+  other.exchange = "elsewhere";
+  f.d.add(other, 1);
+  f.pump();
+  f.d.refused(f.sink.ticket_of("a"), Refusal::ExchangeMissing, "404 NOT_FOUND", f.now);
+  f.d.refused(f.sink.ticket_of("b"), Refusal::ExchangeMissing, "404 NOT_FOUND", f.now);
+  EXPECT_TRUE(f.d.default_exchange_missing());
+  auto dl = f.d.take_dead_letters();
+  ASSERT_EQ(dl.size(), 1u) << "only the event naming a missing exchange of its own is charged";
+  EXPECT_EQ(dl[0].ev.id, "b");
+  for (int i = 0; i < 5; ++i) {
+    f.later(40ms);
+    f.d.refused(f.sink.ticket_of("a"), Refusal::ExchangeMissing, "404 NOT_FOUND", f.now);
+  }
+  EXPECT_TRUE(f.d.take_dead_letters().empty());
+  f.later(40ms);
+  f.confirm("a");
+  EXPECT_FALSE(f.d.default_exchange_missing());
+}
+
+TEST(Delivery, WindowAndBackpressure) {
+  DeliveryOptions o = opts();
+  o.max_in_flight = 2;
+  o.max_held = 3;
+  Fixture f(o);
+  for (int i = 0; i < 3; ++i) f.d.add(ev("e" + std::to_string(i), std::to_string(i)), 1);
+  EXPECT_FALSE(f.d.accepting());
+  f.pump();
+  EXPECT_EQ(f.d.in_flight(), 2u);
+  f.confirm("e0");
+  EXPECT_TRUE(f.d.accepting());
+  f.pump();
+  EXPECT_EQ(f.d.in_flight(), 2u);
+}
+
+// Random workloads and broker behaviour: whatever the answers, each event ends exactly once, an
+// aggregate never has two events in flight, and its events are confirmed in stream order.
+TEST(Delivery, RandomizedOrderAndCompleteness) {
+  for (unsigned seed = 1; seed <= 300; ++seed) {
+    std::mt19937 rng(seed);
+    DeliveryOptions o = opts(1 + static_cast<int>(rng() % 4));
+    o.max_in_flight = 1 + rng() % 8;
+    o.ordering = seed % 2 ? Ordering::Commit : Ordering::Aggregate;
+    Fixture f(o);
+    int n = 20 + static_cast<int>(rng() % 80);
+    int keys = 1 + static_cast<int>(rng() % 6);
+    std::map<std::string, std::string> key_of;
+    std::map<std::string, int> pos;
+    for (int i = 0; i < n; ++i) {
+      std::string id = "e" + std::to_string(i);
+      int k = static_cast<int>(rng() % (keys + 1));
+      auto agg = k == keys ? std::nullopt : std::optional<std::string>(std::to_string(k));
+      f.d.add(ev(id, agg, 0x100 + static_cast<Lsn>(i)), static_cast<std::uint64_t>(i));
+      key_of[id] = agg ? *agg : "-";
+      pos[id] = i;
+    }
+    std::map<std::string, int> last_confirmed;
+    std::set<std::string> ended;
+    std::set<std::uint64_t> open;
+    std::map<std::uint64_t, std::string> id_of;
+    std::size_t seen = 0;
+    std::set<std::string> first_published;
+    int last_first = -1;
+    for (int step = 0; step < 100000 && ended.size() < static_cast<std::size_t>(n); ++step) {
+      f.pump();
+      for (; seen < f.sink.pubs.size(); ++seen) {
+        const std::string& pid = f.sink.pubs[seen].id;
+        if (o.ordering == Ordering::Commit && !first_published.count(pid)) {
+          ASSERT_GT(pos[pid], last_first) << "seed " << seed << ": first attempts out of commit order";
+          last_first = pos[pid];
+          first_published.insert(pid);
+        }
+        open.insert(f.sink.pubs[seen].ticket);
+        id_of[f.sink.pubs[seen].ticket] = f.sink.pubs[seen].id;
+      }
+      std::map<std::string, int> per_key;
+      for (auto t : open) ASSERT_LE(++per_key[key_of[id_of[t]]], 1) << "seed " << seed;
+      for (auto& d : f.d.take_dead_letters()) ASSERT_TRUE(ended.insert(d.ev.id).second) << "seed " << seed;
+      if (open.empty()) {
+        f.now += 50ms;
+        continue;
+      }
+      auto it = open.begin();
+      std::advance(it, rng() % open.size());
+      std::uint64_t t = *it;
+      open.erase(it);
+      std::string id = id_of[t];
+      unsigned r = rng() % 10;
+      if (r < 7) {
+        f.d.confirmed(t, f.now);
+        ASSERT_TRUE(ended.insert(id).second) << "seed " << seed;
+        auto& lc = last_confirmed.try_emplace(key_of[id], -1).first->second;
+        ASSERT_LT(lc, pos[id]) << "seed " << seed << ": " << id << " confirmed out of order";
+        lc = pos[id];
+      } else {
+        f.d.refused(t, r < 9 ? Refusal::Returned : Refusal::Nacked, "no", f.now);
+      }
+      for (auto& d : f.d.take_dead_letters()) ASSERT_TRUE(ended.insert(d.ev.id).second) << "seed " << seed;
+    }
+    EXPECT_EQ(ended.size(), static_cast<std::size_t>(n)) << "seed " << seed;
+    EXPECT_TRUE(f.d.idle()) << "seed " << seed;
+  }
+}
+
+}  // namespace
