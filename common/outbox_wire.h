@@ -24,6 +24,14 @@
 #define OUTBOX_MAC_HEX_LEN 64
 #define OUTBOX_MAC_KEY_BYTES 32
 
+/*
+ * A control message is signed like an event; its body starts with this member:
+ *   {"control":"release","aggregate_type":...,"aggregate_id":...,"slot_name":...}
+ * (outbox.release_parked(): the relay stops parking that aggregate, in stream order).
+ */
+#define OUTBOX_CONTROL_FIELD "control"
+#define OUTBOX_CONTROL_RELEASE "release"
+
 /* AMQP 0-9-1 short strings (exchange, routing key, type, message_id, header names). */
 #define OUTBOX_SHORTSTR_MAX 255
 

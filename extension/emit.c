@@ -108,19 +108,44 @@ append_text_field(StringInfo buf, const char *name, text *value)
 StaticAssertDecl(sizeof(OUTBOX_MAC_CLOSE) > 1, "the MAC prefix takes the place of the body's '{'");
 
 /*
- * The wal mode's message: the event as one JSON object with the table's column names (the
- * body), authenticated as common/outbox_wire.h says: OUTBOX_MAC_OPEN, the hex HMAC of the body,
- * OUTBOX_MAC_CLOSE, then the body without its '{'. The body is written after room for that
- * prefix, whose last byte then replaces the body's '{', so nothing is copied.
+ * Every logical message with prefix OUTBOX_MESSAGE_PREFIX, an event or a control message, is
+ * authenticated as common/outbox_wire.h says: OUTBOX_MAC_OPEN, the hex HMAC of the body,
+ * OUTBOX_MAC_CLOSE, then the body (one JSON object) without its '{'. signed_message_start
+ * leaves room for that prefix, the caller appends the body, and signed_message_log writes the
+ * prefix, whose last byte then replaces the body's '{' (so nothing is copied), and logs the
+ * message, transactionally.
  */
+static void
+signed_message_start(StringInfo buf)
+{
+	initStringInfo(buf);
+	appendStringInfoSpaces(buf, MAC_PREFIX_LEN - 1);
+}
+
+static void
+signed_message_log(StringInfo buf)
+{
+	int			body = MAC_PREFIX_LEN - 1;
+	char	   *p = buf->data;
+
+	Assert(buf->len > body && buf->data[body] == '{');
+	memcpy(p, OUTBOX_MAC_OPEN, sizeof(OUTBOX_MAC_OPEN) - 1);
+	p += sizeof(OUTBOX_MAC_OPEN) - 1;
+	outbox_message_mac_hex(buf->data + body, buf->len - body, p);
+	p += OUTBOX_MAC_HEX_LEN;
+	memcpy(p, OUTBOX_MAC_CLOSE, sizeof(OUTBOX_MAC_CLOSE) - 1);
+
+	LogLogicalMessage(OUTBOX_MESSAGE_PREFIX, buf->data, buf->len, true);
+	pfree(buf->data);
+}
+
+/* The wal mode's message: the event as one JSON object with the table's column names. */
 static void
 store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 {
 	StringInfoData buf;
 	char		ts[MAXDATELEN + 1];
 	int			utc = 0;
-	int			body = MAC_PREFIX_LEN - 1;
-	char	   *p;
 
 	if (!XLogLogicalInfoActive())
 		ereport(ERROR,
@@ -129,8 +154,7 @@ store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 				 errdetail("With a lower wal_level the event could never be decoded and would be lost."),
 				 errhint("Set wal_level = logical and restart PostgreSQL, or use outbox.storage = table.")));
 
-	initStringInfo(&buf);
-	appendStringInfoSpaces(&buf, body);
+	signed_message_start(&buf);
 	appendStringInfo(&buf, "{\"id\":\"%s\"",
 					 DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id))));
 	append_text_field(&buf, "aggregate_type", ev->aggregate_type);
@@ -148,15 +172,7 @@ store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 	JsonEncodeDateTime(ts, TimestampTzGetDatum(created_at), TIMESTAMPTZOID, &utc);
 	appendStringInfo(&buf, ",\"created_at\":\"%s\"}", ts);
 
-	p = buf.data;
-	memcpy(p, OUTBOX_MAC_OPEN, sizeof(OUTBOX_MAC_OPEN) - 1);
-	p += sizeof(OUTBOX_MAC_OPEN) - 1;
-	outbox_message_mac_hex(buf.data + body, buf.len - body, p);
-	p += OUTBOX_MAC_HEX_LEN;
-	memcpy(p, OUTBOX_MAC_CLOSE, sizeof(OUTBOX_MAC_CLOSE) - 1);
-
-	LogLogicalMessage(OUTBOX_MESSAGE_PREFIX, buf.data, buf.len, true);
-	pfree(buf.data);
+	signed_message_log(&buf);
 }
 
 PG_FUNCTION_INFO_V1(outbox_emit);
@@ -195,4 +211,46 @@ outbox_emit(PG_FUNCTION_ARGS)
 		store_in_table(id, &ev, created_at);
 
 	PG_RETURN_UUID_P(id);
+}
+
+PG_FUNCTION_INFO_V1(outbox_emit_release);
+
+/*
+ * outbox.emit_release(aggregate_type, aggregate_id, slot_name): the control message that tells
+ * the relay (--on-dead-letter=park), in stream order, that an aggregate is released
+ * (common/outbox_wire.h). Written whatever outbox.storage is: the relay reads the prefix's
+ * messages in both modes. outbox.release_parked calls it; EXECUTE is the owner's only.
+ */
+Datum
+outbox_emit_release(PG_FUNCTION_ARGS)
+{
+	text	   *aggregate_type = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	text	   *aggregate_id = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	text	   *slot_name = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
+	StringInfoData buf;
+
+	/* The relay's ordering key: (aggregate_type, aggregate_id), one key for every event
+	 * without an aggregate_id. A type with a NULL id would name no key, or the wrong one. */
+	if (aggregate_id == NULL && aggregate_type != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a release with aggregate_id NULL must have aggregate_type NULL too"),
+				 errdetail("Events without an aggregate_id share one ordering key, whatever their aggregate_type."),
+				 errhint("Release them with outbox.release_parked(NULL, NULL).")));
+	if (!XLogLogicalInfoActive())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("releasing parked events needs wal_level = logical"),
+				 errdetail("The release is a logical message, which a lower wal_level does not write for decoding; no relay could see it."),
+				 errhint("Set wal_level = logical and restart PostgreSQL.")));
+
+	signed_message_start(&buf);
+	appendStringInfoString(&buf, "{\"" OUTBOX_CONTROL_FIELD "\":\"" OUTBOX_CONTROL_RELEASE "\"");
+	append_text_field(&buf, "aggregate_type", aggregate_type);
+	append_text_field(&buf, "aggregate_id", aggregate_id);
+	append_text_field(&buf, "slot_name", slot_name);
+	appendStringInfoChar(&buf, '}');
+
+	signed_message_log(&buf);
+	PG_RETURN_VOID();
 }
