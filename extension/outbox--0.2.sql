@@ -289,6 +289,62 @@ $$;
 COMMENT ON FUNCTION outbox.replay_dead_letter(bigint) IS
     'Emit a dead-lettered event again (new id) in the current transaction and mark it replayed';
 
+-- Parked aggregates. With --on-dead-letter=park the relay makes every later event of an
+-- aggregate (its ordering key: aggregate_type and aggregate_id, one key for all events without
+-- an aggregate_id) whose event became a dead letter a dead letter too, "parked", until a
+-- control message in the stream releases the aggregate (common/outbox_wire.h). The message is
+-- signed like a wal-storage event and written whatever outbox.storage is. Owner only:
+-- outbox.release_parked calls it.
+CREATE FUNCTION outbox.emit_release(aggregate_type text, aggregate_id text, slot_name text) RETURNS void
+    AS 'MODULE_PATHNAME', 'outbox_emit_release' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION outbox.emit_release(text, text, text) IS
+    'Write the signed control message that releases a parked aggregate for the relay on slot_name (NULL: every relay)';
+
+-- SECURITY DEFINER: a role the owner gives EXECUTE releases aggregates without any right on
+-- outbox.dead_letters or the message key.
+CREATE FUNCTION outbox.release_parked(aggregate_type text, aggregate_id text, slot_name text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dl_id    bigint;
+    released integer := 0;
+BEGIN
+    -- The release first: the relay stops parking the aggregate just before the events that follow.
+    -- (Refuses a type with a NULL id: that would name no ordering key.) Nothing to release
+    -- below raises an error, which takes the message back with the transaction.
+    PERFORM outbox.emit_release(aggregate_type, aggregate_id, slot_name);
+    -- The relay's ordering key: a NULL aggregate_type counts as ''; without an aggregate_id the
+    -- type plays no part.
+    FOR dl_id IN
+        SELECT d.id FROM outbox.dead_letters d
+         WHERE d.replayed_at IS NULL
+           AND (release_parked.slot_name IS NULL OR d.slot_name = release_parked.slot_name)
+           AND CASE WHEN release_parked.aggregate_id IS NULL THEN d.event ->> 'aggregate_id' IS NULL
+                    ELSE d.event ->> 'aggregate_id' = release_parked.aggregate_id
+                         AND coalesce(d.event ->> 'aggregate_type', '') = coalesce(release_parked.aggregate_type, '')
+               END
+         ORDER BY d.id
+           FOR UPDATE
+    LOOP
+        -- One code path for every replay: a new event id, marked replayed.
+        PERFORM outbox.replay_dead_letter(dl_id);
+        released := released + 1;
+    END LOOP;
+    IF released = 0 THEN
+        RAISE EXCEPTION 'outbox.release_parked: aggregate (%, %) has no dead letter waiting to be replayed%',
+                        coalesce(quote_literal(aggregate_type), 'NULL'), coalesce(quote_literal(aggregate_id), 'NULL'),
+                        CASE WHEN slot_name IS NOT NULL THEN format(' from slot %s', quote_literal(slot_name)) ELSE '' END
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'List the dead letters not yet replayed with: SELECT id, event ->> ''aggregate_type'' AS aggregate_type, '
+                         'event ->> ''aggregate_id'' AS aggregate_id, slot_name, reason FROM outbox.dead_letters '
+                         'WHERE replayed_at IS NULL ORDER BY id;';
+    END IF;
+    RETURN released;
+END
+$$;
+COMMENT ON FUNCTION outbox.release_parked(text, text, text) IS
+    'Release an aggregate the relay parked (--on-dead-letter=park): the release message, then its dead letters emitted again in order; returns how many';
+
 ------------------------------------------------------------------------------------------------
 -- Relay checkpoints, purge, status
 ------------------------------------------------------------------------------------------------
