@@ -63,6 +63,18 @@ SELECT s.i AS shard, count(*) FILTER (WHERE c.data LIKE '{"action":"M"%') AS mes
 SELECT pg_drop_replication_slot('dec_shard_m0');
 SELECT pg_drop_replication_slot('dec_shard_m1');
 
+-- a release of a parked aggregate (outbox.release_parked's control message) goes where the
+-- aggregate's events go, so the shard's relay that parked it sees it (agg-0 -> 2, agg-1 -> 1,
+-- agg-3 and no aggregate -> 0)
+SELECT outbox.emit_release(NULL, 'agg-0', NULL), outbox.emit_release(NULL, 'agg-1', NULL),
+       outbox.emit_release('order', 'agg-3', 'dec_shard_0'), outbox.emit_release(NULL, NULL, NULL);
+SELECT s.i AS shard, (c.data::jsonb ->> 'content')::jsonb - 'mac' AS release
+  FROM generate_series(0, 2) s(i),
+       LATERAL pg_logical_slot_get_changes('dec_shard_' || s.i, NULL, NULL, 'outbox', '1', 'shard', s.i || '/3')
+               WITH ORDINALITY AS c(lsn, xid, data, n)
+ WHERE c.data::jsonb ->> 'action' = 'M' AND c.data::jsonb ->> 'content' LIKE '{"mac":%'  -- not the messages above
+ ORDER BY s.i, c.n;
+
 -- bad shard values
 SELECT count(*) FROM pg_logical_slot_peek_changes('dec_shard_0', NULL, NULL, 'outbox', '1', 'shard', '3/3');
 SELECT count(*) FROM pg_logical_slot_peek_changes('dec_shard_0', NULL, NULL, 'outbox', '1', 'shard', 'x');
