@@ -1,5 +1,7 @@
 #include "metrics.h"
 
+#include <cinttypes>
+#include <cstdio>
 #include <sstream>
 
 namespace outbox {
@@ -13,12 +15,23 @@ void Metrics::observe_confirm_latency_us(std::uint64_t us) {
   confirm_latency_sum_us.fetch_add(us, std::memory_order_relaxed);
 }
 
+std::string seconds_text(std::int64_t us) {
+  // Integer arithmetic: exact for every value (a double would round beyond 2^53 us).
+  char buf[48];
+  std::uint64_t a = us < 0 ? 0 - static_cast<std::uint64_t>(us) : static_cast<std::uint64_t>(us);
+  std::snprintf(buf, sizeof buf, "%s%" PRIu64 ".%06" PRIu64, us < 0 ? "-" : "", a / 1000000, a % 1000000);
+  return buf;
+}
+
 std::string Metrics::render_prometheus() const {
   std::ostringstream o;
   auto counter = [&](const char* name, const char* help, std::uint64_t v) {
     o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n" << name << ' ' << v << '\n';
   };
-  auto gauge = [&](const char* name, const char* help, double v) {
+  // Gauges are whole numbers (LSNs reach 2^64, beyond a double's 2^53) printed exactly, or
+  // times in microseconds printed as seconds with all six decimals: an ostream's default six
+  // significant digits put 1796150000.5 at 1.79615e+09, 21 minutes off.
+  auto gauge = [&](const char* name, const char* help, auto v) {
     o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n" << name << ' ' << v << '\n';
   };
   counter("outbox_relay_events_published_total", "basic.publish calls, retries included", events_published.load());
@@ -42,18 +55,18 @@ std::string Metrics::render_prometheus() const {
     << "outbox_relay_reconnects_total{server=\"rabbitmq\"} " << reconnects_amqp.load() << '\n';
   counter("outbox_relay_standby_waits_total", "times the slot was busy and the relay waited as a standby", standby_waits.load());
   counter("outbox_relay_status_updates_total", "standby status updates sent", status_updates.load());
-  gauge("outbox_relay_in_flight", "published messages not yet confirmed", static_cast<double>(in_flight.load()));
+  gauge("outbox_relay_in_flight", "published messages not yet confirmed", in_flight.load());
   gauge("outbox_relay_held_events", "events received from the slot and not yet confirmed or dead-lettered",
-        static_cast<double>(held.load()));
+        held.load());
   gauge("outbox_relay_default_exchange_missing",
         "1 while the default exchange does not exist and events without an exchange wait",
         default_exchange_missing.load() ? 1 : 0);
-  gauge("outbox_relay_acknowledged_lsn", "LSN acknowledged to the slot (as a number)", static_cast<double>(ack_lsn.load()));
   std::uint64_t end = server_wal_end.load(), ack = ack_lsn.load();
+  gauge("outbox_relay_acknowledged_lsn", "LSN acknowledged to the slot (as a number)", ack);
   gauge("outbox_relay_replication_lag_bytes", "server WAL end minus acknowledged LSN",
-        static_cast<double>(end > ack ? end - ack : 0));
+        static_cast<std::uint64_t>(end > ack ? end - ack : 0));
   gauge("outbox_relay_acknowledged_commit_time_seconds", "commit time of the newest acknowledged transaction",
-        static_cast<double>(ack_commit_time_us.load()) / 1e6);
+        seconds_text(ack_commit_time_us.load()));
   gauge("outbox_relay_up", "1 while streaming from the slot and connected to the broker", streaming.load() ? 1 : 0);
   gauge("outbox_relay_broker_blocked", "1 while RabbitMQ blocks publishing (connection.blocked)", broker_blocked.load() ? 1 : 0);
   o << "# HELP outbox_relay_confirm_latency_seconds publish to broker confirm\n"
@@ -65,7 +78,8 @@ std::string Metrics::render_prometheus() const {
   }
   cum += confirm_latency_buckets[kBuckets.size()].load();
   o << "outbox_relay_confirm_latency_seconds_bucket{le=\"+Inf\"} " << cum << '\n';
-  o << "outbox_relay_confirm_latency_seconds_sum " << static_cast<double>(confirm_latency_sum_us.load()) / 1e6 << '\n';
+  o << "outbox_relay_confirm_latency_seconds_sum " << seconds_text(static_cast<std::int64_t>(confirm_latency_sum_us.load()))
+    << '\n';
   o << "outbox_relay_confirm_latency_seconds_count " << confirm_latency_count.load() << '\n';
   return o.str();
 }

@@ -45,4 +45,7 @@ struct Metrics {
   std::string render_prometheus() const;
 };
 
+// Microseconds as exact decimal seconds: 1796150000123456 -> "1796150000.123456".
+std::string seconds_text(std::int64_t us);
+
 }  // namespace outbox
