@@ -12,6 +12,10 @@
 /* The logical message prefix of the wal storage mode (the preset keeps exactly this prefix). */
 #define OUTBOX_MESSAGE_PREFIX "outbox"
 
+/* The outbox_decoder option that selects the relay's preset (`outbox` = 1: format 2, inserts
+ * into OUTBOX_SCHEMA.OUTBOX_EVENTS_TABLE and messages with OUTBOX_MESSAGE_PREFIX only). */
+#define OUTBOX_DECODER_PRESET_OPTION "outbox"
+
 /*
  * A wal-storage message is authenticated, because any role may call pg_logical_emit_message():
  *   content = OUTBOX_MAC_OPEN <64 lower-case hex digits> OUTBOX_MAC_CLOSE <body without its '{'>

@@ -30,6 +30,9 @@ extern "C" {
 #include "utils/rel.h"
 }
 
+/* The names shared with the extension and the relay (plain #defines): OUTBOX_SCHEMA, ... */
+#include "outbox_wire.h"
+
 namespace outbox_decoder {
 
 /* ---------------- options (options.cpp) ---------------- */

@@ -301,7 +301,7 @@ v2_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn,
 {
 	const Options *o = &st->opt;
 
-	if (o->shard_enabled && (strcmp(prefix, "outbox") != 0 || !message_in_shard(st, content, sz)))
+	if (o->shard_enabled && (strcmp(prefix, OUTBOX_MESSAGE_PREFIX) != 0 || !message_in_shard(st, content, sz)))
 		return;
 	if (transactional)
 		ensure_begin(ctx, st, txn);

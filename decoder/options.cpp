@@ -209,11 +209,11 @@ apply_outbox_preset(Options *o)
 {
 	TableSel   *t = (TableSel *) palloc0(sizeof(TableSel));
 
-	t->schemaname = pstrdup("outbox");
-	t->tablename = pstrdup("events");
+	t->schemaname = pstrdup(OUTBOX_SCHEMA);
+	t->tablename = pstrdup(OUTBOX_EVENTS_TABLE);
 	o->format_version = 2;
 	o->add_tables = lappend(NIL, t);
-	o->add_msg_prefixes = lappend(NIL, pstrdup("outbox"));
+	o->add_msg_prefixes = lappend(NIL, pstrdup(OUTBOX_MESSAGE_PREFIX));
 	o->act_insert = true;
 	o->act_update = o->act_delete = o->act_truncate = false;
 	o->include_xids = true;
@@ -357,7 +357,7 @@ options_parse(Options *o, List *defelems)
 						 errmsg("client sent format_version=%d but we only support format %d or higher",
 								o->format_version, 1)));
 		}
-		else if (strcmp(n, "outbox") == 0)
+		else if (strcmp(n, OUTBOX_DECODER_PRESET_OPTION) == 0)
 		{
 			parse_bool_opt(e, &o->outbox);
 			if (o->outbox)
@@ -391,7 +391,7 @@ options_parse(Options *o, List *defelems)
 	if (o->outbox && o->format_version != 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"outbox\" needs format-version 2"),
+				 errmsg("option \"" OUTBOX_DECODER_PRESET_OPTION "\" needs format-version 2"),
 				 errhint("Leave out format-version: the outbox preset sets format-version 2.")));
 	if (o->shard_enabled && o->format_version != 2)
 		ereport(ERROR,

@@ -239,8 +239,8 @@ build_relinfo(DecoderState *st, Relation rel, RelInfo *ri)
 	ri->schema_json = json_of(ri->schemaname);
 	ri->table_json = json_of(ri->tablename);
 	ri->selected = table_selected(&st->opt, ri->schemaname, ri->tablename);
-	ri->is_outbox_events = strcmp(ri->schemaname, "outbox") == 0 &&
-		strcmp(ri->tablename, "events") == 0;
+	ri->is_outbox_events = strcmp(ri->schemaname, OUTBOX_SCHEMA) == 0 &&
+		strcmp(ri->tablename, OUTBOX_EVENTS_TABLE) == 0;
 	ri->aggregate_id_att = -1;
 
 	/* sets rd_pkindex and rd_replidindex */
