@@ -20,6 +20,8 @@ PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/common
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+$(OBJS): extension/outbox.h common/outbox_wire.h
+
 # The decoder is its own shared library (outbox_decoder.so), so it has its own PGXS makefile.
 DECODER_DIR = decoder
 # NO_DECODER=1 builds the extension alone.
