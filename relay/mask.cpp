@@ -1,8 +1,37 @@
 #include "mask.h"
 
 #include <cctype>
+#include <cstring>
+
+#include <libpq-fe.h>
 
 namespace outbox {
+
+const std::set<std::string>& secret_conninfo_keys() {
+  static const std::set<std::string> keys = [] {
+    std::set<std::string> k{"password", "sslpassword"};
+    if (PQconninfoOption* opts = PQconndefaults()) {
+      for (PQconninfoOption* o = opts; o->keyword; ++o)
+        if (o->dispchar && std::strchr(o->dispchar, '*')) k.insert(o->keyword);
+      PQconninfoFree(opts);
+    }
+    return k;
+  }();
+  return keys;
+}
+
+std::vector<std::string> conninfo_secret_values(const std::string& conninfo) {
+  std::vector<std::string> out;
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (err) PQfreemem(err);
+  if (!opts) return out;
+  const auto& keys = secret_conninfo_keys();
+  for (PQconninfoOption* o = opts; o->keyword; ++o)
+    if (o->val && *o->val && keys.count(o->keyword)) out.emplace_back(o->val);
+  PQconninfoFree(opts);
+  return out;
+}
 
 std::string mask_url(std::string_view url) {
   auto scheme = url.find("://");
@@ -26,19 +55,22 @@ std::string mask_url(std::string_view url) {
   } else {
     out += authority;
   }
-  // query parameters named password
+  // query parameters whose key is a secret (password, sslpassword, ...)
   std::string rest(url.substr(auth_end));
-  std::size_t pos = 0;
-  while ((pos = rest.find("password=", pos)) != std::string::npos) {
-    if (pos > 0 && rest[pos - 1] != '?' && rest[pos - 1] != '&') {
-      pos += 9;
-      continue;
+  const auto& keys = secret_conninfo_keys();
+  std::size_t q = rest.find('?');
+  if (q == std::string::npos) return out + rest;
+  std::size_t pos = q + 1;
+  while (pos <= rest.size()) {
+    std::size_t end = rest.find_first_of("&#", pos);
+    if (end == std::string::npos) end = rest.size();
+    std::size_t eq = rest.find('=', pos);
+    if (eq != std::string::npos && eq < end && keys.count(rest.substr(pos, eq - pos))) {
+      rest.replace(eq + 1, end - eq - 1, "***");
+      end = eq + 4;
     }
-    std::size_t vstart = pos + 9;
-    std::size_t vend = rest.find('&', vstart);
-    if (vend == std::string::npos) vend = rest.size();
-    rest.replace(vstart, vend - vstart, "***");
-    pos = vstart + 3;
+    if (end >= rest.size() || rest[end] == '#') break;
+    pos = end + 1;
   }
   out += rest;
   return out;
@@ -74,10 +106,15 @@ std::string mask_conninfo(std::string_view ci) {
     } else {
       while (p < ci.size() && !std::isspace(static_cast<unsigned char>(ci[p]))) ++p;
     }
-    if (key == "password") out += "***";
+    if (secret_conninfo_keys().count(std::string(key))) out += "***";
     else out += ci.substr(vstart, p - vstart);
   }
   return out;
+}
+
+std::string mask_secrets(std::string text, const std::vector<std::string>& secrets) {
+  for (const auto& s : secrets) text = mask_secrets(std::move(text), {std::string_view(s)});
+  return text;
 }
 
 std::string mask_secrets(std::string text, std::initializer_list<std::string_view> secrets) {

@@ -25,6 +25,33 @@ TEST(Mask, ConninfoUri) {
             "postgres://h/db?user=u&password=***&sslmode=require");
 }
 
+// Every secret-bearing libpq keyword is masked, not only password: sslpassword (the client key's
+// passphrase) and whatever PQconndefaults() marks with dispchar "*".
+TEST(Mask, EverySecretKeyword) {
+  EXPECT_TRUE(secret_conninfo_keys().count("password"));
+  EXPECT_TRUE(secret_conninfo_keys().count("sslpassword"));
+  EXPECT_FALSE(secret_conninfo_keys().count("user"));
+  EXPECT_EQ(mask_conninfo("host=h sslkey=/k.pem sslpassword=KeyPass1 user=u"),
+            "host=h sslkey=/k.pem sslpassword=*** user=u");
+  EXPECT_EQ(mask_conninfo("sslpassword = 'Key Pass' password=p2 dbname=d"), "sslpassword = *** password=*** dbname=d");
+  EXPECT_EQ(mask_conninfo("postgresql://u@h/db?sslpassword=KeyPass1&sslmode=verify-full"),
+            "postgresql://u@h/db?sslpassword=***&sslmode=verify-full");
+  EXPECT_EQ(mask_conninfo("postgresql://u:pw@h/db?sslmode=require&sslpassword=KeyPass1"),
+            "postgresql://u:***@h/db?sslmode=require&sslpassword=***");
+  EXPECT_EQ(mask_conninfo("postgres://h/db?password=a&sslpassword=b&password=c"),
+            "postgres://h/db?password=***&sslpassword=***&password=***");
+  EXPECT_EQ(mask_conninfo("postgres://h/db?mypassword=visible"), "postgres://h/db?mypassword=visible");
+}
+
+TEST(Mask, SecretValuesOfAConninfo) {
+  auto v = conninfo_secret_values("host=h password=Pw1 sslpassword=Kp2 user=u");
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(mask_secrets("failed for Pw1 and Kp2 as u", v), "failed for *** and *** as u");
+  EXPECT_EQ(conninfo_secret_values("postgresql://u:Pw1@h/db?sslpassword=Kp2").size(), 2u);
+  EXPECT_TRUE(conninfo_secret_values("host=h").empty());
+  EXPECT_TRUE(conninfo_secret_values("not a conninfo").empty());
+}
+
 TEST(Mask, ArbitraryText) {
   EXPECT_EQ(mask_secrets("connection to x failed: password secret wrong", {"secret", ""}),
             "connection to x failed: password *** wrong");
