@@ -36,6 +36,7 @@ const Def kDefs[] = {
     {"shard", "", false, "i/n: stream only the events whose aggregate_id hashes to shard i of n (outbox_decoder only; one slot per shard)"},
     {"exchange", "amq.topic", false, "exchange for events whose exchange column is null"},
     {"ordering", "aggregate", false, "aggregate: each aggregate's events keep their commit order, other aggregates pass one that waits for a confirm or a retry; commit: first attempts also keep commit order across aggregates, so an aggregate waiting for a retry holds back the events behind its next one. Either way an aggregate has one event in flight at a time"},
+    {"on-dead-letter", "continue", false, "what a dead letter means for its aggregate's later events: continue (published) or park (dead letters too, until SELECT outbox.release_parked(aggregate_type, aggregate_id) re-emits them in order)"},
     {"max-in-flight", "1000", false, "window of published, unconfirmed messages"},
     {"max-in-flight-bytes", "16777216", false, "window limit in payload bytes (bounds memory with big events; one event always fits)"},
     {"http", "127.0.0.1:9187", false, "address:port for /metrics, /healthz, /readyz (\"\" or \"off\" disables)"},
@@ -287,6 +288,10 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   }
   c.exchange = val["exchange"];
   c.ordering = val["ordering"];
+  c.on_dead_letter = val["on-dead-letter"];
+  if (c.on_dead_letter != "continue" && c.on_dead_letter != "park")
+    throw ConfigError("setting on-dead-letter (from " + c.sources["on-dead-letter"] + "): \"" + c.on_dead_letter +
+                      "\" must be continue or park");
   if (c.ordering != "commit" && c.ordering != "aggregate")
     throw ConfigError("setting ordering (from " + c.sources["ordering"] + "): \"" + c.ordering +
                       "\" must be commit or aggregate");

@@ -53,6 +53,7 @@ struct Config {
   std::string shard;   // "i/n" (outbox_decoder only), "" = all events
   std::string exchange;
   std::string ordering;  // commit | aggregate
+  std::string on_dead_letter;  // continue | park
   int max_in_flight = 0;
   int max_in_flight_bytes = 0;
   std::string http;  // host:port, "" = off

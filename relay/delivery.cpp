@@ -17,14 +17,28 @@ constexpr std::size_t kMaxMemory = 100000;  // remembered failing events (oldest
 
 }  // namespace
 
-std::string Delivery::ordering_key(const Event& ev) {
-  if (!ev.aggregate_id) return std::string();
+std::string Delivery::ordering_key(const std::optional<std::string>& aggregate_type,
+                                   const std::optional<std::string>& aggregate_id) {
+  if (!aggregate_id) return std::string();
   // Type and id, separated by a byte neither may hold in a UTF-8 database: ("a", "b\0c") and
   // ("a\0b", "c") stay apart. Events without an aggregate_id all share the empty key.
-  std::string k = ev.aggregate_type ? *ev.aggregate_type : std::string();
+  std::string k = aggregate_type ? *aggregate_type : std::string();
   k += '\0';
-  k += *ev.aggregate_id;
+  k += *aggregate_id;
   return k;
+}
+
+void Delivery::park(const std::optional<std::string>& aggregate_type, const std::optional<std::string>& aggregate_id) {
+  parked_.insert(ordering_key(aggregate_type, aggregate_id));
+}
+
+void Delivery::add_release(const std::optional<std::string>& aggregate_type,
+                           const std::optional<std::string>& aggregate_id, TxnId txn) {
+  auto it = std::make_unique<Item>();
+  it->release = true;
+  it->txn = txn;
+  it->seq = next_seq_++;
+  enqueue(std::move(it), ordering_key(aggregate_type, aggregate_id));
 }
 
 void Delivery::add(Event ev, TxnId txn) {
@@ -46,10 +60,14 @@ void Delivery::add(Event ev, TxnId txn) {
     it->solo = m->second.solo;
   }
   it->bytes = it->ev.payload.size();
+  std::string key = ordering_key(it->ev);
+  enqueue(std::move(it), std::move(key));
+}
+
+void Delivery::enqueue(std::unique_ptr<Item> it, std::string key) {
   if (o_.ordering == Ordering::Commit) unpublished_.insert(it->seq);
   ++held_;
   held_bytes_ += it->bytes;
-  std::string key = ordering_key(it->ev);
   auto [kit, fresh] = keys_.try_emplace(key);
   KeyQueue& k = kit->second;
   if (fresh) k.key = std::move(key);
@@ -78,6 +96,7 @@ void Delivery::dead_letter(KeyQueue* k, std::string reason) {
   d.last_failed_us = wall_us();
   d.broker_reply = it.last_reply;
   d.txn = it.txn;
+  if (o_.on_dead_letter == OnDeadLetter::Park) parked_.insert(k->key);
   Memory& m = memory_[memory_key(it.ev)];
   m = Memory{};
   m.dead = true;
@@ -106,6 +125,20 @@ void Delivery::pump(Clock::time_point now, Sink& sink) {
     auto rit = ready_.begin();
     KeyQueue* k = rit->second;
     Item& it = head(*k);
+    if (it.release) {
+      parked_.erase(k->key);
+      unpublished_.erase(it.seq);
+      settled_.push_back(Settled{it.txn, {}});
+      ready_.erase(rit);
+      advance(k);
+      continue;
+    }
+    if (parked_.count(k->key)) {
+      ready_.erase(rit);
+      dead_letter(k, "parked: an earlier event of this aggregate is a dead letter (--on-dead-letter=park); "
+                     "SELECT outbox.release_parked(aggregate_type, aggregate_id) re-emits them in order");
+      continue;
+    }
     if (it.failures >= o_.max_attempts) {
       ready_.erase(rit);
       dead_letter(k, "failed " + std::to_string(it.failures) + " times: " + it.last_reply);
@@ -218,6 +251,7 @@ void Delivery::reset() {
   keys_.clear();
   ready_.clear();
   unpublished_.clear();
+  parked_.clear();  // reloaded from the database with the next session
   waiting_.clear();
   inflight_.clear();
   settled_.clear();

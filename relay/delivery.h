@@ -28,6 +28,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -45,8 +46,15 @@ enum class Refusal {
 
 enum class Ordering { Commit, Aggregate };
 
+// What a dead letter means for the later events of its aggregate.
+enum class OnDeadLetter {
+  Continue,  // they are published
+  Park,      // they become dead letters too, until outbox.release_parked() re-emits them in order
+};
+
 struct DeliveryOptions {
   Ordering ordering = Ordering::Aggregate;
+  OnDeadLetter on_dead_letter = OnDeadLetter::Continue;
   int max_attempts = 5;
   std::chrono::milliseconds retry_base{200}, retry_max{10000};
   std::size_t max_in_flight = 1000;
@@ -93,6 +101,13 @@ class Delivery {
 
   // An event from the slot, in stream order.
   void add(Event ev, TxnId txn);
+  // A release of a parked aggregate (control message), in stream order: it takes effect when
+  // the aggregate's earlier events are done. Settled like an event of `txn`.
+  void add_release(const std::optional<std::string>& aggregate_type, const std::optional<std::string>& aggregate_id,
+                   TxnId txn);
+  // An aggregate with an unreplayed dead letter (loaded from the database at session start).
+  void park(const std::optional<std::string>& aggregate_type, const std::optional<std::string>& aggregate_id);
+  std::size_t parked() const { return parked_.size(); }
   // Publishes what may go now: per-key order, the window, suspects alone, retry due times.
   void pump(Clock::time_point now, Sink& sink);
   // The broker's answers, by the ticket given to Sink::publish.
@@ -122,7 +137,9 @@ class Delivery {
   std::size_t remembered() const { return memory_.size(); }
   const DeliveryStats& stats() const { return stats_; }
 
-  static std::string ordering_key(const Event& ev);
+  static std::string ordering_key(const Event& ev) { return ordering_key(ev.aggregate_type, ev.aggregate_id); }
+  static std::string ordering_key(const std::optional<std::string>& aggregate_type,
+                                  const std::optional<std::string>& aggregate_id);
 
  private:
   struct Item {
@@ -134,6 +151,7 @@ class Delivery {
     std::int64_t first_failed_us = 0;
     std::string last_reply;
     bool solo = false;
+    bool release = false;  // a release marker, not an event
     Clock::time_point published{};
     std::optional<AmqpMessage> msg;
   };
@@ -154,6 +172,7 @@ class Delivery {
   void advance(KeyQueue* k);  // the head is done: the next one (if any) becomes ready
   void dead_letter(KeyQueue* k, std::string reason);
   void remember(const Item& it);
+  void enqueue(std::unique_ptr<Item> it, std::string key);
   static MemoryKey memory_key(const Event& ev) { return {ev.lsn, ev.id}; }
 
   DeliveryOptions o_;
@@ -163,6 +182,7 @@ class Delivery {
   std::multimap<Clock::time_point, KeyQueue*> waiting_;  // retry due time -> key
   std::unordered_map<std::uint64_t, KeyQueue*> inflight_;  // ticket -> key whose head is out
   std::map<MemoryKey, Memory> memory_;
+  std::unordered_set<std::string> parked_;
   std::vector<Settled> settled_;
   std::vector<DeadLetter> dead_;
   DeliveryStats stats_;

@@ -169,6 +169,25 @@ std::optional<std::string> PgAdmin::message_key(std::string& why) {
   return std::string(PQgetvalue(r.r, 0, 0), static_cast<std::size_t>(PQgetlength(r.r, 0, 0)));
 }
 
+std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> PgAdmin::parked_aggregates() {
+  const char* params[] = {slot_.c_str()};
+  Result r(PQexecParams(conn_,
+                        "SELECT DISTINCT event->>'aggregate_type', event->>'aggregate_id' FROM outbox.dead_letters "
+                        "WHERE replayed_at IS NULL AND slot_name = $1",
+                        1, nullptr, params, nullptr, nullptr, 0));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
+    throw PgError(PgErrorKind::Retryable, std::string("reading the parked aggregates from outbox.dead_letters failed: ") +
+                                              PQresultErrorMessage(r.r));
+  std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> out;
+  for (int i = 0; i < PQntuples(r.r); ++i) {
+    auto col = [&](int c) {
+      return PQgetisnull(r.r, i, c) ? std::optional<std::string>() : std::optional<std::string>(PQgetvalue(r.r, i, c));
+    };
+    out.emplace_back(col(0), col(1));
+  }
+  return out;
+}
+
 bool PgAdmin::record_checkpoint(Lsn ack, std::int64_t commit_time_us) {
   if (!connected()) return false;
   std::string lsn = format_lsn(ack);

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "event.h"
 #include "event_json.h"  // event_to_json, what insert_dead_letter writes
@@ -47,6 +49,10 @@ class PgAdmin {
   // The database's key for wal-storage messages (SELECT outbox.message_key(), raw bytes), or
   // nullopt with `why` set (extension older than 0.2, or EXECUTE not granted).
   std::optional<std::string> message_key(std::string& why);
+
+  // Aggregates (type, id) with a dead letter of this slot not yet replayed: parked under
+  // --on-dead-letter=park. Throws PgError when the query fails.
+  std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> parked_aggregates();
 
   // SELECT outbox.record_checkpoint(...). False (logged once) when the extension is missing.
   bool record_checkpoint(Lsn ack, std::int64_t commit_time_us);

@@ -27,6 +27,7 @@ constexpr std::uint64_t kRejectLogEvery = 1000;
 DeliveryOptions delivery_options(const Config& c) {
   DeliveryOptions o;
   o.ordering = c.ordering == "commit" ? Ordering::Commit : Ordering::Aggregate;
+  o.on_dead_letter = c.on_dead_letter == "park" ? OnDeadLetter::Park : OnDeadLetter::Continue;
   o.max_attempts = c.max_attempts;
   o.retry_base = std::chrono::milliseconds(c.retry_base_ms);
   o.retry_max = std::chrono::milliseconds(c.retry_max_ms);
@@ -250,6 +251,14 @@ void Relay::connect_session() {
   }
   admin_.check_slot(*slot, db);
   load_message_key();
+  if (cfg_.on_dead_letter == "park") {
+    auto parked = admin_.parked_aggregates();
+    for (auto& [type, id] : parked) delivery_.park(type, id);
+    if (!parked.empty())
+      spdlog::warn("{} aggregates are parked behind dead letters (--on-dead-letter=park): their events become dead "
+                   "letters until SELECT outbox.release_parked(aggregate_type, aggregate_id)",
+                   parked.size());
+  }
   if (!warned_privileges_) {
     warned_privileges_ = true;
     std::string missing = admin_.missing_privileges();
@@ -452,6 +461,19 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
       ev.commit_time = txn_time_;
       tracker_.add_event(txn_);
       delivery_.add(std::move(ev), txn_);
+      return;
+    }
+    case LineKind::Control: {
+      const ControlMessage& c = line.control;
+      if (c.slot_name && *c.slot_name != cfg_.slot) return;
+      spdlog::info("release of parked aggregate ({}, {}) at {}", c.aggregate_type.value_or("null"),
+                   c.aggregate_id.value_or("null"), format_lsn(start));
+      AckTracker::TxnId t = txn_;
+      bool own = !in_txn_;
+      if (own) t = tracker_.begin();
+      tracker_.add_event(t);
+      if (own) tracker_.commit(t, start, 0);
+      delivery_.add_release(c.aggregate_type, c.aggregate_id, t);
       return;
     }
     case LineKind::Rejected:

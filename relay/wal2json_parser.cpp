@@ -416,9 +416,57 @@ void Wal2jsonParser::event_from_message(std::string_view content, Event& ev, Par
   if (!auth_.verify_hex(hex, body_buf_))
     return reject("outbox message whose MAC does not verify (forged or changed, or written with another "
                   "database's key): not published");
+  if (control_from_body(out)) return;
   out.kind = LineKind::Event;
   event_from_body(ev);
   check_limits(ev);
+}
+
+// {"control":"release","aggregate_type":...,"aggregate_id":...,"slot_name":...}
+bool Wal2jsonParser::control_from_body(ParsedLine& out) {
+  static constexpr std::string_view lead = "{\"" OUTBOX_CONTROL_FIELD "\"";
+  if (body_buf_.compare(0, lead.size(), lead) != 0) return false;
+  out.event = Event{};
+  ControlMessage c;
+  try {
+    od::document doc;
+    need(inner_.iterate(padded(body_buf_)).get(doc));
+    od::object o;
+    need(doc.get_object().get(o));
+    for (auto field : o) {
+      std::string_view key;
+      need(field.unescaped_key().get(key));
+      od::value v;
+      need(field.value().get(v));
+      std::optional<std::string>* dst = key == "aggregate_type" ? &c.aggregate_type
+                                        : key == "aggregate_id" ? &c.aggregate_id
+                                        : key == "slot_name"    ? &c.slot_name
+                                                                : nullptr;
+      bool is_null = false;
+      need(v.is_null().get(is_null));
+      if (key == OUTBOX_CONTROL_FIELD) {
+        std::string_view k;
+        need(v.get_string().get(k));
+        c.kind = std::string(k);
+      } else if (dst && !is_null) {
+        std::string_view t;
+        need(v.get_string().get(t));
+        *dst = std::string(t);
+      }
+    }
+  } catch (const NotJson& e) {
+    out.kind = LineKind::Rejected;
+    out.reject_reason = not_json("authenticated control message is not valid JSON", e.err);
+    return true;
+  }
+  if (c.kind != OUTBOX_CONTROL_RELEASE) {
+    out.kind = LineKind::Rejected;
+    out.reject_reason = "authenticated control message of unknown kind \"" + c.kind + "\" (a newer extension?)";
+    return true;
+  }
+  out.kind = LineKind::Control;
+  out.control = std::move(c);
+  return true;
 }
 
 // The authenticated body of a message: one JSON object, payload/headers embedded as JSON.

@@ -12,6 +12,7 @@
 // `Event`; when it can never be published as it is, `Event::invalid` says why.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -30,7 +31,14 @@ struct ParseError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class LineKind { Begin, Commit, Event, Rejected, Ignored };
+enum class LineKind { Begin, Commit, Event, Control, Rejected, Ignored };
+
+// An authenticated control message from the extension (outbox.release_parked()): it takes
+// effect in stream order, like an event.
+struct ControlMessage {
+  std::string kind;  // OUTBOX_CONTROL_RELEASE
+  std::optional<std::string> aggregate_type, aggregate_id, slot_name;
+};
 
 struct ParsedLine {
   LineKind kind = LineKind::Ignored;
@@ -38,6 +46,7 @@ struct ParsedLine {
   std::string timestamp;      // B/C lines: commit timestamp text ("" without include-timestamp)
   Event event;                // kind == Event
   std::string reject_reason;  // kind == Rejected: why the line is not a genuine outbox event
+  ControlMessage control;     // kind == Control
 };
 
 class Wal2jsonParser {
@@ -60,6 +69,7 @@ class Wal2jsonParser {
   void event_from_row(simdjson::ondemand::array columns, Event& ev);
   void event_from_message(std::string_view content, Event& ev, ParsedLine& out);
   void event_from_body(Event& ev);
+  bool control_from_body(ParsedLine& out);
   void headers_from_object(simdjson::ondemand::object obj, Event& ev);
   void headers_from_text(std::string_view text, Event& ev);
   void check_limits(Event& ev);

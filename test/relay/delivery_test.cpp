@@ -362,3 +362,64 @@ TEST(Delivery, RandomizedOrderAndCompleteness) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Delivery, ParkKeepsAnAggregatesLaterEventsBehindItsDeadLetterUntilReleased) {
+  DeliveryOptions o = opts(1);
+  o.on_dead_letter = OnDeadLetter::Park;
+  Fixture f(o);
+  f.d.add(ev("a1", "A"), 1);
+  f.d.add(ev("a2", "A"), 2);
+  f.d.add(ev("b1", "B"), 2);
+  f.pump();
+  f.refuse("a1");  // max_attempts 1: a dead letter, and A is parked
+  f.pump();
+  f.d.add(ev("a3", "A"), 3);
+  f.pump();
+  auto dl = f.d.take_dead_letters();
+  ASSERT_EQ(dl.size(), 3u);
+  EXPECT_EQ(dl[0].ev.id, "a1");
+  EXPECT_EQ(dl[1].ev.id, "a2");
+  EXPECT_EQ(dl[2].ev.id, "a3");
+  EXPECT_NE(dl[1].reason.find("parked"), std::string::npos);
+  EXPECT_FALSE(f.sink.published("a2"));
+  EXPECT_TRUE(f.sink.published("b1"));
+  EXPECT_EQ(f.d.parked(), 1u);
+  // The release comes in stream order, then the re-emitted events: published again, in order.
+  f.d.add_release(std::string("order"), std::string("A"), 4);
+  f.d.add(ev("r1", "A"), 4);
+  f.d.add(ev("r2", "A"), 4);
+  f.pump();
+  EXPECT_EQ(f.d.parked(), 0u);
+  EXPECT_EQ(f.sink.pubs.back().id, "r1");
+  f.confirm("r1");
+  f.pump();
+  EXPECT_EQ(f.sink.pubs.back().id, "r2");
+  EXPECT_TRUE(f.d.take_dead_letters().empty());
+}
+
+TEST(Delivery, ContinueLetsTheAggregateGoOnAndParkedKeysLoadAtStart) {
+  Fixture f(opts(1));
+  f.d.add(ev("a1", "A"), 1);
+  f.d.add(ev("a2", "A"), 1);
+  f.pump();
+  f.refuse("a1");
+  f.pump();
+  EXPECT_TRUE(f.sink.published("a2"));
+  EXPECT_EQ(f.d.parked(), 0u);
+
+  DeliveryOptions o = opts(1);
+  o.on_dead_letter = OnDeadLetter::Park;
+  Fixture g(o);
+  g.d.park(std::string("order"), std::string("Z"));
+  g.d.park(std::nullopt, std::nullopt);
+  g.d.add(ev("z1", "Z"), 1);
+  g.d.add(ev("n1", std::nullopt), 1);
+  g.d.add(ev("y1", "Y"), 1);
+  g.pump();
+  EXPECT_EQ(g.d.take_dead_letters().size(), 2u);
+  EXPECT_TRUE(g.sink.published("y1"));
+}
+
+}  // namespace

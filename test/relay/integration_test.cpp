@@ -58,6 +58,12 @@ class RelayIT : public ::testing::Test {
 
   void TearDown() override {
     relays_.clear();  // SIGKILL whatever still runs
+    for (const auto& r : roles_) {
+      try {
+        db_->exec("DROP OWNED BY " + r + "; DROP ROLE " + r);
+      } catch (...) {
+      }
+    }
     if (HasFailure() && !log_.empty()) {
       std::ifstream f(log_);
       std::stringstream ss;
@@ -122,6 +128,13 @@ class RelayIT : public ::testing::Test {
 
   std::string current_lsn() { return db_->scalar("SELECT pg_current_wal_lsn()"); }
 
+  // A LOGIN role with no privileges, dropped (with what it owns) when the test ends.
+  std::string make_role(const std::string& name) {
+    db_->exec("CREATE ROLE " + name + " LOGIN");
+    roles_.push_back(name);
+    return name;
+  }
+
   // Emits `ntx` transactions of `per` events (recorded in table expected), calls `disrupt` after
   // a third of them, then checks that every committed event arrived, in commit order once
   // duplicates (allowed only around the disruption) are removed.
@@ -177,6 +190,7 @@ class RelayIT : public ::testing::Test {
   // Deliveries collected by a disruption before it drops the consumer's connection (the test
   // consumer acknowledges on delivery, so what it was sent but had not read would be gone).
   std::vector<Message> early_;
+  std::vector<std::string> roles_;
   std::unique_ptr<Db> db_;
   std::unique_ptr<Broker> broker_;
   std::vector<std::unique_ptr<RelayProcess>> relays_;
@@ -720,18 +734,7 @@ TEST_F(RelayIT, DeclaresTopologyFromTheConfigFile) {
 // A role without REPLICATION gets told exactly what to grant; with REPLICATION and
 // outbox.grant_relay() (no superuser) the relay runs, checkpoints and writes dead letters.
 TEST_F(RelayIT, LeastPrivilegeRole) {
-  std::string role = base_ + "_role";
-  db_->exec("CREATE ROLE " + role + " LOGIN");
-  struct Drop {
-    Db* db;
-    std::string role;
-    ~Drop() {
-      try {
-        db->exec("DROP OWNED BY " + role + "; DROP ROLE " + role);
-      } catch (...) {
-      }
-    }
-  } drop{db_.get(), role};
+  std::string role = make_role(base_ + "_role");
   std::vector<std::string> a = args({"--max-attempts", "1"});
   for (std::size_t i = 0; i + 1 < a.size(); ++i)
     if (a[i] == "--pg") a[i + 1] += " user=" + role;
@@ -873,18 +876,7 @@ TEST_F(RelayIT, AggregateOrderHoldsThroughReturnsAndRetries) {
 // like an event (transactional and not), a made-up MAC, and bytes that are not JSON at all. None
 // is published; the genuine events (both storage modes) are; the relay counts and logs the rest.
 TEST_F(RelayIT, ForgedMessagesArePublishedByNobody) {
-  std::string role = base_ + "_x";
-  db_->exec("CREATE ROLE " + role + " LOGIN");
-  struct Drop {
-    Db* db;
-    std::string role;
-    ~Drop() {
-      try {
-        db->exec("DROP ROLE " + role);
-      } catch (...) {
-      }
-    }
-  } drop{db_.get(), role};
+  std::string role = make_role(base_ + "_x");
   RelayProcess& relay = start_relay();
   std::string fake = R"({"id":"0190f1b2-0000-7000-8000-00000000dead","event_type":"forged","payload":{},"headers":{}})";
   std::string macd = R"({"mac":")" + std::string(64, 'a') + R"(","id":"0190f1b2-0000-7000-8000-00000000beef","event_type":"forged","payload":{},"headers":{}})";
@@ -968,4 +960,54 @@ TEST_F(RelayIT, FirstEventToANewExchangeIsNotStalled) {
   std::sort(ms.begin(), ms.end());
   std::cout << "first event to a new exchange, commit to delivery: median " << ms[1] << " ms\n";
   EXPECT_LT(ms[1], 150.0);
+}
+
+// --on-dead-letter=park: once an event of an aggregate is a dead letter, its later events are
+// dead letters too (also across a relay restart) while other aggregates flow; release_parked()
+// re-emits them in their order.
+TEST_F(RelayIT, ParkedAggregateWaitsForItsReleaseAndKeepsItsOrder) {
+  std::string ex = base_ + ".park", q = base_ + ".parkq";
+  Broker side;
+  side.declare_exchange(ex);
+  side.declare_queue(q);
+  side.bind(q, ex, "k2");
+  side.consume(q);
+  std::vector<std::string> park = {"--on-dead-letter", "park", "--max-attempts", "1"};
+  auto emit = [&](const std::string& type, const std::string& agg, const std::string& rk) {
+    return emit_sql(type, "{}", "aggregate_type => 'acct', aggregate_id => '" + agg + "', routing_key => '" + rk +
+                                    "', exchange => '" + ex + "'");
+  };
+  {
+    RelayProcess& relay = start_relay(park);
+    db_->exec("BEGIN;" + emit("a1", "A", "k1") + ";" + emit("a2", "A", "k2") + ";" + emit("b1", "B", "k2") + ";COMMIT;");
+    auto got = side.collect(1, 10s);
+    ASSERT_EQ(got.size(), 1u) << relay.log();
+    EXPECT_EQ(got[0].type, "b1");
+    ASSERT_TRUE(eventually([&] { return db_->scalar("SELECT count(*) FROM outbox.dead_letters") == "2"; }, 10s))
+        << relay.log();
+    EXPECT_EQ(relay.stop(), 0);
+  }
+  RelayProcess& relay = start_relay(park);
+  db_->exec(emit("a3", "A", "k2"));
+  db_->exec(emit("b2", "B", "k2"));
+  auto got = side.collect(1, 10s);
+  ASSERT_EQ(got.size(), 1u) << relay.log();
+  EXPECT_EQ(got[0].type, "b2");
+  ASSERT_TRUE(eventually([&] { return db_->scalar("SELECT count(*) FROM outbox.dead_letters") == "3"; }, 10s))
+      << relay.log();
+  EXPECT_NE(db_->scalar("SELECT reason FROM outbox.dead_letters WHERE event->>'event_type' = 'a3'").find("parked"),
+            std::string::npos);
+  side.bind(q, ex, "k1");
+  EXPECT_EQ(db_->scalar("SELECT outbox.release_parked('acct', 'A')"), "3");
+  db_->exec(emit("a4", "A", "k2"));
+  got = side.collect(4, 10s);
+  ASSERT_EQ(got.size(), 4u) << relay.log();
+  EXPECT_EQ(got[0].type, "a1");
+  EXPECT_EQ(got[1].type, "a2");
+  EXPECT_EQ(got[2].type, "a3");
+  EXPECT_EQ(got[3].type, "a4");
+  EXPECT_EQ(db_->scalar("SELECT count(*) FROM outbox.dead_letters WHERE replayed_at IS NULL"), "0");
+  EXPECT_EQ(relay.stop(), 0);
+  side.delete_queue(q);
+  side.delete_exchange(ex);
 }
