@@ -1,0 +1,200 @@
+// The integration tests' fixture (RelayIT): a database, slot, exchanges and queue of the test's
+// own, the relay's arguments for them, and relays run as child processes that are killed when
+// the test ends. Shared by integration_test.cpp and settings_integration_test.cpp.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace it {
+
+using namespace std::chrono_literals;
+
+inline std::string nospace(std::string s) {
+  s.erase(std::remove(s.begin(), s.end(), ' '), s.end());
+  return s;
+}
+
+class RelayIT : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!have_stack()) GTEST_SKIP() << "no stack environment (scripts/stack up; . .run/env)";
+    if (!have_plugin(g_plugin)) GTEST_SKIP() << g_plugin << ".so is not installed";
+    tok_ = unique_token();
+    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::string lower;
+    for (char c : test) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    base_ = "it_" + lower.substr(0, 24) + "_" + (g_plugin == "wal2json" ? "w" : "d") + "_" + tok_;
+    db_ = std::make_unique<Db>(base_);
+    slot_ = base_;
+    exchange_ = base_ + ".ex";
+    exchange2_ = base_ + ".ex2";
+    queue_ = base_ + ".q";
+    broker_ = std::make_unique<Broker>();
+    broker_->declare_exchange(exchange_);
+    broker_->declare_exchange(exchange2_);
+    broker_->declare_queue(queue_);
+    broker_->bind(queue_, exchange_, "#");
+    broker_->bind(queue_, exchange2_, "#");
+    broker_->consume(queue_);
+    log_ = env_or("OUTBOX_IT_LOG_DIR", "/tmp") + "/" + base_ + ".log";
+    std::remove(log_.c_str());
+  }
+
+  void TearDown() override {
+    relays_.clear();  // SIGKILL whatever still runs
+    for (const auto& r : roles_) {
+      try {
+        db_->exec("DROP OWNED BY " + r + "; DROP ROLE " + r);
+      } catch (...) {
+      }
+    }
+    if (HasFailure() && !log_.empty()) {
+      std::ifstream f(log_);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      std::cerr << "---- relay log " << log_ << " ----\n" << ss.str() << "---- end of relay log ----\n";
+    } else if (!log_.empty()) {
+      std::remove(log_.c_str());  // kept only when the test failed
+    }
+    if (broker_) {
+      try {
+        broker_->delete_queue(queue_);
+        broker_->delete_exchange(exchange_);
+        broker_->delete_exchange(exchange2_);
+      } catch (...) {
+      }
+    }
+    broker_.reset();
+    db_.reset();
+  }
+
+  std::vector<std::string> args(std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"--pg",       db_->conninfo(), "--slot", slot_, "--create-slot", "--plugin",
+                                  g_plugin,     "--exchange",    exchange_,
+                                  "--reconnect-min-ms", "100", "--reconnect-max-ms", "1000", "--status-interval-ms",
+                                  "1000",       "--checkpoint-interval-ms", "1000"};
+    if (std::find(extra.begin(), extra.end(), "--http") == extra.end()) {
+      a.push_back("--http");
+      a.push_back("");
+    }
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  // Replaces the value of `flag` in an argument list.
+  static std::vector<std::string> with(std::vector<std::string> a, const std::string& flag, const std::string& value) {
+    auto it = std::find(a.begin(), a.end(), flag);
+    if (it == a.end()) {
+      a.push_back(flag);
+      a.push_back(value);
+    } else {
+      *(it + 1) = value;
+    }
+    return a;
+  }
+
+  RelayProcess& start_relay(std::vector<std::string> extra = {}, bool wait_active = true) {
+    relays_.push_back(std::make_unique<RelayProcess>(args(extra), log_));
+    RelayProcess& r = *relays_.back();
+    if (wait_active) {
+      bool ok = eventually([&] { return db_->slot_active(slot_) || !r.running(); }, 15s);
+      EXPECT_TRUE(ok && r.running()) << "relay did not start streaming";
+    }
+    return r;
+  }
+
+  static std::string emit_expr(const std::string& type, const std::string& payload, const std::string& named = "") {
+    return "outbox_emit('" + type + "', '" + payload + "'::jsonb" + (named.empty() ? "" : ", " + named) + ")";
+  }
+  static std::string emit_sql(const std::string& type, const std::string& payload, const std::string& named = "") {
+    return "SELECT " + emit_expr(type, payload, named);
+  }
+
+  std::string current_lsn() { return db_->scalar("SELECT pg_current_wal_lsn()"); }
+
+  // A LOGIN role with no privileges, dropped (with what it owns) when the test ends.
+  std::string make_role(const std::string& name) {
+    db_->exec("CREATE ROLE " + name + " LOGIN");
+    roles_.push_back(name);
+    return name;
+  }
+
+  // Emits `ntx` transactions of `per` events (recorded in table expected), calls `disrupt` after
+  // a third of them, then checks that every committed event arrived, in commit order once
+  // duplicates (allowed only around the disruption) are removed.
+  template <typename F>
+  void emit_disrupt_and_check(int ntx, int per, F disrupt) {
+    db_->exec("CREATE TABLE IF NOT EXISTS expected (seq bigserial PRIMARY KEY, id uuid NOT NULL)");
+    for (int t = 0; t < ntx; ++t) {
+      std::string sql = "BEGIN;";
+      for (int e = 0; e < per; ++e)
+        sql += "INSERT INTO expected (id) SELECT " + emit_expr("k", "{\"t\": " + std::to_string(t) + "}") + ";";
+      db_->exec(sql + "COMMIT;");
+      if (t == ntx / 3) disrupt();
+    }
+    auto expected = db_->rows("SELECT id FROM expected ORDER BY seq");
+    std::vector<std::string> got;
+    std::set<std::string> seen;
+    for (auto& m : early_)
+      if (seen.insert(m.message_id).second) got.push_back(m.message_id);
+    auto until = std::chrono::steady_clock::now() + 40s;
+    while (seen.size() < expected.size() && std::chrono::steady_clock::now() < until)
+      for (auto& m : broker_->collect(expected.size(), 1s))
+        if (seen.insert(m.message_id).second) got.push_back(m.message_id);
+    if (got.size() != expected.size()) {
+      std::string missing;
+      for (std::size_t i = 0; i < expected.size(); ++i)
+        if (!seen.count(expected[i][0])) missing += " " + std::to_string(i);
+      ADD_FAILURE() << "missing (by commit position):" << missing;
+    }
+    ASSERT_EQ(got.size(), expected.size()) << "every committed event arrived";
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected[i][0]) << "order at " << i;
+  }
+
+  static int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    int port = ntohs(a.sin_port);
+    ::close(fd);
+    return port;
+  }
+
+  // Restores RabbitMQ's memory watermark when a test that blocked publishers ends, even on failure.
+  struct BrokerAlarm {
+    std::string ctl;
+    ~BrokerAlarm() { sh(ctl + " set_vm_memory_high_watermark 0.4"); }
+  };
+
+  std::string tok_, base_, slot_, exchange_, exchange2_, queue_, log_;
+  // Deliveries collected by a disruption before it drops the consumer's connection (the test
+  // consumer acknowledges on delivery, so what it was sent but had not read would be gone).
+  std::vector<Message> early_;
+  std::vector<std::string> roles_;
+  std::unique_ptr<Db> db_;
+  std::unique_ptr<Broker> broker_;
+  std::vector<std::unique_ptr<RelayProcess>> relays_;
+};
+
+}  // namespace it
