@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "mask.h"
+#include "outbox_wire.h"
 #include "pg_connect.h"
 
 namespace outbox {
@@ -54,13 +55,15 @@ std::int64_t pg_now_us() {
 
 std::vector<std::pair<std::string, std::string>> plugin_options(const std::string& plugin, const std::string& shard) {
   if (plugin == "outbox_decoder") {
-    std::vector<std::pair<std::string, std::string>> o = {{"format-version", "2"}, {"outbox", "1"}};
+    std::vector<std::pair<std::string, std::string>> o = {{"format-version", "2"},
+                                                              {OUTBOX_DECODER_PRESET_OPTION, "1"}};
     if (!shard.empty()) o.emplace_back("shard", shard);
     return o;
   }
   // Stock wal2json 2.5: the preset spelled out. actions=insert keeps logical messages (checked on
   // wal2json 2.5: "M" lines still come through), add-tables limits rows to outbox.events.
-  return {{"format-version", "2"},  {"add-tables", "outbox.events"}, {"add-msg-prefixes", "outbox"},
+  return {{"format-version", "2"},  {"add-tables", OUTBOX_SCHEMA "." OUTBOX_EVENTS_TABLE},
+          {"add-msg-prefixes", OUTBOX_MESSAGE_PREFIX},
           {"actions", "insert"},    {"include-xids", "1"},           {"include-timestamp", "1"},
           {"include-types", "0"}};
 }
@@ -79,28 +82,26 @@ void ReplicationStream::close() {
 }
 
 void ReplicationStream::fail(const std::string& what) {
+  // libpq's own failures (a lost connection): no SQLSTATE.
   std::string msg = conn_ ? PQerrorMessage(conn_) : "";
-  auto e = classify_pg_error(what + (msg.empty() ? "" : ": " + msg), slot_, plugin_);
-  throw e;
+  throw classify_pg_error("", what + (msg.empty() ? "" : ": " + msg), PgOp::Decoding, slot_, plugin_);
 }
 
 void ReplicationStream::connect(const std::string& conninfo) {
   close();
-  conn_ = pg_connect(conninfo, true);
-  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-    std::string msg = conn_ ? PQerrorMessage(conn_) : "out of memory";
-    close();
-    throw classify_pg_error("replication connection to \"" + mask_conninfo(conninfo) + "\" failed: " +
-                                mask_secrets(msg, {}),
-                            slot_, plugin_);
-  }
+  std::string msg, state;
+  conn_ = pg_connect(conninfo, true, msg, state);
+  if (!conn_)
+    throw classify_pg_error(state, "replication connection to \"" + mask_conninfo(conninfo) + "\" failed: " + msg,
+                            PgOp::ReplicationConnect, slot_, plugin_);
 }
 
 std::string ReplicationStream::identify_system() {
   PGresult* r = PQexec(conn_, "IDENTIFY_SYSTEM");
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) < 4) {
+    PgError e = pg_result_error("IDENTIFY_SYSTEM failed", r, PgOp::Decoding, slot_, plugin_);
     PQclear(r);
-    fail("IDENTIFY_SYSTEM failed");
+    throw e;
   }
   std::string db = PQgetisnull(r, 0, 3) ? "" : PQgetvalue(r, 0, 3);
   spdlog::info("replication connection: systemid {} timeline {} xlogpos {} dbname {}", PQgetvalue(r, 0, 0),
@@ -116,14 +117,16 @@ bool ReplicationStream::create_slot() {
   std::string sql = "CREATE_REPLICATION_SLOT " + quote_ident(slot_) + " LOGICAL " + quote_ident(plugin_) + " NOEXPORT_SNAPSHOT";
   PGresult* r = PQexec(conn_, sql.c_str());
   bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-  std::string err = ok ? "" : PQresultErrorMessage(r);
   const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   bool exists = !ok && state && std::strcmp(state, "42710") == 0;  // duplicate_object
+  if (ok || exists) {
+    PQclear(r);
+    return ok;
+  }
+  PgError e = pg_result_error("creating replication slot \"" + slot_ + "\" with plugin " + plugin_ + " failed", r,
+                              PgOp::Decoding, slot_, plugin_);
   PQclear(r);
-  if (ok) return true;
-  if (exists) return false;
-  throw classify_pg_error("creating replication slot \"" + slot_ + "\" with plugin " + plugin_ + " failed: " + err, slot_,
-                          plugin_);
+  throw e;
 }
 
 void ReplicationStream::start(Lsn from) {
@@ -137,9 +140,9 @@ void ReplicationStream::start(Lsn from) {
   sql += ")";
   PGresult* r = PQexec(conn_, sql.c_str());
   if (PQresultStatus(r) != PGRES_COPY_BOTH) {
-    std::string err = PQresultErrorMessage(r);
+    PgError e = pg_result_error("START_REPLICATION on slot \"" + slot_ + "\" failed", r, PgOp::Decoding, slot_, plugin_);
     PQclear(r);
-    throw classify_pg_error("START_REPLICATION on slot \"" + slot_ + "\" failed: " + err, slot_, plugin_);
+    throw e;
   }
   PQclear(r);
   if (PQsetnonblocking(conn_, 1) != 0) fail("cannot make the replication connection non-blocking");
@@ -161,9 +164,9 @@ ReplMessage ReplicationStream::read() {
   if (n == -1) {
     // The server ended the COPY: fetch the final result for its error.
     PGresult* r = PQgetResult(conn_);
-    std::string err = r ? PQresultErrorMessage(r) : "";
+    PgError e = pg_result_error("replication stream ended by the server", r, PgOp::Decoding, slot_, plugin_);
     if (r) PQclear(r);
-    throw classify_pg_error("replication stream ended by the server" + (err.empty() ? "" : ": " + err), slot_, plugin_);
+    throw e;
   }
   if (n == -2) fail("replication stream read failed");
   if (buf_[0] == 'w') {
