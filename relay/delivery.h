@@ -61,7 +61,7 @@ struct DeliveryOptions {
   std::uint64_t max_in_flight_bytes = 16u << 20;
   // Events held (in flight or waiting) beyond which the slot is not read: bounds memory while
   // one aggregate waits for its retries.
-  std::size_t max_held = 4000;
+  std::size_t max_held = 2000;
   MessageDefaults defaults;
 };
 
@@ -126,7 +126,7 @@ class Delivery {
   std::vector<Settled> take_settled() { return std::exchange(settled_, {}); }
   std::vector<DeadLetter> take_dead_letters() { return std::exchange(dead_, {}); }
 
-  bool accepting() const { return held_ < o_.max_held && held_bytes_ < 4 * o_.max_in_flight_bytes; }
+  bool accepting() const { return held_ < o_.max_held && held_bytes_ < 2 * o_.max_in_flight_bytes; }
   bool idle() const { return held_ == 0; }
   std::size_t held() const { return held_; }
   std::size_t in_flight() const { return inflight_.size(); }

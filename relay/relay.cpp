@@ -33,7 +33,9 @@ DeliveryOptions delivery_options(const Config& c) {
   o.retry_max = std::chrono::milliseconds(c.retry_max_ms);
   o.max_in_flight = static_cast<std::size_t>(c.max_in_flight);
   o.max_in_flight_bytes = static_cast<std::uint64_t>(c.max_in_flight_bytes);
-  o.max_held = 4 * o.max_in_flight;
+  // Twice the window: enough read ahead to keep the window full while some aggregates wait,
+  // without holding (and parsing) far more than the broker can take.
+  o.max_held = 2 * o.max_in_flight;
   o.defaults.exchange = c.exchange;
   o.defaults.app_id = c.app_id;
   o.defaults.cloudevents_source = c.cloudevents_source;
