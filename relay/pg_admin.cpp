@@ -51,19 +51,18 @@ bool PgAdmin::connected() const { return conn_ && PQstatus(conn_) == CONNECTION_
 
 void PgAdmin::connect(const std::string& conninfo) {
   close();
-  conn_ = pg_connect(conninfo, false);
-  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-    std::string msg = conn_ ? PQerrorMessage(conn_) : "out of memory";
-    close();
-    throw classify_pg_error("connection to \"" + mask_conninfo(conninfo) + "\" failed: " + msg, slot_, plugin_);
-  }
+  std::string msg, state;
+  conn_ = pg_connect(conninfo, false, msg, state);
+  if (!conn_)
+    throw classify_pg_error(state, "connection to \"" + mask_conninfo(conninfo) + "\" failed: " + msg, PgOp::Connect,
+                            slot_, plugin_);
 }
 
 void PgAdmin::check_server() {
   {
     Result r(PQexec(conn_, "SELECT current_setting('wal_level')"));
     if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
-      throw classify_pg_error(std::string("checking wal_level failed: ") + PQresultErrorMessage(r.r), slot_, plugin_);
+      throw pg_result_error("checking wal_level failed", r.r, PgOp::Query, slot_, plugin_);
     std::string wal_level = PQgetvalue(r.r, 0, 0);
     if (wal_level != "logical")
       throw PgError(PgErrorKind::Fatal, "wal_level is \"" + wal_level +
@@ -72,7 +71,7 @@ void PgAdmin::check_server() {
   }
   // Debian's output_plugin_libraries (absent elsewhere) is readable by superusers and
   // pg_read_all_settings only: a least-privilege relay role skips this early check and relies on
-  // START_REPLICATION's own error, which classify_pg_error explains the same way.
+  // START_REPLICATION's own error (SQLSTATE 42501), which classify_pg_error explains the same way.
   Result r(PQexec(conn_, "SELECT current_setting('output_plugin_libraries', true)"));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQgetisnull(r.r, 0, 0)) return;
   std::string libs = PQgetvalue(r.r, 0, 0);
@@ -93,7 +92,7 @@ void PgAdmin::check_server() {
 std::string PgAdmin::current_database() {
   Result r(PQexec(conn_, "SELECT current_database()"));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
-    throw classify_pg_error(std::string("SELECT current_database() failed: ") + PQresultErrorMessage(r.r), slot_, plugin_);
+    throw pg_result_error("SELECT current_database() failed", r.r, PgOp::Query, slot_, plugin_);
   return PQgetvalue(r.r, 0, 0);
 }
 
@@ -104,7 +103,7 @@ std::optional<SlotInfo> PgAdmin::slot_info() {
                         "coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1",
                         1, nullptr, params, nullptr, nullptr, 0));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
-    throw classify_pg_error(std::string("reading pg_replication_slots failed: ") + PQresultErrorMessage(r.r), slot_, plugin_);
+    throw pg_result_error("reading pg_replication_slots failed", r.r, PgOp::Query, slot_, plugin_);
   if (PQntuples(r.r) == 0) return std::nullopt;
   SlotInfo s;
   s.plugin = PQgetvalue(r.r, 0, 0);

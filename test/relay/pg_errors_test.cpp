@@ -2,48 +2,122 @@
 
 #include "metrics.h"
 #include "pg_admin.h"
+#include "pg_connect.h"
 #include "pg_errors.h"
 #include "pg_replication.h"
 
 using namespace outbox;
 
 namespace {
-PgError cls(const std::string& m) { return classify_pg_error(m, "myslot", "wal2json"); }
+PgError cls(const std::string& state, const std::string& m, PgOp op = PgOp::Decoding) {
+  return classify_pg_error(state, m, op, "myslot", "wal2json");
+}
 bool says(const PgError& e, const std::string& s) { return std::string(e.what()).find(s) != std::string::npos; }
 }  // namespace
 
-// Real server messages (PostgreSQL 15) and the fix each must name.
-TEST(PgErrors, EachNamesTheFix) {
-  auto e = cls("ERROR:  logical decoding requires wal_level >= logical");
-  EXPECT_EQ(e.kind, PgErrorKind::Fatal);
-  EXPECT_TRUE(says(e, "wal_level = logical"));
-  e = cls("ERROR:  library \"wal2json\" may not be used as an output plugin");
-  EXPECT_EQ(e.kind, PgErrorKind::Fatal);
-  EXPECT_TRUE(says(e, "output_plugin_libraries"));
-  e = cls("ERROR:  replication slot \"myslot\" does not exist");
-  EXPECT_EQ(e.kind, PgErrorKind::Fatal);
-  EXPECT_TRUE(says(e, "--create-slot"));
-  e = cls("ERROR:  replication slot \"myslot\" is active for PID 4242");
-  EXPECT_EQ(e.kind, PgErrorKind::SlotBusy);
-  e = cls("ERROR:  can no longer get changes from replication slot \"myslot\"\nDETAIL:  This slot has been invalidated because it exceeded the maximum reserved size.");
-  EXPECT_EQ(e.kind, PgErrorKind::Fatal);
-  EXPECT_TRUE(says(e, "pg_drop_replication_slot('myslot')"));
-  e = cls("FATAL:  must be superuser or replication role to start walsender");
-  EXPECT_EQ(e.kind, PgErrorKind::Fatal);
-  EXPECT_TRUE(says(e, "ALTER ROLE"));
-  e = cls("ERROR:  could not access file \"wal2json\": No such file or directory");
-  EXPECT_EQ(e.kind, PgErrorKind::Fatal);
-  EXPECT_TRUE(says(e, "postgresql-15-wal2json"));
-  e = cls("FATAL:  no pg_hba.conf entry for replication connection from host \"10.0.0.1\", user \"relay\"");
-  EXPECT_EQ(e.kind, PgErrorKind::Fatal);
-  EXPECT_TRUE(says(e, "pg_hba.conf"));
-  e = cls("ERROR:  permission denied for table dead_letters");
-  EXPECT_EQ(e.kind, PgErrorKind::Fatal);
-  EXPECT_TRUE(says(e, "outbox.grant_relay"));
-  e = cls("connection to server at \"127.0.0.1\", port 5432 failed: Connection refused");
-  EXPECT_EQ(e.kind, PgErrorKind::Retryable);
-  e = cls("server closed the connection unexpectedly");
-  EXPECT_EQ(e.kind, PgErrorKind::Retryable);
+// The kind comes from the SQLSTATE alone: the same errors in German (lc_messages = de_DE) are
+// classified like the English ones, and each names the fix.
+TEST(PgErrors, ClassifiedBySqlstateInAnyLanguage) {
+  struct Case {
+    const char* state;
+    PgOp op;
+    const char* english;
+    const char* german;
+    PgErrorKind kind;
+    const char* fix;
+  };
+  const Case cases[] = {
+      {"55006", PgOp::Decoding, "ERROR:  replication slot \"myslot\" is active for PID 4242",
+       "FEHLER:  Replikations-Slot »myslot« ist aktiv für PID 4242", PgErrorKind::SlotBusy, ""},
+      {"28P01", PgOp::Connect, "FATAL:  password authentication failed for user \"relay\"",
+       "FATAL:  Passwort-Authentifizierung für Benutzer »relay« fehlgeschlagen", PgErrorKind::Auth, "password"},
+      {"28000", PgOp::ReplicationConnect,
+       "FATAL:  no pg_hba.conf entry for replication connection from host \"10.0.0.1\", user \"relay\"",
+       "FATAL:  kein pg_hba.conf-Eintrag für Replikationsverbindung von Host »10.0.0.1«, Benutzer »relay«",
+       PgErrorKind::Auth, "host replication"},
+      {"28000", PgOp::Connect, "FATAL:  role \"relay\" does not exist", "FATAL:  Rolle »relay« existiert nicht",
+       PgErrorKind::Auth, "LOGIN"},
+      {"42501", PgOp::ReplicationConnect, "FATAL:  must be superuser or replication role to start walsender",
+       "FATAL:  nur Superuser und Replikationsrollen können WAL-Sender starten", PgErrorKind::Fatal,
+       "ALTER ROLE <relay role> REPLICATION"},
+      {"42501", PgOp::Decoding, "ERROR:  library \"wal2json\" may not be used as an output plugin",
+       "FEHLER:  Bibliothek »wal2json« darf nicht als Ausgabe-Plugin verwendet werden", PgErrorKind::Fatal,
+       "output_plugin_libraries"},
+      {"42501", PgOp::Query, "ERROR:  permission denied for table dead_letters",
+       "FEHLER:  keine Berechtigung für Tabelle dead_letters", PgErrorKind::Fatal, "outbox.grant_relay"},
+      {"42704", PgOp::Decoding, "ERROR:  replication slot \"myslot\" does not exist",
+       "FEHLER:  Replikations-Slot »myslot« existiert nicht", PgErrorKind::Fatal, "--create-slot"},
+      {"58P01", PgOp::Decoding, "ERROR:  could not access file \"wal2json\": No such file or directory",
+       "FEHLER:  konnte nicht auf Datei »wal2json« zugreifen: Datei oder Verzeichnis nicht gefunden",
+       PgErrorKind::Fatal, "postgresql-15-wal2json"},
+      {"55000", PgOp::Decoding, "ERROR:  logical decoding requires wal_level >= logical",
+       "FEHLER:  logische Dekodierung erfordert wal_level >= logical", PgErrorKind::Fatal, "wal_level = logical"},
+      {"55000", PgOp::Decoding,
+       "ERROR:  can no longer get changes from replication slot \"myslot\"\nDETAIL:  This slot has been "
+       "invalidated because it exceeded the maximum reserved size.",
+       "FEHLER:  aus Replikations-Slot »myslot« können keine Änderungen mehr gelesen werden", PgErrorKind::Fatal,
+       "pg_drop_replication_slot('myslot')"},
+      {"53300", PgOp::Connect, "FATAL:  sorry, too many clients already", "FATAL:  tut mir leid, schon zu viele Verbindungen",
+       PgErrorKind::Retryable, "max_connections"},
+      {"53300", PgOp::ReplicationConnect, "FATAL:  number of requested standby connections exceeds max_wal_senders (currently 10)",
+       "FATAL:  Anzahl angeforderter Standby-Verbindungen überschreitet max_wal_senders (aktuell 10)",
+       PgErrorKind::Retryable, "max_wal_senders"},
+      {"57P01", PgOp::Decoding, "FATAL:  terminating connection due to administrator command",
+       "FATAL:  Verbindung wird abgebrochen aufgrund von Anweisung des Administrators", PgErrorKind::Retryable, ""},
+      {"57P03", PgOp::Connect, "FATAL:  the database system is starting up", "FATAL:  das Datenbanksystem startet",
+       PgErrorKind::Retryable, ""},
+      {"3D000", PgOp::Connect, "FATAL:  database \"app\" does not exist", "FATAL:  Datenbank »app« existiert nicht",
+       PgErrorKind::Fatal, "dbname"},
+  };
+  for (const Case& c : cases) {
+    for (const char* text : {c.english, c.german}) {
+      PgError e = cls(c.state, text, c.op);
+      EXPECT_EQ(e.kind, c.kind) << c.state << ": " << text;
+      EXPECT_EQ(e.sqlstate, c.state);
+      EXPECT_TRUE(says(e, c.fix)) << e.what();
+      EXPECT_TRUE(says(e, std::string("SQLSTATE ") + c.state)) << e.what();
+      EXPECT_TRUE(says(e, text)) << "the server's message is kept: " << e.what();
+    }
+  }
+}
+
+// English text alone decides nothing: a server message without SQLSTATE is libpq's, retried.
+TEST(PgErrors, TextWithoutSqlstateIsNotClassifiedAsTheServers) {
+  EXPECT_EQ(cls("", "ERROR:  replication slot \"myslot\" does not exist").kind, PgErrorKind::Retryable);
+  EXPECT_EQ(cls("", "ERROR:  replication slot \"myslot\" is active for PID 1").kind, PgErrorKind::Retryable);
+  EXPECT_EQ(cls("", "connection to server at \"127.0.0.1\", port 5432 failed: Connection refused").kind,
+            PgErrorKind::Retryable);
+  EXPECT_EQ(cls("", "server closed the connection unexpectedly").kind, PgErrorKind::Retryable);
+}
+
+// libpq's own TLS failures (English: the relay runs in the C locale).
+TEST(PgErrors, TlsVerificationFailures) {
+  for (const char* m : {"connection to server at \"db\" (10.0.0.1), port 5432 failed: SSL error: certificate verify failed",
+                        "server certificate for \"db.example\" does not match host name \"db\"",
+                        "root certificate file \"/nope.crt\" does not exist\nEither provide the file or change sslmode "
+                        "to disable server certificate verification.",
+                        "server does not support SSL, but SSL was required"}) {
+    PgError e = cls("", m, PgOp::Connect);
+    EXPECT_EQ(e.kind, PgErrorKind::Tls) << m;
+    EXPECT_TRUE(says(e, "sslrootcert")) << e.what();
+  }
+}
+
+// A verbose connection error: the SQLSTATE comes out, the message stays readable.
+TEST(PgErrors, SqlstateOfAConnectionError) {
+  std::string m = "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  3D000: database \"x\" does not "
+                  "exist\nLOCATION:  InitPostgres, postinit.c:948\n";
+  EXPECT_EQ(take_sqlstate(m), "3D000");
+  EXPECT_EQ(m, "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"x\" does not exist\n");
+  std::string de = "connection to server at \"h\", port 1 failed: FATAL:  28P01: Passwort-Authentifizierung für "
+                   "Benutzer »relay« fehlgeschlagen\nLOCATION:  auth_failed, auth.c:335\n";
+  EXPECT_EQ(take_sqlstate(de), "28P01");
+  std::string two = "connection to server at \"a\", port 1 failed: FATAL:  57P03: the database system is starting up\n"
+                    "connection to server at \"b\", port 1 failed: FATAL:  28P01: password authentication failed\n";
+  EXPECT_EQ(take_sqlstate(two), "28P01") << "the last server's error ended the attempt";
+  std::string none = "connection to server at \"h\", port 1 failed: Connection refused\n\tIs the server running?\n";
+  EXPECT_EQ(take_sqlstate(none), "");
+  EXPECT_EQ(none, "connection to server at \"h\", port 1 failed: Connection refused\n\tIs the server running?\n");
 }
 
 TEST(PluginOptions, OutboxPresetPerPlugin) {
