@@ -10,6 +10,9 @@
 #include <cstring>
 #include <vector>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
@@ -88,7 +91,8 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
   amqp_connection_info info;
   amqp_default_connection_info(&info);
   if (amqp_parse_url(buf.data(), &info) != AMQP_STATUS_OK)
-    throw AmqpError("cannot parse AMQP URL \"" + masked_url_ + "\" -- fix: use amqp://user:pass@host:port/vhost");
+    throw AmqpError("cannot parse AMQP URL \"" + masked_url_ + "\" -- fix: use amqp://user:pass@host:port/vhost",
+                    AmqpErrorKind::Config);
   // "amqp://host:port/" has an empty vhost by the URI spec; everyone means "/".
   if (info.vhost == nullptr || info.vhost[0] == '\0') info.vhost = const_cast<char*>("/");
   conn_ = amqp_new_connection();
@@ -101,13 +105,27 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
       if (!tls.cacert.empty() && amqp_ssl_socket_set_cacert(sock, tls.cacert.c_str()) != AMQP_STATUS_OK) {
         amqp_destroy_connection(conn_);
         conn_ = nullptr;
-        throw AmqpError("cannot load the CA file " + tls.cacert + " (--amqp-cacert)");
+        throw AmqpError("cannot load the CA file " + tls.cacert + " (--amqp-cacert) -- fix: give a readable PEM file",
+                        AmqpErrorKind::Config);
+      }
+      // rabbitmq-c 0.11 loads no trust store of its own: without --amqp-cacert the system's
+      // (OpenSSL's default paths, SSL_CERT_FILE / SSL_CERT_DIR) verifies the broker.
+      if (tls.cacert.empty()) {
+        auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(sock));
+        if (!ctx || SSL_CTX_set_default_verify_paths(ctx) != 1) {
+          amqp_destroy_connection(conn_);
+          conn_ = nullptr;
+          throw AmqpError("cannot load the system's CA certificates for amqps:// -- fix: give the broker's CA with "
+                          "--amqp-cacert",
+                          AmqpErrorKind::Config);
+        }
       }
       if (!tls.cert.empty() && amqp_ssl_socket_set_key(sock, tls.cert.c_str(), tls.key.c_str()) != AMQP_STATUS_OK) {
         amqp_destroy_connection(conn_);
         conn_ = nullptr;
         throw AmqpError("cannot load the client certificate " + tls.cert + " / key " + tls.key +
-                        " (--amqp-cert, --amqp-key)");
+                            " (--amqp-cert, --amqp-key) -- fix: give readable PEM files of a matching pair",
+                        AmqpErrorKind::Config);
       }
     }
   } else {
@@ -119,11 +137,29 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
     throw AmqpError("cannot create the AMQP socket");
   }
   struct timeval tv{10, 0};
+  ERR_clear_error();
   int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
   if (st != AMQP_STATUS_OK) {
+    // A certificate that does not verify: rabbitmq-c says so after the handshake (peer, host
+    // name), or the handshake itself failed on it (OpenSSL's reason in its error queue).
+    unsigned long ssl_err = ERR_peek_last_error();
+    bool verify = st == AMQP_STATUS_SSL_PEER_VERIFY_FAILED || st == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
+                  (ERR_GET_LIB(ssl_err) == ERR_LIB_SSL && ERR_GET_REASON(ssl_err) == SSL_R_CERTIFICATE_VERIFY_FAILED);
+    std::string detail = amqp_error_string2(st);
+    if (ssl_err) {
+      char e[256];
+      ERR_error_string_n(ssl_err, e, sizeof e);
+      detail += std::string(" (") + e + ")";
+    }
+    ERR_clear_error();
     amqp_destroy_connection(conn_);
     conn_ = nullptr;
-    throw AmqpError("cannot connect to RabbitMQ at " + masked_url_ + ": " + amqp_error_string2(st) +
+    if (verify)
+      throw AmqpError("the certificate of RabbitMQ at " + masked_url_ + " does not verify: " + detail +
+                          " -- fix: give the CA that signed it with --amqp-cacert (without it the system's CA store "
+                          "is used), and connect to a host name the certificate names",
+                      AmqpErrorKind::Tls);
+    throw AmqpError("cannot connect to RabbitMQ at " + masked_url_ + ": " + detail +
                     " -- fix: check that RabbitMQ runs and --amqp points at it");
   }
   amqp_set_handshake_timeout(conn_, &tv);
@@ -152,10 +188,24 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
                                                   &client_props, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
   if (r.reply_type != AMQP_RESPONSE_NORMAL) {
     std::string e = rpc_error(r);
+    int code = 0;
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
+      code = static_cast<amqp_connection_close_t*>(r.reply.decoded)->reply_code;
     amqp_destroy_connection(conn_);
     conn_ = nullptr;
+    // 403 ACCESS_REFUSED: user or password; 530 NOT_ALLOWED: the vhost does not exist or the
+    // user may not use it. Someone may be fixing either on the broker: retried, loudly.
+    if (code == 403)
+      throw AmqpError("RabbitMQ refused the login at " + masked_url_ + ": " + e +
+                          " -- fix: check user and password in --amqp (guest only works from localhost)",
+                      AmqpErrorKind::Auth);
+    if (code == 530)
+      throw AmqpError("RabbitMQ refused the virtual host at " + masked_url_ + ": " + e +
+                          " -- fix: check the vhost in --amqp (the path after the port; amqp://h:5672/ means /) and "
+                          "the user's permissions on it (rabbitmqctl set_permissions -p <vhost> <user> ...)",
+                      AmqpErrorKind::Auth);
     throw AmqpError("RabbitMQ login at " + masked_url_ + " failed: " + e +
-                    " -- fix: check user, password and vhost in --amqp (guest only works from localhost)");
+                    " -- fix: check that --amqp points at RabbitMQ (AMQP 0-9-1)");
   }
   amqp_channel_open(conn_, kPubChannel);
   r = amqp_get_rpc_reply(conn_);

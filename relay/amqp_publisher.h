@@ -23,8 +23,18 @@ struct amqp_connection_state_t_;
 
 namespace outbox {
 
+// What a failed connection means (a broken session is always Retryable).
+enum class AmqpErrorKind {
+  Retryable,  // broker down, network, closed connection: reconnect with backoff
+  Auth,       // login refused (403 ACCESS_REFUSED, 530 vhost): logged at error level with the fix, retried
+  Tls,        // the broker's certificate does not verify: exit 2 at start, retried with an error at runtime
+  Config,     // the URL or a TLS file of the settings is unusable: exit 2
+};
+
 struct AmqpError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  AmqpErrorKind kind = AmqpErrorKind::Retryable;
+  explicit AmqpError(const std::string& what, AmqpErrorKind k = AmqpErrorKind::Retryable)
+      : std::runtime_error(what), kind(k) {}
 };
 
 // What poll() found on the connection, in the order the broker sent it.

@@ -54,6 +54,15 @@ std::string Metrics::render_prometheus() const {
     << "outbox_relay_reconnects_total{server=\"postgresql\"} " << reconnects_pg.load() << '\n'
     << "outbox_relay_reconnects_total{server=\"rabbitmq\"} " << reconnects_amqp.load() << '\n';
   counter("outbox_relay_standby_waits_total", "times the slot was busy and the relay waited as a standby", standby_waits.load());
+  o << "# HELP outbox_relay_auth_failures_total logins refused (credentials, pg_hba.conf, vhost)\n"
+       "# TYPE outbox_relay_auth_failures_total counter\n"
+    << "outbox_relay_auth_failures_total{server=\"postgresql\"} " << auth_failures_pg.load() << '\n'
+    << "outbox_relay_auth_failures_total{server=\"rabbitmq\"} " << auth_failures_amqp.load() << '\n';
+  o << "# HELP outbox_relay_auth_failing 1 while the last login was refused, until one succeeds\n"
+       "# TYPE outbox_relay_auth_failing gauge\n"
+    << "outbox_relay_auth_failing{server=\"postgresql\"} " << (auth_failing_pg.load() ? 1 : 0) << '\n'
+    << "outbox_relay_auth_failing{server=\"rabbitmq\"} " << (auth_failing_amqp.load() ? 1 : 0) << '\n';
+  gauge("outbox_relay_standby", "1 while waiting for the slot that another process holds", standby.load() ? 1 : 0);
   counter("outbox_relay_status_updates_total", "standby status updates sent", status_updates.load());
   gauge("outbox_relay_in_flight", "published messages not yet confirmed", in_flight.load());
   gauge("outbox_relay_held_events", "events received from the slot and not yet confirmed or dead-lettered",

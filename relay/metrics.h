@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 namespace outbox {
@@ -36,6 +37,12 @@ struct Metrics {
   std::atomic<bool> streaming{false};
   std::atomic<bool> broker_blocked{false};
   std::atomic<std::int64_t> loop_heartbeat_ms{0};  // steady-clock ms of the last loop iteration
+  // Logins refused (wrong credentials, pg_hba.conf, vhost): counted, and 1 until a login works.
+  std::atomic<std::uint64_t> auth_failures_pg{0};
+  std::atomic<std::uint64_t> auth_failures_amqp{0};
+  std::atomic<bool> auth_failing_pg{false};
+  std::atomic<bool> auth_failing_amqp{false};
+  std::atomic<bool> standby{false};  // waiting for a slot another process holds
 
   std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> confirm_latency_buckets{};
   std::atomic<std::uint64_t> confirm_latency_count{0};
@@ -43,6 +50,20 @@ struct Metrics {
 
   void observe_confirm_latency_us(std::uint64_t us);
   std::string render_prometheus() const;
+
+  // Why the relay is not streaming (shown by /readyz; secrets already masked), "" when it is.
+  void set_not_ready(std::string why) {
+    std::lock_guard<std::mutex> l(mu_);
+    not_ready_ = std::move(why);
+  }
+  std::string not_ready() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return not_ready_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string not_ready_;
 };
 
 // Microseconds as exact decimal seconds: 1796150000123456 -> "1796150000.123456".

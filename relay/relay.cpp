@@ -114,7 +114,9 @@ int Relay::run() {
       return 0;
     } catch (const PgError& e) {
       close_session();
-      if (e.kind == PgErrorKind::Fatal) {
+      // A mistake in the settings, or at start a certificate that does not verify: retrying
+      // cannot fix it. Later a TLS failure may be a certificate being rotated: retried, loudly.
+      if (e.kind == PgErrorKind::Fatal || (e.kind == PgErrorKind::Tls && !started_)) {
         spdlog::critical("{}", e.what());
         admin_.close();
         return 2;
@@ -123,21 +125,46 @@ int Relay::run() {
       auto d = backoff_delay(reconnect, attempt, rng_);
       if (e.kind == PgErrorKind::SlotBusy) {
         m_.standby_waits++;
+        m_.set_not_ready(std::string("standby: ") + e.what());
         d = std::min(d, std::chrono::milliseconds(std::max(cfg_.reconnect_min_ms, 1000)));
         spdlog::info("{}; waiting as a standby, retrying in {} ms", e.what(), d.count());
       } else {
         m_.reconnects_pg++;
-        spdlog::warn("PostgreSQL: {}; reconnecting in {} ms", e.what(), d.count());
+        m_.set_not_ready(std::string("PostgreSQL: ") + e.what());
+        if (e.kind == PgErrorKind::Auth) {
+          // Every attempt says so at level error: a supervisor may be fixing the credentials.
+          m_.auth_failures_pg++;
+          m_.auth_failing_pg = true;
+          spdlog::error("PostgreSQL refused the login: {}; retrying in {} ms", e.what(), d.count());
+        } else if (e.kind == PgErrorKind::Tls) {
+          spdlog::error("PostgreSQL: {}; retrying in {} ms", e.what(), d.count());
+        } else {
+          spdlog::warn("PostgreSQL: {}; reconnecting in {} ms", e.what(), d.count());
+        }
         admin_.close();
       }
       if (!wait_interruptible(d)) break;
     } catch (const AmqpError& e) {
       close_session();
+      if (e.kind == AmqpErrorKind::Config || (e.kind == AmqpErrorKind::Tls && !started_)) {
+        spdlog::critical("RabbitMQ: {}", e.what());
+        admin_.close();
+        return 2;
+      }
       m_.reconnects_amqp++;
       update_gauges();
       ++attempt;
       auto d = backoff_delay(reconnect, attempt, rng_);
-      spdlog::warn("RabbitMQ: {}; reconnecting in {} ms", e.what(), d.count());
+      m_.set_not_ready(std::string("RabbitMQ: ") + e.what());
+      if (e.kind == AmqpErrorKind::Auth) {
+        m_.auth_failures_amqp++;
+        m_.auth_failing_amqp = true;
+        spdlog::error("RabbitMQ: {}; retrying in {} ms", e.what(), d.count());
+      } else if (e.kind == AmqpErrorKind::Tls) {
+        spdlog::error("RabbitMQ: {}; retrying in {} ms", e.what(), d.count());
+      } else {
+        spdlog::warn("RabbitMQ: {}; reconnecting in {} ms", e.what(), d.count());
+      }
       if (!wait_interruptible(d)) break;
     } catch (const StartError& e) {
       close_session();
@@ -223,6 +250,7 @@ void Relay::connect_session() {
   // Broker first: no point in holding the slot (and keeping a standby out) without a broker.
   amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay slot=" + cfg_.slot,
                 AmqpPublisher::Tls{cfg_.amqp_cacert, cfg_.amqp_cert, cfg_.amqp_key});
+  m_.auth_failing_amqp = false;
   amqp_.declare_topology(cfg_.topology);
   if (!amqp_.exchange_exists(cfg_.exchange)) {
     std::string what = "the default exchange \"" + cfg_.exchange + "\" does not exist on the broker";
@@ -236,6 +264,7 @@ void Relay::connect_session() {
   m_.amqp_connected = true;
 
   if (!admin_.connected()) admin_.connect(cfg_.pg);
+  m_.auth_failing_pg = false;
   admin_.check_server();
   std::string db = admin_.current_database();
   auto slot = admin_.slot_info();
@@ -274,6 +303,7 @@ void Relay::connect_session() {
   repl_.start(0);  // 0/0: the server starts at the slot's confirmed_flush_lsn
   started_ = true;
   m_.streaming = true;
+  m_.set_not_ready("");
   m_.ack_lsn = tracker_.ack_lsn();
   last_status_ = Clock::now();
   last_checkpoint_ = Clock::now() - std::chrono::milliseconds(cfg_.checkpoint_interval_ms);

@@ -1,0 +1,307 @@
+// Integration tests of the relay's settings and of what each mistake in them gets, against the
+// real servers of scripts/stack: definitive mistakes stop the start with exit 2 and the fix,
+// credentials are retried loudly until someone fixes them, TLS verification, server errors in
+// another language, --check without side effects, signals, the standby's manners.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include <httplib.h>
+
+#include "harness.h"
+#include "relay_it.h"
+
+using namespace it;
+using namespace std::chrono_literals;
+
+namespace {
+
+// How many times `needle` occurs in `text`.
+std::size_t count_of(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+// A directory of the test's own, readable by the postgres user, removed at the end.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char t[] = "/tmp/outbox-it-XXXXXX";
+    path = mkdtemp(t);
+    chmod(path.c_str(), 0755);
+  }
+  ~TempDir() { sh("rm -rf '" + path + "'"); }
+  std::string file(const std::string& name) const { return path + "/" + name; }
+};
+
+// A CA, a certificate it signed for localhost/127.0.0.1 (with its key), and another CA that
+// signed nothing here. False when openssl is missing.
+bool make_certificates(const TempDir& d) {
+  std::string out;
+  std::string cmd = "cd '" + d.path + "' && "
+                    "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=it-ca && "
+                    "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=localhost && "
+                    "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext && "
+                    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 "
+                    "-extfile ext && "
+                    "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=other-ca";
+  return sh(cmd, &out) == 0;
+}
+
+bool have_command(const std::string& name) { return sh("command -v " + name + " >/dev/null") == 0; }
+
+// A process started in the background by a shell command, killed by its PID at the end.
+struct Background {
+  pid_t pid = -1;
+  explicit Background(const std::string& cmd) {
+    std::string out;
+    if (sh("setsid " + cmd + " >/dev/null 2>&1 </dev/null & echo $!", &out) == 0) pid = std::atoi(out.c_str());
+  }
+  ~Background() {
+    if (pid > 0) ::kill(pid, SIGTERM);
+  }
+};
+
+// Sets an environment variable for the relays started while it lives (they inherit it).
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const std::string& n, const std::string& v) : name(n) { setenv(n.c_str(), v.c_str(), 1); }
+  ~ScopedEnv() { unsetenv(name.c_str()); }
+};
+
+// ALTER SYSTEM settings of the test, reset (and reloaded) when it ends, even on failure.
+struct ServerSettings {
+  Db& db;
+  std::vector<std::string> names;
+  explicit ServerSettings(Db& d) : db(d) {}
+  void set(const std::string& name, const std::string& value) {
+    db.exec("ALTER SYSTEM SET " + name + " = '" + value + "'");
+    names.push_back(name);
+  }
+  void reload() {
+    db.exec("SELECT pg_reload_conf()");
+    std::this_thread::sleep_for(300ms);
+  }
+  ~ServerSettings() {
+    try {
+      for (auto& n : names) db.exec("ALTER SYSTEM RESET " + n);
+      db.exec("SELECT pg_reload_conf()");
+      std::this_thread::sleep_for(300ms);
+    } catch (...) {
+    }
+  }
+};
+
+std::vector<std::string> with_pg(std::vector<std::string> a, const std::string& extra) {
+  for (std::size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] == "--pg") a[i + 1] += " " + extra;
+  return a;
+}
+
+std::string http_get(int port, const std::string& path, int* status = nullptr) {
+  httplib::Client cli("127.0.0.1", port);
+  auto r = cli.Get(path.c_str());
+  if (status) *status = r ? r->status : 0;
+  return r ? r->body : "";
+}
+
+}  // namespace
+
+// Wrong PostgreSQL credentials (here: a role that does not exist yet) are not a reason to give
+// up, since a supervisor may be fixing them: every attempt is logged at level error with the fix,
+// /readyz says why (503), the metrics count them; once the role exists the relay streams.
+TEST_F(RelayIT, PostgresqlLoginRefusedIsRetriedLoudlyUntilFixed) {
+  std::string role = base_ + "_late";
+  roles_.push_back(role);
+  int port = free_port();
+  auto a = with_pg(args({"--http", "127.0.0.1:" + std::to_string(port)}), "user=" + role);
+  relays_.push_back(std::make_unique<RelayProcess>(a, log_));
+  RelayProcess& relay = *relays_.back();
+  ASSERT_TRUE(eventually([&] { return count_of(relay.log(), "error PostgreSQL refused the login") >= 2; }, 15s))
+      << relay.log();
+  EXPECT_NE(relay.log().find("SQLSTATE 28000"), std::string::npos) << relay.log();
+  EXPECT_NE(relay.log().find("-- fix: check that the role in --pg exists"), std::string::npos) << relay.log();
+  int status = 0;
+  std::string body = http_get(port, "/readyz", &status);
+  EXPECT_EQ(status, 503);
+  EXPECT_NE(body.find("SQLSTATE 28000"), std::string::npos) << body;
+  std::string metrics = http_get(port, "/metrics");
+  EXPECT_NE(metrics.find("outbox_relay_auth_failing{server=\"postgresql\"} 1"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("outbox_relay_auth_failures_total{server=\"postgresql\"} 0\n"), std::string::npos) << metrics;
+  EXPECT_TRUE(relay.running());
+  db_->exec("CREATE ROLE " + role + " LOGIN REPLICATION");
+  db_->exec("SELECT outbox.grant_relay('" + role + "')");
+  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  db_->exec(emit_sql("after.fix", "{}"));
+  ASSERT_EQ(broker_->collect(1, 10s).size(), 1u) << relay.log();
+  EXPECT_TRUE(eventually([&] { return http_get(port, "/readyz", &status) == "ready\n"; }, 5s));
+  EXPECT_NE(http_get(port, "/metrics").find("outbox_relay_auth_failing{server=\"postgresql\"} 0"), std::string::npos);
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// The same for RabbitMQ: a user that does not exist yet (403 ACCESS_REFUSED) is retried at level
+// error with the fix, shown on /readyz, and the relay streams once the user is added.
+TEST_F(RelayIT, RabbitmqLoginRefusedIsRetriedLoudlyUntilFixed) {
+  std::string ctl = env_or("RABBITMQCTL", "");
+  if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
+  std::string user = base_ + "_mq", port_s = env_or("AMQP_PORT", "5672");
+  struct DropUser {
+    std::string ctl, user;
+    ~DropUser() { sh(ctl + " delete_user '" + user + "'"); }
+  } drop{ctl, user};
+  int port = free_port();
+  auto a = with(args({"--http", "127.0.0.1:" + std::to_string(port)}), "--amqp",
+                "amqp://" + user + ":S3cretMq@127.0.0.1:" + port_s + "/");
+  relays_.push_back(std::make_unique<RelayProcess>(a, log_));
+  RelayProcess& relay = *relays_.back();
+  ASSERT_TRUE(eventually([&] { return count_of(relay.log(), "error RabbitMQ: RabbitMQ refused the login") >= 2; }, 15s))
+      << relay.log();
+  EXPECT_NE(relay.log().find("403 ACCESS_REFUSED"), std::string::npos) << relay.log();
+  EXPECT_NE(relay.log().find("-- fix: check user and password in --amqp"), std::string::npos) << relay.log();
+  EXPECT_EQ(relay.log().find("S3cretMq"), std::string::npos) << relay.log();
+  int status = 0;
+  EXPECT_NE(http_get(port, "/readyz", &status).find("refused the login"), std::string::npos);
+  EXPECT_EQ(status, 503);
+  EXPECT_NE(http_get(port, "/metrics").find("outbox_relay_auth_failing{server=\"rabbitmq\"} 1"), std::string::npos);
+  std::string out;
+  ASSERT_EQ(sh(ctl + " add_user '" + user + "' S3cretMq", &out), 0) << out;
+  ASSERT_EQ(sh(ctl + " set_permissions -p / '" + user + "' '.*' '.*' '.*'", &out), 0) << out;
+  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 20s)) << relay.log();
+  db_->exec(emit_sql("after.fix", "{}"));
+  ASSERT_EQ(broker_->collect(1, 10s).size(), 1u) << relay.log();
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// amqps:// through a TLS front (socat) to the stack's RabbitMQ. A certificate that does not
+// verify stops the start with exit 2 and the fix (it was retried as a connection error). Without
+// --amqp-cacert the system's trust store is used (rabbitmq-c 0.11 has none by itself): with the
+// CA in SSL_CERT_FILE, the relay connects and publishes.
+TEST_F(RelayIT, AmqpsCertificateIsVerifiedWithTheSystemStoreOrTheGivenCa) {
+  if (!have_command("socat") || !have_command("openssl")) GTEST_SKIP() << "needs socat and openssl";
+  TempDir d;
+  ASSERT_TRUE(make_certificates(d));
+  int tls_port = free_port();
+  Background front("socat OPENSSL-LISTEN:" + std::to_string(tls_port) + ",bind=127.0.0.1,reuseaddr,fork,cert=" +
+                   d.file("srv.pem") + ",key=" + d.file("srv.key") + ",verify=0 TCP:127.0.0.1:" +
+                   env_or("AMQP_PORT", "5672"));
+  ASSERT_GT(front.pid, 0);
+  std::this_thread::sleep_for(300ms);
+  std::string url = "amqps://guest:guest@localhost:" + std::to_string(tls_port) + "/";
+  {
+    ScopedEnv no_store("SSL_CERT_FILE", d.file("other.pem"));  // a system store without our CA
+    RelayProcess r(with(args(), "--amqp", url), log_);
+    auto rc = r.wait_exit(15s);
+    ASSERT_TRUE(rc.has_value()) << r.log();
+    EXPECT_EQ(*rc, 2);
+    EXPECT_NE(r.log().find("does not verify"), std::string::npos) << r.log();
+    EXPECT_NE(r.log().find("--amqp-cacert"), std::string::npos) << r.log();
+  }
+  {
+    RelayProcess r(with(with(args(), "--amqp", url), "--amqp-cacert", d.file("other.pem")), log_);
+    auto rc = r.wait_exit(15s);
+    ASSERT_TRUE(rc.has_value()) << r.log();
+    EXPECT_EQ(*rc, 2) << "a CA that did not sign the certificate";
+  }
+  ScopedEnv store("SSL_CERT_FILE", d.file("ca.pem"));
+  RelayProcess& relay = start_relay({"--amqp", url});
+  db_->exec(emit_sql("over.tls", "{}"));
+  auto msgs = broker_->collect(1, 10s);
+  ASSERT_EQ(msgs.size(), 1u) << relay.log();
+  EXPECT_EQ(msgs[0].type, "over.tls");
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// sslmode=verify-full with a CA that did not sign the server's certificate: exit 2 at start with
+// the fix (it was retried forever). The test turns TLS on in the stack's PostgreSQL for its
+// duration (ssl can be enabled with a reload).
+TEST_F(RelayIT, PostgresqlCertificateThatDoesNotVerifyStopsTheStart) {
+  if (!have_command("openssl")) GTEST_SKIP() << "needs openssl";
+  if (db_->scalar("SHOW ssl") == "on") GTEST_SKIP() << "the server already has TLS settings of its own";
+  TempDir d;
+  ASSERT_TRUE(make_certificates(d));
+  // The server's key must be private to it: owned by root with group read, or by the server's user.
+  if (geteuid() == 0) {
+    ASSERT_EQ(sh("chown root:postgres '" + d.file("srv.key") + "' && chmod 0640 '" + d.file("srv.key") + "'"), 0);
+  } else {
+    chmod(d.file("srv.key").c_str(), 0600);
+  }
+  ServerSettings s(*db_);
+  s.set("ssl_cert_file", d.file("srv.pem"));
+  s.set("ssl_key_file", d.file("srv.key"));
+  s.set("ssl", "on");
+  s.reload();
+  ASSERT_TRUE(eventually([&] { return db_->scalar("SHOW ssl") == "on"; }, 5s));
+  auto a = args();
+  for (std::size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] == "--pg") a[i + 1] = "host=localhost port=" + env_or("PGPORT", "5432") + " user=" + env_or("PGUSER", "postgres") +
+                                   " dbname=" + db_->name() + " sslmode=verify-full sslrootcert=" + d.file("other.pem");
+  {
+    RelayProcess r(a, log_);
+    auto rc = r.wait_exit(15s);
+    ASSERT_TRUE(rc.has_value()) << r.log();
+    EXPECT_EQ(*rc, 2) << r.log();
+    EXPECT_NE(r.log().find("certificate verify failed"), std::string::npos) << r.log();
+    EXPECT_NE(r.log().find("-- fix: give --pg an sslrootcert"), std::string::npos) << r.log();
+  }
+  // With the right CA the same settings stream.
+  for (auto& v : a)
+    if (v.find("sslrootcert=") != std::string::npos) v.replace(v.find(d.file("other.pem")), d.file("other.pem").size(), d.file("ca.pem"));
+  relays_.push_back(std::make_unique<RelayProcess>(a, log_));
+  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relays_.back()->log();
+  EXPECT_EQ(relays_.back()->stop(), 0);
+}
+
+// A server whose lc_messages is another language (German here, when the machine has such a locale
+// and PostgreSQL's translation): errors are classified by SQLSTATE, so a role without REPLICATION
+// still stops the start with exit 2 and the fix (its German message was taken for a connection
+// problem and retried forever), and a role that does not exist is an authentication failure.
+TEST_F(RelayIT, ServerErrorsInAnotherLanguageAreClassifiedTheSame) {
+  std::string chosen;
+  std::string locales;
+  sh("locale -a", &locales);
+  std::istringstream in(locales);
+  for (std::string loc; std::getline(in, loc) && chosen.empty();) {
+    if (loc.empty() || loc == "C" || loc == "POSIX" || loc.rfind("C.", 0) == 0 || loc.rfind("en", 0) == 0) continue;
+    try {
+      // Valid for the server, and translated (PostgreSQL has a catalog for that language).
+      std::string msg = db_->scalar("SET lc_messages = '" + loc + "'; SELECT 1");
+      (void)msg;
+      db_->exec("SELECT * FROM it_no_such_table_for_language");
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      if (what.find("invalid value") == std::string::npos && what.find("does not exist") == std::string::npos)
+        chosen = loc;
+    }
+    try {
+      db_->exec("RESET lc_messages");
+    } catch (...) {
+    }
+  }
+  if (chosen.empty()) GTEST_SKIP() << "no locale with a PostgreSQL translation installed (e.g. localedef -i de_DE -f UTF-8 de_DE.UTF-8)";
+  ServerSettings s(*db_);
+  s.set("lc_messages", chosen);
+  s.reload();
+  std::string role = make_role(base_ + "_norepl");
+  {
+    RelayProcess r(with_pg(args(), "user=" + role), log_);
+    auto rc = r.wait_exit(15s);
+    ASSERT_TRUE(rc.has_value()) << "retried instead of stopping (lc_messages " << chosen << "):\n" << r.log();
+    EXPECT_EQ(*rc, 2);
+    EXPECT_NE(r.log().find("SQLSTATE 42501"), std::string::npos) << r.log();
+    EXPECT_NE(r.log().find("ALTER ROLE <relay role> REPLICATION"), std::string::npos) << r.log();
+    EXPECT_EQ(r.log().find("must be superuser"), std::string::npos) << "the server's message is not English:\n" << r.log();
+  }
+  RelayProcess r(with_pg(args(), "user=" + base_ + "_nobody"), log_);
+  EXPECT_TRUE(eventually([&] { return r.log().find("refused the login") != std::string::npos; }, 10s)) << r.log();
+  EXPECT_NE(r.log().find("SQLSTATE 28000"), std::string::npos) << r.log();
+  EXPECT_TRUE(r.running());
+  EXPECT_EQ(r.stop(), 0);
+}
