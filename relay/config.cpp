@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include <CLI/CLI.hpp>
+#include <amqp.h>
+#include <libpq-fe.h>
 #include <toml++/toml.h>
 
 #include "mask.h"
@@ -69,13 +71,32 @@ std::string upper_env(const std::string& name) {
   return out;
 }
 
-std::optional<std::string> toml_scalar(const toml::node* n) {
+// "config file F line N: " for a node of the file.
+std::string at(const std::string& file, const toml::node& n) {
+  std::ostringstream os;
+  os << "config file " << file << " line " << n.source().begin.line << ": ";
+  return os.str();
+}
+
+const char* toml_type_name(const toml::node& n) {
+  if (n.is_string()) return "a string";
+  if (n.is_integer()) return "an integer";
+  if (n.is_floating_point()) return "a float";
+  if (n.is_boolean()) return "a boolean";
+  if (n.is_array()) return "an array";
+  if (n.is_table()) return "a table";
+  return "a date or time";
+}
+
+// A setting's value in the file: a string, an integer or a boolean (converted like the
+// environment's text); anything else (an array, a table, a float, a date) is an error with the line.
+std::optional<std::string> toml_scalar(const toml::node* n, const std::string& file, const std::string& key) {
   if (!n) return std::nullopt;
   if (auto s = n->as_string()) return s->get();
   if (auto i = n->as_integer()) return std::to_string(i->get());
   if (auto b = n->as_boolean()) return std::string(b->get() ? "true" : "false");
-  if (auto f = n->as_floating_point()) return std::to_string(f->get());
-  return std::nullopt;
+  throw ConfigError(at(file, *n) + "setting " + key + " is " + toml_type_name(*n) +
+                    "; give one string, integer or boolean (see outbox-relay --help)");
 }
 
 const toml::node* toml_get(const toml::table& t, const std::string& name) {
@@ -94,81 +115,177 @@ bool parse_bool(const std::string& v, bool& out) {
   return false;
 }
 
-std::string str_or(const toml::table& t, const char* key, std::string def = {}) {
-  if (auto n = t.get(key))
+// One [[topology.*]] entry: every key must be known and of its type, with the line of the
+// mistake in the error (a typo such as `typ = "fanout"` silently made a topic exchange).
+class Entry {
+ public:
+  Entry(const toml::table& t, std::string file, std::string what, std::vector<const char*> keys)
+      : t_(t), file_(std::move(file)), what_(std::move(what)) {
+    for (auto& [k, v] : t_) {
+      std::string key(k.str());
+      bool known = false;
+      for (const char* kk : keys) known = known || key == kk;
+      if (!known) {
+        std::string list;
+        for (const char* kk : keys) list += std::string(list.empty() ? "" : ", ") + kk;
+        throw ConfigError(at(file_, v) + what_ + " has an unknown key \"" + key + "\" (known: " + list + ")");
+      }
+    }
+  }
+  std::string str(const char* key, std::string def = {}) const {
+    const toml::node* n = t_.get(key);
+    if (!n) return def;
     if (auto s = n->as_string()) return s->get();
-  return def;
-}
-bool bool_or(const toml::table& t, const char* key, bool def) {
-  if (auto n = t.get(key))
+    throw wrong(*n, key, "a string");
+  }
+  bool boolean(const char* key, bool def) const {
+    const toml::node* n = t_.get(key);
+    if (!n) return def;
     if (auto b = n->as_boolean()) return b->get();
-  return def;
-}
-std::optional<std::int64_t> int_opt(const toml::table& t, const char* key) {
-  if (auto n = t.get(key))
-    if (auto i = n->as_integer()) return i->get();
-  return std::nullopt;
+    throw wrong(*n, key, "true or false (without quotes)");
+  }
+  std::optional<std::int64_t> integer(const char* key) const {
+    const toml::node* n = t_.get(key);
+    if (!n) return std::nullopt;
+    auto i = n->as_integer();
+    if (!i || i->get() < 0) throw wrong(*n, key, "an integer >= 0 (without quotes)");
+    return i->get();
+  }
+  // The key's value must be one of `allowed` (or, with `x_ok`, a plugin's x-... name).
+  void one_of(const char* key, const std::string& v, std::vector<const char*> allowed, bool x_ok = false) const {
+    if (v.empty() || (x_ok && v.rfind("x-", 0) == 0)) return;
+    std::string list;
+    for (const char* a : allowed) {
+      if (v == a) return;
+      list += std::string(list.empty() ? "" : ", ") + a;
+    }
+    throw ConfigError(line_of(key) + what_ + " " + key + " = \"" + v + "\" is not one of " + list);
+  }
+  std::string line_of(const char* key) const {
+    const toml::node* n = t_.get(key);
+    return n ? at(file_, *n) : at(file_, t_);
+  }
+  const std::string& what() const { return what_; }
+
+ private:
+  ConfigError wrong(const toml::node& n, const char* key, const char* want) const {
+    return ConfigError(at(file_, n) + what_ + " " + key + " is " + toml_type_name(n) + "; it must be " + want);
+  }
+  const toml::table& t_;
+  std::string file_, what_;
+};
+
+// The entries of [[topology.<name>]]: an array of tables, or an error with the line.
+std::vector<const toml::table*> entries(const toml::table& topo, const char* name, const std::string& file) {
+  std::vector<const toml::table*> out;
+  const toml::node* n = topo.get(name);
+  if (!n) return out;
+  const toml::array* arr = n->as_array();
+  if (!arr)
+    throw ConfigError(at(file, *n) + "topology." + name + " is " + toml_type_name(*n) + "; write each one as [[topology." +
+                      name + "]]");
+  for (const toml::node& e : *arr) {
+    const toml::table* t = e.as_table();
+    if (!t)
+      throw ConfigError(at(file, e) + "an entry of topology." + name + " is " + toml_type_name(e) +
+                        "; write each one as [[topology." + name + "]]");
+    out.push_back(t);
+  }
+  return out;
 }
 
 Topology parse_topology(const toml::table& root, const std::string& file) {
   Topology topo;
-  const toml::table* t = root["topology"].as_table();
-  if (!t) return topo;
-  auto need = [&](const std::string& what, const std::string& v) {
-    if (v.empty()) throw ConfigError(file + ": every " + what + " needs a non-empty name");
+  const toml::node* tn = root.get("topology");
+  if (!tn) return topo;
+  const toml::table* t = tn->as_table();
+  if (!t) throw ConfigError(at(file, *tn) + "topology is " + toml_type_name(*tn) + "; it is a table ([[topology.exchanges]], ...)");
+  for (auto& [k, v] : *t) {
+    std::string key(k.str());
+    if (key != "exchanges" && key != "queues" && key != "bindings")
+      throw ConfigError(at(file, v) + "topology has an unknown key \"" + key + "\" (known: exchanges, queues, bindings)");
+  }
+  auto need = [&](const Entry& e, const char* key, const std::string& v) {
+    if (v.empty()) throw ConfigError(e.line_of(key) + "every " + e.what() + " needs a non-empty " + key);
   };
-  if (auto arr = (*t)["exchanges"].as_array())
-    for (auto& e : *arr)
-      if (auto et = e.as_table()) {
-        Topology::Exchange x;
-        x.name = str_or(*et, "name");
-        need("[[topology.exchanges]]", x.name);
-        x.type = str_or(*et, "type", "topic");
-        x.durable = bool_or(*et, "durable", true);
-        x.auto_delete = bool_or(*et, "auto_delete", false);
-        topo.exchanges.push_back(x);
-      }
-  if (auto arr = (*t)["queues"].as_array())
-    for (auto& e : *arr)
-      if (auto qt = e.as_table()) {
-        Topology::Queue q;
-        q.name = str_or(*qt, "name");
-        need("[[topology.queues]]", q.name);
-        q.durable = bool_or(*qt, "durable", true);
-        q.auto_delete = bool_or(*qt, "auto_delete", false);
-        q.exclusive = bool_or(*qt, "exclusive", false);
-        q.dead_letter_exchange = str_or(*qt, "dead_letter_exchange");
-        q.dead_letter_routing_key = str_or(*qt, "dead_letter_routing_key");
-        q.queue_type = str_or(*qt, "queue_type");
-        q.message_ttl_ms = int_opt(*qt, "message_ttl_ms");
-        q.max_length = int_opt(*qt, "max_length");
-        topo.queues.push_back(q);
-      }
-  if (auto arr = (*t)["bindings"].as_array())
-    for (auto& e : *arr)
-      if (auto bt = e.as_table()) {
-        Topology::Binding b;
-        b.queue = str_or(*bt, "queue");
-        b.exchange = str_or(*bt, "exchange");
-        b.routing_key = str_or(*bt, "routing_key", "#");
-        if (b.queue.empty() || b.exchange.empty())
-          throw ConfigError(file + ": every [[topology.bindings]] needs queue and exchange");
-        topo.bindings.push_back(b);
-      }
+  for (const toml::table* et : entries(*t, "exchanges", file)) {
+    Entry e(*et, file, "[[topology.exchanges]]", {"name", "type", "durable", "auto_delete"});
+    Topology::Exchange x;
+    x.name = e.str("name");
+    need(e, "name", x.name);
+    x.type = e.str("type", "topic");
+    e.one_of("type", x.type, {"direct", "topic", "fanout", "headers"}, true);
+    x.durable = e.boolean("durable", true);
+    x.auto_delete = e.boolean("auto_delete", false);
+    topo.exchanges.push_back(x);
+  }
+  for (const toml::table* qt : entries(*t, "queues", file)) {
+    Entry e(*qt, file, "[[topology.queues]]",
+            {"name", "durable", "auto_delete", "exclusive", "dead_letter_exchange", "dead_letter_routing_key",
+             "queue_type", "message_ttl_ms", "max_length"});
+    Topology::Queue q;
+    q.name = e.str("name");
+    need(e, "name", q.name);
+    q.durable = e.boolean("durable", true);
+    q.auto_delete = e.boolean("auto_delete", false);
+    q.exclusive = e.boolean("exclusive", false);
+    q.dead_letter_exchange = e.str("dead_letter_exchange");
+    q.dead_letter_routing_key = e.str("dead_letter_routing_key");
+    q.queue_type = e.str("queue_type");
+    e.one_of("queue_type", q.queue_type, {"classic", "quorum", "stream"});
+    q.message_ttl_ms = e.integer("message_ttl_ms");
+    q.max_length = e.integer("max_length");
+    topo.queues.push_back(q);
+  }
+  for (const toml::table* bt : entries(*t, "bindings", file)) {
+    Entry e(*bt, file, "[[topology.bindings]]", {"queue", "exchange", "routing_key"});
+    Topology::Binding b;
+    b.queue = e.str("queue");
+    need(e, "queue", b.queue);
+    b.exchange = e.str("exchange");
+    need(e, "exchange", b.exchange);
+    b.routing_key = e.str("routing_key", "#");
+    topo.bindings.push_back(b);
+  }
   return topo;
 }
 
-int to_int(const Config& c, const std::string& name, const std::string& v, int min) {
+// PostgreSQL's rule for slot names (ReplicationSlotValidateName).
+bool valid_slot_name(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  return true;
+}
+
+int to_int(const Config& c, const std::string& name, const std::string& v, int min, int max = 1000000000,
+           const std::string& why = "") {
   try {
     std::size_t pos = 0;
     long long x = std::stoll(v, &pos);
-    if (pos != v.size() || x < min || x > 1000000000) throw std::out_of_range("range");
+    if (pos != v.size() || x < min || x > max) throw std::out_of_range("range");
     return static_cast<int>(x);
   } catch (const std::exception&) {
     auto src = c.sources.count(name) ? c.sources.at(name) : "default";
-    throw ConfigError("setting " + name + " (from " + src + "): \"" + v + "\" is not an integer >= " +
-                      std::to_string(min) + "; fix the value of --" + name);
+    throw ConfigError("setting " + name + " (from " + src + "): \"" + v + "\" is not an integer from " +
+                      std::to_string(min) + " to " + std::to_string(max) + why + "; fix the value of --" + name);
   }
+}
+
+std::string source_of(const Config& c, const std::string& name) {
+  return c.sources.count(name) ? c.sources.at(name) : "default";
+}
+
+// host:port with a port 0-65535 ("" = off); false when it is not.
+bool valid_http(const std::string& v) {
+  auto colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == v.size() || colon + 6 < v.size()) return false;
+  long port = 0;
+  for (std::size_t i = colon + 1; i < v.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(v[i]))) return false;
+    port = port * 10 + (v[i] - '0');
+  }
+  return port <= 65535;
 }
 
 }  // namespace
@@ -189,13 +306,16 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   app.add_option("--config", config_file, "TOML file with settings (same names) and [topology] [env OUTBOX_RELAY_CONFIG]");
   app.add_flag("--version", version, "print the version and exit");
   bool check = false;
+  // Boolean flags take an optional value: --check, --check=true|false|1|0|yes|no|on|off.
   app.add_flag("--check", check,
                "connect to both servers, run every pre-flight check (settings, slot, plugin, privileges, topology, "
-               "default exchange) without streaming, and exit 0 if the relay could start, 2 if not");
+               "default exchange) without streaming or creating anything, and exit 0 if the relay could start, 2 if not")
+      ->type_name("[=BOOL]");
   for (const Def& d : kDefs) {
     std::string help = std::string(d.help) + " [env " + upper_env(d.name) + "; default: " +
                        (std::string(d.def).empty() ? "\"\"" : d.def) + "]";
-    if (d.flag) app.add_flag(std::string("--") + d.name, cli_flags[d.name], help);
+    if (d.flag)
+      app.add_flag(std::string("--") + d.name, cli_flags[d.name], help)->type_name("[=BOOL]")->default_str(d.def);
     else
       app.add_option(std::string("--") + d.name, cli[d.name], help)
           ->type_name(is_integer(d.def) ? "INT" : "TEXT");
@@ -205,7 +325,8 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   } catch (const CLI::CallForHelp&) {
     throw ConfigExit{0, app.help()};
   } catch (const CLI::ParseError& e) {
-    throw ConfigError(std::string(e.what()) + " (see outbox-relay --help)");
+    throw ConfigError(std::string(e.what()) +
+                      " (boolean flags take =true, =false, =1, =0, =yes or =no; see outbox-relay --help)");
   }
   if (version) throw ConfigExit{0, std::string("outbox-relay ") + kRelayVersion + "\n"};
 
@@ -231,9 +352,15 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
         std::string alt = d.name;
         for (auto& ch : alt)
           if (ch == '-') ch = '_';
-        if (key == d.name || key == alt) known = true;
+        if (key == d.name || key == alt) {
+          known = true;
+          if (alt != d.name && file.get(d.name) && file.get(alt))
+            throw ConfigError(at(config_file, v) + "setting " + d.name + " is given twice (as " + d.name + " and " +
+                              alt + "); keep one");
+        }
       }
-      if (!known) throw ConfigError("config file " + config_file + ": unknown setting \"" + key + "\" (see outbox-relay --help)");
+      if (!known)
+        throw ConfigError(at(config_file, v) + "unknown setting \"" + key + "\" (see outbox-relay --help)");
     }
   }
   c.config_file = config_file;
@@ -242,13 +369,14 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   for (const Def& d : kDefs) {
     std::string name = d.name;
     std::string env = upper_env(name);
-    if (d.flag ? app.count("--" + name) > 0 : app.count("--" + name) > 0) {
-      val[name] = d.flag ? "true" : cli[name];
+    if (app.count("--" + name) > 0) {
+      // A flag's own value: --create-slot=false means false (it used to mean true).
+      val[name] = d.flag ? (cli_flags[name] ? "true" : "false") : cli[name];
       c.sources[name] = "flag --" + name;
     } else if (const char* e = getenv(env.c_str())) {
       val[name] = e;
       c.sources[name] = "env " + env;
-    } else if (auto f = toml_scalar(toml_get(file, name))) {
+    } else if (auto f = toml_scalar(toml_get(file, name), config_file, name)) {
       val[name] = *f;
       c.sources[name] = "file " + config_file;
     } else {
@@ -262,6 +390,20 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
     }
   }
   c.pg = val["pg"];
+  {
+    // Unknown keywords (key=value and URI query forms) and malformed strings are found now,
+    // not at every reconnect.
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(c.pg.c_str(), &err);
+    std::string why = err ? err : "out of memory";
+    if (err) PQfreemem(err);
+    if (opts) PQconninfoFree(opts);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    if (!opts)
+      throw ConfigError("setting pg (from " + source_of(c, "pg") + "): \"" + mask_conninfo(c.pg) + "\": " + why +
+                        " -- fix: use libpq's keywords (host, port, dbname, user, password, sslmode, ...; see "
+                        "https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-PARAMKEYWORDS)");
+  }
   c.amqp = val["amqp"];
   c.amqp_cacert = val["amqp-cacert"];
   c.amqp_cert = val["amqp-cert"];
@@ -271,7 +413,11 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   c.slot = val["slot"];
   if (!parse_bool(val["create-slot"], c.create_slot))
     throw ConfigError("setting create-slot (from " + c.sources["create-slot"] + "): \"" + val["create-slot"] +
-                      "\" is not a boolean (true/false)");
+                      "\" is not a boolean (true/false, 1/0, yes/no, on/off)");
+  if (!c.slot.empty() && !valid_slot_name(c.slot))
+    throw ConfigError("setting slot (from " + source_of(c, "slot") + "): \"" + c.slot +
+                      "\" is not a replication slot name PostgreSQL accepts -- fix: use only lower-case letters, digits "
+                      "and underscores, at most 63 bytes (for example " + std::string("outbox") + ")");
   c.plugin = val["plugin"];
   if (c.plugin != "outbox_decoder" && c.plugin != "wal2json")
     throw ConfigError("setting plugin (from " + c.sources["plugin"] + "): \"" + c.plugin +
@@ -299,6 +445,10 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   c.max_in_flight_bytes = to_int(c, "max-in-flight-bytes", val["max-in-flight-bytes"], 1);
   c.http = val["http"];
   if (c.http == "off") c.http.clear();
+  if (!c.http.empty() && !valid_http(c.http))
+    throw ConfigError("setting http (from " + source_of(c, "http") + "): \"" + c.http +
+                      "\" is not address:port with a port from 0 to 65535 (0 picks a free one) -- fix: for example "
+                      "127.0.0.1:9187, or \"off\"");
   c.log_format = val["log-format"];
   if (c.log_format != "text" && c.log_format != "json")
     throw ConfigError("setting log-format (from " + c.sources["log-format"] + "): \"" + c.log_format +
@@ -311,14 +461,35 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   c.max_attempts = to_int(c, "max-attempts", val["max-attempts"], 1);
   c.retry_base_ms = to_int(c, "retry-base-ms", val["retry-base-ms"], 0);
   c.retry_max_ms = to_int(c, "retry-max-ms", val["retry-max-ms"], 0);
+  if (c.retry_max_ms < c.retry_base_ms)
+    throw ConfigError("setting retry-max-ms (" + std::to_string(c.retry_max_ms) + ", from " + source_of(c, "retry-max-ms") +
+                      ") is below retry-base-ms (" + std::to_string(c.retry_base_ms) + ", from " +
+                      source_of(c, "retry-base-ms") + "): the cap of the retry delay cannot be below its start -- fix: "
+                      "raise --retry-max-ms or lower --retry-base-ms");
   c.reconnect_min_ms = to_int(c, "reconnect-min-ms", val["reconnect-min-ms"], 0);
   c.reconnect_max_ms = to_int(c, "reconnect-max-ms", val["reconnect-max-ms"], 0);
+  if (c.reconnect_min_ms > c.reconnect_max_ms)
+    throw ConfigError("setting reconnect-min-ms (" + std::to_string(c.reconnect_min_ms) + ", from " +
+                      source_of(c, "reconnect-min-ms") + ") is above reconnect-max-ms (" +
+                      std::to_string(c.reconnect_max_ms) + ", from " + source_of(c, "reconnect-max-ms") +
+                      "): the first reconnect delay cannot exceed its cap -- fix: lower --reconnect-min-ms or raise "
+                      "--reconnect-max-ms");
   c.drain_timeout_ms = to_int(c, "drain-timeout-ms", val["drain-timeout-ms"], 0);
-  c.heartbeat_s = to_int(c, "heartbeat", val["heartbeat"], 0);
+  // AMQP negotiates the heartbeat as a 16-bit number of seconds.
+  c.heartbeat_s = to_int(c, "heartbeat", val["heartbeat"], 0, 65535, " seconds (AMQP's range; 0 = off)");
   if (c.slot.empty()) throw ConfigError("setting slot is empty; give --slot NAME");
   if (c.amqp.rfind("amqp://", 0) != 0 && c.amqp.rfind("amqps://", 0) != 0)
     throw ConfigError("setting amqp (from " + c.sources["amqp"] + "): \"" + mask_url(c.amqp) +
                       "\" is not an amqp:// or amqps:// URL");
+  {
+    std::vector<char> buf(c.amqp.begin(), c.amqp.end());
+    buf.push_back('\0');
+    amqp_connection_info info;
+    if (amqp_parse_url(buf.data(), &info) != AMQP_STATUS_OK || !info.host || !*info.host || info.port <= 0)
+      throw ConfigError("setting amqp (from " + source_of(c, "amqp") + "): \"" + mask_url(c.amqp) +
+                        "\" is not a valid AMQP URL -- fix: amqp[s]://user:password@host:port/vhost, with a port from 1 "
+                        "to 65535 and special characters of user and password percent-encoded (@ as %40)");
+  }
   if (!config_file.empty()) c.topology = parse_topology(file, config_file);
   return c;
 }

@@ -108,6 +108,11 @@ PgError client_error(const std::string& m) {
                                      "certificate file",              "alert unknown ca",
                                      "alert bad certificate",         "alert certificate",
                                      "SSL error: unsupported protocol", "no client certificate"};
+  // Option values libpq checks only when connecting (PQconninfoParse at start knows the keywords).
+  if (has(m, "invalid port number") || has(m, "for connection option") || has(m, "could not match ") ||
+      (has(m, "invalid ") && has(m, " value: \"")))
+    return PgError(PgErrorKind::Fatal, m + " -- fix: correct that value in --pg (see "
+                                           "https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-PARAMKEYWORDS)");
   for (const char* t : kTls)
     if (has(m, t))
       return PgError(PgErrorKind::Tls,

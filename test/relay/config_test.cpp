@@ -174,3 +174,164 @@ TEST(Config, DescribeMasksSecrets) {
   EXPECT_EQ(d.find("hunter2"), std::string::npos);
   EXPECT_NE(d.find("***"), std::string::npos);
 }
+
+namespace {
+// The message of the ConfigError that loading throws ("" if none).
+std::string error_of(std::vector<std::string> args, Env env = {}) {
+  try {
+    load(std::move(args), env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+bool has(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
+}  // namespace
+
+// --create-slot=false turned slot creation on: boolean flags take a value, and the environment
+// and the file take the same spellings.
+TEST(Config, BooleanFlagsTakeAValue) {
+  for (const char* off : {"--create-slot=false", "--create-slot=0", "--create-slot=no", "--create-slot=off"})
+    EXPECT_FALSE(load({off}).create_slot) << off;
+  for (const char* on : {"--create-slot", "--create-slot=true", "--create-slot=1", "--create-slot=yes"})
+    EXPECT_TRUE(load({on}).create_slot) << on;
+  EXPECT_EQ(load({"--create-slot=false"}).sources["create-slot"], "flag --create-slot");
+  EXPECT_TRUE(has(error_of({"--create-slot=maybe"}), "create-slot")) << error_of({"--create-slot=maybe"});
+  EXPECT_FALSE(load({"--check=false"}).check);
+  EXPECT_FALSE(load({"--check=0"}).check);
+  EXPECT_TRUE(load({"--check"}).check);
+  Env env;
+  for (const char* off : {"false", "0", "no", "off"}) {
+    env.vars["OUTBOX_RELAY_CREATE_SLOT"] = off;
+    EXPECT_FALSE(load({}, env).create_slot) << off;
+  }
+  env.vars["OUTBOX_RELAY_CREATE_SLOT"] = "1";
+  EXPECT_TRUE(load({}, env).create_slot);
+  EXPECT_FALSE(load({"--create-slot=false"}, env).create_slot) << "the flag's value wins over the environment";
+  for (const char* text : {"create_slot = false\n", "create_slot = 0\n", "create_slot = \"no\"\n"}) {
+    std::string f = write_file(text);
+    EXPECT_FALSE(load({"--config", f}).create_slot) << text;
+    std::remove(f.c_str());
+  }
+  std::string f = write_file("create_slot = \"yes\"\n");
+  EXPECT_TRUE(load({"--config", f}).create_slot);
+  std::remove(f.c_str());
+}
+
+// --http 127.0.0.1:99999 logged that port and listened on another: ports outside 0-65535 and
+// ports that are not numbers stop the start.
+TEST(Config, HttpAddressNeedsAPortFrom0To65535) {
+  for (const char* bad : {"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:x", "127.0.0.1:-1", "127.0.0.1:", "localhost",
+                          ":9187", "127.0.0.1:9187x"}) {
+    std::string e = error_of({"--http", bad});
+    EXPECT_TRUE(has(e, "setting http") && has(e, "0 to 65535")) << bad << ": " << e;
+  }
+  EXPECT_EQ(load({"--http", "127.0.0.1:65535"}).http, "127.0.0.1:65535");
+  EXPECT_EQ(load({"--http", "127.0.0.1:0"}).http, "127.0.0.1:0");
+  EXPECT_EQ(load({"--http", "off"}).http, "");
+  EXPECT_EQ(load({"--http", ""}).http, "");
+}
+
+// AMQP takes heartbeats of 0-65535 s; beyond, the login failed with "check user, password and vhost".
+TEST(Config, HeartbeatInAmqpsRange) {
+  EXPECT_EQ(load({"--heartbeat", "65535"}).heartbeat_s, 65535);
+  EXPECT_EQ(load({"--heartbeat", "0"}).heartbeat_s, 0);
+  std::string e = error_of({"--heartbeat", "65536"});
+  EXPECT_TRUE(has(e, "heartbeat") && has(e, "0 to 65535")) << e;
+  EXPECT_FALSE(has(e, "password")) << e;
+}
+
+// PostgreSQL's rule for slot names, at start rather than as a server error at every attempt.
+TEST(Config, SlotNameFollowsPostgresqlsRule) {
+  EXPECT_EQ(load({"--slot", "outbox_2"}).slot, "outbox_2");
+  EXPECT_EQ(load({"--slot", std::string(63, 'a')}).slot, std::string(63, 'a'));
+  for (const std::string& bad : {std::string("Bad-Name"), std::string("UPPER"), std::string("with space"),
+                                 std::string("dot.ted"), std::string(64, 'a'), std::string("caf\xc3\xa9")}) {
+    std::string e = error_of({"--slot", bad, "--create-slot"});
+    EXPECT_TRUE(has(e, "setting slot") && has(e, "lower-case letters, digits and underscores, at most 63 bytes"))
+        << bad << ": " << e;
+  }
+}
+
+// Unknown libpq keywords were found at every connection attempt (and retried): now at start,
+// in key=value and URI form, with the secrets of the string masked.
+TEST(Config, ConninfoIsParsedAtStart) {
+  EXPECT_EQ(load({"--pg", "host=h dbname=d sslmode=verify-full"}).pg, "host=h dbname=d sslmode=verify-full");
+  EXPECT_EQ(load({"--pg", "postgresql://u@h:5432/d?sslmode=require"}).pg, "postgresql://u@h:5432/d?sslmode=require");
+  std::string e = error_of({"--pg", "hots=db password=Sekr3t"});
+  EXPECT_TRUE(has(e, "setting pg") && has(e, "hots") && has(e, "libpq")) << e;
+  EXPECT_FALSE(has(e, "Sekr3t")) << e;
+  e = error_of({"--pg", "postgresql://u:Sekr3t@h/db?hots=x"});
+  EXPECT_TRUE(has(e, "setting pg") && has(e, "hots")) << e;
+  EXPECT_FALSE(has(e, "Sekr3t")) << e;
+  EXPECT_TRUE(has(error_of({"--pg", "host='unterminated"}), "setting pg"));
+}
+
+// An AMQP URL that rabbitmq-c cannot parse was retried as a connection error.
+TEST(Config, AmqpUrlIsParsedAtStart) {
+  for (const char* bad : {"amqp://u:p@h:99999/", "amqp://u:p@h:port/", "amqp://u:p@h:0/"}) {
+    std::string e = error_of({"--amqp", bad});
+    EXPECT_TRUE(has(e, "setting amqp") && has(e, "not a valid AMQP URL")) << bad << ": " << e;
+  }
+  EXPECT_FALSE(has(error_of({"--amqp", "amqp://u:Sekr3t@h:99999/"}), "Sekr3t"));
+  EXPECT_EQ(load({"--amqp", "amqps://u:p@h/vh"}).amqp, "amqps://u:p@h/vh");
+}
+
+// Settings that cannot work together.
+TEST(Config, RetryAndReconnectBoundsInOrder) {
+  std::string e = error_of({"--retry-base-ms", "500", "--retry-max-ms", "100"});
+  EXPECT_TRUE(has(e, "retry-max-ms") && has(e, "retry-base-ms")) << e;
+  e = error_of({"--reconnect-min-ms", "5000", "--reconnect-max-ms", "100"});
+  EXPECT_TRUE(has(e, "reconnect-min-ms") && has(e, "reconnect-max-ms")) << e;
+  Env env;
+  env.vars["OUTBOX_RELAY_RETRY_BASE_MS"] = "20000";  // above the default cap
+  EXPECT_TRUE(has(error_of({}, env), "env OUTBOX_RELAY_RETRY_BASE_MS"));
+  EXPECT_EQ(load({"--retry-base-ms", "100", "--retry-max-ms", "100"}).retry_max_ms, 100);
+  EXPECT_EQ(load({"--reconnect-min-ms", "100", "--reconnect-max-ms", "100"}).reconnect_max_ms, 100);
+}
+
+// The file: unknown keys and wrong types inside [[topology.*]] and arrays or tables for scalar
+// settings were silently ignored (`typ = "fanout"` made a topic exchange, `slot = ["p","q"]`
+// fell back to the default). Each is an error with its line.
+TEST(Config, FileMistakesAreErrorsWithTheLine) {
+  struct Case {
+    const char* text;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"slot = \"ok\"\n[[topology.exchanges]]\nname = \"e\"\ntyp = \"fanout\"\n", "line 4: [[topology.exchanges]] has an unknown key \"typ\""},
+      {"[[topology.exchanges]]\nname = \"e\"\ntype = \"fanot\"\n", "line 3: [[topology.exchanges]] type = \"fanot\" is not one of"},
+      {"[[topology.exchanges]]\nname = \"e\"\ndurable = \"yes\"\n", "line 3: [[topology.exchanges]] durable is a string"},
+      {"[[topology.queues]]\nname = \"q\"\n\nmessage_ttl_ms = \"1000\"\n", "line 4: [[topology.queues]] message_ttl_ms is a string"},
+      {"[[topology.queues]]\nname = \"q\"\nmax_length = -1\n", "line 3: [[topology.queues]] max_length"},
+      {"[[topology.queues]]\nname = \"q\"\nqueue_type = \"quorom\"\n", "line 3: [[topology.queues]] queue_type"},
+      {"[[topology.queues]]\nname = 7\n", "line 2: [[topology.queues]] name is an integer"},
+      {"[[topology.queues]]\nnmae = \"q\"\n", "line 2: [[topology.queues]] has an unknown key \"nmae\""},
+      {"[[topology.bindings]]\nqueue = \"q\"\nexchange = \"e\"\nrouting-key = \"k\"\n", "line 4: [[topology.bindings]] has an unknown key \"routing-key\""},
+      {"[[topology.bindings]]\nqueue = \"q\"\n", "every [[topology.bindings]] needs a non-empty exchange"},
+      {"[topology]\nexchange = \"e\"\n", "line 2: topology has an unknown key \"exchange\""},
+      {"[topology.exchanges]\nname = \"e\"\n", "topology.exchanges is a table"},
+      {"topology = 1\n", "line 1: topology is an integer"},
+      {"\nslot = [\"p\", \"q\"]\n", "line 2: setting slot is an array"},
+      {"[slot]\nname = \"p\"\n", "line 1: setting slot is a table"},
+      {"max_in_flight = 1.5\n", "line 1: setting max-in-flight is a float"},
+      {"max_in_flight = 10\nmax-in-flight = 20\n", "given twice"},
+      {"slott = \"typo\"\n", "line 1: unknown setting \"slott\""},
+  };
+  for (const Case& c : cases) {
+    std::string f = write_file(c.text);
+    std::string e = error_of({"--config", f});
+    EXPECT_TRUE(has(e, c.says)) << c.text << "\ngot: " << e;
+    EXPECT_TRUE(e.empty() || has(e, f)) << "names the file: " << e;
+    std::remove(f.c_str());
+  }
+  // What is right still loads, x- exchange types (plugins) included.
+  std::string f = write_file("[[topology.exchanges]]\nname = \"d\"\ntype = \"x-delayed-message\"\ndurable = false\n"
+                             "[[topology.queues]]\nname = \"q\"\nqueue_type = \"quorum\"\nmax_length = 0\n");
+  Config c = load({"--config", f});
+  ASSERT_EQ(c.topology.exchanges.size(), 1u);
+  EXPECT_EQ(c.topology.exchanges[0].type, "x-delayed-message");
+  EXPECT_FALSE(c.topology.exchanges[0].durable);
+  EXPECT_EQ(c.topology.queues[0].max_length, 0);
+  std::remove(f.c_str());
+}

@@ -103,6 +103,17 @@ TEST(PgErrors, TlsVerificationFailures) {
   }
 }
 
+// Values libpq checks only when it connects: definitive too.
+TEST(PgErrors, OptionValuesLibpqRefuses) {
+  for (const char* m : {"invalid sslmode value: \"bogus\"", "invalid port number: \"x\"",
+                        "invalid integer value \"ten\" for connection option \"connect_timeout\"",
+                        "could not match 2 port numbers to 3 hosts"}) {
+    PgError e = cls("", m, PgOp::Connect);
+    EXPECT_EQ(e.kind, PgErrorKind::Fatal) << m;
+    EXPECT_TRUE(says(e, "correct that value in --pg")) << e.what();
+  }
+}
+
 // A verbose connection error: the SQLSTATE comes out, the message stays readable.
 TEST(PgErrors, SqlstateOfAConnectionError) {
   std::string m = "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  3D000: database \"x\" does not "
