@@ -248,6 +248,61 @@ bool AmqpPublisher::exchange_exists(const std::string& name) {
   throw AmqpError("checking exchange \"" + name + "\" failed: " + rpc_error(r));
 }
 
+bool AmqpPublisher::queue_exists(const std::string& name) {
+  open_aux_channel();
+  amqp_queue_declare(conn_, kAuxChannel, bytes_of(name), 1, 0, 0, 0, amqp_empty_table);
+  amqp_rpc_reply_t r = amqp_get_rpc_reply(conn_);
+  if (r.reply_type == AMQP_RESPONSE_NORMAL) return true;
+  if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    int code = static_cast<amqp_channel_close_t*>(r.reply.decoded)->reply_code;
+    std::string why = rpc_error(r);
+    amqp_channel_close_ok_t ok{};
+    amqp_send_method(conn_, kAuxChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    aux_ = Aux::Closed;
+    if (code == 404) return false;
+    throw AmqpError("checking queue \"" + name + "\" failed: " + why +
+                    (code == 405 ? " -- fix: the queue is exclusive to another connection; choose another name" : ""));
+  }
+  throw AmqpError("checking queue \"" + name + "\" failed: " + rpc_error(r));
+}
+
+std::vector<std::string> AmqpPublisher::check_topology(const Topology& t, std::set<std::string>& would_create) {
+  std::vector<std::string> out;
+  std::set<std::string> new_queues;
+  for (const auto& x : t.exchanges) {
+    if (exchange_exists(x.name)) {
+      out.push_back("exchange \"" + x.name + "\" exists (its type and flags are not compared: a difference would "
+                    "fail the relay's declaration)");
+    } else {
+      would_create.insert(x.name);
+      out.push_back("exchange \"" + x.name + "\" does not exist: the relay would create it (type " + x.type +
+                    (x.durable ? ", durable" : ", transient") + (x.auto_delete ? ", auto-delete" : "") + ")");
+    }
+  }
+  for (const auto& q : t.queues) {
+    if (queue_exists(q.name)) {
+      out.push_back("queue \"" + q.name + "\" exists (its arguments are not compared)");
+    } else {
+      new_queues.insert(q.name);
+      out.push_back("queue \"" + q.name + "\" does not exist: the relay would create it" +
+                    (q.queue_type.empty() ? std::string() : " (" + q.queue_type + ")"));
+    }
+  }
+  for (const auto& b : t.bindings) {
+    bool ex_ok = would_create.count(b.exchange) || exchange_exists(b.exchange);
+    bool q_ok = new_queues.count(b.queue) || queue_exists(b.queue);
+    if (!ex_ok)
+      throw AmqpError("binding " + b.queue + " <- " + b.exchange + ": exchange \"" + b.exchange +
+                      "\" neither exists nor is in [topology] -- fix: add it to [[topology.exchanges]] or declare it");
+    if (!q_ok)
+      throw AmqpError("binding " + b.queue + " <- " + b.exchange + ": queue \"" + b.queue +
+                      "\" neither exists nor is in [topology] -- fix: add it to [[topology.queues]] or declare it");
+    out.push_back("queue \"" + b.queue + "\" would be bound to exchange \"" + b.exchange + "\" with routing key \"" +
+                  b.routing_key + "\"");
+  }
+  return out;
+}
+
 void AmqpPublisher::declare_topology(const Topology& t) {
   if (t.empty()) return;
   open_aux_channel();

@@ -61,6 +61,11 @@ class AmqpPublisher : public Sink {
   void connect(const std::string& url, int heartbeat_s, const std::string& name = "outbox-relay",
                const Tls& tls = Tls{});
   void declare_topology(const Topology& t);
+  // --check: declares nothing. Each exchange and queue is checked with a passive declare; the
+  // returned lines say which exist and which the relay would create, and that the bindings would
+  // be bound (AMQP 0-9-1 cannot check a binding without making it). `would_create` gets the
+  // exchanges that do not exist yet.
+  std::vector<std::string> check_topology(const Topology& t, std::set<std::string>& would_create);
   void close();
   bool connected() const { return conn_ != nullptr; }
   int socket() const;
@@ -68,6 +73,8 @@ class AmqpPublisher : public Sink {
   // True if the exchange exists: a synchronous passive declare on channel 2, for start-up
   // checks only (positive answers cached).
   bool exchange_exists(const std::string& name);
+  // The same for a queue (passive queue.declare on channel 2).
+  bool queue_exists(const std::string& name);
 
   // basic.publish with mandatory=true (held first while its exchange is being checked). Throws
   // AmqpError when the connection is broken.

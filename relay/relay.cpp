@@ -195,11 +195,16 @@ int Relay::check() {
   try {
     amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay check slot=" + cfg_.slot,
                   AmqpPublisher::Tls{cfg_.amqp_cacert, cfg_.amqp_cert, cfg_.amqp_key});
-    amqp_.declare_topology(cfg_.topology);
-    if (!amqp_.exchange_exists(cfg_.exchange))
+    // Creates nothing: passive declares only, and a report of what the relay would declare.
+    std::set<std::string> would_create;
+    for (const std::string& line : amqp_.check_topology(cfg_.topology, would_create))
+      spdlog::info("check: {}", line);
+    bool default_new = would_create.count(cfg_.exchange) > 0;
+    if (!default_new && !amqp_.exchange_exists(cfg_.exchange))
       throw AmqpError("the default exchange \"" + cfg_.exchange + "\" does not exist -- fix: declare it, add it to "
                       "[topology], or choose another with --exchange");
-    spdlog::info("check: RabbitMQ ok (confirm mode, exchange \"{}\" exists)", cfg_.exchange);
+    spdlog::info("check: RabbitMQ ok (confirm mode, exchange \"{}\" {})", cfg_.exchange,
+                 default_new ? "would be created from [topology]" : "exists");
     admin_.connect(cfg_.pg);
     admin_.check_server();
     std::string db = admin_.current_database();

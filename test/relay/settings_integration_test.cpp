@@ -15,6 +15,7 @@
 
 #include <httplib.h>
 
+#include "amqp_publisher.h"
 #include "harness.h"
 #include "relay_it.h"
 
@@ -304,4 +305,41 @@ TEST_F(RelayIT, ServerErrorsInAnotherLanguageAreClassifiedTheSame) {
   EXPECT_NE(r.log().find("SQLSTATE 28000"), std::string::npos) << r.log();
   EXPECT_TRUE(r.running());
   EXPECT_EQ(r.stop(), 0);
+}
+
+// --check declared the topology of the config file on the broker. It must create nothing: each
+// exchange and queue is checked with a passive declare, the log says which exist and which the
+// relay would create (bindings: "would be bound"), and it exits 0 because the relay could start.
+TEST_F(RelayIT, CheckCreatesNoTopology) {
+  std::string fresh_ex = base_ + ".new", fresh_q = base_ + ".newq";
+  std::string cfg = env_or("OUTBOX_IT_LOG_DIR", "/tmp") + "/" + base_ + ".toml";
+  {
+    std::ofstream f(cfg);
+    f << "[[topology.exchanges]]\nname = \"" << exchange_ << "\"\n"          // exists (the fixture's)
+      << "[[topology.exchanges]]\nname = \"" << fresh_ex << "\"\ntype = \"fanout\"\n"
+      << "[[topology.queues]]\nname = \"" << queue_ << "\"\n"                // exists
+      << "[[topology.queues]]\nname = \"" << fresh_q << "\"\n"
+      << "[[topology.bindings]]\nqueue = \"" << fresh_q << "\"\nexchange = \"" << fresh_ex << "\"\n";
+  }
+  auto a = args({"--config", cfg, "--check"});
+  RelayProcess r(with(a, "--exchange", fresh_ex), log_);  // the default exchange comes from [topology]
+  auto rc = r.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value()) << r.log();
+  EXPECT_EQ(*rc, 0) << r.log();
+  std::string log = r.log();
+  EXPECT_NE(log.find("exchange \"" + exchange_ + "\" exists"), std::string::npos) << log;
+  EXPECT_NE(log.find("exchange \"" + fresh_ex + "\" does not exist: the relay would create it (type fanout"),
+            std::string::npos) << log;
+  EXPECT_NE(log.find("queue \"" + queue_ + "\" exists"), std::string::npos) << log;
+  EXPECT_NE(log.find("queue \"" + fresh_q + "\" does not exist: the relay would create it"), std::string::npos) << log;
+  EXPECT_NE(log.find("would be bound to exchange \"" + fresh_ex + "\""), std::string::npos) << log;
+  EXPECT_NE(log.find("check passed"), std::string::npos) << log;
+  EXPECT_EQ(log.find("declared topology"), std::string::npos) << log;
+  outbox::AmqpPublisher probe;
+  probe.connect(env_or("OUTBOX_AMQP_URL", ""), 0, "it probe");
+  EXPECT_FALSE(probe.exchange_exists(fresh_ex)) << "--check created the exchange";
+  EXPECT_FALSE(probe.queue_exists(fresh_q)) << "--check created the queue";
+  EXPECT_TRUE(probe.queue_exists(queue_));
+  EXPECT_EQ(db_->slot_confirmed_lsn(slot_), "") << "--check must not create the slot";
+  std::remove(cfg.c_str());
 }
