@@ -53,7 +53,7 @@ const Def kDefs[] = {
     {"retry-max-ms", "10000", false, "cap of the publish retry delay"},
     {"reconnect-min-ms", "500", false, "first reconnect delay after a lost connection (doubles, with jitter)"},
     {"reconnect-max-ms", "30000", false, "cap of the reconnect delay"},
-    {"drain-timeout-ms", "10000", false, "on SIGTERM/SIGINT, wait at most this long for outstanding confirms"},
+    {"drain-timeout-ms", "10000", false, "on SIGTERM/SIGINT/SIGHUP, wait at most this long for outstanding confirms"},
     {"heartbeat", "30", false, "AMQP heartbeat in seconds (0 = off)"},
 };
 

@@ -13,7 +13,9 @@
 
 namespace {
 outbox::Relay* g_relay = nullptr;
-extern "C" void on_signal(int) {
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_signal(int sig) {
+  g_signal = sig;
   if (g_relay) g_relay->request_stop();
 }
 }  // namespace
@@ -49,9 +51,16 @@ int main(int argc, char** argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
+    // SIGHUP (a closed terminal, a supervisor's "reload") is a stop like SIGTERM: drain, exit 0.
+    // Its default action killed the relay (129) without draining. There is nothing to reload:
+    // a supervisor that restarts the relay applies new settings.
+    sigaction(SIGHUP, &sa, nullptr);
     rc = cfg.check ? relay.check() : relay.run();
     g_relay = nullptr;
   }
+  if (g_signal == SIGHUP)
+    spdlog::info("the stop was asked by SIGHUP, which outbox-relay handles like SIGTERM (it does not reload its "
+                 "settings; restart it to apply new ones)");
   http.stop();
   return rc;
 }

@@ -343,3 +343,28 @@ TEST_F(RelayIT, CheckCreatesNoTopology) {
   EXPECT_EQ(db_->slot_confirmed_lsn(slot_), "") << "--check must not create the slot";
   std::remove(cfg.c_str());
 }
+
+// SIGHUP killed the relay (exit 129) without draining. It is a stop like SIGTERM: the relay
+// finishes, acknowledges what the broker confirmed and exits 0; the log says how it was taken.
+TEST_F(RelayIT, SighupStopsLikeSigterm) {
+  RelayProcess& relay = start_relay();
+  std::string before = current_lsn();
+  db_->exec(emit_sql("before.hup", "{}"));
+  ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
+  ASSERT_EQ(::kill(relay.pid(), SIGHUP), 0);
+  auto rc = relay.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value()) << relay.log();
+  EXPECT_EQ(*rc, 0) << "killed by the signal instead of stopping:\n" << relay.log();
+  EXPECT_NE(relay.log().find("stopping: no more reading from the slot"), std::string::npos) << relay.log();
+  EXPECT_NE(relay.log().find("SIGHUP, which outbox-relay handles like SIGTERM"), std::string::npos) << relay.log();
+  EXPECT_GT(lsn(db_->slot_confirmed_lsn(slot_)), lsn(before)) << "the final acknowledgement was sent";
+  // A standby (not streaming) stops the same way.
+  RelayProcess& a = start_relay();
+  RelayProcess& b = start_relay({}, false);
+  ASSERT_TRUE(eventually([&] { return b.log().find("standby") != std::string::npos; }, 10s)) << b.log();
+  ASSERT_EQ(::kill(b.pid(), SIGHUP), 0);
+  rc = b.wait_exit(10s);
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 0);
+  EXPECT_EQ(a.stop(), 0);
+}
