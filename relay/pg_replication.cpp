@@ -113,6 +113,38 @@ std::string ReplicationStream::identify_system() {
   return db;
 }
 
+std::string ReplicationStream::show(const std::string& name) {
+  PGresult* r = PQexec(conn_, ("SHOW " + quote_ident(name)).c_str());
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+    PgError e = pg_result_error("SHOW " + name + " failed", r, PgOp::Decoding, slot_, plugin_);
+    PQclear(r);
+    throw e;
+  }
+  std::string v = PQgetvalue(r, 0, 0);
+  PQclear(r);
+  return v;
+}
+
+long long parse_duration_ms(const std::string& text, long long unit_ms) {
+  std::size_t i = 0;
+  long long n = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    n = n * 10 + (text[i] - '0');
+    if (n > (1LL << 40)) return -1;
+    ++i;
+  }
+  if (i == 0) return -1;
+  std::string unit = text.substr(i);
+  if (unit.empty()) return n * unit_ms;
+  if (unit == "us") return n / 1000;
+  if (unit == "ms") return n;
+  if (unit == "s") return n * 1000;
+  if (unit == "min") return n * 60 * 1000;
+  if (unit == "h") return n * 3600 * 1000;
+  if (unit == "d") return n * 24 * 3600 * 1000;
+  return -1;
+}
+
 bool ReplicationStream::create_slot() {
   std::string sql = "CREATE_REPLICATION_SLOT " + quote_ident(slot_) + " LOGICAL " + quote_ident(plugin_) + " NOEXPORT_SNAPSHOT";
   PGresult* r = PQexec(conn_, sql.c_str());

@@ -40,6 +40,8 @@ class ReplicationStream {
   void connect(const std::string& conninfo);  // throws PgError
   // IDENTIFY_SYSTEM: returns the database name the walsender is attached to.
   std::string identify_system();
+  // SHOW name over the walsender connection: the value this walsender uses (e.g. "60s"), as text.
+  std::string show(const std::string& name);
   // CREATE_REPLICATION_SLOT; false if it already existed.
   bool create_slot();
   void start(Lsn from);  // START_REPLICATION SLOT ... LOGICAL from (options)
@@ -62,6 +64,10 @@ class ReplicationStream {
   pg_conn* conn_ = nullptr;
   char* buf_ = nullptr;
 };
+
+// A duration setting as SHOW prints it ("500ms", "60s", "1min", "2h", "1d", "0", a bare number of
+// `unit_ms`): milliseconds, or -1 when it is not one.
+long long parse_duration_ms(const std::string& text, long long unit_ms = 1);
 
 // Microseconds since 2000-01-01 (PostgreSQL epoch), for the status update's clock field.
 std::int64_t pg_now_us();

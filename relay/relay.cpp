@@ -100,11 +100,20 @@ int Relay::run() {
   BackoffPolicy reconnect{std::chrono::milliseconds(cfg_.reconnect_min_ms), std::chrono::milliseconds(cfg_.reconnect_max_ms),
                           0.5};
   int attempt = 0;
+  // A standby checks the slot about once a second on its database connection (nothing else is
+  // opened); it says so once, then once a minute.
+  constexpr auto kStandbyLogEvery = std::chrono::minutes(1);
+  Clock::time_point standby_since{}, standby_logged{};
+  bool standby = false;
   while (!stop_.load()) {
     m_.loop_heartbeat_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
     try {
       connect_session();
+      if (standby)
+        spdlog::info("took over slot \"{}\" after {} s as a standby", cfg_.slot,
+                     std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - standby_since).count());
+      standby = false;
       attempt = 0;
       stream();
       // stream() returns only when stopping.
@@ -125,9 +134,21 @@ int Relay::run() {
       auto d = backoff_delay(reconnect, attempt, rng_);
       if (e.kind == PgErrorKind::SlotBusy) {
         m_.standby_waits++;
+        m_.standby = true;
         m_.set_not_ready(std::string("standby: ") + e.what());
         d = std::min(d, std::chrono::milliseconds(std::max(cfg_.reconnect_min_ms, 1000)));
-        spdlog::info("{}; waiting as a standby, retrying in {} ms", e.what(), d.count());
+        auto now = Clock::now();
+        if (!standby) {
+          standby = true;
+          standby_since = standby_logged = now;
+          spdlog::info("{}; waiting as a hot standby: checking the slot about every {} ms on the database "
+                       "connection, without a broker connection (logged again every minute while it lasts)",
+                       e.what(), std::min(std::max(cfg_.reconnect_min_ms, 1000), std::max(cfg_.reconnect_max_ms, 1)));
+        } else if (now - standby_logged >= kStandbyLogEvery) {
+          standby_logged = now;
+          spdlog::info("still waiting as a standby for slot \"{}\" ({} s so far): {}", cfg_.slot,
+                       std::chrono::duration_cast<std::chrono::seconds>(now - standby_since).count(), e.what());
+        }
       } else {
         m_.reconnects_pg++;
         m_.set_not_ready(std::string("PostgreSQL: ") + e.what());
@@ -252,7 +273,20 @@ int Relay::check() {
 }
 
 void Relay::connect_session() {
-  // Broker first: no point in holding the slot (and keeping a standby out) without a broker.
+  // The slot first, on the database side: a standby (slot busy elsewhere) and a missing slot
+  // are found without touching the broker, so waiting opens no broker connections.
+  if (!admin_.connected()) admin_.connect(cfg_.pg);
+  m_.auth_failing_pg = false;
+  admin_.check_server();
+  std::string db = admin_.current_database();
+  auto slot = admin_.slot_info();
+  if (slot) admin_.check_slot(*slot, db);  // throws SlotBusy: wait as a standby
+  else if (!cfg_.create_slot)
+    throw PgError(PgErrorKind::Fatal, "replication slot \"" + cfg_.slot + "\" does not exist -- fix: start with "
+                                      "--create-slot, or create it: SELECT pg_create_logical_replication_slot('" +
+                                          cfg_.slot + "', '" + cfg_.plugin + "')");
+
+  // Then the broker: no point in holding the slot (and keeping a standby out) without a broker.
   amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay slot=" + cfg_.slot,
                 AmqpPublisher::Tls{cfg_.amqp_cacert, cfg_.amqp_cert, cfg_.amqp_key});
   m_.auth_failing_amqp = false;
@@ -268,23 +302,28 @@ void Relay::connect_session() {
   }
   m_.amqp_connected = true;
 
-  if (!admin_.connected()) admin_.connect(cfg_.pg);
-  m_.auth_failing_pg = false;
-  admin_.check_server();
-  std::string db = admin_.current_database();
-  auto slot = admin_.slot_info();
   repl_.connect(cfg_.pg);
   m_.pg_connected = true;
   repl_.identify_system();
+  // Status updates at least three times per wal_sender_timeout (this walsender's value), or the
+  // server drops a relay that the broker holds back (it then reads no keepalives).
+  if (!status_interval_configured_ms_) status_interval_configured_ms_ = cfg_.status_interval_ms;
+  std::string timeout_text = repl_.show("wal_sender_timeout");
+  long long timeout_ms = parse_duration_ms(timeout_text);
+  int want = status_interval_configured_ms_;
+  int use = timeout_ms > 0 && want > timeout_ms / 3 ? static_cast<int>(std::max<long long>(1, timeout_ms / 3)) : want;
+  if (use != want && use != cfg_.status_interval_ms)
+    spdlog::warn("--status-interval-ms {} is more than a third of the server's wal_sender_timeout ({}): sending status "
+                 "updates every {} ms instead, so that the server does not drop the relay while the broker holds it "
+                 "back -- fix: --status-interval-ms {} or less, or raise wal_sender_timeout",
+                 want, timeout_text, use, use);
+  cfg_.status_interval_ms = use;
   if (!slot) {
-    if (!cfg_.create_slot)
-      throw PgError(PgErrorKind::Fatal, "replication slot \"" + cfg_.slot + "\" does not exist -- fix: start with "
-                                        "--create-slot, or create it: SELECT pg_create_logical_replication_slot('" +
-                                            cfg_.slot + "', '" + cfg_.plugin + "')");
     if (repl_.create_slot()) spdlog::info("created replication slot \"{}\" with plugin {}", cfg_.slot, cfg_.plugin);
-    slot = admin_.slot_info();
-    if (!slot) throw PgError(PgErrorKind::Retryable, "slot \"" + cfg_.slot + "\" vanished right after creation");
   }
+  // Read again: the position to start from, and whether another relay took the slot meanwhile.
+  slot = admin_.slot_info();
+  if (!slot) throw PgError(PgErrorKind::Retryable, "slot \"" + cfg_.slot + "\" vanished right after creation");
   admin_.check_slot(*slot, db);
   load_message_key();
   if (cfg_.on_dead_letter == "park") {
@@ -308,6 +347,7 @@ void Relay::connect_session() {
   repl_.start(0);  // 0/0: the server starts at the slot's confirmed_flush_lsn
   started_ = true;
   m_.streaming = true;
+  m_.standby = false;
   m_.set_not_ready("");
   m_.ack_lsn = tracker_.ack_lsn();
   last_status_ = Clock::now();

@@ -88,6 +88,7 @@ class Relay {
   bool warned_privileges_ = false;
   bool started_ = false;          // a session has streamed: later problems are runtime ones
   bool warned_default_missing_ = false;
+  int status_interval_configured_ms_ = 0;  // --status-interval-ms as given (cfg_ holds the one in use)
   std::uint64_t rejected_ = 0;
   Clock::time_point last_amqp_poll_{};
 };

@@ -131,6 +131,20 @@ TEST(PgErrors, SqlstateOfAConnectionError) {
   EXPECT_EQ(none, "connection to server at \"h\", port 1 failed: Connection refused\n\tIs the server running?\n");
 }
 
+// wal_sender_timeout as SHOW prints it.
+TEST(WalSenderTimeout, ParsedFromShow) {
+  EXPECT_EQ(parse_duration_ms("1min"), 60000);
+  EXPECT_EQ(parse_duration_ms("60s"), 60000);
+  EXPECT_EQ(parse_duration_ms("2s"), 2000);
+  EXPECT_EQ(parse_duration_ms("500ms"), 500);
+  EXPECT_EQ(parse_duration_ms("1h"), 3600000);
+  EXPECT_EQ(parse_duration_ms("1d"), 86400000);
+  EXPECT_EQ(parse_duration_ms("0"), 0);
+  EXPECT_EQ(parse_duration_ms("1500"), 1500);
+  EXPECT_EQ(parse_duration_ms("abc"), -1);
+  EXPECT_EQ(parse_duration_ms("5 s"), -1);
+}
+
 TEST(PluginOptions, OutboxPresetPerPlugin) {
   auto d = plugin_options("outbox_decoder");
   ASSERT_EQ(d.size(), 2u);

@@ -361,10 +361,82 @@ TEST_F(RelayIT, SighupStopsLikeSigterm) {
   // A standby (not streaming) stops the same way.
   RelayProcess& a = start_relay();
   RelayProcess& b = start_relay({}, false);
-  ASSERT_TRUE(eventually([&] { return b.log().find("standby") != std::string::npos; }, 10s)) << b.log();
+  ASSERT_TRUE(eventually([&] { return b.log().find("waiting as a hot standby") != std::string::npos; }, 10s)) << b.log();
   ASSERT_EQ(::kill(b.pid(), SIGHUP), 0);
   rc = b.wait_exit(10s);
   ASSERT_TRUE(rc.has_value());
   EXPECT_EQ(*rc, 0);
   EXPECT_EQ(a.stop(), 0);
+}
+
+// A standby (slot busy in another relay) opened a broker connection every second and logged three
+// lines a second. It now checks the slot on the database side only, says so once (then once a
+// minute), opens no broker connection, keeps /healthz fresh and says "standby" on /readyz.
+TEST_F(RelayIT, StandbyWaitsWithoutChurningTheBroker) {
+  std::string ctl = env_or("RABBITMQCTL", "");
+  RelayProcess& a = start_relay();
+  int port = free_port();
+  std::string log_b = log_ + ".standby";
+  std::remove(log_b.c_str());
+  struct RemoveLog {
+    std::string path;
+    ~RemoveLog() { std::remove(path.c_str()); }
+  } remove_b{log_b};
+  relays_.push_back(std::make_unique<RelayProcess>(args({"--http", "127.0.0.1:" + std::to_string(port)}), log_b));
+  RelayProcess& b = *relays_.back();
+  ASSERT_TRUE(eventually([&] { return b.log().find("waiting as a hot standby") != std::string::npos; }, 10s)) << b.log();
+  std::this_thread::sleep_for(4s);
+  std::string lb = b.log();
+  EXPECT_EQ(count_of(lb, "waiting as a hot standby") + count_of(lb, "still waiting"), 1u) << "logged once:\n" << lb;
+  EXPECT_EQ(count_of(lb, "connected to RabbitMQ"), 0u) << lb;
+  EXPECT_EQ(count_of(lb, "replication connection"), 0u) << lb;
+  std::string metrics = http_get(port, "/metrics");
+  EXPECT_NE(metrics.find("outbox_relay_standby 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("outbox_relay_reconnects_total{server=\"rabbitmq\"} 0"), std::string::npos) << metrics;
+  int status = 0;
+  EXPECT_EQ(http_get(port, "/healthz", &status), "ok\n");
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(http_get(port, "/readyz", &status).find("standby"), std::string::npos);
+  EXPECT_EQ(status, 503);
+  if (!ctl.empty()) {
+    std::string out;
+    ASSERT_EQ(sh(ctl + " list_connections client_properties", &out), 0) << out;
+    EXPECT_EQ(count_of(out, "slot=" + slot_ + "\""), 1u) << "only the active relay is connected to the broker:\n" << out;
+  }
+  // It still takes over when the active relay goes.
+  EXPECT_EQ(a.stop(), 0);
+  db_->exec(emit_sql("after.takeover", "{}"));
+  auto msgs = broker_->collect(1, 15s);
+  ASSERT_EQ(msgs.size(), 1u) << b.log();
+  EXPECT_NE(b.log().find("took over slot"), std::string::npos) << b.log();
+  EXPECT_EQ(b.stop(), 0);
+}
+
+// --status-interval-ms above a third of the server's wal_sender_timeout let the server drop a
+// relay that the broker holds back (it reads no keepalives then). The relay reads the timeout at
+// connect (SHOW wal_sender_timeout), caps the interval with a warning that says so, and keeps
+// its walsender through a blocked broker.
+TEST_F(RelayIT, StatusIntervalIsCappedToAThirdOfWalSenderTimeout) {
+  std::string ctl = env_or("RABBITMQCTL", "");
+  if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
+  auto a = with(with(args(), "--status-interval-ms", "10000"), "--pg",
+                db_->conninfo() + " options='-c wal_sender_timeout=2s'");
+  relays_.push_back(std::make_unique<RelayProcess>(a, log_));
+  RelayProcess& relay = *relays_.back();
+  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  EXPECT_NE(relay.log().find("--status-interval-ms 10000 is more than a third of the server's wal_sender_timeout (2s): "
+                             "sending status updates every 666 ms"),
+            std::string::npos)
+      << relay.log();
+  std::string pid = db_->scalar("SELECT active_pid FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'");
+  BrokerAlarm alarm{ctl};
+  ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0"), 0);
+  std::this_thread::sleep_for(300ms);
+  db_->exec("SELECT count(" + emit_expr("bp", "{}") + ") FROM generate_series(1, 3000)");
+  std::this_thread::sleep_for(6s);
+  ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0.4"), 0);
+  EXPECT_EQ(broker_->collect(3000, 30s).size(), 3000u);
+  EXPECT_EQ(db_->scalar("SELECT active_pid FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'"), pid)
+      << "the server dropped the relay:\n" << relay.log();
+  EXPECT_EQ(relay.stop(), 0);
 }
