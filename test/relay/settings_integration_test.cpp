@@ -440,3 +440,59 @@ TEST_F(RelayIT, StatusIntervalIsCappedToAThirdOfWalSenderTimeout) {
       << "the server dropped the relay:\n" << relay.log();
   EXPECT_EQ(relay.stop(), 0);
 }
+
+// Definitive mistakes in the settings stop the relay before it connects anywhere (exit 2, the
+// setting and the fix named); --create-slot=false means false; secrets stay masked.
+TEST_F(RelayIT, BadSettingsStopTheStartWithTheFix) {
+  struct Case {
+    std::vector<std::string> args;
+    const char* says;
+  };
+  const Case cases[] = {
+      {{"--http", "127.0.0.1:99999"}, "setting http"},
+      {{"--heartbeat", "70000"}, "setting heartbeat"},
+      {{"--slot", "Bad-Name"}, "setting slot"},
+      {{"--amqp", "amqp://guest:guest@127.0.0.1:99999/"}, "setting amqp"},
+      {{"--pg", "hots=127.0.0.1 dbname=x"}, "setting pg"},
+      {{"--pg", "postgresql://127.0.0.1/x?hots=y"}, "setting pg"},
+      {{"--retry-base-ms", "500", "--retry-max-ms", "100"}, "setting retry-max-ms"},
+      {{"--reconnect-min-ms", "5000", "--reconnect-max-ms", "1000"}, "setting reconnect-min-ms"},
+  };
+  for (const Case& c : cases) {
+    auto a = args();
+    for (std::size_t i = 0; i + 1 < c.args.size(); i += 2) a = with(a, c.args[i], c.args[i + 1]);
+    RelayProcess r(a, log_ + ".bad");
+    auto rc = r.wait_exit(10s);
+    ASSERT_TRUE(rc.has_value()) << c.says << ": retried instead of stopping\n" << r.log();
+    EXPECT_EQ(*rc, 2) << c.says;
+    EXPECT_NE(r.log().find(c.says), std::string::npos) << r.log();
+    EXPECT_EQ(r.log().find("connected to RabbitMQ"), std::string::npos) << "before connecting:\n" << r.log();
+    std::remove((log_ + ".bad").c_str());
+  }
+  // --create-slot=false: the slot is not created, and the relay says how to create it.
+  auto a = args({"--create-slot=false"});
+  RelayProcess r(a, log_);
+  auto rc = r.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value()) << r.log();
+  EXPECT_EQ(*rc, 2);
+  EXPECT_NE(r.log().find("does not exist -- fix: start with --create-slot"), std::string::npos) << r.log();
+  EXPECT_EQ(db_->slot_confirmed_lsn(slot_), "") << "--create-slot=false created the slot";
+}
+
+// sslpassword (and every other secret libpq keyword) is masked on the start line and in errors,
+// in key=value and URI form.
+TEST_F(RelayIT, SslpasswordIsMaskedInLogs) {
+  for (const std::string& pg : {db_->conninfo() + " sslpassword=KeyPassw0rd password=Sup3rSecret",
+                                "postgresql://" + env_or("PGUSER", "postgres") + ":Sup3rSecret@127.0.0.1:" +
+                                    env_or("PGPORT", "5432") + "/" + db_->name() + "?sslpassword=KeyPassw0rd"}) {
+    auto a = with(with(args(), "--pg", pg), "--amqp", "amqp://guest:guest@127.0.0.1:1/");  // unreachable: errors logged
+    RelayProcess r(a, log_);
+    ASSERT_TRUE(eventually([&] { return r.log().find("cannot connect to RabbitMQ") != std::string::npos; }, 10s)) << r.log();
+    r.stop();
+    std::string log = r.log();
+    EXPECT_NE(log.find("sslpassword=***"), std::string::npos) << log;
+    EXPECT_EQ(log.find("KeyPassw0rd"), std::string::npos) << log;
+    EXPECT_EQ(log.find("Sup3rSecret"), std::string::npos) << log;
+    std::remove(log_.c_str());
+  }
+}
