@@ -402,8 +402,11 @@ DECLARE
     acked_lsn  pg_lsn;
     acked_time timestamptz;
     fence      outbox.purge_fences;
+    fence_lsn  pg_lsn;
     snap       pg_snapshot;
     deleted    bigint := 0;
+    kept_old   boolean;
+    relay      record;
 BEGIN
     IF older_than IS NULL OR older_than < interval '0' THEN
         RAISE EXCEPTION 'outbox.purge: older_than must be a non-negative interval, not %', older_than
@@ -412,7 +415,8 @@ BEGIN
 
     -- The snapshot first, the WAL position after it: see outbox.purge_fences.
     snap := pg_current_snapshot();
-    INSERT INTO outbox.purge_fences (wal_lsn, snap) VALUES (pg_current_wal_insert_lsn(), snap);
+    fence_lsn := pg_current_wal_insert_lsn();
+    INSERT INTO outbox.purge_fences (wal_lsn, snap) VALUES (fence_lsn, snap);
 
     SELECT min(c.acknowledged_lsn), min(c.last_commit_time) INTO acked_lsn, acked_time
       FROM outbox.relay_checkpoints c;
@@ -432,16 +436,49 @@ BEGIN
         GET DIAGNOSTICS deleted = ROW_COUNT;
         DELETE FROM outbox.purge_fences f WHERE f.wal_lsn < fence.wal_lsn;
     END IF;
+
+    -- Say which relays hold purge back, and how to let go of one that is gone: a checkpoint whose
+    -- slot no longer exists never moves on, and a relay that has not acknowledged what was
+    -- written before a purge call a minute ago or more keeps every event since.
+    kept_old := EXISTS (SELECT 1 FROM outbox.events e WHERE e.created_at < now() - older_than);
+    FOR relay IN
+        SELECT c.slot_name, c.acknowledged_lsn, c.last_commit_time, c.updated_at,
+               NOT EXISTS (SELECT 1 FROM pg_replication_slots s
+                            WHERE s.slot_name::text = c.slot_name AND s.slot_type = 'logical'
+                              AND s.database = current_database()) AS slot_missing
+          FROM outbox.relay_checkpoints c
+         ORDER BY c.slot_name
+    LOOP
+        IF relay.slot_missing THEN
+            RAISE NOTICE 'outbox.purge: relay "%" holds back purge for good: its replication slot does not exist', relay.slot_name
+                USING DETAIL = format('Its checkpoint (acknowledged up to %s, last acknowledged commit %s) can no longer move on, '
+                                      'and purge deletes only events that every registered relay has acknowledged.',
+                                      relay.acknowledged_lsn, coalesce(relay.last_commit_time::text, 'none')),
+                      HINT = format('If that relay is gone for good, unregister it: SELECT outbox.unregister_relay(%L);', relay.slot_name);
+        ELSIF kept_old AND EXISTS (SELECT 1 FROM outbox.purge_fences f
+                                    WHERE f.wal_lsn > relay.acknowledged_lsn AND f.wal_lsn < fence_lsn
+                                      AND f.taken_at < now() - interval '1 minute') THEN
+            RAISE NOTICE 'outbox.purge: relay "%" holds back purge: it has not acknowledged what was written before an earlier purge call', relay.slot_name
+                USING DETAIL = format('It has acknowledged up to %s, last acknowledged commit %s, checkpoint recorded at %s; '
+                                      'events older than %s are kept until it acknowledges more.',
+                                      relay.acknowledged_lsn, coalesce(relay.last_commit_time::text, 'none'), relay.updated_at, older_than),
+                      HINT = format('See how it is doing: SELECT * FROM outbox.status WHERE slot_name = %1$L; if it is gone for good, unregister it: SELECT outbox.unregister_relay(%1$L);',
+                                    relay.slot_name);
+        END IF;
+    END LOOP;
     RETURN deleted;
 END
 $$;
 COMMENT ON FUNCTION outbox.purge(interval) IS
-    'Delete events older than the interval that every registered relay has certainly published; returns the count';
+    'Delete events older than the interval that every registered relay has certainly published; returns the count (NOTICEs name the relays that hold it back)';
 
+-- Every outbox slot of this database, and every registered relay (checkpoint) without a slot:
+-- those hold back outbox.purge for good until outbox.unregister_relay(), so they are shown too,
+-- with slot_exists false and the slot's columns NULL.
 CREATE VIEW outbox.status AS
-SELECT s.slot_name,
+SELECT coalesce(s.slot_name, c.slot_name::name) AS slot_name,
        s.plugin,
-       s.active,
+       coalesce(s.active, false) AS active,
        s.active_pid,
        s.confirmed_flush_lsn,
        pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint AS lag_bytes,
@@ -449,14 +486,15 @@ SELECT s.slot_name,
        c.last_commit_time,
        now() - c.updated_at AS checkpoint_age,
        (SELECT count(*) FROM outbox.dead_letters d
-         WHERE d.replayed_at IS NULL AND (d.slot_name = s.slot_name OR d.slot_name IS NULL)) AS dead_letters,
-       s.wal_status
-  FROM pg_replication_slots s
-  LEFT JOIN outbox.relay_checkpoints c ON c.slot_name = s.slot_name
- WHERE s.slot_type = 'logical'
-   AND s.plugin IN ('outbox_decoder', 'wal2json')
-   AND s.database = current_database();
-COMMENT ON VIEW outbox.status IS 'One row per outbox slot: is a relay attached, how far behind, how many dead letters';
+         WHERE d.replayed_at IS NULL AND (d.slot_name = coalesce(s.slot_name::text, c.slot_name) OR d.slot_name IS NULL)) AS dead_letters,
+       s.wal_status,
+       s.slot_name IS NOT NULL AS slot_exists
+  FROM (SELECT * FROM pg_replication_slots
+         WHERE slot_type = 'logical' AND database = current_database()) s
+  FULL JOIN outbox.relay_checkpoints c ON c.slot_name = s.slot_name::text
+ WHERE s.plugin IN ('outbox_decoder', 'wal2json') OR c.slot_name IS NOT NULL;
+COMMENT ON VIEW outbox.status IS
+    'One row per outbox slot and per registered relay without a slot (slot_exists false): is a relay attached, how far behind, how many dead letters';
 
 ------------------------------------------------------------------------------------------------
 -- Privileges

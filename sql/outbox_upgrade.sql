@@ -49,6 +49,12 @@ SELECT extversion FROM pg_extension WHERE extname = 'outbox';
 SELECT count(*) AS key_rows, min(octet_length(key)) AS key_bytes FROM outbox.message_key_store;
 SELECT has_function_privilege('outbox_upgrade_relay', 'outbox.message_key()', 'EXECUTE') AS relay_reads_key,
        has_function_privilege('outbox_upgrade_app', 'outbox.message_key()', 'EXECUTE') AS app_reads_key;
+-- the status view keeps its grants and shows relays without a slot
+SELECT outbox.record_checkpoint('up_gone', '0/1', NULL);
+SET ROLE outbox_upgrade_relay;
+SELECT slot_name, slot_exists FROM outbox.status;
+RESET ROLE;
+SELECT outbox.unregister_relay('up_gone');
 SET outbox.storage = wal;
 SELECT outbox_emit('after.update', '{}') IS NOT NULL AS wal_storage_ok;
 RESET outbox.storage;
