@@ -497,6 +497,90 @@ COMMENT ON VIEW outbox.status IS
     'One row per outbox slot and per registered relay without a slot (slot_exists false): is a relay attached, how far behind, how many dead letters';
 
 ------------------------------------------------------------------------------------------------
+-- Events committed before the relay's slot existed
+------------------------------------------------------------------------------------------------
+-- A logical slot decodes only the transactions that commit after it was created, so events
+-- committed earlier (a relay started after the application, a slot dropped and created again)
+-- are never published. The relay calls outbox.events_before_slot() right after creating its
+-- slot and logs what it returns; outbox.republish() emits such events again as new events that
+-- carry the original id in the header outbox-original-id (not an x-outbox-* name, which
+-- outbox_emit refuses), so consumers can drop the copies of events they did get.
+
+-- SECURITY DEFINER: the relay counts the rows without any right on outbox.events. It counts the
+-- rows its snapshot sees, i.e. the events committed before the call: called right after the
+-- slot was created, those are the events the slot will not decode, plus the few that committed
+-- between the slot's creation and the call (published, and counted too). In a transaction that
+-- imported the snapshot CREATE_REPLICATION_SLOT exported, the count is exact.
+CREATE FUNCTION outbox.events_before_slot(slot_name text)
+RETURNS TABLE (count bigint, oldest timestamptz, newest timestamptz, republish text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_replication_slots s
+                    WHERE s.slot_name::text = events_before_slot.slot_name AND s.slot_type = 'logical'
+                      AND s.database = current_database()) THEN
+        RAISE EXCEPTION 'outbox.events_before_slot: this database has no logical replication slot %',
+                        coalesce(quote_literal(events_before_slot.slot_name), 'NULL')
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Call it right after creating the slot, with the slot''s name; the slots: SELECT slot_name, plugin, database FROM pg_replication_slots;';
+    END IF;
+    -- republish: the call that emits them again, times in UTC so that any session reads them alike;
+    -- until is exclusive, so it lies just past the newest.
+    RETURN QUERY
+    SELECT n, lo, hi,
+           CASE WHEN n > 0 THEN
+               format('SELECT outbox.republish(%L, %L);',
+                      to_char(lo AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US"+00"'),
+                      to_char((hi + interval '1 microsecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US"+00"'))
+           END
+      FROM (SELECT count(*) AS n, min(e.created_at) AS lo, max(e.created_at) AS hi FROM outbox.events e) a;
+END
+$$;
+COMMENT ON FUNCTION outbox.events_before_slot(text) IS
+    'For the relay right after it created its slot: how many events of outbox.events committed before (the slot will not publish them), the oldest and newest created_at, and the outbox.republish call that publishes them';
+
+-- SECURITY DEFINER: a role the owner gives EXECUTE republishes without any right on
+-- outbox.events. Nothing is granted to PUBLIC, neither grant_app nor grant_relay gives it.
+CREATE FUNCTION outbox.republish(since timestamptz, until timestamptz DEFAULT now())
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ev outbox.events;
+    n  bigint := 0;
+BEGIN
+    IF since IS NULL OR until IS NULL THEN
+        RAISE EXCEPTION 'outbox.republish: since and until must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Give the range of created_at to emit again, e.g. the last hour: SELECT outbox.republish(now() - interval ''1 hour'');';
+    END IF;
+    IF since > until THEN
+        RAISE EXCEPTION 'outbox.republish: since (%) is later than until (%)', since, until
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The range is since <= created_at < until: swap the arguments.';
+    END IF;
+    -- One query, so its snapshot does not see the events it emits. An event that was itself
+    -- republished keeps the id of the first original.
+    FOR ev IN
+        SELECT * FROM outbox.events e
+         WHERE e.created_at >= since AND e.created_at < until
+         ORDER BY e.created_at, e.id
+    LOOP
+        PERFORM public.outbox_emit(ev.event_type, ev.payload,
+                                   aggregate_type => ev.aggregate_type,
+                                   aggregate_id   => ev.aggregate_id,
+                                   routing_key    => ev.routing_key,
+                                   exchange       => ev.exchange,
+                                   headers        => jsonb_build_object('outbox-original-id', ev.id::text) || ev.headers,
+                                   correlation_id => ev.correlation_id,
+                                   causation_id   => ev.causation_id);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION outbox.republish(timestamptz, timestamptz) IS
+    'Emit again, in the current transaction and in created_at, id order, every event of outbox.events created in [since, until), as new events with header outbox-original-id = the original id; returns how many';
+
+------------------------------------------------------------------------------------------------
 -- Privileges
 ------------------------------------------------------------------------------------------------
 REVOKE ALL ON SCHEMA outbox FROM PUBLIC;
@@ -522,6 +606,7 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SEQUENCE outbox.dead_letters_id_seq TO %s', relay_role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.record_checkpoint(text, pg_lsn, timestamptz) TO %s', relay_role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.message_key() TO %s', relay_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.events_before_slot(text) TO %s', relay_role);
     IF NOT (SELECT rolreplication OR rolsuper FROM pg_roles WHERE oid = relay_role) THEN
         RAISE NOTICE 'role % has no REPLICATION attribute, which outbox-relay needs to stream the slot', relay_role
             USING HINT = format('ALTER ROLE %s REPLICATION;', relay_role);
@@ -529,7 +614,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION outbox.grant_relay(regrole) IS
-    'Give a role what outbox-relay writes and reads, and the message key (it also needs ALTER ROLE ... REPLICATION)';
+    'Give a role what outbox-relay writes and reads, the message key and outbox.events_before_slot (it also needs ALTER ROLE ... REPLICATION)';
 
 -- REVOKE ... ON ALL FUNCTIONS above ran before these two existed.
 REVOKE ALL ON FUNCTION outbox.grant_app(regrole), outbox.grant_relay(regrole) FROM PUBLIC;

@@ -49,6 +49,11 @@ SELECT extversion FROM pg_extension WHERE extname = 'outbox';
 SELECT count(*) AS key_rows, min(octet_length(key)) AS key_bytes FROM outbox.message_key_store;
 SELECT has_function_privilege('outbox_upgrade_relay', 'outbox.message_key()', 'EXECUTE') AS relay_reads_key,
        has_function_privilege('outbox_upgrade_app', 'outbox.message_key()', 'EXECUTE') AS app_reads_key;
+-- and may count the events older than its slot (outbox.events_before_slot), as grant_relay
+-- gives now; republish is the owner's
+SELECT has_function_privilege('outbox_upgrade_relay', 'outbox.events_before_slot(text)', 'EXECUTE') AS relay_counts,
+       has_function_privilege('outbox_upgrade_app', 'outbox.events_before_slot(text)', 'EXECUTE') AS app_counts,
+       has_function_privilege('outbox_upgrade_relay', 'outbox.republish(timestamptz, timestamptz)', 'EXECUTE') AS relay_republishes;
 -- the status view keeps its grants and shows relays without a slot
 SELECT outbox.record_checkpoint('up_gone', '0/1', NULL);
 SET ROLE outbox_upgrade_relay;
