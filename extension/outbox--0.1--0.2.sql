@@ -45,6 +45,11 @@ REVOKE ALL ON FUNCTION outbox.new_message_key(), outbox.message_key_changed(), o
 CREATE OR REPLACE FUNCTION outbox.grant_relay(relay_role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF relay_role IS NULL OR relay_role::oid = 0 THEN
+        RAISE EXCEPTION 'outbox.grant_relay: no role given'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Name an existing role: SELECT outbox.grant_relay(''relay'');';
+    END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA outbox TO %s', relay_role);
     EXECUTE format('GRANT SELECT ON outbox.relay_checkpoints, outbox.status TO %s', relay_role);
     EXECUTE format('GRANT SELECT, INSERT ON outbox.dead_letters TO %s', relay_role);
@@ -339,10 +344,10 @@ END
 $$;
 
 ------------------------------------------------------------------------------------------------
--- Relays without a slot, purge's notices
+-- Relays without a slot, purge's notices, NULL roles
 ------------------------------------------------------------------------------------------------
--- outbox.status gains the relays whose slot is gone (slot_exists, a new last column), and purge
--- says who holds it back.
+-- outbox.status gains the relays whose slot is gone (slot_exists, a new last column), purge
+-- says who holds it back, and grant_app/grant_relay refuse a NULL role with a clear error.
 -- Every outbox slot of this database, and every registered relay (checkpoint) without a slot:
 -- those hold back outbox.purge for good until outbox.unregister_relay(), so they are shown too,
 -- with slot_exists false and the slot's columns NULL.
@@ -442,6 +447,21 @@ END
 $$;
 COMMENT ON FUNCTION outbox.purge(interval) IS
     'Delete events older than the interval that every registered relay has certainly published; returns the count (NOTICEs name the relays that hold it back)';
+
+CREATE OR REPLACE FUNCTION outbox.grant_app(app_role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF app_role IS NULL OR app_role::oid = 0 THEN
+        RAISE EXCEPTION 'outbox.grant_app: no role given'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Name an existing role: SELECT outbox.grant_app(''app'');';
+    END IF;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION public.outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text) TO %s',
+                   app_role);
+END
+$$;
+COMMENT ON FUNCTION outbox.grant_app(regrole) IS 'Let a role emit events (EXECUTE on outbox_emit, nothing else)';
+
 
 ------------------------------------------------------------------------------------------------
 -- Events committed before the relay's slot existed

@@ -591,6 +591,11 @@ REVOKE ALL ON FUNCTION public.outbox_emit(text, jsonb, text, text, text, text, j
 CREATE FUNCTION outbox.grant_app(app_role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF app_role IS NULL OR app_role::oid = 0 THEN
+        RAISE EXCEPTION 'outbox.grant_app: no role given'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Name an existing role: SELECT outbox.grant_app(''app'');';
+    END IF;
     EXECUTE format('GRANT EXECUTE ON FUNCTION public.outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text) TO %s',
                    app_role);
 END
@@ -600,6 +605,11 @@ COMMENT ON FUNCTION outbox.grant_app(regrole) IS 'Let a role emit events (EXECUT
 CREATE FUNCTION outbox.grant_relay(relay_role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF relay_role IS NULL OR relay_role::oid = 0 THEN
+        RAISE EXCEPTION 'outbox.grant_relay: no role given'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Name an existing role: SELECT outbox.grant_relay(''relay'');';
+    END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA outbox TO %s', relay_role);
     EXECUTE format('GRANT SELECT ON outbox.relay_checkpoints, outbox.status TO %s', relay_role);
     EXECUTE format('GRANT SELECT, INSERT ON outbox.dead_letters TO %s', relay_role);

@@ -7,6 +7,13 @@ CREATE ROLE outbox_test_nobody LOGIN;
 
 SELECT outbox.grant_app('outbox_test_app');
 SELECT outbox.grant_relay('outbox_test_relay');   -- notices the missing REPLICATION attribute
+-- no role: a clear error, not a syntax error of the GRANT it would have built
+SELECT outbox.grant_app(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT outbox.grant_relay(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT outbox.grant_app(0);
+\echo :LAST_ERROR_SQLSTATE
 ALTER ROLE outbox_test_relay REPLICATION;
 SELECT outbox.grant_relay('outbox_test_relay');
 
