@@ -83,6 +83,8 @@ check_name(const char *field, text *value, bool required)
 				 errmsg("outbox event field \"%s\" must not be empty", field),
 				 required
 				 ? errhint("Pass a non-empty %s, e.g. outbox_emit('order.created', '{}').", field)
+				 : strcmp(field, "correlation_id") == 0
+				 ? errhint("Pass NULL for no correlation_id (the message then has none).")
 				 : errhint("Pass NULL to use the relay's default %s.", field)));
 	if (len > OUTBOX_SHORTSTR_MAX)
 		ereport(ERROR,

@@ -36,6 +36,8 @@ SELECT outbox_emit('e', '{}', exchange => repeat('x', 256));
 \echo :LAST_ERROR_SQLSTATE
 SELECT outbox_emit('e', '{}', correlation_id => repeat('c', 256));
 \echo :LAST_ERROR_SQLSTATE
+SELECT outbox_emit('e', '{}', correlation_id => '');   -- the relay has no default correlation_id
+\echo :LAST_ERROR_SQLSTATE
 -- the default routing key <aggregate_type>.<event_type> must fit too
 SELECT outbox_emit(repeat('e', 200), '{}', aggregate_type => repeat('a', 60));
 \echo :LAST_ERROR_SQLSTATE
