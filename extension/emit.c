@@ -198,6 +198,15 @@ outbox_emit(PG_FUNCTION_ARGS)
 #undef TEXT_ARG
 #undef JSONB_ARG
 
+	/* Never a guess: an event meant for one storage must not land in the other (outbox.c). */
+	if (outbox_storage == OUTBOX_STORAGE_INVALID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for parameter \"outbox.storage\": \"%s\"", outbox_storage_name),
+				 errdetail("It was set before the outbox module was loaded, when it could not be checked; outbox_emit stores no event under it."),
+				 errhint("Set it to table or wal (SET outbox.storage = 'table'; or RESET outbox.storage;), and correct it where it was set: "
+						 "SELECT source, sourcefile FROM pg_settings WHERE name = 'outbox.storage';")));
+
 	outbox_validate_event(&ev);
 	if (ev.headers == NULL)
 		ev.headers = empty_object();

@@ -13,13 +13,53 @@
 PG_MODULE_MAGIC;
 
 int			outbox_storage = OUTBOX_STORAGE_TABLE;
+char	   *outbox_storage_name = NULL;
 int			outbox_max_payload_bytes = 1024 * 1024;
 
-static const struct config_enum_entry storage_options[] = {
-	{"table", OUTBOX_STORAGE_TABLE, false},
-	{"wal", OUTBOX_STORAGE_WAL, false},
-	{NULL, 0, false}
-};
+/*
+ * outbox.storage is a string setting checked by hand rather than an enum setting. A value SET
+ * (or set by ALTER ROLE/DATABASE, postgresql.conf) before the module is loaded is a placeholder
+ * that nobody checked; when the module then defines an enum setting, PostgreSQL only warns about
+ * an invalid placeholder value and uses the default, so events meant for one storage would
+ * silently go to the other. Instead the value is kept while the setting is defined and
+ * outbox_emit refuses to store anything under it (emit.c). Once the module is loaded, SET of an
+ * invalid value fails at once, as for an enum.
+ */
+static bool defining_storage = false;
+
+static int
+storage_from_name(const char *name)
+{
+	if (pg_strcasecmp(name, "table") == 0)
+		return OUTBOX_STORAGE_TABLE;
+	if (pg_strcasecmp(name, "wal") == 0)
+		return OUTBOX_STORAGE_WAL;
+	return OUTBOX_STORAGE_INVALID;
+}
+
+static bool
+check_storage(char **newval, void **extra, GucSource source)
+{
+	char	   *p;
+
+	if (storage_from_name(*newval) == OUTBOX_STORAGE_INVALID)
+	{
+		if (defining_storage)
+			return true;		/* an unchecked placeholder value: outbox_emit refuses it */
+		GUC_check_errhint("Available values: table, wal.");
+		return false;
+	}
+	/* Shown as written in lower case, like an enum value (the same length: in place). */
+	for (p = *newval; *p; p++)
+		*p = pg_tolower((unsigned char) *p);
+	return true;
+}
+
+static void
+assign_storage(const char *newval, void *extra)
+{
+	outbox_storage = storage_from_name(newval);
+}
 
 void		_PG_init(void);
 
@@ -27,15 +67,16 @@ void
 _PG_init(void)
 {
 	/* Per database, role or session: an application chooses where its events live. */
-	DefineCustomEnumVariable("outbox.storage",
-							 "Where outbox_emit stores events: table (a row in outbox.events) or wal (a transactional logical message with prefix \"outbox\").",
-							 "Both are published the same way by outbox-relay; wal leaves no table row to vacuum or purge.",
-							 &outbox_storage,
-							 OUTBOX_STORAGE_TABLE,
-							 storage_options,
-							 PGC_USERSET,
-							 0,
-							 NULL, NULL, NULL);
+	defining_storage = true;
+	DefineCustomStringVariable("outbox.storage",
+							   "Where outbox_emit stores events: table (a row in outbox.events) or wal (a transactional logical message with prefix \"outbox\").",
+							   "Both are published the same way by outbox-relay; wal leaves no table row to vacuum or purge.",
+							   &outbox_storage_name,
+							   "table",
+							   PGC_USERSET,
+							   0,
+							   check_storage, assign_storage, NULL);
+	defining_storage = false;
 
 	/* A safety limit, so only a superuser (per database or role) may raise it. */
 	DefineCustomIntVariable("outbox.max_payload_bytes",

@@ -15,10 +15,12 @@
 typedef enum OutboxStorage
 {
 	OUTBOX_STORAGE_TABLE,		/* a row in outbox.events */
-	OUTBOX_STORAGE_WAL			/* a transactional logical message, prefix "outbox" */
+	OUTBOX_STORAGE_WAL,			/* a transactional logical message, prefix "outbox" */
+	OUTBOX_STORAGE_INVALID		/* a value set before the module was loaded, unchecked then */
 } OutboxStorage;
 
 extern int	outbox_storage;
+extern char *outbox_storage_name;	/* the setting as written */
 extern int	outbox_max_payload_bytes;
 
 /*
