@@ -1,6 +1,7 @@
 #include "pg_admin.h"
 
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -185,6 +186,23 @@ std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> P
     out.emplace_back(col(0), col(1));
   }
   return out;
+}
+
+std::optional<PgAdmin::EventsBefore> PgAdmin::events_before_slot(std::string& why) {
+  const char* params[] = {slot_.c_str()};
+  Result r(PQexecParams(conn_, "SELECT count, oldest, newest, republish FROM outbox.events_before_slot($1)", 1, nullptr,
+                        params, nullptr, nullptr, 0));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQntuples(r.r) != 1) {
+    why = PQresultStatus(r.r) == PGRES_TUPLES_OK ? "no answer" : PQresultErrorMessage(r.r);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    return std::nullopt;
+  }
+  EventsBefore e;
+  e.count = std::atoll(PQgetvalue(r.r, 0, 0));
+  e.oldest = PQgetvalue(r.r, 0, 1);
+  e.newest = PQgetvalue(r.r, 0, 2);
+  e.republish = PQgetvalue(r.r, 0, 3);
+  return e;
 }
 
 bool PgAdmin::record_checkpoint(Lsn ack, std::int64_t commit_time_us) {

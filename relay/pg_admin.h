@@ -54,6 +54,15 @@ class PgAdmin {
   // --on-dead-letter=park. Throws PgError when the query fails.
   std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> parked_aggregates();
 
+  // Right after the slot was created: how many events of outbox.events committed before it (the
+  // slot will never decode them), and the outbox.republish() call that emits them again. Nothing
+  // when there are none or the extension cannot say (older than 0.2, no grant): `why` says which.
+  struct EventsBefore {
+    long long count = 0;
+    std::string oldest, newest, republish;
+  };
+  std::optional<EventsBefore> events_before_slot(std::string& why);
+
   // SELECT outbox.record_checkpoint(...). False (logged once) when the extension is missing.
   bool record_checkpoint(Lsn ack, std::int64_t commit_time_us);
   // INSERT INTO outbox.dead_letters. Throws PgError when it cannot be written (the caller must

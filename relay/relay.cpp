@@ -319,7 +319,21 @@ void Relay::connect_session() {
                  want, timeout_text, use, use);
   cfg_.status_interval_ms = use;
   if (!slot) {
-    if (repl_.create_slot()) spdlog::info("created replication slot \"{}\" with plugin {}", cfg_.slot, cfg_.plugin);
+    if (repl_.create_slot()) {
+      spdlog::info("created replication slot \"{}\" with plugin {}", cfg_.slot, cfg_.plugin);
+      // The new slot decodes only what commits from now on: say what it will never see.
+      std::string why;
+      if (auto before = admin_.events_before_slot(why)) {
+        if (before->count > 0)
+          spdlog::warn("{} events in outbox.events committed before slot \"{}\" existed (from {} to {}) and will "
+                       "not be published by it -- to publish them as new events (header outbox-original-id keeps "
+                       "the old id): {}",
+                       before->count, cfg_.slot, before->oldest, before->newest, before->republish);
+      } else {
+        spdlog::warn("cannot tell whether events committed before slot \"{}\" existed ({}); check outbox.events",
+                     cfg_.slot, why);
+      }
+    }
   }
   // Read again: the position to start from, and whether another relay took the slot meanwhile.
   slot = admin_.slot_info();

@@ -837,3 +837,24 @@ TEST_F(RelayIT, ParkedAggregateWaitsForItsReleaseAndKeepsItsOrder) {
   side.delete_queue(q);
   side.delete_exchange(ex);
 }
+
+// Events committed before the relay's slot existed are never decoded by it: the relay says how
+// many when it creates the slot, with the call that publishes them again, which works.
+TEST_F(RelayIT, EventsBeforeTheSlotAreReportedAndCanBeRepublished) {
+  std::string a = db_->scalar(emit_sql("early.1", "{}"));
+  std::string b = db_->scalar(emit_sql("early.2", "{}"));
+  RelayProcess& relay = start_relay();
+  ASSERT_TRUE(eventually([&] { return relay.log().find("2 events in outbox.events committed before slot") !=
+                                      std::string::npos; }, 10s)) << relay.log();
+  std::smatch m;
+  std::string log = relay.log();
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"((SELECT outbox\.republish\([^;]*\);))"))) << log;
+  EXPECT_TRUE(broker_->collect(1, 500ms).empty());
+  db_->exec(m[1].str());
+  auto msgs = broker_->collect(2, 10s);
+  ASSERT_EQ(msgs.size(), 2u) << relay.log();
+  EXPECT_EQ(msgs[0].type, "early.1");
+  EXPECT_EQ(msgs[0].headers["outbox-original-id"], a);
+  EXPECT_EQ(msgs[1].headers["outbox-original-id"], b);
+  EXPECT_EQ(relay.stop(), 0);
+}
