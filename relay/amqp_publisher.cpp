@@ -462,6 +462,15 @@ void AmqpPublisher::send_checks() {
 std::optional<std::string> AmqpPublisher::publish(std::uint64_t ticket, const AmqpMessage& m) {
   if (!conn_) throw AmqpError("not connected to RabbitMQ");
   if (!broken_reason_.empty()) throw AmqpError(broken_reason_);
+  // The header frame carries the properties and the header table and must fit in the frame size
+  // this broker negotiated (RabbitMQ's default 128 KiB, but it can be set lower): what does not
+  // fit is this event's fault, and trying would leave half a message on the connection.
+  std::size_t need = encoded_table_size(m.headers) + m.exchange.size() + m.routing_key.size() + m.message_id.size() +
+                     m.type.size() + m.correlation_id.size() + m.app_id.size() + 256;
+  std::size_t frame = static_cast<std::size_t>(amqp_get_frame_max(conn_));
+  if (frame > 0 && need > frame)
+    return "its properties and headers need about " + std::to_string(need) + " bytes, more than the " +
+           std::to_string(frame) + "-byte frame this broker allows (frame_max)";
   if (known_exchanges_.count(m.exchange)) {
     send_now(ticket, m);
     return std::nullopt;

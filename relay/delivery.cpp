@@ -97,9 +97,7 @@ void Delivery::dead_letter(KeyQueue* k, std::string reason) {
   d.broker_reply = it.last_reply;
   d.txn = it.txn;
   if (o_.on_dead_letter == OnDeadLetter::Park) parked_.insert(k->key);
-  Memory& m = memory_[memory_key(it.ev)];
-  m = Memory{};
-  m.dead = true;
+  remember(it);  // its failures, so that if the write is lost with the session it is a dead letter again at once
   d.ev = std::move(it.ev);
   dead_.push_back(std::move(d));
   ++stats_.dead_letters;
@@ -248,6 +246,7 @@ void Delivery::lost(bool pinnable, const std::string& reply) {
 }
 
 void Delivery::reset() {
+  default_missing_ = false;  // known again after the reconnect's checks
   keys_.clear();
   ready_.clear();
   unpublished_.clear();
@@ -260,6 +259,13 @@ void Delivery::reset() {
   held_bytes_ = 0;
   inflight_bytes_ = 0;
   solo_inflight_ = false;
+}
+
+void Delivery::dead_letter_written(const DeadLetter& d) {
+  Memory& m = memory_[memory_key(d.ev)];
+  m = Memory{};
+  m.dead = true;
+  while (memory_.size() > kMaxMemory) memory_.erase(memory_.begin());
 }
 
 void Delivery::forget_before(Lsn ack) {

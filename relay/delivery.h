@@ -125,6 +125,10 @@ class Delivery {
   // What the loop must act on (pull, then act).
   std::vector<Settled> take_settled() { return std::exchange(settled_, {}); }
   std::vector<DeadLetter> take_dead_letters() { return std::exchange(dead_, {}); }
+  // The loop wrote it to outbox.dead_letters: if the slot sends the event again (its transaction
+  // not acknowledged yet), it is settled instead of written twice. Not before the write: a
+  // session that ends first must let the event come again and be written then.
+  void dead_letter_written(const DeadLetter& d);
 
   bool accepting() const { return held_ < o_.max_held && held_bytes_ < 2 * o_.max_in_flight_bytes; }
   bool idle() const { return held_ == 0; }

@@ -223,9 +223,37 @@ bool PgAdmin::record_checkpoint(Lsn ack, std::int64_t commit_time_us) {
   return false;
 }
 
-void PgAdmin::insert_dead_letter(const Event& ev, const std::string& reason, int attempts, std::int64_t first_failed_us,
-                                 std::int64_t last_failed_us, const std::string& broker_reply) {
+// Text the database accepts whatever came in: RabbitMQ cuts reply texts at 252 bytes, which can
+// split a UTF-8 sequence (a non-ASCII exchange name in a 404), and PostgreSQL refuses such text
+// (22021), which must not make a dead letter impossible to write. Bad bytes and NULs become U+FFFD.
+static std::string valid_text(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  std::size_t n = in.size(), i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len > 0 && i + len <= n && c != 0 && !(c == 0xC0 || c == 0xC1 || c > 0xF4);
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xC0) == 0x80;
+    if (ok && len == 3) ok = !(c == 0xE0 && p[i + 1] < 0xA0) && !(c == 0xED && p[i + 1] >= 0xA0);
+    if (ok && len == 4) ok = !(c == 0xF0 && p[i + 1] < 0x90) && !(c == 0xF4 && p[i + 1] >= 0x90);
+    if (ok) {
+      out.append(in.data() + i, len);
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+void PgAdmin::insert_dead_letter(const Event& ev, const std::string& reason_in, int attempts,
+                                 std::int64_t first_failed_us, std::int64_t last_failed_us,
+                                 const std::string& broker_reply_in) {
   if (!connected()) throw PgError(PgErrorKind::Retryable, "no database connection to write a dead letter");
+  std::string reason = valid_text(reason_in), broker_reply = valid_text(broker_reply_in);
   std::string json = event_to_json(ev);
   std::string att = std::to_string(attempts);
   std::string f = std::to_string(static_cast<double>(first_failed_us) / 1e6);
@@ -246,6 +274,12 @@ void PgAdmin::insert_dead_letter(const Event& ev, const std::string& reason, int
   if (PQresultStatus(r.r) != PGRES_COMMAND_OK) {
     std::string err = PQresultErrorMessage(r.r);
     if (PQstatus(conn_) != CONNECTION_OK) throw PgError(PgErrorKind::Retryable, "writing a dead letter failed: " + err);
+    const char* state = PQresultErrorField(r.r, PG_DIAG_SQLSTATE);
+    std::string code = state ? state : "";
+    // Only a missing extension or missing rights is a configuration problem; anything else is
+    // retried (and logged each time) rather than stopping the relay because of one event.
+    if (code != "42501" && code != "42P01" && code != "3F000" && code != "42883")
+      throw PgError(PgErrorKind::Retryable, "writing a dead letter into outbox.dead_letters failed (" + code + "): " + err);
     throw PgError(PgErrorKind::Fatal, "writing a dead letter into outbox.dead_letters failed: " + err +
                                           "-- fix: CREATE EXTENSION outbox in this database and SELECT "
                                           "outbox.grant_relay('<relay role>')");

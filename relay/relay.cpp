@@ -623,6 +623,7 @@ void Relay::act_on_delivery() {
     // Written before the transaction is settled: if this fails the session restarts and the
     // slot sends the event again (the Delivery unit still knows its attempts).
     admin_.insert_dead_letter(d.ev, d.reason, d.attempts, d.first_failed_us, d.last_failed_us, d.broker_reply);
+    delivery_.dead_letter_written(d);
     m_.dead_letters++;
     tracker_.settle(d.txn);
   }

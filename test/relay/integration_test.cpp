@@ -858,3 +858,20 @@ TEST_F(RelayIT, EventsBeforeTheSlotAreReportedAndCanBeRepublished) {
   EXPECT_EQ(msgs[1].headers["outbox-original-id"], b);
   EXPECT_EQ(relay.stop(), 0);
 }
+
+// RabbitMQ cuts reply texts at 252 bytes, which can split a UTF-8 character: the 404 for a
+// missing exchange with a long non-ASCII name is not valid UTF-8. Its dead letter is still
+// written (the text repaired), the relay goes on (it used to exit 2, again after every restart).
+TEST_F(RelayIT, BrokerReplyCutInsideACharacterStillMakesADeadLetter) {
+  RelayProcess& relay = start_relay({"--max-attempts", "1"});
+  db_->exec(emit_sql("accented", "{}", "exchange => repeat('\u00e9', 120)"));
+  std::string last = db_->scalar(emit_sql("after", "{}"));
+  auto msgs = broker_->collect(1, 10s);
+  ASSERT_EQ(msgs.size(), 1u) << relay.log();
+  EXPECT_EQ(msgs[0].message_id, last);
+  EXPECT_TRUE(eventually([&] { return db_->scalar("SELECT count(*) FROM outbox.dead_letters") == "1"; }, 10s))
+      << relay.log();
+  EXPECT_NE(db_->scalar("SELECT broker_reply FROM outbox.dead_letters").find("NOT_FOUND"), std::string::npos);
+  EXPECT_TRUE(relay.running());
+  EXPECT_EQ(relay.stop(), 0);
+}
