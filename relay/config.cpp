@@ -41,12 +41,12 @@ const Def kDefs[] = {
     {"on-dead-letter", "continue", false, "what a dead letter means for its aggregate's later events: continue (published) or park (dead letters too, until SELECT outbox.release_parked(aggregate_type, aggregate_id) re-emits them in order)"},
     {"max-in-flight", "1000", false, "window of published, unconfirmed messages"},
     {"max-in-flight-bytes", "16777216", false, "window limit in payload bytes (bounds memory with big events; one event always fits)"},
-    {"http", "127.0.0.1:9187", false, "address:port for /metrics, /healthz, /readyz (\"\" or \"off\" disables)"},
+    {"http", "127.0.0.1:9187", false, "address:port (port 0-65535, 0 = any free one) for /metrics, /healthz, /readyz (\"\" or \"off\" disables)"},
     {"log-format", "text", false, "text or json (one JSON object per line)"},
     {"log-level", "info", false, "trace, debug, info, warn, error"},
     {"app-id", "outbox-relay", false, "AMQP app_id property"},
     {"cloudevents-source", "", false, "add CloudEvents 1.0 attributes (binary mode, cloudEvents:* headers) with this source URI, e.g. /orders-db"},
-    {"status-interval-ms", "10000", false, "send a standby status update at least this often"},
+    {"status-interval-ms", "10000", false, "send a standby status update at least this often (capped to a third of the server's wal_sender_timeout)"},
     {"checkpoint-interval-ms", "5000", false, "record outbox.relay_checkpoints this often"},
     {"max-attempts", "5", false, "publish attempts per event (nack/unroutable) before it becomes a dead letter"},
     {"retry-base-ms", "200", false, "first publish retry delay (doubles per attempt)"},
@@ -54,7 +54,7 @@ const Def kDefs[] = {
     {"reconnect-min-ms", "500", false, "first reconnect delay after a lost connection (doubles, with jitter)"},
     {"reconnect-max-ms", "30000", false, "cap of the reconnect delay"},
     {"drain-timeout-ms", "10000", false, "on SIGTERM/SIGINT/SIGHUP, wait at most this long for outstanding confirms"},
-    {"heartbeat", "30", false, "AMQP heartbeat in seconds (0 = off)"},
+    {"heartbeat", "30", false, "AMQP heartbeat in seconds, 0-65535 (0 = off)"},
 };
 
 // Whether a default is a whole number (127.0.0.1:9187 is not, though it starts with a digit).
@@ -315,7 +315,7 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
     std::string help = std::string(d.help) + " [env " + upper_env(d.name) + "; default: " +
                        (std::string(d.def).empty() ? "\"\"" : d.def) + "]";
     if (d.flag)
-      app.add_flag(std::string("--") + d.name, cli_flags[d.name], help)->type_name("[=BOOL]")->default_str(d.def);
+      app.add_flag(std::string("--") + d.name, cli_flags[d.name], help)->type_name("[=BOOL]");
     else
       app.add_option(std::string("--") + d.name, cli[d.name], help)
           ->type_name(is_integer(d.def) ? "INT" : "TEXT");
