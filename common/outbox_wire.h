@@ -20,8 +20,10 @@
  * A wal-storage message is authenticated, because any role may call pg_logical_emit_message():
  *   content = OUTBOX_MAC_OPEN <64 lower-case hex digits> OUTBOX_MAC_CLOSE <body without its '{'>
  * where body is the event as one JSON object ({"id":...}) and the hex digits are
- * HMAC-SHA256(key, body) with the database's key from outbox.message_key(). The content stays one
- * JSON object whose first member is "mac".
+ * HMAC-SHA256(key, body) with the database's key from outbox.message_key(). That key is derived
+ * for each database from the stored one, K in outbox.message_key_store (which CREATE DATABASE ...
+ * TEMPLATE copies): key = HMAC-SHA256(K, "outbox-db:" <system identifier> ":" <database oid>),
+ * both in decimal. The content stays one JSON object whose first member is "mac".
  */
 #define OUTBOX_MAC_OPEN "{\"mac\":\""
 #define OUTBOX_MAC_CLOSE "\","

@@ -7,15 +7,23 @@
  * the relay gets it through outbox.message_key()), and the relay publishes only messages whose
  * MAC verifies. The wire format is in common/outbox_wire.h.
  *
+ * The key actually used is derived per database from the stored one:
+ *   K_db = HMAC-SHA256(K, "outbox-db:" <system identifier> ":" <database oid>)  (both decimal)
+ * CREATE DATABASE ... TEMPLATE copies outbox.message_key_store, so a relay role of the copy would
+ * otherwise hold the key of the original and could forge events that its relay publishes.
+ * outbox.message_key() returns K_db, never K.
+ *
  * The key is read once per backend: the signature must not add a query to every emit.
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -28,7 +36,7 @@
 StaticAssertDecl(OUTBOX_MAC_HEX_LEN == 2 * PG_SHA256_DIGEST_LENGTH,
 				 "the MAC is HMAC-SHA256 in hex");
 
-static uint8 *message_key = NULL;	/* OUTBOX_MAC_KEY_BYTES, in TopMemoryContext */
+static uint8 *message_key = NULL;	/* K_db, OUTBOX_MAC_KEY_BYTES, in TopMemoryContext */
 static bool message_key_valid = false;
 static Oid	message_key_relid = InvalidOid;
 
@@ -42,6 +50,28 @@ message_key_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == message_key_relid)
 		message_key_valid = false;
+}
+
+/* HMAC-SHA256(key, msg) into mac (PG_SHA256_DIGEST_LENGTH bytes). */
+static void
+hmac_sha256(const uint8 *key, size_t keylen, const uint8 *msg, size_t len, uint8 *mac)
+{
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (pg_hmac_init(ctx, key, keylen) < 0 ||
+		pg_hmac_update(ctx, msg, len) < 0 ||
+		pg_hmac_final(ctx, mac, PG_SHA256_DIGEST_LENGTH) < 0)
+	{
+		char	   *why = pstrdup(pg_hmac_error(ctx));
+
+		pg_hmac_free(ctx);
+		elog(ERROR, "outbox: could not compute an HMAC: %s", why);
+	}
+	pg_hmac_free(ctx);
 }
 
 static void
@@ -98,7 +128,15 @@ load_message_key(void)
 						 OUTBOX_SCHEMA, MESSAGE_KEY_TABLE, OUTBOX_SCHEMA)));
 	if (message_key == NULL)
 		message_key = MemoryContextAlloc(TopMemoryContext, OUTBOX_MAC_KEY_BYTES);
-	memcpy(message_key, VARDATA_ANY(key), OUTBOX_MAC_KEY_BYTES);
+	/* K_db: a database made from this one as a template gets a key of its own */
+	{
+		char		label[64];
+		int			n = snprintf(label, sizeof(label), "outbox-db:" UINT64_FORMAT ":%u",
+								 GetSystemIdentifier(), MyDatabaseId);
+
+		hmac_sha256((const uint8 *) VARDATA_ANY(key), OUTBOX_MAC_KEY_BYTES,
+					(const uint8 *) label, n, message_key);
+	}
 	SPI_finish();
 	message_key_valid = true;
 }
@@ -107,27 +145,29 @@ void
 outbox_message_mac_hex(const char *body, size_t len, char *hex)
 {
 	uint8		mac[PG_SHA256_DIGEST_LENGTH];
-	pg_hmac_ctx *ctx;
 
 	if (!message_key_valid)
 		load_message_key();
-
-	ctx = pg_hmac_create(PG_SHA256);
-	if (ctx == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	if (pg_hmac_init(ctx, message_key, OUTBOX_MAC_KEY_BYTES) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) body, len) < 0 ||
-		pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
-	{
-		char	   *why = pstrdup(pg_hmac_error(ctx));
-
-		pg_hmac_free(ctx);
-		elog(ERROR, "outbox_emit: could not compute the message HMAC: %s", why);
-	}
-	pg_hmac_free(ctx);
+	hmac_sha256(message_key, OUTBOX_MAC_KEY_BYTES, (const uint8 *) body, len, mac);
 	hex_encode((const char *) mac, sizeof(mac), hex);
+}
+
+PG_FUNCTION_INFO_V1(outbox_message_key);
+
+/*
+ * outbox.message_key(): K_db, the key the MACs are made with, for the relay. SECURITY DEFINER,
+ * so load_message_key runs as the extension's owner, as it does under outbox_emit.
+ */
+Datum
+outbox_message_key(PG_FUNCTION_ARGS)
+{
+	bytea	   *result = palloc(VARHDRSZ + OUTBOX_MAC_KEY_BYTES);
+
+	if (!message_key_valid)
+		load_message_key();
+	SET_VARSIZE(result, VARHDRSZ + OUTBOX_MAC_KEY_BYTES);
+	memcpy(VARDATA(result), message_key, OUTBOX_MAC_KEY_BYTES);
+	PG_RETURN_BYTEA_P(result);
 }
 
 PG_FUNCTION_INFO_V1(outbox_new_message_key);

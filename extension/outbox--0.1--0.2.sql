@@ -29,13 +29,14 @@ CREATE FUNCTION outbox.message_key_changed() RETURNS trigger
 CREATE TRIGGER message_key_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON outbox.message_key_store
     FOR EACH STATEMENT EXECUTE FUNCTION outbox.message_key_changed();
 
--- SECURITY DEFINER: the relay verifies the MACs without any right on the table.
+-- SECURITY DEFINER: the relay verifies the MACs without any right on the table. It returns the
+-- key derived for this database (message_key.c), not the stored one: CREATE DATABASE ... TEMPLATE
+-- copies the table, and the copy's relay role must not get the key of the original.
 CREATE FUNCTION outbox.message_key() RETURNS bytea
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT k.key FROM outbox.message_key_store k;
-$$;
+    AS 'MODULE_PATHNAME', 'outbox_message_key'
+    LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION outbox.message_key() IS
-    'The key of the wal-storage MACs, for outbox-relay (EXECUTE given by outbox.grant_relay)';
+    'The key of the wal-storage MACs (derived per database from outbox.message_key_store), for outbox-relay (EXECUTE given by outbox.grant_relay)';
 
 REVOKE ALL ON TABLE outbox.message_key_store FROM PUBLIC;
 REVOKE ALL ON FUNCTION outbox.new_message_key(), outbox.message_key_changed(), outbox.message_key() FROM PUBLIC;

@@ -13,7 +13,6 @@ SELECT count(*) AS grants_to_others
 SELECT has_function_privilege('public', 'outbox.message_key()', 'EXECUTE') AS public_may_read_key,
        has_function_privilege('public', 'outbox.new_message_key()', 'EXECUTE') AS public_may_make_keys;
 SELECT 'outbox.message_key_store'::regclass = ANY (extconfig) AS key_dumped FROM pg_extension WHERE extname = 'outbox';
-SELECT outbox.message_key() = (SELECT key FROM outbox.message_key_store) AS function_gives_the_key;
 SELECT octet_length(outbox.new_message_key()) AS new_key_bytes, outbox.new_message_key() <> outbox.new_message_key() AS random;
 
 -- HMAC-SHA256 (RFC 2104) from sha256(), which is all PostgreSQL 15 has; checked with RFC 4231
@@ -31,6 +30,20 @@ SELECT pg_temp.hmac_sha256('Jefe', 'what do ya want for nothing?')
 SELECT pg_temp.hmac_sha256(decode(repeat('aa', 131), 'hex'), 'Test Using Larger Than Block-Size Key - Hash Key First')
        = '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54' AS rfc4231_case_6;
 
+-- The key in use is derived per database (message_key.c): HMAC-SHA256(stored key,
+-- 'outbox-db:' || system identifier || ':' || database oid); outbox.message_key() returns it.
+CREATE FUNCTION pg_temp.db_key(stored bytea, db oid) RETURNS bytea LANGUAGE sql STABLE AS $$
+  SELECT decode(pg_temp.hmac_sha256(stored, convert_to(format('outbox-db:%s:%s',
+                  (SELECT system_identifier FROM pg_control_system()), db), 'UTF8')), 'hex')
+$$;
+CREATE FUNCTION pg_temp.db_key() RETURNS bytea LANGUAGE sql STABLE AS $$
+  SELECT pg_temp.db_key((SELECT key FROM outbox.message_key_store),
+                        (SELECT oid FROM pg_database WHERE datname = current_database()))
+$$;
+SELECT outbox.message_key() = pg_temp.db_key() AS function_gives_the_derived_key,
+       outbox.message_key() <> (SELECT key FROM outbox.message_key_store) AS not_the_stored_key,
+       octet_length(outbox.message_key()) AS derived_key_bytes;
+
 -- Messages as test_decoding shows them, as bytes: content = '{"mac":"' hex '",' body-without-'{'
 CREATE FUNCTION pg_temp.messages(slot text) RETURNS TABLE (content bytea) LANGUAGE sql AS $$
   SELECT substring(data FROM position('content:'::bytea IN data) + 8)
@@ -43,7 +56,7 @@ CREATE FUNCTION pg_temp.check(content bytea) RETURNS TABLE (opens_with_mac boole
          convert_from(substring(content FROM 9 FOR 64), 'UTF8') ~ '^[0-9a-f]{64}$'
            AND convert_from(substring(content FROM 73 FOR 2), 'UTF8') = '",',
          convert_from(substring(content FROM 9 FOR 64), 'UTF8')
-           = pg_temp.hmac_sha256((SELECT key FROM outbox.message_key_store), '{'::bytea || substring(content FROM 75)),
+           = pg_temp.hmac_sha256(pg_temp.db_key(), '{'::bytea || substring(content FROM 75)),
          convert_from(content, 'UTF8')::jsonb - 'mac' = convert_from('{'::bytea || substring(content FROM 75), 'UTF8')::jsonb,
          convert_from(content, 'UTF8')::jsonb ->> 'event_type'
 $$;
@@ -101,6 +114,37 @@ SELECT outbox_emit('new.key', '{}') IS NOT NULL AS ok;
 RESET outbox.storage;
 SELECT c.event_type, c.mac_verifies FROM pg_temp.messages('outbox_mac') m, LATERAL pg_temp.check(m.content) c;
 SELECT pg_drop_replication_slot('outbox_mac');
+
+-- CREATE DATABASE ... TEMPLATE copies the stored key, but not the key in use: a relay role of the
+-- copy (which may call outbox.message_key() there) cannot sign events for the original's relay.
+DROP DATABASE IF EXISTS outbox_key_copy;
+DROP DATABASE IF EXISTS outbox_key_original;
+CREATE DATABASE outbox_key_original;
+CREATE EXTENSION dblink;
+SELECT dblink_connect('original', format('dbname=outbox_key_original port=%s host=%s', current_setting('port'),
+                      split_part(current_setting('unix_socket_directories'), ',', 1)));
+SELECT dblink_exec('original', 'CREATE EXTENSION outbox');
+CREATE TEMP TABLE original_keys AS
+SELECT * FROM dblink('original', 'SELECT (SELECT key FROM outbox.message_key_store), outbox.message_key()')
+           AS t(stored bytea, in_use bytea);
+SELECT dblink_disconnect('original');
+CREATE DATABASE outbox_key_copy TEMPLATE outbox_key_original;
+SELECT dblink_connect('copy', format('dbname=outbox_key_copy port=%s host=%s', current_setting('port'),
+                      split_part(current_setting('unix_socket_directories'), ',', 1)));
+CREATE TEMP TABLE copy_keys AS
+SELECT * FROM dblink('copy', 'SELECT (SELECT key FROM outbox.message_key_store), outbox.message_key()')
+           AS t(stored bytea, in_use bytea);
+SELECT dblink_disconnect('copy');
+SELECT o.stored = c.stored AS stored_key_copied,
+       o.in_use <> c.in_use AS keys_in_use_differ,
+       o.in_use = pg_temp.db_key(o.stored, (SELECT oid FROM pg_database WHERE datname = 'outbox_key_original'))
+         AS original_key_derived,
+       c.in_use = pg_temp.db_key(c.stored, (SELECT oid FROM pg_database WHERE datname = 'outbox_key_copy'))
+         AS copy_key_derived
+  FROM original_keys o, copy_keys c;
+DROP EXTENSION dblink;
+DROP DATABASE outbox_key_copy;
+DROP DATABASE outbox_key_original;
 
 -- The key is read once per session: many wal-storage events cost no query on the key table
 \c

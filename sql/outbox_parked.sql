@@ -5,7 +5,8 @@
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 
--- HMAC-SHA256 from sha256() (as in outbox_message_key, which checks it against RFC 4231)
+-- HMAC-SHA256 from sha256() (as in outbox_message_key, which checks it against RFC 4231), under
+-- outbox.message_key(), the key derived for this database (outbox_message_key checks that too)
 CREATE FUNCTION pg_temp.xor_pad(key bytea, pad int) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
   SELECT decode(string_agg(lpad(to_hex(get_byte(k, i) # pad), 2, '0'), '' ORDER BY i), 'hex')
     FROM (SELECT CASE WHEN octet_length(key) > 64 THEN sha256(key) ELSE key END AS k0) s,
@@ -45,7 +46,7 @@ CREATE FUNCTION pg_temp.stream() RETURNS TABLE (change text, mac_verifies boolea
          CASE WHEN content IS NOT NULL THEN
            substring(content FROM 1 FOR 8) = '{"mac":"'::bytea
            AND convert_from(substring(content FROM 9 FOR 64), 'UTF8')
-               = pg_temp.hmac_sha256((SELECT key FROM outbox.message_key_store), '{'::bytea || substring(content FROM 75))
+               = pg_temp.hmac_sha256(outbox.message_key(), '{'::bytea || substring(content FROM 75))
          END
     FROM c
    WHERE line <> 'BEGIN'
