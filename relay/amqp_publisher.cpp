@@ -76,6 +76,7 @@ void AmqpPublisher::close() {
   corked_ = false;
   known_exchanges_.clear();
   held_.clear();
+  checking_.clear();
   checks_sent_.clear();
   checks_todo_.clear();
   sent_.reset();
@@ -471,14 +472,20 @@ std::optional<std::string> AmqpPublisher::publish(std::uint64_t ticket, const Am
   if (frame > 0 && need > frame)
     return "its properties and headers need about " + std::to_string(need) + " bytes, more than the " +
            std::to_string(frame) + "-byte frame this broker allows (frame_max)";
-  if (known_exchanges_.count(m.exchange)) {
+  if (held_.empty() && known_exchanges_.count(m.exchange)) {
     send_now(ticket, m);
     return std::nullopt;
   }
-  auto [it, fresh] = held_.try_emplace(m.exchange);
-  it->second.push_back(Held{ticket, m});
-  if (fresh) request_check(m.exchange);
+  held_.push_back(Held{ticket, m});
+  if (!known_exchanges_.count(m.exchange) && checking_.insert(m.exchange).second) request_check(m.exchange);
   return std::nullopt;
+}
+
+void AmqpPublisher::send_held() {
+  while (!held_.empty() && known_exchanges_.count(held_.front().msg.exchange)) {
+    send_now(held_.front().ticket, held_.front().msg);
+    held_.pop_front();
+  }
 }
 
 void AmqpPublisher::on_aux_close(int code, const std::string& reply, std::vector<BrokerOutcome>& out) {
@@ -491,19 +498,22 @@ void AmqpPublisher::on_aux_close(int code, const std::string& reply, std::vector
   checks_sent_.pop_front();
   for (auto it = checks_sent_.rbegin(); it != checks_sent_.rend(); ++it) checks_todo_.push_front(*it);
   checks_sent_.clear();
-  auto h = held_.find(x);
-  if (h != held_.end()) {
-    for (auto& held : h->second) {
-      BrokerOutcome o;
-      o.kind = BrokerOutcome::Kind::Refused;
-      o.ticket = held.ticket;
-      o.why = code == 404 ? Refusal::ExchangeMissing : Refusal::Nacked;
-      o.reply = reply;
-      out.push_back(std::move(o));
+  checking_.erase(x);
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->msg.exchange != x) {
+      ++it;
+      continue;
     }
-    held_.erase(h);
+    BrokerOutcome o;
+    o.kind = BrokerOutcome::Kind::Refused;
+    o.ticket = it->ticket;
+    o.why = code == 404 ? Refusal::ExchangeMissing : Refusal::Nacked;
+    o.reply = reply;
+    out.push_back(std::move(o));
+    it = held_.erase(it);
   }
   if (!checks_todo_.empty()) send_checks();
+  send_held();
 }
 
 void AmqpPublisher::settle(std::uint64_t tag, bool multiple, bool nack, std::vector<BrokerOutcome>& out) {
@@ -577,12 +587,8 @@ void AmqpPublisher::poll(std::vector<BrokerOutcome>& out) {
         std::string x = checks_sent_.front();
         checks_sent_.pop_front();
         known_exchanges_.insert(x);
-        auto h = held_.find(x);
-        if (h != held_.end()) {
-          auto held = std::move(h->second);
-          held_.erase(h);
-          for (auto& m : held) send_now(m.ticket, m.msg);
-        }
+        checking_.erase(x);
+        send_held();
         break;
       }
       case AMQP_CHANNEL_OPEN_OK_METHOD:

@@ -110,6 +110,7 @@ class AmqpPublisher : public Sink {
   void send_now(std::uint64_t ticket, const AmqpMessage& m);
   void request_check(const std::string& exchange);
   void send_checks();
+  void send_held();
   void on_aux_close(int code, const std::string& reply, std::vector<BrokerOutcome>& out);
   void settle(std::uint64_t tag, bool multiple, bool nack, std::vector<BrokerOutcome>& out);
   void on_return(const std::string& id, const std::string& lsn, const std::string& reply);
@@ -119,7 +120,10 @@ class AmqpPublisher : public Sink {
   Aux aux_ = Aux::Closed;
   bool corked_ = false;
   std::set<std::string> known_exchanges_;
-  std::map<std::string, std::vector<Held>> held_;  // exchange being checked -> its messages
+  // Messages not sent yet, in publish order: once one waits for its exchange's check, every
+  // later one waits behind it, so the wire order stays the publish order (--ordering commit).
+  std::deque<Held> held_;
+  std::set<std::string> checking_;  // exchanges with a check requested and not answered
   std::deque<std::string> checks_sent_;             // passive declares in flight on channel 2
   std::deque<std::string> checks_todo_;             // to send once channel 2 is open
   ConfirmWindow<Sent> sent_;                        // delivery tags -> what they carried
