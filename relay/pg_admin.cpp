@@ -162,8 +162,7 @@ std::optional<std::string> PgAdmin::message_key(std::string& why) {
   // Binary result: the bytea's bytes as they are.
   Result r(PQexecParams(conn_, "SELECT outbox.message_key()", 0, nullptr, nullptr, nullptr, nullptr, 1));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQntuples(r.r) != 1 || PQgetisnull(r.r, 0, 0)) {
-    why = PQresultStatus(r.r) == PGRES_TUPLES_OK ? "outbox.message_key() returned nothing" : PQresultErrorMessage(r.r);
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    why = PQresultStatus(r.r) == PGRES_TUPLES_OK ? "outbox.message_key() returned nothing" : trim(PQresultErrorMessage(r.r));
     return std::nullopt;
   }
   return std::string(PQgetvalue(r.r, 0, 0), static_cast<std::size_t>(PQgetlength(r.r, 0, 0)));
@@ -193,8 +192,7 @@ std::optional<PgAdmin::EventsBefore> PgAdmin::events_before_slot(std::string& wh
   Result r(PQexecParams(conn_, "SELECT count, oldest, newest, republish FROM outbox.events_before_slot($1)", 1, nullptr,
                         params, nullptr, nullptr, 0));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQntuples(r.r) != 1) {
-    why = PQresultStatus(r.r) == PGRES_TUPLES_OK ? "no answer" : PQresultErrorMessage(r.r);
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    why = PQresultStatus(r.r) == PGRES_TUPLES_OK ? "no answer" : trim(PQresultErrorMessage(r.r));
     return std::nullopt;
   }
   EventsBefore e;

@@ -4,14 +4,14 @@
 
 namespace outbox {
 
-namespace {
-
-bool has(const std::string& s, const char* needle) { return s.find(needle) != std::string::npos; }
-
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
 }
+
+namespace {
+
+bool has(const std::string& s, const char* needle) { return s.find(needle) != std::string::npos; }
 
 std::string create_slot_fix(const std::string& slot, const std::string& plugin) {
   return "start outbox-relay with --create-slot, or create it: SELECT pg_create_logical_replication_slot('" + slot +

@@ -48,4 +48,7 @@ PgError pg_result_error(const std::string& what, const pg_result* r, PgOp op, co
 // A short name of the kind, for logs and /readyz ("authentication", "tls", ...).
 const char* pg_error_kind_name(PgErrorKind k);
 
+// A server or libpq message without its trailing newline and spaces.
+std::string trim(std::string s);
+
 }  // namespace outbox
