@@ -512,6 +512,19 @@ void Relay::process_wal() {
   pg_more_ = true;
 }
 
+AckTracker::TxnId Relay::unit_for(Lsn lsn) {
+  if (in_txn_) {
+    tracker_.add_event(txn_);
+    return txn_;
+  }
+  // Outside a transaction (a non-transactional message): a unit of its own, acknowledged at
+  // its own LSN once settled.
+  AckTracker::TxnId t = tracker_.begin();
+  tracker_.add_event(t);
+  tracker_.commit(t, lsn, 0);
+  return t;
+}
+
 void Relay::reject_line(Lsn lsn, const std::string& reason) {
   ++rejected_;
   m_.rejected_lines++;
@@ -541,17 +554,13 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
       Event ev = std::move(line.event);
       if (!ev.transactional && !in_txn_) {
         // A non-transactional outbox message: its own unit, acknowledged at its own LSN.
-        AckTracker::TxnId t = tracker_.begin();
-        tracker_.add_event(t);
-        tracker_.commit(t, start, 0);
-        delivery_.add(std::move(ev), t);
+        delivery_.add(std::move(ev), unit_for(start));
         return;
       }
       if (!in_txn_) throw ParseError("event outside a transaction (at " + format_lsn(start) + ")");
       if (ev.xid == 0) ev.xid = txn_xid_;
       ev.commit_time = txn_time_;
-      tracker_.add_event(txn_);
-      delivery_.add(std::move(ev), txn_);
+      delivery_.add(std::move(ev), unit_for(start));
       return;
     }
     case LineKind::Control: {
@@ -559,12 +568,7 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
       if (c.slot_name && *c.slot_name != cfg_.slot) return;
       spdlog::info("release of parked aggregate ({}, {}) at {}", c.aggregate_type.value_or("null"),
                    c.aggregate_id.value_or("null"), format_lsn(start));
-      AckTracker::TxnId t = txn_;
-      bool own = !in_txn_;
-      if (own) t = tracker_.begin();
-      tracker_.add_event(t);
-      if (own) tracker_.commit(t, start, 0);
-      delivery_.add_release(c.aggregate_type, c.aggregate_id, t);
+      delivery_.add_release(c.aggregate_type, c.aggregate_id, unit_for(start));
       return;
     }
     case LineKind::Rejected:

@@ -50,6 +50,9 @@ class Relay {
   void act_on_broker(Clock::time_point now);
   void act_on_delivery();
   void reject_line(Lsn lsn, const std::string& reason);
+  // The tracker unit one more item of the stream belongs to: the open transaction, or a unit of
+  // its own at `lsn`.
+  AckTracker::TxnId unit_for(Lsn lsn);
   void load_message_key();
   void maybe_send_status(Clock::time_point now, bool force);
   void maybe_checkpoint(Clock::time_point now, bool force);
