@@ -669,15 +669,32 @@ TEST_F(RelayIT, PoisonEventsBecomeDeadLettersAndTheStreamGoesOn) {
   EXPECT_EQ(relay.stop(), 0);
 }
 
+// A consumer's own exchange and queue bound with one key, deleted when the test ends (also
+// when an assertion returns early).
+struct SideQueue {
+  Broker broker;
+  std::string exchange, queue;
+  SideQueue(std::string ex, std::string q, const std::string& key) : exchange(std::move(ex)), queue(std::move(q)) {
+    broker.declare_exchange(exchange);
+    broker.declare_queue(queue);
+    broker.bind(queue, exchange, key);
+    broker.consume(queue);
+  }
+  ~SideQueue() {
+    try {
+      broker.delete_queue(queue);
+      broker.delete_exchange(exchange);
+    } catch (...) {
+    }
+  }
+};
+
 // An aggregate's events reach the broker in order although the first one is returned (its
 // routing key has no binding yet) and retried; another aggregate's events keep flowing.
 TEST_F(RelayIT, AggregateOrderHoldsThroughReturnsAndRetries) {
   std::string ex = base_ + ".ord", q = base_ + ".ordq";
-  Broker side;
-  side.declare_exchange(ex);
-  side.declare_queue(q);
-  side.bind(q, ex, "k2");
-  side.consume(q);
+  SideQueue sq(ex, q, "k2");
+  Broker& side = sq.broker;
   RelayProcess& relay = start_relay({"--max-attempts", "50", "--retry-base-ms", "100", "--retry-max-ms", "200"});
   db_->exec("BEGIN;" + emit_sql("a1", "{}", "aggregate_type => 'acct', aggregate_id => 'A', routing_key => 'k1', exchange => '" + ex + "'") +
             ";" + emit_sql("a2", "{}", "aggregate_type => 'acct', aggregate_id => 'A', routing_key => 'k2', exchange => '" + ex + "'") +
@@ -694,8 +711,6 @@ TEST_F(RelayIT, AggregateOrderHoldsThroughReturnsAndRetries) {
   EXPECT_EQ(rest[1].type, "a2");
   EXPECT_EQ(db_->scalar("SELECT count(*) FROM outbox.dead_letters"), "0");
   EXPECT_EQ(relay.stop(), 0);
-  side.delete_queue(q);
-  side.delete_exchange(ex);
 }
 
 // A role with no outbox grants writes logical messages with the prefix outbox: JSON that looks
@@ -793,11 +808,8 @@ TEST_F(RelayIT, FirstEventToANewExchangeIsNotStalled) {
 // re-emits them in their order.
 TEST_F(RelayIT, ParkedAggregateWaitsForItsReleaseAndKeepsItsOrder) {
   std::string ex = base_ + ".park", q = base_ + ".parkq";
-  Broker side;
-  side.declare_exchange(ex);
-  side.declare_queue(q);
-  side.bind(q, ex, "k2");
-  side.consume(q);
+  SideQueue sq(ex, q, "k2");
+  Broker& side = sq.broker;
   std::vector<std::string> park = {"--on-dead-letter", "park", "--max-attempts", "1"};
   auto emit = [&](const std::string& type, const std::string& agg, const std::string& rk) {
     return emit_sql(type, "{}", "aggregate_type => 'acct', aggregate_id => '" + agg + "', routing_key => '" + rk +
@@ -834,8 +846,6 @@ TEST_F(RelayIT, ParkedAggregateWaitsForItsReleaseAndKeepsItsOrder) {
   EXPECT_EQ(got[3].type, "a4");
   EXPECT_EQ(db_->scalar("SELECT count(*) FROM outbox.dead_letters WHERE replayed_at IS NULL"), "0");
   EXPECT_EQ(relay.stop(), 0);
-  side.delete_queue(q);
-  side.delete_exchange(ex);
 }
 
 // Events committed before the relay's slot existed are never decoded by it: the relay says how
