@@ -353,20 +353,49 @@ CREATE TABLE outbox.relay_checkpoints (
     slot_name        text        PRIMARY KEY,
     acknowledged_lsn pg_lsn      NOT NULL,
     last_commit_time timestamptz,
-    updated_at       timestamptz NOT NULL DEFAULT now()
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    -- see record_checkpoint and the slot recovery section below
+    system_identifier   bigint,
+    fence_snapshot      pg_snapshot,
+    fence_lsn           pg_lsn,
+    acked_snapshot      pg_snapshot,
+    recovery_snapshot   pg_snapshot,
+    recovery_upper      pg_snapshot,
+    recovery_started_at timestamptz,
+    last_recovery_at    timestamptz
 );
 COMMENT ON TABLE outbox.relay_checkpoints IS
     'Written by outbox-relay: how far each slot is acknowledged (a registered relay holds back outbox.purge)';
 
 -- SECURITY DEFINER: a relay role may move its checkpoint forward without any right on the table.
+-- Each call also carries a fence (as outbox.purge does): a snapshot and the WAL insert position
+-- taken after it, so every transaction visible in the snapshot committed before that position.
+-- Once the acknowledged LSN passes a fence's position its snapshot becomes acked_snapshot: every
+-- event visible in it is known published. After a failover (PostgreSQL 15 has no failover
+-- slots) the relay republishes the events of outbox.events not visible in acked_snapshot. A
+-- row from another cluster (restored from a dump: its LSNs mean nothing here) starts over.
 CREATE FUNCTION outbox.record_checkpoint(slot_name text, acknowledged_lsn pg_lsn, last_commit_time timestamptz)
 RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO outbox.relay_checkpoints AS c (slot_name, acknowledged_lsn, last_commit_time, updated_at)
-    VALUES ($1, $2, $3, now())
+    INSERT INTO outbox.relay_checkpoints AS c
+           (slot_name, acknowledged_lsn, last_commit_time, updated_at, system_identifier, fence_snapshot, fence_lsn)
+    SELECT $1, $2, $3, now(), s.system_identifier, pg_current_snapshot(), pg_current_wal_insert_lsn()
+      FROM pg_control_system() s
     ON CONFLICT (slot_name) DO UPDATE
-       SET acknowledged_lsn = greatest(c.acknowledged_lsn, excluded.acknowledged_lsn),
+       SET acknowledged_lsn = CASE WHEN c.system_identifier IS DISTINCT FROM excluded.system_identifier
+                                   THEN excluded.acknowledged_lsn
+                                   ELSE greatest(c.acknowledged_lsn, excluded.acknowledged_lsn) END,
            last_commit_time = coalesce(excluded.last_commit_time, c.last_commit_time),
-           updated_at = now();
+           updated_at = now(),
+           system_identifier = excluded.system_identifier,
+           acked_snapshot = CASE WHEN c.system_identifier IS DISTINCT FROM excluded.system_identifier THEN NULL
+                                 WHEN c.fence_lsn <= excluded.acknowledged_lsn THEN c.fence_snapshot
+                                 ELSE c.acked_snapshot END,
+           fence_snapshot = CASE WHEN c.system_identifier IS DISTINCT FROM excluded.system_identifier
+                                   OR c.fence_lsn IS NULL OR c.fence_lsn <= excluded.acknowledged_lsn
+                                 THEN excluded.fence_snapshot ELSE c.fence_snapshot END,
+           fence_lsn = CASE WHEN c.system_identifier IS DISTINCT FROM excluded.system_identifier
+                              OR c.fence_lsn IS NULL OR c.fence_lsn <= excluded.acknowledged_lsn
+                            THEN excluded.fence_lsn ELSE c.fence_lsn END;
 $$;
 
 CREATE FUNCTION outbox.unregister_relay(slot_name text) RETURNS boolean
@@ -498,6 +527,88 @@ COMMENT ON VIEW outbox.status IS
     'One row per outbox slot and per registered relay without a slot (slot_exists false): is a relay attached, how far behind, how many dead letters';
 
 ------------------------------------------------------------------------------------------------
+-- Slot recovery: the events a lost slot never delivered (failover on PostgreSQL 15)
+------------------------------------------------------------------------------------------------
+-- A logical slot does not survive a failover before PostgreSQL 17. outbox.events and
+-- outbox.relay_checkpoints do (they are replicated), so when the relay finds its slot missing but
+-- its checkpoint present, it (1) records the lower bound acked_snapshot as recovery_snapshot,
+-- durably, before the new slot exists, (2) creates the slot, (3) records recovery_upper, a
+-- snapshot taken after the slot exists (every transaction the slot will not decode is visible
+-- in it), (4) publishes, before anything the slot decodes, every event visible in recovery_upper
+-- and not in recovery_snapshot, with its original id, (5) clears both once the broker confirmed
+-- them. A relay that dies in between finds recovery_snapshot set and publishes them again.
+-- Events committed between the slot's creation and recovery_upper come twice (also from the
+-- slot): consumers de-duplicate by id, as after any crash. All SECURITY DEFINER for the relay
+-- role, reading fixed columns of outbox tables only; no user code runs.
+
+CREATE FUNCTION outbox.begin_slot_recovery(slot_name text) RETURNS pg_lsn
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    -- With no acked_snapshot yet (a relay that never passed its first fence), nothing is known
+    -- published: '1:1:' sees no transaction, so every event is republished.
+    UPDATE outbox.relay_checkpoints c
+       SET recovery_snapshot = coalesce(c.recovery_snapshot, c.acked_snapshot, '1:1:'::pg_snapshot),
+           recovery_upper = NULL,
+           recovery_started_at = now()
+     WHERE c.slot_name = $1
+    RETURNING c.acknowledged_lsn;
+$$;
+COMMENT ON FUNCTION outbox.begin_slot_recovery(text) IS
+    'For the relay, before it creates a slot that was lost: remember which events are known published';
+
+CREATE FUNCTION outbox.slot_recovery_upper(slot_name text) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE outbox.relay_checkpoints c
+       SET recovery_upper = coalesce(c.recovery_upper, pg_current_snapshot())
+     WHERE c.slot_name = $1 AND c.recovery_snapshot IS NOT NULL
+    RETURNING true;
+$$;
+COMMENT ON FUNCTION outbox.slot_recovery_upper(text) IS
+    'For the relay, right after its new slot exists: bound the events to republish';
+
+-- One page of the events to republish, in id order (outbox_emit's ids are UUIDv7: creation
+-- order, which is commit order for the events of one aggregate written one transaction after
+-- another). Each row is the line the outbox preset of the decoder writes for the insert.
+CREATE FUNCTION outbox.slot_recovery_events(slot_name text, after_id uuid, max_rows int)
+RETURNS TABLE (id uuid, xid xid, created_at text, line text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT e.id, e.xmin,
+           to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US"+00"'),
+           json_build_object('action', 'I', 'schema', 'outbox', 'table', 'events', 'columns', json_build_array(
+               json_build_object('name', 'id', 'value', e.id::text),
+               json_build_object('name', 'aggregate_type', 'value', e.aggregate_type),
+               json_build_object('name', 'aggregate_id', 'value', e.aggregate_id),
+               json_build_object('name', 'event_type', 'value', e.event_type),
+               json_build_object('name', 'payload', 'value', e.payload::text),
+               json_build_object('name', 'headers', 'value', e.headers::text),
+               json_build_object('name', 'exchange', 'value', e.exchange),
+               json_build_object('name', 'routing_key', 'value', e.routing_key),
+               json_build_object('name', 'correlation_id', 'value', e.correlation_id),
+               json_build_object('name', 'causation_id', 'value', e.causation_id),
+               json_build_object('name', 'created_at', 'value', e.created_at::text)))::text
+      FROM outbox.events e, outbox.relay_checkpoints c
+     WHERE c.slot_name = $1 AND c.recovery_snapshot IS NOT NULL AND c.recovery_upper IS NOT NULL
+       AND ($2 IS NULL OR e.id > $2)
+       AND pg_visible_in_snapshot(outbox.full_xid(e.xmin), c.recovery_upper)
+       AND NOT pg_visible_in_snapshot(outbox.full_xid(e.xmin), c.recovery_snapshot)
+     ORDER BY e.id
+     LIMIT $3;
+$$;
+COMMENT ON FUNCTION outbox.slot_recovery_events(text, uuid, int) IS
+    'For the relay recovering a lost slot: the next events to republish after after_id';
+
+CREATE FUNCTION outbox.finish_slot_recovery(slot_name text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE outbox.relay_checkpoints c
+       SET recovery_snapshot = NULL, recovery_upper = NULL, last_recovery_at = now()
+     WHERE c.slot_name = $1;
+$$;
+COMMENT ON FUNCTION outbox.finish_slot_recovery(text) IS
+    'For the relay, once the broker confirmed every republished event of a slot recovery';
+
+REVOKE ALL ON FUNCTION outbox.begin_slot_recovery(text), outbox.slot_recovery_upper(text),
+    outbox.slot_recovery_events(text, uuid, int), outbox.finish_slot_recovery(text) FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------
 -- Events committed before the relay's slot existed
 ------------------------------------------------------------------------------------------------
 -- A logical slot decodes only the transactions that commit after it was created, so events
@@ -618,6 +729,8 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.record_checkpoint(text, pg_lsn, timestamptz) TO %s', relay_role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.message_key() TO %s', relay_role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.events_before_slot(text) TO %s', relay_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.begin_slot_recovery(text), outbox.slot_recovery_upper(text), '
+                   'outbox.slot_recovery_events(text, uuid, int), outbox.finish_slot_recovery(text) TO %s', relay_role);
     IF NOT (SELECT rolreplication OR rolsuper FROM pg_roles WHERE oid = relay_role) THEN
         RAISE NOTICE 'role % has no REPLICATION attribute, which outbox-relay needs to stream the slot', relay_role
             USING HINT = format('ALTER ROLE %s REPLICATION;', relay_role);
