@@ -47,7 +47,8 @@ const Def kDefs[] = {
     {"app-id", "outbox-relay", false, "AMQP app_id property"},
     {"cloudevents-source", "", false, "add CloudEvents 1.0 attributes (binary mode, cloudEvents:* headers) with this source URI, e.g. /orders-db"},
     {"status-interval-ms", "10000", false, "send a standby status update at least this often (capped to a third of the server's wal_sender_timeout)"},
-    {"checkpoint-interval-ms", "5000", false, "record outbox.relay_checkpoints this often"},
+    {"checkpoint-interval-ms", "200", false, "record the acknowledged position in outbox.relay_checkpoints at most this often while events flow (a restart of PostgreSQL re-sends what was acknowledged since), and every 10 s when idle"},
+    {"pg-timeout-ms", "30000", false, "give a PostgreSQL connection up when it answers nothing for this long (a silent network): queries, writes, and the replication stream (pinged at half of it)"},
     {"max-attempts", "5", false, "publish attempts per event (nack/unroutable) before it becomes a dead letter"},
     {"retry-base-ms", "200", false, "first publish retry delay (doubles per attempt)"},
     {"retry-max-ms", "10000", false, "cap of the publish retry delay"},
@@ -458,6 +459,7 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   c.cloudevents_source = val["cloudevents-source"];
   c.status_interval_ms = to_int(c, "status-interval-ms", val["status-interval-ms"], 1);
   c.checkpoint_interval_ms = to_int(c, "checkpoint-interval-ms", val["checkpoint-interval-ms"], 1);
+  c.pg_timeout_ms = to_int(c, "pg-timeout-ms", val["pg-timeout-ms"], 1000);
   c.max_attempts = to_int(c, "max-attempts", val["max-attempts"], 1);
   c.retry_base_ms = to_int(c, "retry-base-ms", val["retry-base-ms"], 0);
   c.retry_max_ms = to_int(c, "retry-max-ms", val["retry-max-ms"], 0);

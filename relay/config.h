@@ -63,6 +63,7 @@ struct Config {
   std::string cloudevents_source;  // "" = no CloudEvents attributes
   int status_interval_ms = 0;
   int checkpoint_interval_ms = 0;
+  int pg_timeout_ms = 30000;
   int max_attempts = 0;
   int retry_base_ms = 0, retry_max_ms = 0;
   int reconnect_min_ms = 0, reconnect_max_ms = 0;

@@ -49,6 +49,16 @@ std::string Metrics::render_prometheus() const {
   counter("outbox_relay_rejected_lines_total",
           "stream lines skipped as not genuine outbox events (forged or unverifiable messages, unparseable lines)",
           rejected_lines.load());
+  counter("outbox_relay_pg_silences_total",
+          "PostgreSQL connections given up because nothing came back within --pg-timeout-ms (a silent network)",
+          pg_silences.load());
+  counter("outbox_relay_slot_recoveries_total",
+          "lost slots (a failover on PostgreSQL 15) created again, with the events they lost republished",
+          slot_recoveries.load());
+  counter("outbox_relay_republished_total", "events republished from outbox.events by slot recoveries",
+          republished.load());
+  counter("outbox_relay_checkpoint_starts_total",
+          "streaming started at the relay's own checkpoint, ahead of the slot's saved position", checkpoint_skips.load());
   o << "# HELP outbox_relay_reconnects_total reconnections after a lost connection\n"
        "# TYPE outbox_relay_reconnects_total counter\n"
     << "outbox_relay_reconnects_total{server=\"postgresql\"} " << reconnects_pg.load() << '\n'

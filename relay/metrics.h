@@ -26,6 +26,10 @@ struct Metrics {
   std::atomic<std::uint64_t> exchange_missing{0};  // refusals: the event's exchange does not exist
   std::atomic<std::uint64_t> suspects{0};          // events published alone after an unpinned channel close
   std::atomic<std::uint64_t> rejected_lines{0};    // lines that are not genuine outbox events (forged, unparseable)
+  std::atomic<std::uint64_t> pg_silences{0};       // PostgreSQL connections given up for want of an answer
+  std::atomic<std::uint64_t> slot_recoveries{0};   // lost slots recreated, their events republished
+  std::atomic<std::uint64_t> republished{0};       // events republished by slot recoveries
+  std::atomic<std::uint64_t> checkpoint_skips{0};  // starts ahead of the slot, at the relay's own checkpoint
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::int64_t> held{0};               // events received and not yet settled
   std::atomic<bool> default_exchange_missing{false};

@@ -1,5 +1,8 @@
 #include "pg_admin.h"
 
+#include <poll.h>
+
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +14,7 @@
 #include "event_json.h"
 #include "mask.h"
 #include "pg_connect.h"
+#include "pg_query.h"
 
 namespace outbox {
 
@@ -46,6 +50,33 @@ PgAdmin::~PgAdmin() { close(); }
 void PgAdmin::close() {
   if (conn_) PQfinish(conn_);
   conn_ = nullptr;
+  queue_.clear();
+  in_flight_.reset();
+  want_write_ = false;
+}
+
+void PgAdmin::lost(const std::string& what) {
+  // A request may still be under way on a connection that gave up: it cannot be used again.
+  close();
+  throw PgError(PgErrorKind::Retryable, what);
+}
+
+PGresult* PgAdmin::query(const char* sql) { return query_params(sql, 0, nullptr, nullptr, nullptr, nullptr, 0); }
+
+PGresult* PgAdmin::query_params(const char* sql, int n, const unsigned int*, const char* const* params, const int*,
+                                const int*, int result_format) {
+  if (in_flight_) lost("internal: a query was started while a queued write was in flight");
+  std::string err;
+  PGresult* r = exec_bounded(conn_, sql, n, params, result_format, timeout_, err);
+  if (!r) lost("database connection: " + trim(err));
+  return r;
+}
+
+int PgAdmin::socket() const { return conn_ ? PQsocket(conn_) : -1; }
+
+std::optional<std::chrono::steady_clock::time_point> PgAdmin::deadline() const {
+  if (!in_flight_) return std::nullopt;
+  return sent_at_ + timeout_;
 }
 
 bool PgAdmin::connected() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
@@ -57,11 +88,15 @@ void PgAdmin::connect(const std::string& conninfo) {
   if (!conn_)
     throw classify_pg_error(state, "connection to \"" + mask_conninfo(conninfo) + "\" failed: " + msg, PgOp::Connect,
                             slot_, plugin_);
+  // The server gives up too, so that a statement the relay stopped waiting for (a lock held by
+  // someone else) does not linger; lock_timeout makes that case say what it is.
+  std::string t = std::to_string(timeout_.count());
+  Result r(query(("SET statement_timeout = " + t + "; SET lock_timeout = " + t).c_str()));
 }
 
 void PgAdmin::check_server() {
   {
-    Result r(PQexec(conn_, "SELECT current_setting('wal_level')"));
+    Result r(query( "SELECT current_setting('wal_level')"));
     if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
       throw pg_result_error("checking wal_level failed", r.r, PgOp::Query, slot_, plugin_);
     std::string wal_level = PQgetvalue(r.r, 0, 0);
@@ -73,7 +108,7 @@ void PgAdmin::check_server() {
   // Debian's output_plugin_libraries (absent elsewhere) is readable by superusers and
   // pg_read_all_settings only: a least-privilege relay role skips this early check and relies on
   // START_REPLICATION's own error (SQLSTATE 42501), which classify_pg_error explains the same way.
-  Result r(PQexec(conn_, "SELECT current_setting('output_plugin_libraries', true)"));
+  Result r(query( "SELECT current_setting('output_plugin_libraries', true)"));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQgetisnull(r.r, 0, 0)) return;
   std::string libs = PQgetvalue(r.r, 0, 0);
   bool found = false;
@@ -91,7 +126,7 @@ void PgAdmin::check_server() {
 }
 
 std::string PgAdmin::current_database() {
-  Result r(PQexec(conn_, "SELECT current_database()"));
+  Result r(query( "SELECT current_database()"));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
     throw pg_result_error("SELECT current_database() failed", r.r, PgOp::Query, slot_, plugin_);
   return PQgetvalue(r.r, 0, 0);
@@ -99,7 +134,7 @@ std::string PgAdmin::current_database() {
 
 std::optional<SlotInfo> PgAdmin::slot_info() {
   const char* params[] = {slot_.c_str()};
-  Result r(PQexecParams(conn_,
+  Result r(query_params(
                         "SELECT plugin, slot_type, database, active, coalesce(active_pid, 0), coalesce(wal_status, ''), "
                         "coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1",
                         1, nullptr, params, nullptr, nullptr, 0));
@@ -142,7 +177,7 @@ void PgAdmin::check_slot(const SlotInfo& s, const std::string& database) {
 }
 
 std::string PgAdmin::missing_privileges() {
-  Result r(PQexec(conn_,
+  Result r(query(
                   "SELECT CASE WHEN to_regclass('outbox.dead_letters') IS NULL "
                   "THEN 'the outbox extension is not installed in this database (CREATE EXTENSION outbox)' "
                   "ELSE concat_ws(', ', "
@@ -160,7 +195,7 @@ std::optional<std::string> PgAdmin::message_key(std::string& why) {
     return std::nullopt;
   }
   // Binary result: the bytea's bytes as they are.
-  Result r(PQexecParams(conn_, "SELECT outbox.message_key()", 0, nullptr, nullptr, nullptr, nullptr, 1));
+  Result r(query_params( "SELECT outbox.message_key()", 0, nullptr, nullptr, nullptr, nullptr, 1));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQntuples(r.r) != 1 || PQgetisnull(r.r, 0, 0)) {
     why = PQresultStatus(r.r) == PGRES_TUPLES_OK ? "outbox.message_key() returned nothing" : trim(PQresultErrorMessage(r.r));
     return std::nullopt;
@@ -170,7 +205,7 @@ std::optional<std::string> PgAdmin::message_key(std::string& why) {
 
 std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> PgAdmin::parked_aggregates() {
   const char* params[] = {slot_.c_str()};
-  Result r(PQexecParams(conn_,
+  Result r(query_params(
                         "SELECT DISTINCT event->>'aggregate_type', event->>'aggregate_id' FROM outbox.dead_letters "
                         "WHERE replayed_at IS NULL AND slot_name = $1",
                         1, nullptr, params, nullptr, nullptr, 0));
@@ -189,7 +224,7 @@ std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> P
 
 std::optional<PgAdmin::EventsBefore> PgAdmin::events_before_slot(std::string& why) {
   const char* params[] = {slot_.c_str()};
-  Result r(PQexecParams(conn_, "SELECT count, oldest, newest, republish FROM outbox.events_before_slot($1)", 1, nullptr,
+  Result r(query_params( "SELECT count, oldest, newest, republish FROM outbox.events_before_slot($1)", 1, nullptr,
                         params, nullptr, nullptr, 0));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQntuples(r.r) != 1) {
     why = PQresultStatus(r.r) == PGRES_TUPLES_OK ? "no answer" : trim(PQresultErrorMessage(r.r));
@@ -201,24 +236,6 @@ std::optional<PgAdmin::EventsBefore> PgAdmin::events_before_slot(std::string& wh
   e.newest = PQgetvalue(r.r, 0, 2);
   e.republish = PQgetvalue(r.r, 0, 3);
   return e;
-}
-
-bool PgAdmin::record_checkpoint(Lsn ack, std::int64_t commit_time_us) {
-  if (!connected()) return false;
-  std::string lsn = format_lsn(ack);
-  std::string ts = std::to_string(static_cast<double>(commit_time_us) / 1e6);
-  const char* params[] = {slot_.c_str(), lsn.c_str(), commit_time_us ? ts.c_str() : nullptr};
-  Result r(PQexecParams(conn_, "SELECT outbox.record_checkpoint($1, $2::pg_lsn, to_timestamp($3::float8))", 3, nullptr,
-                        params, nullptr, nullptr, 0));
-  if (PQresultStatus(r.r) == PGRES_TUPLES_OK) return true;
-  std::string err = PQresultErrorMessage(r.r);
-  if (!warned_no_checkpoint_) {
-    spdlog::warn("cannot record the checkpoint in outbox.relay_checkpoints: {}(is CREATE EXTENSION outbox done in this "
-                 "database, and outbox.grant_relay() given to the relay role?)",
-                 err);
-    warned_no_checkpoint_ = true;
-  }
-  return false;
 }
 
 // Text the database accepts whatever came in: RabbitMQ cuts reply texts at 252 bytes, which can
@@ -247,41 +264,177 @@ static std::string valid_text(std::string_view in) {
   return out;
 }
 
-void PgAdmin::insert_dead_letter(const Event& ev, const std::string& reason_in, int attempts,
-                                 std::int64_t first_failed_us, std::int64_t last_failed_us,
-                                 const std::string& broker_reply_in) {
-  if (!connected()) throw PgError(PgErrorKind::Retryable, "no database connection to write a dead letter");
-  std::string reason = valid_text(reason_in), broker_reply = valid_text(broker_reply_in);
-  std::string json = event_to_json(ev);
-  std::string att = std::to_string(attempts);
-  std::string f = std::to_string(static_cast<double>(first_failed_us) / 1e6);
-  std::string l = std::to_string(static_cast<double>(last_failed_us) / 1e6);
-  const char* params[] = {looks_like_uuid(ev.id) ? ev.id.c_str() : nullptr,
-                          json.c_str(),
-                          reason.c_str(),
-                          att.c_str(),
-                          f.c_str(),
-                          l.c_str(),
-                          broker_reply.empty() ? nullptr : broker_reply.c_str(),
-                          slot_.c_str()};
-  Result r(PQexecParams(conn_,
-                        "INSERT INTO outbox.dead_letters (event_id, event, reason, attempts, first_failed_at, "
-                        "last_failed_at, broker_reply, slot_name) VALUES ($1::uuid, $2::jsonb, $3, $4::int, "
-                        "to_timestamp($5::float8), to_timestamp($6::float8), $7, $8)",
-                        8, nullptr, params, nullptr, nullptr, 0));
-  if (PQresultStatus(r.r) != PGRES_COMMAND_OK) {
-    std::string err = PQresultErrorMessage(r.r);
-    if (PQstatus(conn_) != CONNECTION_OK) throw PgError(PgErrorKind::Retryable, "writing a dead letter failed: " + err);
-    const char* state = PQresultErrorField(r.r, PG_DIAG_SQLSTATE);
-    std::string code = state ? state : "";
-    // Only a missing extension or missing rights is a configuration problem; anything else is
-    // retried (and logged each time) rather than stopping the relay because of one event.
-    if (code != "42501" && code != "42P01" && code != "3F000" && code != "42883")
-      throw PgError(PgErrorKind::Retryable, "writing a dead letter into outbox.dead_letters failed (" + code + "): " + err);
-    throw PgError(PgErrorKind::Fatal, "writing a dead letter into outbox.dead_letters failed: " + err +
-                                          "-- fix: CREATE EXTENSION outbox in this database and SELECT "
-                                          "outbox.grant_relay('<relay role>')");
+std::optional<CheckpointRow> PgAdmin::checkpoint_row() {
+  const char* params[] = {slot_.c_str()};
+  Result r(query_params("SELECT acknowledged_lsn::text, "
+                        "coalesce(system_identifier = (SELECT system_identifier FROM pg_control_system()), false), "
+                        "recovery_snapshot IS NOT NULL FROM outbox.relay_checkpoints WHERE slot_name = $1",
+                        1, nullptr, params, nullptr, nullptr, 0));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQntuples(r.r) != 1) return std::nullopt;
+  CheckpointRow c;
+  c.acknowledged = parse_lsn(PQgetvalue(r.r, 0, 0)).value_or(0);
+  c.same_system = std::strcmp(PQgetvalue(r.r, 0, 1), "t") == 0;
+  c.recovering = std::strcmp(PQgetvalue(r.r, 0, 2), "t") == 0;
+  return c;
+}
+
+namespace {
+
+[[noreturn]] void recovery_failed(const char* step, PGresult* r) {
+  throw PgError(PgErrorKind::Fatal, std::string("slot recovery: ") + step + " failed: " + trim(PQresultErrorMessage(r)) +
+                                        " -- fix: ALTER EXTENSION outbox UPDATE and SELECT outbox.grant_relay('<relay "
+                                        "role>'); the slot is not created until the events it lost can be republished");
+}
+
+}  // namespace
+
+void PgAdmin::begin_slot_recovery() {
+  const char* params[] = {slot_.c_str()};
+  Result r(query_params("SELECT outbox.begin_slot_recovery($1)", 1, nullptr, params, nullptr, nullptr, 0));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) recovery_failed("outbox.begin_slot_recovery()", r.r);
+}
+
+void PgAdmin::slot_recovery_upper() {
+  const char* params[] = {slot_.c_str()};
+  Result r(query_params("SELECT outbox.slot_recovery_upper($1)", 1, nullptr, params, nullptr, nullptr, 0));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) recovery_failed("outbox.slot_recovery_upper()", r.r);
+}
+
+std::vector<RecoveredEvent> PgAdmin::slot_recovery_events(const std::string& after_id, int max_rows) {
+  std::string max = std::to_string(max_rows);
+  const char* params[] = {slot_.c_str(), after_id.empty() ? nullptr : after_id.c_str(), max.c_str()};
+  Result r(query_params("SELECT id, xid::text, created_at, line FROM outbox.slot_recovery_events($1, $2::uuid, $3::int)",
+                        3, nullptr, params, nullptr, nullptr, 0));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) recovery_failed("outbox.slot_recovery_events()", r.r);
+  std::vector<RecoveredEvent> out(static_cast<std::size_t>(PQntuples(r.r)));
+  for (int i = 0; i < PQntuples(r.r); ++i) {
+    RecoveredEvent& e = out[static_cast<std::size_t>(i)];
+    e.id = PQgetvalue(r.r, i, 0);
+    e.xid = std::strtoull(PQgetvalue(r.r, i, 1), nullptr, 10);
+    e.created_at = PQgetvalue(r.r, i, 2);
+    e.line = PQgetvalue(r.r, i, 3);
+  }
+  return out;
+}
+
+void PgAdmin::queue_checkpoint(Lsn ack, std::int64_t commit_time_us) {
+  Write w{AdminDone::Kind::Checkpoint, 0,
+          "SELECT outbox.record_checkpoint($1, $2::pg_lsn, to_timestamp($3::float8))",
+          {slot_, format_lsn(ack), std::to_string(static_cast<double>(commit_time_us) / 1e6)},
+          {false, false, commit_time_us == 0}};
+  for (Write& q : queue_)
+    if (q.kind == AdminDone::Kind::Checkpoint) {
+      q = std::move(w);
+      return;
+    }
+  queue_.push_back(std::move(w));
+}
+
+void PgAdmin::queue_dead_letter(std::uint64_t tag, const Event& ev, const std::string& reason, int attempts,
+                                std::int64_t first_failed_us, std::int64_t last_failed_us,
+                                const std::string& broker_reply) {
+  std::string reply = valid_text(broker_reply);
+  queue_.push_back(Write{AdminDone::Kind::DeadLetter, tag,
+                         "INSERT INTO outbox.dead_letters (event_id, event, reason, attempts, first_failed_at, "
+                         "last_failed_at, broker_reply, slot_name) VALUES ($1::uuid, $2::jsonb, $3, $4::int, "
+                         "to_timestamp($5::float8), to_timestamp($6::float8), $7, $8)",
+                         {looks_like_uuid(ev.id) ? ev.id : "", event_to_json(ev), valid_text(reason),
+                          std::to_string(attempts), std::to_string(static_cast<double>(first_failed_us) / 1e6),
+                          std::to_string(static_cast<double>(last_failed_us) / 1e6), reply, slot_},
+                         {!looks_like_uuid(ev.id), false, false, false, false, false, reply.empty(), false}});
+}
+
+void PgAdmin::queue_finish_recovery() {
+  queue_.push_back(Write{AdminDone::Kind::FinishRecovery, 0, "SELECT outbox.finish_slot_recovery($1)", {slot_}, {false}});
+}
+
+void PgAdmin::complete(PGresult* r, const Write& w) {
+  ExecStatusType st = PQresultStatus(r);
+  bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+  if (ok) return;
+  std::string err = trim(PQresultErrorMessage(r));
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  std::string code = state ? state : "";
+  switch (w.kind) {
+    case AdminDone::Kind::Checkpoint:
+      if (!warned_no_checkpoint_) {
+        spdlog::warn("cannot record the checkpoint in outbox.relay_checkpoints: {} (is CREATE EXTENSION outbox done in "
+                     "this database, and outbox.grant_relay() given to the relay role?)",
+                     err);
+        warned_no_checkpoint_ = true;
+      }
+      return;
+    case AdminDone::Kind::FinishRecovery:
+      // The recovery is then done again at the next start: duplicates, nothing lost.
+      spdlog::error("cannot record the end of the slot recovery: {}; the next start republishes its events again", err);
+      return;
+    case AdminDone::Kind::DeadLetter:
+      // Only a missing extension or missing rights is a configuration problem; anything else is
+      // retried (and logged each time) rather than stopping the relay because of one event.
+      if (code != "42501" && code != "42P01" && code != "3F000" && code != "42883")
+        throw PgError(PgErrorKind::Retryable, "writing a dead letter into outbox.dead_letters failed (" + code + "): " + err);
+      throw PgError(PgErrorKind::Fatal, "writing a dead letter into outbox.dead_letters failed: " + err +
+                                            " -- fix: CREATE EXTENSION outbox in this database and SELECT "
+                                            "outbox.grant_relay('<relay role>')");
   }
 }
+
+void PgAdmin::pump(std::vector<AdminDone>& done) {
+  if (!conn_) {
+    if (busy()) throw PgError(PgErrorKind::Retryable, "no database connection for the queued writes");
+    return;
+  }
+  while (true) {
+    if (!in_flight_) {
+      if (queue_.empty()) return;
+      Write& w = queue_.front();
+      std::vector<const char*> params;
+      for (std::size_t i = 0; i < w.params.size(); ++i) params.push_back(w.null[i] ? nullptr : w.params[i].c_str());
+      if (PQisnonblocking(conn_) == 0) PQsetnonblocking(conn_, 1);
+      if (!PQsendQueryParams(conn_, w.sql.c_str(), static_cast<int>(params.size()), nullptr, params.data(), nullptr,
+                             nullptr, 0))
+        lost(std::string("database connection: ") + trim(PQerrorMessage(conn_)));
+      in_flight_ = std::move(w);
+      queue_.pop_front();
+      sent_at_ = std::chrono::steady_clock::now();
+    }
+    int f = PQflush(conn_);
+    if (f < 0) lost(std::string("database connection: ") + trim(PQerrorMessage(conn_)));
+    want_write_ = f > 0;
+    if (PQconsumeInput(conn_) == 0) lost(std::string("database connection: ") + trim(PQerrorMessage(conn_)));
+    // Every result of the request, then the null that ends it.
+    while (!PQisBusy(conn_)) {
+      PGresult* r = PQgetResult(conn_);
+      if (!r) {
+        done.push_back(AdminDone{in_flight_->kind, in_flight_->tag});
+        in_flight_.reset();
+        break;
+      }
+      Result holder(r);
+      complete(r, *in_flight_);
+    }
+    if (in_flight_) {
+      if (std::chrono::steady_clock::now() - sent_at_ >= timeout_)
+        lost("the database connection gave no answer to a " +
+             std::string(in_flight_->kind == AdminDone::Kind::DeadLetter ? "dead letter" : "checkpoint") +
+             " write within " + std::to_string(timeout_.count()) +
+             " ms (a silent network, or a lock held on outbox tables; --pg-timeout-ms sets the limit)");
+      return;
+    }
+  }
+}
+
+void PgAdmin::finish(std::vector<AdminDone>& done) {
+  auto until = std::chrono::steady_clock::now() + timeout_;
+  while (busy() && conn_) {
+    pump(done);
+    if (!in_flight_) continue;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return;
+    pollfd p{PQsocket(conn_), static_cast<short>(POLLIN | (want_write_ ? POLLOUT : 0)), 0};
+    ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+  }
+}
+
 
 }  // namespace outbox

@@ -1,8 +1,15 @@
 // The relay's normal (non-replication) PostgreSQL connection: pre-flight checks (wal_level,
 // output_plugin_libraries, the slot's plugin and state), checkpoints into
-// outbox.relay_checkpoints and dead letters into outbox.dead_letters.
+// outbox.relay_checkpoints, dead letters into outbox.dead_letters, and slot recovery.
+//
+// Queries at session start wait for their answer, up to --pg-timeout-ms. The writes made while
+// streaming (checkpoints, dead letters, the end of a recovery) are queued and sent with libpq's
+// non-blocking API from the relay's poll loop, one at a time in queue order, so that a slow or
+// silent database connection never stops the loop (AMQP heartbeats, replication keepalives).
 #pragma once
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <utility>
@@ -24,6 +31,26 @@ struct SlotInfo {
   Lsn confirmed_flush = 0;
 };
 
+// The relay's row in outbox.relay_checkpoints.
+struct CheckpointRow {
+  Lsn acknowledged = 0;
+  bool same_system = false;  // written on this cluster (not restored from another one's dump)
+  bool recovering = false;   // a slot recovery has begun and not finished
+};
+
+// One event to republish in a slot recovery: the line the decoder's outbox preset writes for its
+// insert, with its transaction id and creation time (UTC text as in wal2json's B line).
+struct RecoveredEvent {
+  std::string id, created_at, line;
+  std::uint64_t xid = 0;
+};
+
+// A queued write that completed.
+struct AdminDone {
+  enum class Kind { Checkpoint, DeadLetter, FinishRecovery } kind = Kind::Checkpoint;
+  std::uint64_t tag = 0;  // the dead letter's, as queued
+};
+
 class PgAdmin {
  public:
   PgAdmin(std::string slot, std::string plugin) : slot_(std::move(slot)), plugin_(std::move(plugin)) {}
@@ -31,6 +58,8 @@ class PgAdmin {
   PgAdmin(const PgAdmin&) = delete;
   PgAdmin& operator=(const PgAdmin&) = delete;
 
+  // Every query and queued write gives up after this long without an answer.
+  void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
   void connect(const std::string& conninfo);  // throws PgError
   bool connected() const;
   void close();
@@ -63,17 +92,58 @@ class PgAdmin {
   };
   std::optional<EventsBefore> events_before_slot(std::string& why);
 
-  // SELECT outbox.record_checkpoint(...). False (logged once) when the extension is missing.
-  bool record_checkpoint(Lsn ack, std::int64_t commit_time_us);
-  // INSERT INTO outbox.dead_letters. Throws PgError when it cannot be written (the caller must
-  // then not acknowledge the event).
-  void insert_dead_letter(const Event& ev, const std::string& reason, int attempts, std::int64_t first_failed_us,
-                          std::int64_t last_failed_us, const std::string& broker_reply);
+  // The relay's checkpoint row (nullopt when there is none or it cannot be read: older
+  // extension, no grant).
+  std::optional<CheckpointRow> checkpoint_row();
+  // Slot recovery (outbox--0.2.sql, "Slot recovery"). Throws PgError(Fatal) naming the fix when
+  // the extension or the grants are missing: a lost slot must not be recreated without it.
+  void begin_slot_recovery();
+  void slot_recovery_upper();
+  std::vector<RecoveredEvent> slot_recovery_events(const std::string& after_id, int max_rows);
+
+  // Queued writes. A checkpoint replaces one that is still queued (only the newest matters).
+  void queue_checkpoint(Lsn ack, std::int64_t commit_time_us);
+  void queue_dead_letter(std::uint64_t tag, const Event& ev, const std::string& reason, int attempts,
+                         std::int64_t first_failed_us, std::int64_t last_failed_us, const std::string& broker_reply);
+  void queue_finish_recovery();
+  // Sends the next queued write when none is in flight and reads what arrived; appends the
+  // writes that completed to `done`. Throws PgError when the connection broke or a write got no
+  // answer within the timeout (Retryable), or a dead letter cannot be written (Fatal when rights
+  // or the extension are missing: the caller must then not acknowledge the event).
+  void pump(std::vector<AdminDone>& done);
+  bool busy() const { return in_flight_.has_value() || !queue_.empty(); }
+  // For the loop's poll(): the socket, and whether to wait for it to be readable/writable.
+  int socket() const;
+  bool wants_read() const { return in_flight_.has_value(); }
+  bool wants_write() const { return want_write_; }
+  // When a write is in flight: when it times out.
+  std::optional<std::chrono::steady_clock::time_point> deadline() const;
+  // Waits (up to the timeout) until every queued write completed; used when stopping.
+  void finish(std::vector<AdminDone>& done);
 
  private:
+  struct Write {
+    AdminDone::Kind kind;
+    std::uint64_t tag = 0;
+    std::string sql;
+    std::vector<std::string> params;
+    std::vector<bool> null;
+  };
+  // Both throw PgError(Retryable) when the connection broke or went silent.
+  struct pg_result* query(const char* sql);
+  struct pg_result* query_params(const char* sql, int n, const unsigned int* types, const char* const* params,
+                                 const int* lengths, const int* formats, int result_format);
+  void complete(struct pg_result* r, const Write& w);  // throws for a failed dead letter
+  [[noreturn]] void lost(const std::string& what);
+
   std::string slot_, plugin_;
   pg_conn* conn_ = nullptr;
   bool warned_no_checkpoint_ = false;
+  std::chrono::milliseconds timeout_{30000};
+  std::deque<Write> queue_;
+  std::optional<Write> in_flight_;
+  std::chrono::steady_clock::time_point sent_at_{};
+  bool want_write_ = false;
 };
 
 }  // namespace outbox

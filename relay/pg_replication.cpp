@@ -1,6 +1,7 @@
 #include "pg_replication.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include <libpq-fe.h>
@@ -9,6 +10,7 @@
 #include "mask.h"
 #include "outbox_wire.h"
 #include "pg_connect.h"
+#include "pg_query.h"
 
 namespace outbox {
 
@@ -87,6 +89,15 @@ void ReplicationStream::fail(const std::string& what) {
   throw classify_pg_error("", what + (msg.empty() ? "" : ": " + msg), PgOp::Decoding, slot_, plugin_);
 }
 
+PGresult* ReplicationStream::bounded(const std::string& sql) {
+  std::string err;
+  PGresult* r = exec_bounded(conn_, sql, 0, nullptr, 0, timeout_, err);
+  if (!r) fail(sql + ": " + err);
+  // exec_bounded leaves the connection non-blocking; the commands after it expect blocking.
+  PQsetnonblocking(conn_, 0);
+  return r;
+}
+
 void ReplicationStream::connect(const std::string& conninfo) {
   close();
   std::string msg, state;
@@ -96,25 +107,30 @@ void ReplicationStream::connect(const std::string& conninfo) {
                             PgOp::ReplicationConnect, slot_, plugin_);
 }
 
-std::string ReplicationStream::identify_system() {
-  PGresult* r = PQexec(conn_, "IDENTIFY_SYSTEM");
+ReplicationStream::SystemInfo ReplicationStream::identify_system() {
+  PGresult* r = bounded("IDENTIFY_SYSTEM");
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) < 4) {
     PgError e = pg_result_error("IDENTIFY_SYSTEM failed", r, PgOp::Decoding, slot_, plugin_);
     PQclear(r);
     throw e;
   }
+  SystemInfo info;
+  info.system_id = PQgetvalue(r, 0, 0);
+  info.timeline = std::atoi(PQgetvalue(r, 0, 1));
+  info.flushed = parse_lsn(PQgetvalue(r, 0, 2)).value_or(0);
   std::string db = PQgetisnull(r, 0, 3) ? "" : PQgetvalue(r, 0, 3);
+  info.dbname = db;
   spdlog::info("replication connection: systemid {} timeline {} xlogpos {} dbname {}", PQgetvalue(r, 0, 0),
                PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), db);
   PQclear(r);
   if (db.empty())
     throw PgError(PgErrorKind::Fatal, "the replication connection is not attached to a database -- fix: use replication=database "
                                       "(outbox-relay adds it; do not override it in --pg)");
-  return db;
+  return info;
 }
 
 std::string ReplicationStream::show(const std::string& name) {
-  PGresult* r = PQexec(conn_, ("SHOW " + quote_ident(name)).c_str());
+  PGresult* r = bounded("SHOW " + quote_ident(name));
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
     PgError e = pg_result_error("SHOW " + name + " failed", r, PgOp::Decoding, slot_, plugin_);
     PQclear(r);
@@ -146,7 +162,9 @@ long long parse_duration_ms(const std::string& text, long long unit_ms) {
 }
 
 bool ReplicationStream::create_slot() {
-  std::string sql = "CREATE_REPLICATION_SLOT " + quote_ident(slot_) + " LOGICAL " + quote_ident(plugin_) + " NOEXPORT_SNAPSHOT";
+  std::string sql = "CREATE_REPLICATION_SLOT " + quote_ident(slot_) + " LOGICAL " + quote_ident(plugin_);
+  // PostgreSQL 15 and 16 know no FAILOVER option (it is not tested here: only 15 is installed).
+  sql += PQserverVersion(conn_) >= 170000 ? " (SNAPSHOT 'nothing', FAILOVER true)" : " NOEXPORT_SNAPSHOT";
   PGresult* r = PQexec(conn_, sql.c_str());
   bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
   const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);

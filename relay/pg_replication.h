@@ -2,6 +2,7 @@
 // START_REPLICATION with the plugin's options, non-blocking CopyBoth reads (XLogData 'w',
 // keepalive 'k') and standby status updates ('r').
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -37,12 +38,21 @@ class ReplicationStream {
   ReplicationStream(const ReplicationStream&) = delete;
   ReplicationStream& operator=(const ReplicationStream&) = delete;
 
+  void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
   void connect(const std::string& conninfo);  // throws PgError
-  // IDENTIFY_SYSTEM: returns the database name the walsender is attached to.
-  std::string identify_system();
+  // IDENTIFY_SYSTEM: the cluster, its timeline and WAL flush position, and the database the
+  // walsender is attached to.
+  struct SystemInfo {
+    std::string system_id, dbname;
+    int timeline = 0;
+    Lsn flushed = 0;
+  };
+  SystemInfo identify_system();
   // SHOW name over the walsender connection: the value this walsender uses (e.g. "60s"), as text.
   std::string show(const std::string& name);
-  // CREATE_REPLICATION_SLOT; false if it already existed.
+  // CREATE_REPLICATION_SLOT; false if it already existed. On PostgreSQL 17 and later the slot is
+  // created with FAILOVER, so that standbys with sync_replication_slots keep a copy and a
+  // promotion needs no recovery (PostgreSQL 15 and 16 have no such slots: see docs/design.md).
   bool create_slot();
   void start(Lsn from);  // START_REPLICATION SLOT ... LOGICAL from (options)
   // Reads the next message without blocking (Kind::None when nothing complete is buffered).
@@ -60,9 +70,11 @@ class ReplicationStream {
 
  private:
   [[noreturn]] void fail(const std::string& what);
+  struct pg_result* bounded(const std::string& sql);  // a command with --pg-timeout-ms
   std::string slot_, plugin_, shard_;
   pg_conn* conn_ = nullptr;
   char* buf_ = nullptr;
+  std::chrono::milliseconds timeout_{30000};
 };
 
 // A duration setting as SHOW prints it ("500ms", "60s", "1min", "2h", "1d", "0", a bare number of

@@ -50,6 +50,8 @@ Relay::Relay(Config cfg, Metrics& metrics)
       admin_(cfg_.slot, cfg_.plugin),
       repl_(cfg_.slot, cfg_.plugin, cfg_.shard),
       delivery_(delivery_options(cfg_)) {
+  admin_.set_timeout(std::chrono::milliseconds(cfg_.pg_timeout_ms));
+  repl_.set_timeout(std::chrono::milliseconds(cfg_.pg_timeout_ms));
   if (pipe2(wake_pipe_, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
 }
 
@@ -87,6 +89,12 @@ void Relay::close_session() {
   amqp_.close();
   delivery_.reset();
   outcomes_.clear();
+  // A write may be under way on the database connection: the next session opens a new one.
+  // Dead letters not yet written were not settled, so the slot sends their events again.
+  if (admin_.busy()) admin_.close();
+  admin_done_.clear();
+  dead_letters_writing_.clear();
+  recovery_ = Recovery{};
   send_full_ = false;
   in_txn_ = false;
   pg_more_ = false;
@@ -304,7 +312,10 @@ void Relay::connect_session() {
 
   repl_.connect(cfg_.pg);
   m_.pg_connected = true;
-  repl_.identify_system();
+  ReplicationStream::SystemInfo sys = repl_.identify_system();
+  // The relay's own checkpoint: newer than the slot after a restart of PostgreSQL 15, and the
+  // only trace left of the slot after a failover.
+  std::optional<CheckpointRow> cp = admin_.checkpoint_row();
   // Status updates at least three times per wal_sender_timeout (this walsender's value), or the
   // server drops a relay that the broker holds back (it then reads no keepalives).
   if (!status_interval_configured_ms_) status_interval_configured_ms_ = cfg_.status_interval_ms;
@@ -318,20 +329,45 @@ void Relay::connect_session() {
                  "back -- fix: --status-interval-ms {} or less, or raise wal_sender_timeout",
                  want, timeout_text, use, use);
   cfg_.status_interval_ms = use;
+  bool recover = false;
   if (!slot) {
+    // A slot that is gone while this relay's checkpoint (of this cluster) remains: a failover
+    // (PostgreSQL 15 copies no logical slot to standbys) or a slot dropped by hand. What it had
+    // not delivered is republished from outbox.events before the new slot's first line; the
+    // lower bound is recorded before the slot exists, so a crash in between loses nothing.
+    recover = cp && cp->same_system;
+    if (cp && !cp->same_system)
+      spdlog::warn("the checkpoint of slot \"{}\" in outbox.relay_checkpoints was written on another cluster (a "
+                   "restored dump?): it is not used",
+                   cfg_.slot);
+    if (recover) {
+      admin_.begin_slot_recovery();
+      cp->recovering = true;
+    }
     if (repl_.create_slot()) {
       spdlog::info("created replication slot \"{}\" with plugin {}", cfg_.slot, cfg_.plugin);
-      // The new slot decodes only what commits from now on: say what it will never see.
-      std::string why;
-      if (auto before = admin_.events_before_slot(why)) {
-        if (before->count > 0)
-          spdlog::warn("{} events in outbox.events committed before slot \"{}\" existed (from {} to {}) and will "
-                       "not be published by it -- to publish them as new events (header outbox-original-id keeps "
-                       "the old id): {}",
-                       before->count, cfg_.slot, before->oldest, before->newest, before->republish);
+      if (recover) {
+        m_.slot_recoveries++;
+        spdlog::error("slot \"{}\" was lost (a failover, or dropped) after the relay had acknowledged {}; events of "
+                      "outbox.events it had not delivered are republished now, with their original ids (consumers "
+                      "de-duplicate). Events written with outbox.storage = wal that committed between {} and the new "
+                      "slot (timeline {}, {}) existed only in the lost slot's WAL and cannot be recovered on "
+                      "PostgreSQL 15 (see docs/design.md, failover)",
+                      cfg_.slot, format_lsn(cp->acknowledged), format_lsn(cp->acknowledged), sys.timeline,
+                      format_lsn(sys.flushed));
       } else {
-        spdlog::warn("cannot tell whether events committed before slot \"{}\" existed ({}); check outbox.events",
-                     cfg_.slot, why);
+        // The new slot decodes only what commits from now on: say what it will never see.
+        std::string why;
+        if (auto before = admin_.events_before_slot(why)) {
+          if (before->count > 0)
+            spdlog::warn("{} events in outbox.events committed before slot \"{}\" existed (from {} to {}) and will "
+                         "not be published by it -- to publish them as new events (header outbox-original-id keeps "
+                         "the old id): {}",
+                         before->count, cfg_.slot, before->oldest, before->newest, before->republish);
+        } else {
+          spdlog::warn("cannot tell whether events committed before slot \"{}\" existed ({}); check outbox.events",
+                       cfg_.slot, why);
+        }
       }
     }
   }
@@ -356,22 +392,57 @@ void Relay::connect_session() {
                    "SELECT outbox.grant_relay('<relay role>')",
                    missing);
   }
-  tracker_.reset(slot->confirmed_flush);
-  ack_sent_ = slot->confirmed_flush;
-  repl_.start(0);  // 0/0: the server starts at the slot's confirmed_flush_lsn
+  Lsn from = start_position(*slot, cp, sys);
+  tracker_.reset(from);
+  ack_sent_ = from;
+  if (cp && cp->recovering) {
+    // After the slot exists: the upper bound sees every transaction the slot will not decode.
+    admin_.slot_recovery_upper();
+    recovery_ = Recovery{};
+    recovery_.active = true;
+    recovery_.txn = tracker_.begin();
+    recovery_.at = from;
+    spdlog::info("slot recovery: republishing the events of outbox.events slot \"{}\" did not deliver, before "
+                 "streaming from {}",
+                 cfg_.slot, format_lsn(from));
+  }
+  repl_.start(from == slot->confirmed_flush ? 0 : from);  // 0/0: the slot's confirmed_flush_lsn
   started_ = true;
   m_.streaming = true;
   m_.standby = false;
   m_.set_not_ready("");
   m_.ack_lsn = tracker_.ack_lsn();
   last_status_ = Clock::now();
-  last_checkpoint_ = Clock::now() - std::chrono::milliseconds(cfg_.checkpoint_interval_ms);
+  last_heard_ = Clock::now();
+  pinged_ = false;
+  last_checkpoint_ = Clock::time_point{};  // one at once: registers the relay, takes the first fence
+  checkpoint_sent_ = 0;
+}
+
+Lsn Relay::start_position(const SlotInfo& slot, const std::optional<CheckpointRow>& cp,
+                          const ReplicationStream::SystemInfo& sys) {
+  Lsn from = slot.confirmed_flush;
+  if (!cp || !cp->same_system || cp->acknowledged <= from) return from;
+  // Acknowledged by this relay, so confirmed by the broker, and durable in the table. Beyond
+  // the server's flushed WAL it cannot be ours (a checkpoint row restored into a cluster that
+  // has not reached it yet): then the slot decides.
+  if (cp->acknowledged > sys.flushed) {
+    spdlog::warn("the checkpoint of slot \"{}\" ({}) is ahead of the server's WAL ({}): starting from the slot's {}",
+                 cfg_.slot, format_lsn(cp->acknowledged), format_lsn(sys.flushed), format_lsn(from));
+    return from;
+  }
+  m_.checkpoint_skips++;
+  spdlog::info("starting at the relay's checkpoint {}, ahead of the position slot \"{}\" saved ({}): PostgreSQL 15 "
+               "saves it only at checkpoints, and what lies between was confirmed by the broker already",
+               format_lsn(cp->acknowledged), cfg_.slot, format_lsn(from));
+  return cp->acknowledged;
 }
 
 bool Relay::can_read() const {
   // While stopping, only the transaction already begun is read to its end (so that it can be
   // acknowledged and is not sent again by the next relay); nothing new is started.
-  return (!stopping_ || in_txn_) && !blocked_ && !send_full_ && delivery_.accepting();
+  return (!stopping_ || in_txn_) && !blocked_ && !send_full_ && delivery_.accepting() &&
+         !(recovery_.active && !recovery_.fetched_all);
 }
 
 void Relay::update_gauges() {
@@ -403,7 +474,7 @@ void Relay::stream() {
                    cfg_.drain_timeout_ms, delivery_.held());
     }
     if (stopping_) {
-      bool drained = delivery_.idle() && !in_txn_;
+      bool drained = delivery_.idle() && !in_txn_ && dead_letters_writing_.empty();
       if (drained || now >= drain_deadline_) {
         if (!drained)
           spdlog::warn("drain timeout: {} events unconfirmed; they were not acknowledged and will be sent again by "
@@ -412,20 +483,24 @@ void Relay::stream() {
         maybe_send_status(now, true);
         repl_.flush();
         maybe_checkpoint(now, true);
+        admin_.finish(admin_done_);
         return;
       }
     }
 
-    if (can_read()) process_wal();
+    if (recovery_.active && !recovery_.fetched_all && !stopping_) feed_recovery();
+    else if (can_read()) process_wal();
     if (!blocked_ && !send_full_) {
       amqp_.cork(true);
       delivery_.pump(Clock::now(), amqp_);
       amqp_.cork(false);
     }
     act_on_delivery();
-    update_gauges();
-    maybe_send_status(Clock::now(), false);
     maybe_checkpoint(Clock::now(), false);
+    pump_admin();
+    update_gauges();
+    check_pg_silence(Clock::now());
+    maybe_send_status(Clock::now(), false);
 
     // Wait for something to do.
     now = Clock::now();
@@ -438,16 +513,22 @@ void Relay::stream() {
     earliest(last_checkpoint_ + std::chrono::milliseconds(cfg_.checkpoint_interval_ms));
     if (auto due = delivery_.next_due()) earliest(*due);
     if (stopping_) earliest(drain_deadline_);
+    if (auto d = admin_.deadline()) earliest(*d);
+    earliest(last_heard_ + std::chrono::milliseconds(cfg_.pg_timeout_ms / 2));
+    if (recovery_.active && !recovery_.fetched_all && delivery_.accepting()) earliest(now);
     int timeout = static_cast<int>(std::max<std::int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1));
     if (amqp_.has_buffered() || (pg_more_ && can_read()) || reply_now_) timeout = 0;
 
     bool pg_out = !repl_.flush();
-    pollfd fds[3];
+    pollfd fds[4];
     fds[0] = {repl_.socket(), static_cast<short>((can_read() ? POLLIN : 0) | (pg_out ? POLLOUT : 0)), 0};
     fds[1] = {amqp_.socket(), static_cast<short>(POLLIN | (send_full_ ? POLLOUT : 0)), 0};
     fds[2] = {wake_pipe_[0], POLLIN, 0};
-    int n = ::poll(fds, 3, timeout);
+    fds[3] = {admin_.socket(),
+              static_cast<short>((admin_.wants_read() ? POLLIN : 0) | (admin_.wants_write() ? POLLOUT : 0)), 0};
+    if (!fds[3].events) fds[3].fd = -1;
+    int n = ::poll(fds, 4, timeout);
     if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("poll failed: ") + std::strerror(errno));
     if (fds[2].revents & POLLIN) {
       char buf[64];
@@ -469,6 +550,7 @@ void Relay::stream() {
       pg_more_ = true;
     }
     if (fds[0].revents & POLLOUT) repl_.flush();
+    if (fds[3].revents) pump_admin();
   }
 }
 
@@ -494,6 +576,10 @@ void Relay::process_wal() {
       return;
     }
     ReplMessage msg = repl_.read();
+    if (msg.kind != ReplMessage::Kind::None) {
+      last_heard_ = Clock::now();
+      pinged_ = false;
+    }
     switch (msg.kind) {
       case ReplMessage::Kind::None:
         pg_more_ = false;
@@ -620,16 +706,23 @@ void Relay::act_on_delivery() {
     m_.observe_confirm_latency_us(
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(s.latency).count()));
     tracker_.settle(s.txn);
+    ++settled_;
+    if (recovery_.active && s.txn == recovery_.txn) --recovery_.pending;
   }
-  for (const DeadLetter& d : delivery_.take_dead_letters()) {
+  for (DeadLetter& d : delivery_.take_dead_letters()) {
     spdlog::error("event {} ({}) at {} becomes a dead letter after {} attempts: {}", d.ev.id, d.ev.event_type,
                   format_lsn(d.ev.lsn), d.attempts, d.reason);
-    // Written before the transaction is settled: if this fails the session restarts and the
-    // slot sends the event again (the Delivery unit still knows its attempts).
-    admin_.insert_dead_letter(d.ev, d.reason, d.attempts, d.first_failed_us, d.last_failed_us, d.broker_reply);
-    delivery_.dead_letter_written(d);
-    m_.dead_letters++;
-    tracker_.settle(d.txn);
+    // Settled once the row is written (pump_admin): if writing fails the session restarts and
+    // the slot sends the event again (the Delivery unit still knows its attempts).
+    std::uint64_t tag = ++next_dead_letter_tag_;
+    admin_.queue_dead_letter(tag, d.ev, d.reason, d.attempts, d.first_failed_us, d.last_failed_us, d.broker_reply);
+    dead_letters_writing_.emplace(tag, std::move(d));
+  }
+  if (recovery_.active && recovery_.fetched_all && recovery_.pending == 0) {
+    recovery_.active = false;
+    admin_.queue_finish_recovery();
+    spdlog::info("slot recovery: the broker confirmed all {} republished events; streaming goes on from the slot",
+                 recovery_.total);
   }
   delivery_.forget_before(tracker_.ack_lsn());
   if (delivery_.default_exchange_missing() && !warned_default_missing_) {
@@ -670,17 +763,95 @@ void Relay::maybe_send_status(Clock::time_point now, bool force) {
 }
 
 void Relay::maybe_checkpoint(Clock::time_point now, bool force) {
-  if (!force && now - last_checkpoint_ < std::chrono::milliseconds(cfg_.checkpoint_interval_ms)) return;
+  // Often while events are acknowledged (a restart of PostgreSQL 15 re-sends what was
+  // acknowledged after the newest checkpoint), seldom when idle: each one is a transaction, and
+  // an idle relay would otherwise acknowledge its own checkpoints forever.
+  constexpr auto kIdleEvery = std::chrono::seconds(10);
+  Lsn ack = tracker_.ack_lsn();
+  auto since = now - last_checkpoint_;
+  bool news = settled_ != settled_at_checkpoint_ && ack != checkpoint_sent_;
+  if (!force && !(news && since >= std::chrono::milliseconds(cfg_.checkpoint_interval_ms)) && since < kIdleEvery) return;
+  if (!admin_.connected()) return;  // the session restarts and reconnects it
   last_checkpoint_ = now;
-  if (!admin_.connected()) {
-    try {
-      admin_.connect(cfg_.pg);
-    } catch (const PgError& e) {
-      spdlog::warn("checkpoint skipped: {}", e.what());
-      return;
-    }
+  settled_at_checkpoint_ = settled_;
+  checkpoint_sent_ = ack;
+  admin_.queue_checkpoint(ack, tracker_.ack_commit_time_us());
+}
+
+void Relay::pump_admin() {
+  admin_.pump(admin_done_);
+  for (const AdminDone& done : admin_done_) {
+    if (done.kind != AdminDone::Kind::DeadLetter) continue;
+    auto it = dead_letters_writing_.find(done.tag);
+    if (it == dead_letters_writing_.end()) continue;
+    const DeadLetter& d = it->second;
+    delivery_.dead_letter_written(d);
+    m_.dead_letters++;
+    tracker_.settle(d.txn);
+    ++settled_;
+    if (recovery_.active && d.txn == recovery_.txn) --recovery_.pending;
+    dead_letters_writing_.erase(it);
   }
-  admin_.record_checkpoint(tracker_.ack_lsn(), tracker_.ack_commit_time_us());
+  if (!admin_done_.empty()) {
+    admin_done_.clear();
+    act_on_delivery();
+  }
+}
+
+void Relay::check_pg_silence(Clock::time_point now) {
+  // Not listening (backpressure, a recovery being read) proves nothing about the server.
+  if (!can_read()) {
+    last_heard_ = now;
+    pinged_ = false;
+    return;
+  }
+  auto quiet = now - last_heard_;
+  if (quiet >= std::chrono::milliseconds(cfg_.pg_timeout_ms)) {
+    m_.pg_silences++;
+    throw PgError(PgErrorKind::Retryable,
+                  "the replication connection sent nothing for " +
+                      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(quiet).count()) +
+                      " ms, not even an answer to a ping (a silent network?); reconnecting (--pg-timeout-ms " +
+                      std::to_string(cfg_.pg_timeout_ms) + ")");
+  }
+  if (!pinged_ && quiet >= std::chrono::milliseconds(cfg_.pg_timeout_ms / 2)) {
+    // A status update with "reply requested": the walsender answers at once with a keepalive.
+    pinged_ = true;
+    repl_.send_status(tracker_.ack_lsn(), tracker_.ack_lsn(), tracker_.ack_lsn(), true);
+    ack_sent_ = tracker_.ack_lsn();
+    last_status_ = now;
+    m_.status_updates++;
+  }
+}
+
+void Relay::feed_recovery() {
+  constexpr int kPage = 500;
+  if (!delivery_.accepting() || admin_.busy()) return;
+  std::vector<RecoveredEvent> page = admin_.slot_recovery_events(recovery_.after_id, kPage);
+  for (RecoveredEvent& r : page) {
+    ParsedLine line;
+    parser_.parse(r.line, recovery_.at, line);
+    recovery_.after_id = r.id;
+    if (line.kind != LineKind::Event) {
+      // A row the stream would not have published either (not an outbox row?): say so.
+      reject_line(recovery_.at, "republished row " + r.id + ": " +
+                                    (line.kind == LineKind::Rejected ? line.reject_reason : std::string("not an event")));
+      continue;
+    }
+    Event ev = std::move(line.event);
+    if (ev.xid == 0) ev.xid = r.xid;
+    ev.commit_time = r.created_at;  // the commit time is not kept in outbox.events
+    tracker_.add_event(recovery_.txn);
+    delivery_.add(std::move(ev), recovery_.txn);
+    ++recovery_.pending;
+    ++recovery_.total;
+    m_.republished++;
+  }
+  if (static_cast<int>(page.size()) < kPage) {
+    recovery_.fetched_all = true;
+    tracker_.commit(recovery_.txn, recovery_.at, 0);
+    spdlog::info("slot recovery: {} events to republish", recovery_.total);
+  }
 }
 
 }  // namespace outbox

@@ -10,6 +10,8 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "ack_tracker.h"
 #include "amqp_publisher.h"
@@ -56,6 +58,18 @@ class Relay {
   void load_message_key();
   void maybe_send_status(Clock::time_point now, bool force);
   void maybe_checkpoint(Clock::time_point now, bool force);
+  // The position to stream from: the slot's, or the relay's own durable checkpoint when that is
+  // newer (PostgreSQL 15 saves a slot's position only at checkpoints).
+  Lsn start_position(const SlotInfo& slot, const std::optional<CheckpointRow>& cp,
+                     const ReplicationStream::SystemInfo& sys);
+  // Slot recovery: before any line of the new slot, the events of outbox.events it will never
+  // decode (pg_admin.h, outbox--0.2.sql "Slot recovery"), one page per turn.
+  void feed_recovery();
+  // Sends queued database writes and acts on the completed ones (dead letters settle events).
+  void pump_admin();
+  // Gives the replication connection up when the server sent nothing for --pg-timeout-ms while
+  // the relay was listening; pings it (reply requested) at half of that.
+  void check_pg_silence(Clock::time_point now);
   bool can_read() const;
   bool wait_interruptible(std::chrono::milliseconds d);  // false if stop requested
   void update_gauges();
@@ -72,6 +86,17 @@ class Relay {
   AckTracker tracker_;
   Delivery delivery_;
   std::vector<BrokerOutcome> outcomes_;
+  std::vector<AdminDone> admin_done_;
+  std::unordered_map<std::uint64_t, DeadLetter> dead_letters_writing_;  // by tag, until the row is written
+  std::uint64_t next_dead_letter_tag_ = 0;
+  struct Recovery {
+    bool active = false;       // republishing, or waiting for the broker to confirm what was
+    bool fetched_all = false;  // every page read; the stream may be read now
+    std::string after_id;      // paging position
+    AckTracker::TxnId txn = 0;
+    Lsn at = 0;                // the new slot's start: the unit is acknowledged there
+    std::uint64_t pending = 0, total = 0;
+  } recovery_;
   std::mt19937_64 rng_{std::random_device{}()};
 
   // per session
@@ -87,6 +112,10 @@ class Relay {
   Lsn ack_sent_ = 0;
   Clock::time_point last_status_{};
   Clock::time_point last_checkpoint_{};
+  Lsn checkpoint_sent_ = 0;
+  std::uint64_t settled_ = 0, settled_at_checkpoint_ = 0;  // events settled: does a checkpoint say something new?
+  Clock::time_point last_heard_{};  // the last message from the walsender (or when the relay stopped listening)
+  bool pinged_ = false;
   bool reply_now_ = false;
   bool warned_privileges_ = false;
   bool started_ = false;          // a session has streamed: later problems are runtime ones
