@@ -319,7 +319,7 @@ std::vector<RecoveredEvent> PgAdmin::slot_recovery_events(const std::string& aft
 
 void PgAdmin::queue_checkpoint(Lsn ack, std::int64_t commit_time_us) {
   Write w{AdminDone::Kind::Checkpoint, 0,
-          "SELECT outbox.record_checkpoint($1, $2::pg_lsn, to_timestamp($3::float8))",
+          "SELECT outbox.record_checkpoint($1, $2::pg_lsn, to_timestamp($3::float8)), pg_current_wal_insert_lsn()",
           {slot_, format_lsn(ack), std::to_string(static_cast<double>(commit_time_us) / 1e6)},
           {false, false, commit_time_us == 0}};
   for (Write& q : queue_)
@@ -351,6 +351,8 @@ void PgAdmin::queue_finish_recovery() {
 void PgAdmin::complete(PGresult* r, const Write& w) {
   ExecStatusType st = PQresultStatus(r);
   bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+  if (ok && w.kind == AdminDone::Kind::Checkpoint && PQntuples(r) == 1 && PQnfields(r) == 2)
+    fence_ = parse_lsn(PQgetvalue(r, 0, 1)).value_or(fence_);
   if (ok) return;
   std::string err = trim(PQresultErrorMessage(r));
   const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);

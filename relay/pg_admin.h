@@ -106,6 +106,9 @@ class PgAdmin {
   void queue_dead_letter(std::uint64_t tag, const Event& ev, const std::string& reason, int attempts,
                          std::int64_t first_failed_us, std::int64_t last_failed_us, const std::string& broker_reply);
   void queue_finish_recovery();
+  // The WAL insert position right after the newest checkpoint written: its fence lies before.
+  // Once the acknowledged LSN passes it, one more checkpoint makes the fence acked_snapshot.
+  Lsn last_fence() const { return fence_; }
   // Sends the next queued write when none is in flight and reads what arrived; appends the
   // writes that completed to `done`. Throws PgError when the connection broke or a write got no
   // answer within the timeout (Retryable), or a dead letter cannot be written (Fatal when rights
@@ -144,6 +147,7 @@ class PgAdmin {
   std::optional<Write> in_flight_;
   std::chrono::steady_clock::time_point sent_at_{};
   bool want_write_ = false;
+  Lsn fence_ = 0;
 };
 
 }  // namespace outbox

@@ -770,9 +770,15 @@ void Relay::maybe_checkpoint(Clock::time_point now, bool force) {
   Lsn ack = tracker_.ack_lsn();
   auto since = now - last_checkpoint_;
   bool news = settled_ != settled_at_checkpoint_ && ack != checkpoint_sent_;
-  if (!force && !(news && since >= std::chrono::milliseconds(cfg_.checkpoint_interval_ms)) && since < kIdleEvery) return;
+  // The fence of the last checkpoint is passed: one more makes it acked_snapshot, so that what
+  // it covers is not republished after a failover (without waiting for the idle write).
+  bool promote = fence_ && ack >= fence_ && fenced_settled_ > covered_settled_;
+  if (!force && !((news || promote) && since >= std::chrono::milliseconds(cfg_.checkpoint_interval_ms)) &&
+      since < kIdleEvery)
+    return;
   if (!admin_.connected()) return;  // the session restarts and reconnects it
   last_checkpoint_ = now;
+  if (promote) covered_settled_ = fenced_settled_;
   settled_at_checkpoint_ = settled_;
   checkpoint_sent_ = ack;
   admin_.queue_checkpoint(ack, tracker_.ack_commit_time_us());
@@ -781,6 +787,10 @@ void Relay::maybe_checkpoint(Clock::time_point now, bool force) {
 void Relay::pump_admin() {
   admin_.pump(admin_done_);
   for (const AdminDone& done : admin_done_) {
+    if (done.kind == AdminDone::Kind::Checkpoint && admin_.last_fence() != fence_) {
+      fence_ = admin_.last_fence();
+      fenced_settled_ = settled_at_checkpoint_;
+    }
     if (done.kind != AdminDone::Kind::DeadLetter) continue;
     auto it = dead_letters_writing_.find(done.tag);
     if (it == dead_letters_writing_.end()) continue;

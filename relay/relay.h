@@ -114,6 +114,11 @@ class Relay {
   Clock::time_point last_checkpoint_{};
   Lsn checkpoint_sent_ = 0;
   std::uint64_t settled_ = 0, settled_at_checkpoint_ = 0;  // events settled: does a checkpoint say something new?
+  // The fence of the newest checkpoint written, and how many settled events it and the newest
+  // fence passed (acked_snapshot) cover: a recovery after a failover republishes at most what
+  // came after the passed one.
+  Lsn fence_ = 0;
+  std::uint64_t fenced_settled_ = 0, covered_settled_ = 0;
   Clock::time_point last_heard_{};  // the last message from the walsender (or when the relay stopped listening)
   bool pinged_ = false;
   bool reply_now_ = false;
