@@ -613,12 +613,14 @@ $$;
 CREATE FUNCTION outbox.begin_slot_recovery(slot_name text) RETURNS pg_lsn
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     -- With no acked_snapshot yet (a relay that never passed its first fence), nothing is known
-    -- published: '1:1:' sees no transaction, so every event is republished.
+    -- published: '1:1:' sees no transaction, so every event is republished. Once the slot exists
+    -- again (a second relay created it first) nothing changes: that relay recovers.
     UPDATE outbox.relay_checkpoints c
        SET recovery_snapshot = coalesce(c.recovery_snapshot, c.acked_snapshot, '1:1:'::pg_snapshot),
            recovery_upper = NULL,
            recovery_started_at = now()
      WHERE c.slot_name = $1
+       AND NOT EXISTS (SELECT 1 FROM pg_replication_slots s WHERE s.slot_name::text = $1)
     RETURNING c.acknowledged_lsn;
 $$;
 COMMENT ON FUNCTION outbox.begin_slot_recovery(text) IS
@@ -639,7 +641,21 @@ COMMENT ON FUNCTION outbox.slot_recovery_upper(text) IS
 -- another). Each row is the line the outbox preset of the decoder writes for the insert.
 CREATE FUNCTION outbox.slot_recovery_events(slot_name text, after_id uuid, max_rows int)
 RETURNS TABLE (id uuid, xid xid, created_at text, line text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lower_snap pg_snapshot;
+    upper_snap pg_snapshot;
+BEGIN
+    SELECT c.recovery_snapshot, c.recovery_upper INTO lower_snap, upper_snap
+      FROM outbox.relay_checkpoints c WHERE c.slot_name = slot_recovery_events.slot_name;
+    -- An empty page ends the recovery: it must never come from a state the relay did not set up.
+    IF lower_snap IS NULL OR upper_snap IS NULL THEN
+        RAISE EXCEPTION 'outbox.slot_recovery_events: slot % has no recovery under way',
+                        coalesce(quote_literal(slot_recovery_events.slot_name), 'NULL')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'outbox-relay calls outbox.begin_slot_recovery() and outbox.slot_recovery_upper() first; it starts again when this happens.';
+    END IF;
+    RETURN QUERY
     SELECT e.id, e.xmin,
            to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US"+00"'),
            json_build_object('action', 'I', 'schema', 'outbox', 'table', 'events', 'columns', json_build_array(
@@ -654,13 +670,13 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
                json_build_object('name', 'correlation_id', 'value', e.correlation_id),
                json_build_object('name', 'causation_id', 'value', e.causation_id),
                json_build_object('name', 'created_at', 'value', e.created_at::text)))::text
-      FROM outbox.events e, outbox.relay_checkpoints c
-     WHERE c.slot_name = $1 AND c.recovery_snapshot IS NOT NULL AND c.recovery_upper IS NOT NULL
-       AND ($2 IS NULL OR e.id > $2)
-       AND pg_visible_in_snapshot(outbox.full_xid(e.xmin), c.recovery_upper)
-       AND NOT pg_visible_in_snapshot(outbox.full_xid(e.xmin), c.recovery_snapshot)
+      FROM outbox.events e
+     WHERE (slot_recovery_events.after_id IS NULL OR e.id > slot_recovery_events.after_id)
+       AND pg_visible_in_snapshot(outbox.full_xid(e.xmin), upper_snap)
+       AND NOT pg_visible_in_snapshot(outbox.full_xid(e.xmin), lower_snap)
      ORDER BY e.id
-     LIMIT $3;
+     LIMIT slot_recovery_events.max_rows;
+END
 $$;
 COMMENT ON FUNCTION outbox.slot_recovery_events(text, uuid, int) IS
     'For the relay recovering a lost slot: the next events to republish after after_id';

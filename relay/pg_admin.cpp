@@ -288,10 +288,11 @@ namespace {
 
 }  // namespace
 
-void PgAdmin::begin_slot_recovery() {
+bool PgAdmin::begin_slot_recovery() {
   const char* params[] = {slot_.c_str()};
   Result r(query_params("SELECT outbox.begin_slot_recovery($1)", 1, nullptr, params, nullptr, nullptr, 0));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK) recovery_failed("outbox.begin_slot_recovery()", r.r);
+  return PQntuples(r.r) == 1 && !PQgetisnull(r.r, 0, 0);
 }
 
 void PgAdmin::slot_recovery_upper() {
@@ -305,7 +306,13 @@ std::vector<RecoveredEvent> PgAdmin::slot_recovery_events(const std::string& aft
   const char* params[] = {slot_.c_str(), after_id.empty() ? nullptr : after_id.c_str(), max.c_str()};
   Result r(query_params("SELECT id, xid::text, created_at, line FROM outbox.slot_recovery_events($1, $2::uuid, $3::int)",
                         3, nullptr, params, nullptr, nullptr, 0));
-  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) recovery_failed("outbox.slot_recovery_events()", r.r);
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) {
+    const char* state = PQresultErrorField(r.r, PG_DIAG_SQLSTATE);
+    // 55000: the recovery state changed under this relay (another relay's): start the session again.
+    if (state && std::strcmp(state, "55000") == 0)
+      throw PgError(PgErrorKind::Retryable, "slot recovery: " + trim(PQresultErrorMessage(r.r)));
+    recovery_failed("outbox.slot_recovery_events()", r.r);
+  }
   std::vector<RecoveredEvent> out(static_cast<std::size_t>(PQntuples(r.r)));
   for (int i = 0; i < PQntuples(r.r); ++i) {
     RecoveredEvent& e = out[static_cast<std::size_t>(i)];

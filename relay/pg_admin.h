@@ -97,7 +97,8 @@ class PgAdmin {
   std::optional<CheckpointRow> checkpoint_row();
   // Slot recovery (outbox--0.2.sql, "Slot recovery"). Throws PgError(Fatal) naming the fix when
   // the extension or the grants are missing: a lost slot must not be recreated without it.
-  void begin_slot_recovery();
+  // False when there was nothing to begin: the slot exists again (another relay made it).
+  bool begin_slot_recovery();
   void slot_recovery_upper();
   std::vector<RecoveredEvent> slot_recovery_events(const std::string& after_id, int max_rows);
 

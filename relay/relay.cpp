@@ -340,10 +340,7 @@ void Relay::connect_session() {
       spdlog::warn("the checkpoint of slot \"{}\" in outbox.relay_checkpoints was written on another cluster (a "
                    "restored dump?): it is not used",
                    cfg_.slot);
-    if (recover) {
-      admin_.begin_slot_recovery();
-      cp->recovering = true;
-    }
+    if (recover && admin_.begin_slot_recovery()) cp->recovering = true;
     if (repl_.create_slot()) {
       spdlog::info("created replication slot \"{}\" with plugin {}", cfg_.slot, cfg_.plugin);
       if (recover) {

@@ -52,12 +52,24 @@ SELECT outbox.begin_slot_recovery('rec') IS NOT NULL AS began;
 SELECT outbox.slot_recovery_upper('rec');
 SELECT count(*) AS keeps_lower_bound FROM outbox.slot_recovery_events('rec', NULL, 10);
 SELECT outbox.finish_slot_recovery('rec');
-SELECT count(*) AS none_after_finish FROM outbox.slot_recovery_events('rec', NULL, 10);
+SELECT recovery_snapshot IS NULL AND recovery_upper IS NULL AS finished, last_recovery_at IS NOT NULL AS recorded
+  FROM outbox.relay_checkpoints WHERE slot_name = 'rec';
+-- no page without a recovery under way: an empty page would end one
+SELECT count(*) FROM outbox.slot_recovery_events('rec', NULL, 10);
 -- the next recovery starts from the newest fence passed: nothing of the above is republished
 SELECT outbox.begin_slot_recovery('rec') IS NOT NULL AS began;
 SELECT outbox.slot_recovery_upper('rec');
 SELECT count(*) AS none_known_unpublished FROM outbox.slot_recovery_events('rec', NULL, 10);
 SELECT outbox.finish_slot_recovery('rec');
+-- a slot that exists again (another relay created it first) is that relay's to recover
+RESET ROLE;
+SELECT 'init' FROM pg_create_logical_replication_slot('rec', 'test_decoding');
+SET ROLE outbox_rec_relay;
+SELECT outbox.begin_slot_recovery('rec') IS NULL AS left_alone;
+SELECT recovery_snapshot IS NULL AS not_recovering FROM outbox.relay_checkpoints WHERE slot_name = 'rec';
+RESET ROLE;
+SELECT pg_drop_replication_slot('rec');
+SET ROLE outbox_rec_relay;
 -- no checkpoint, no recovery
 SELECT outbox.begin_slot_recovery('other') IS NULL AS no_row;
 RESET ROLE;
