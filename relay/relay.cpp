@@ -329,6 +329,7 @@ void Relay::connect_session() {
                  "back -- fix: --status-interval-ms {} or less, or raise wal_sender_timeout",
                  want, timeout_text, use, use);
   cfg_.status_interval_ms = use;
+  repl_silence_ms_ = std::max<long long>(cfg_.pg_timeout_ms, timeout_ms > 0 ? timeout_ms * 3 / 4 : 0);
   bool recover = false;
   if (!slot) {
     // A slot that is gone while this relay's checkpoint (of this cluster) remains: a failover
@@ -511,7 +512,7 @@ void Relay::stream() {
     if (auto due = delivery_.next_due()) earliest(*due);
     if (stopping_) earliest(drain_deadline_);
     if (auto d = admin_.deadline()) earliest(*d);
-    earliest(last_heard_ + std::chrono::milliseconds(cfg_.pg_timeout_ms / 2));
+    earliest(last_heard_ + std::chrono::milliseconds(pinged_ ? repl_silence_ms_ : repl_silence_ms_ / 2));
     if (recovery_.active && !recovery_.fetched_all && delivery_.accepting()) earliest(now);
     int timeout = static_cast<int>(std::max<std::int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1));
@@ -813,15 +814,15 @@ void Relay::check_pg_silence(Clock::time_point now) {
     return;
   }
   auto quiet = now - last_heard_;
-  if (quiet >= std::chrono::milliseconds(cfg_.pg_timeout_ms)) {
+  if (quiet >= std::chrono::milliseconds(repl_silence_ms_)) {
     m_.pg_silences++;
     throw PgError(PgErrorKind::Retryable,
                   "the replication connection sent nothing for " +
                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(quiet).count()) +
-                      " ms, not even an answer to a ping (a silent network?); reconnecting (--pg-timeout-ms " +
-                      std::to_string(cfg_.pg_timeout_ms) + ")");
+                      " ms, not even an answer to a ping (a silent network?); reconnecting (limit: --pg-timeout-ms " +
+                      std::to_string(cfg_.pg_timeout_ms) + ", at least 3/4 of wal_sender_timeout)");
   }
-  if (!pinged_ && quiet >= std::chrono::milliseconds(cfg_.pg_timeout_ms / 2)) {
+  if (!pinged_ && quiet >= std::chrono::milliseconds(repl_silence_ms_ / 2)) {
     // A status update with "reply requested": the walsender answers at once with a keepalive.
     pinged_ = true;
     repl_.send_status(tracker_.ack_lsn(), tracker_.ack_lsn(), tracker_.ack_lsn(), true);

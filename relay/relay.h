@@ -121,6 +121,10 @@ class Relay {
   std::uint64_t fenced_settled_ = 0, covered_settled_ = 0;
   Clock::time_point last_heard_{};  // the last message from the walsender (or when the relay stopped listening)
   bool pinged_ = false;
+  // How long the replication connection may stay silent: --pg-timeout-ms, but at least 3/4 of
+  // the walsender's wal_sender_timeout (it decodes a large filtered transaction sending nothing
+  // for up to half of it).
+  long long repl_silence_ms_ = 30000;
   bool reply_now_ = false;
   bool warned_privileges_ = false;
   bool started_ = false;          // a session has streamed: later problems are runtime ones
