@@ -47,7 +47,7 @@ const Def kDefs[] = {
     {"app-id", "outbox-relay", false, "AMQP app_id property"},
     {"cloudevents-source", "", false, "add CloudEvents 1.0 attributes (binary mode, cloudEvents:* headers) with this source URI, e.g. /orders-db"},
     {"status-interval-ms", "10000", false, "send a standby status update at least this often (capped to a third of the server's wal_sender_timeout)"},
-    {"checkpoint-interval-ms", "200", false, "record the acknowledged position in outbox.relay_checkpoints at most this often while events flow (a restart of PostgreSQL re-sends what was acknowledged since), and every 10 s when idle"},
+    {"checkpoint-interval-ms", "50", false, "record the acknowledged position in outbox.relay_checkpoints at most this often while events flow (a restart of PostgreSQL re-sends what was acknowledged since), and every 10 s when idle"},
     {"pg-timeout-ms", "30000", false, "give a PostgreSQL connection up when it answers nothing for this long (a silent network): queries, writes, and the replication stream (pinged at half of it)"},
     {"max-attempts", "5", false, "publish attempts per event (nack/unroutable) before it becomes a dead letter"},
     {"retry-base-ms", "200", false, "first publish retry delay (doubles per attempt)"},
