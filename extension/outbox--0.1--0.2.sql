@@ -411,7 +411,7 @@ BEGIN
         DELETE FROM outbox.events e
          WHERE e.created_at < now() - older_than
            AND e.created_at <= acked_time
-           AND pg_visible_in_snapshot(outbox.full_xid(e.xmin), fence.snap);
+           AND pg_visible_in_snapshot(coalesce(e.txid, outbox.full_xid(e.xmin)), fence.snap);
         GET DIAGNOSTICS deleted = ROW_COUNT;
         DELETE FROM outbox.purge_fences f WHERE f.wal_lsn < fence.wal_lsn;
     END IF;
@@ -553,6 +553,14 @@ COMMENT ON FUNCTION outbox.republish(timestamptz, timestamptz) IS
 REVOKE ALL ON FUNCTION outbox.events_before_slot(text), outbox.republish(timestamptz, timestamptz) FROM PUBLIC;
 
 
+-- Events record their top-level transaction: inside a savepoint xmin is a subtransaction's id,
+-- which pg_visible_in_snapshot() cannot judge (it would call an event of a transaction still in
+-- progress at the fence visible). Rows written by 0.1 have none (full_xid(xmin) stands in).
+ALTER TABLE outbox.events ADD COLUMN txid xid8;
+ALTER TABLE outbox.events ALTER COLUMN txid SET DEFAULT pg_current_xact_id();
+COMMENT ON COLUMN outbox.events.txid IS
+    'The top-level transaction that wrote the event: inside a savepoint xmin is a subtransaction''s, which snapshots (purge fences, slot recovery) cannot judge';
+
 -- Relay checkpoints carry fences (acked_snapshot) and the state of a slot recovery.
 ALTER TABLE outbox.relay_checkpoints
     ADD COLUMN system_identifier   bigint,
@@ -672,8 +680,8 @@ BEGIN
                json_build_object('name', 'created_at', 'value', e.created_at::text)))::text
       FROM outbox.events e
      WHERE (slot_recovery_events.after_id IS NULL OR e.id > slot_recovery_events.after_id)
-       AND pg_visible_in_snapshot(outbox.full_xid(e.xmin), upper_snap)
-       AND NOT pg_visible_in_snapshot(outbox.full_xid(e.xmin), lower_snap)
+       AND pg_visible_in_snapshot(coalesce(e.txid, outbox.full_xid(e.xmin)), upper_snap)
+       AND NOT pg_visible_in_snapshot(coalesce(e.txid, outbox.full_xid(e.xmin)), lower_snap)
      ORDER BY e.id
      LIMIT slot_recovery_events.max_rows;
 END

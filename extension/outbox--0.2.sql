@@ -29,12 +29,15 @@ CREATE TABLE outbox.events (
     routing_key    text,
     correlation_id text,
     causation_id   text,
-    created_at     timestamptz NOT NULL DEFAULT now()
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    txid           xid8        DEFAULT pg_current_xact_id()
 );
 COMMENT ON TABLE outbox.events IS 'Events written by outbox_emit(); outbox-relay streams their inserts from the WAL';
 COMMENT ON COLUMN outbox.events.exchange IS 'NULL: the relay''s default exchange';
 COMMENT ON COLUMN outbox.events.routing_key IS 'NULL: <aggregate_type>.<event_type>';
 COMMENT ON COLUMN outbox.events.headers IS 'A flat object of scalars, sent as AMQP headers';
+COMMENT ON COLUMN outbox.events.txid IS
+    'The top-level transaction that wrote the event: inside a savepoint xmin is a subtransaction''s, which snapshots (purge fences, slot recovery) cannot judge';
 
 CREATE FUNCTION public.outbox_emit(
     event_type     text,
@@ -462,7 +465,7 @@ BEGIN
         DELETE FROM outbox.events e
          WHERE e.created_at < now() - older_than
            AND e.created_at <= acked_time
-           AND pg_visible_in_snapshot(outbox.full_xid(e.xmin), fence.snap);
+           AND pg_visible_in_snapshot(coalesce(e.txid, outbox.full_xid(e.xmin)), fence.snap);
         GET DIAGNOSTICS deleted = ROW_COUNT;
         DELETE FROM outbox.purge_fences f WHERE f.wal_lsn < fence.wal_lsn;
     END IF;
@@ -603,8 +606,8 @@ BEGIN
                json_build_object('name', 'created_at', 'value', e.created_at::text)))::text
       FROM outbox.events e
      WHERE (slot_recovery_events.after_id IS NULL OR e.id > slot_recovery_events.after_id)
-       AND pg_visible_in_snapshot(outbox.full_xid(e.xmin), upper_snap)
-       AND NOT pg_visible_in_snapshot(outbox.full_xid(e.xmin), lower_snap)
+       AND pg_visible_in_snapshot(coalesce(e.txid, outbox.full_xid(e.xmin)), upper_snap)
+       AND NOT pg_visible_in_snapshot(coalesce(e.txid, outbox.full_xid(e.xmin)), lower_snap)
      ORDER BY e.id
      LIMIT slot_recovery_events.max_rows;
 END

@@ -81,7 +81,21 @@ bool Relay::wait_interruptible(std::chrono::milliseconds d) {
   return false;
 }
 
-void Relay::close_session() {
+void Relay::close_session(bool finish_writes) {
+  if (finish_writes && admin_.busy()) {
+    try {
+      admin_.finish(admin_done_);
+    } catch (const PgError& e) {
+      spdlog::warn("database writes queued when the session ended could not be completed: {}", e.what());
+    }
+    for (const AdminDone& done : admin_done_) {
+      auto it = done.kind == AdminDone::Kind::DeadLetter ? dead_letters_writing_.find(done.tag)
+                                                         : dead_letters_writing_.end();
+      if (it == dead_letters_writing_.end()) continue;
+      delivery_.dead_letter_written(it->second);  // remembered across the reset: not written twice
+      m_.dead_letters++;
+    }
+  }
   m_.streaming = false;
   m_.pg_connected = false;
   m_.amqp_connected = false;
@@ -174,7 +188,7 @@ int Relay::run() {
       }
       if (!wait_interruptible(d)) break;
     } catch (const AmqpError& e) {
-      close_session();
+      close_session(true);
       if (e.kind == AmqpErrorKind::Config || (e.kind == AmqpErrorKind::Tls && !started_)) {
         spdlog::critical("RabbitMQ: {}", e.what());
         admin_.close();
@@ -391,6 +405,7 @@ void Relay::connect_session() {
                    missing);
   }
   Lsn from = start_position(*slot, cp, sys);
+  session_start_ = from;
   tracker_.reset(from);
   ack_sent_ = from;
   if (cp && cp->recovering) {
@@ -722,7 +737,9 @@ void Relay::act_on_delivery() {
     spdlog::info("slot recovery: the broker confirmed all {} republished events; streaming goes on from the slot",
                  recovery_.total);
   }
-  delivery_.forget_before(tracker_.ack_lsn());
+  // Not the local acknowledgement: the server may not have taken it when the session ends, and
+  // then sends those events again. What lies before this session's start it never sends again.
+  delivery_.forget_before(session_start_);
   if (delivery_.default_exchange_missing() && !warned_default_missing_) {
     warned_default_missing_ = true;
     spdlog::error("the default exchange \"{}\" does not exist: events without an exchange wait (not counted as "

@@ -46,7 +46,10 @@ class Relay {
 
   void connect_session();  // throws PgError / AmqpError
   void stream();           // returns on stop; throws on lost connections
-  void close_session();
+  // Ends the session. With finish_writes (the database connection is not the one that failed)
+  // the queued database writes are completed first, up to --pg-timeout-ms: a dead letter
+  // written but not known as written would be written a second time.
+  void close_session(bool finish_writes = false);
   void process_wal();
   void handle_xlogdata(Lsn start, std::string_view data);
   void act_on_broker(Clock::time_point now);
@@ -110,6 +113,7 @@ class Relay {
   bool stopping_ = false;
   Clock::time_point drain_deadline_{};
   Lsn ack_sent_ = 0;
+  Lsn session_start_ = 0;  // where this session's stream began: never sent again
   Clock::time_point last_status_{};
   Clock::time_point last_checkpoint_{};
   Lsn checkpoint_sent_ = 0;

@@ -80,6 +80,30 @@ SELECT outbox.begin_slot_recovery('rec');
 SELECT count(*) FROM outbox.slot_recovery_events('rec', NULL, 10);
 RESET ROLE;
 
+-- An event written inside a savepoint of a transaction still open when a fence is taken: its
+-- xmin is a subtransaction's, which the fence snapshot wrongly calls visible (snapshots list
+-- top-level transactions only); the event's txid is the top-level one, which it judges right.
+-- The fence is taken by another session while this transaction is open, after a third one
+-- committed (so the subtransaction's id lies below the snapshot's xmax).
+TRUNCATE outbox.events, outbox.relay_checkpoints;
+\setenv OUTBOX_REGRESS_DB :DBNAME
+BEGIN;
+SAVEPOINT s;
+SELECT outbox_emit('in.savepoint', '{}') IS NOT NULL AS ok;
+RELEASE s;
+\! psql -X -q -d "$OUTBOX_REGRESS_DB" -c 'SELECT pg_current_xact_id()' -o /dev/null
+\! psql -X -q -d "$OUTBOX_REGRESS_DB" -c "SELECT outbox.record_checkpoint('rec', pg_current_wal_insert_lsn(), now())" -o /dev/null
+SELECT pg_visible_in_snapshot(outbox.full_xid(e.xmin), c.fence_snapshot) AS xmin_says_visible,
+       pg_visible_in_snapshot(e.txid, c.fence_snapshot) AS txid_says_visible
+  FROM outbox.events e, outbox.relay_checkpoints c;
+COMMIT;
+-- the relay acknowledges past the fence, but not the event (say it committed after the ack)
+SELECT outbox.record_checkpoint('rec', pg_current_wal_insert_lsn(), now());
+SELECT outbox.begin_slot_recovery('rec') IS NOT NULL AS began;
+SELECT outbox.slot_recovery_upper('rec');
+SELECT line::json -> 'columns' -> 3 ->> 'value' AS republished FROM outbox.slot_recovery_events('rec', NULL, 10);
+SELECT outbox.finish_slot_recovery('rec');
+
 -- a checkpoint row from another cluster (a restored dump): its LSN is replaced, not kept as
 -- the greater one, and what it knew is forgotten
 UPDATE outbox.relay_checkpoints SET system_identifier = 1, acknowledged_lsn = 'FFFF/0' WHERE slot_name = 'rec';

@@ -8,8 +8,9 @@ SET TimeZone = 'UTC';
 
 -- Volatile values (ids, timestamps, xids, LSNs) are masked, not printed.
 CREATE FUNCTION pg_temp.mask(t text) RETURNS text LANGUAGE sql AS $$
-  SELECT regexp_replace(regexp_replace(regexp_replace(t,
+  SELECT regexp_replace(regexp_replace(regexp_replace(regexp_replace(t,
     '[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}', '<uuidv7>', 'g'),
+    '("txid","value":")\d+"', '\1<txid>"', 'g'),
     '\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+\d\d(:\d\d)?|Z)', '<time>', 'g'),
     '("mac\\?"\s*:\s*\\?")[0-9a-f]{64}', '\1<mac>', 'g')  -- the wal-storage MAC (outbox_message_key checks it)
 $$;

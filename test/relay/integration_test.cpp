@@ -652,6 +652,7 @@ TEST_F(RelayIT, PoisonEventsBecomeDeadLettersAndTheStreamGoesOn) {
   EXPECT_EQ(nospace(msgs[0].body).substr(0, 10), "{\"m\":18446") << "payload numbers pass byte for byte";
   EXPECT_EQ(msgs[1].message_id, last);
   ASSERT_TRUE(eventually([&] { return db_->scalar("SELECT count(*) FROM outbox.dead_letters") == "7"; }, 30s))
+      << db_->scalar("SELECT string_agg(event->>'event_type', ', ' ORDER BY id) FROM outbox.dead_letters") << "\n"
       << relay.log();
   auto dl = db_->rows("SELECT event->>'event_type', reason, coalesce(broker_reply, '') FROM outbox.dead_letters ORDER BY id");
   std::map<std::string, std::string> why;
