@@ -411,7 +411,13 @@ BEGIN
         DELETE FROM outbox.events e
          WHERE e.created_at < now() - older_than
            AND e.created_at <= acked_time
-           AND pg_visible_in_snapshot(coalesce(e.txid, outbox.full_xid(e.xmin)), fence.snap);
+           AND pg_visible_in_snapshot(coalesce(e.txid, outbox.full_xid(e.xmin)), fence.snap)
+           -- a slot recovery under way still needs what its lost slot had not delivered (its
+           -- relay's acknowledged LSN is the new slot's, past every fence of the old primary)
+           AND NOT EXISTS (SELECT 1 FROM outbox.relay_checkpoints r
+                            WHERE r.recovery_snapshot IS NOT NULL
+                              AND NOT pg_visible_in_snapshot(coalesce(e.txid, outbox.full_xid(e.xmin)),
+                                                             r.recovery_snapshot));
         GET DIAGNOSTICS deleted = ROW_COUNT;
         DELETE FROM outbox.purge_fences f WHERE f.wal_lsn < fence.wal_lsn;
     END IF;

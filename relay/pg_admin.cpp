@@ -281,6 +281,13 @@ std::optional<CheckpointRow> PgAdmin::checkpoint_row() {
 namespace {
 
 [[noreturn]] void recovery_failed(const char* step, PGresult* r) {
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  std::string code = state ? state : "";
+  // Only a missing extension, function or right needs a human; anything else (a server that is
+  // a standby again, a statement or lock timeout, a serialization failure) is retried.
+  if (code != "42883" && code != "42501" && code != "42P01" && code != "3F000")
+    throw PgError(PgErrorKind::Retryable, std::string("slot recovery: ") + step + " failed (" + code +
+                                              "): " + trim(PQresultErrorMessage(r)) + "; retrying");
   throw PgError(PgErrorKind::Fatal, std::string("slot recovery: ") + step + " failed: " + trim(PQresultErrorMessage(r)) +
                                         " -- fix: ALTER EXTENSION outbox UPDATE and SELECT outbox.grant_relay('<relay "
                                         "role>'); the slot is not created until the events it lost can be republished");

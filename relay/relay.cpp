@@ -523,12 +523,12 @@ void Relay::stream() {
     };
     earliest(last_status_ + std::chrono::milliseconds(cfg_.status_interval_ms));
     if (tracker_.ack_lsn() > ack_sent_) earliest(last_status_ + kMinStatusGap);
-    earliest(last_checkpoint_ + std::chrono::milliseconds(cfg_.checkpoint_interval_ms));
+    earliest(next_checkpoint_);
     if (auto due = delivery_.next_due()) earliest(*due);
     if (stopping_) earliest(drain_deadline_);
     if (auto d = admin_.deadline()) earliest(*d);
     earliest(last_heard_ + std::chrono::milliseconds(pinged_ ? repl_silence_ms_ : repl_silence_ms_ / 2));
-    if (recovery_.active && !recovery_.fetched_all && delivery_.accepting()) earliest(now);
+    if (recovery_.active && !recovery_.fetched_all && delivery_.accepting() && !admin_.busy()) earliest(now);
     int timeout = static_cast<int>(std::max<std::int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1));
     if (amqp_.has_buffered() || (pg_more_ && can_read()) || reply_now_) timeout = 0;
@@ -788,11 +788,16 @@ void Relay::maybe_checkpoint(Clock::time_point now, bool force) {
   // The fence of the last checkpoint is passed: one more makes it acked_snapshot, so that what
   // it covers is not republished after a failover (without waiting for the idle write).
   bool promote = fence_ && ack >= fence_ && fenced_settled_ > covered_settled_;
+  // When the loop must wake up for the next one (not earlier: an idle loop would spin).
+  next_checkpoint_ = last_checkpoint_ + ((news || promote) ? std::chrono::duration_cast<Clock::duration>(
+                                                                 std::chrono::milliseconds(cfg_.checkpoint_interval_ms))
+                                                           : std::chrono::duration_cast<Clock::duration>(kIdleEvery));
   if (!force && !((news || promote) && since >= std::chrono::milliseconds(cfg_.checkpoint_interval_ms)) &&
       since < kIdleEvery)
     return;
   if (!admin_.connected()) return;  // the session restarts and reconnects it
   last_checkpoint_ = now;
+  next_checkpoint_ = now + std::chrono::milliseconds(cfg_.checkpoint_interval_ms);
   if (promote) covered_settled_ = fenced_settled_;
   settled_at_checkpoint_ = settled_;
   checkpoint_sent_ = ack;

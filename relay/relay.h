@@ -116,6 +116,7 @@ class Relay {
   Lsn session_start_ = 0;  // where this session's stream began: never sent again
   Clock::time_point last_status_{};
   Clock::time_point last_checkpoint_{};
+  Clock::time_point next_checkpoint_{};
   Lsn checkpoint_sent_ = 0;
   std::uint64_t settled_ = 0, settled_at_checkpoint_ = 0;  // events settled: does a checkpoint say something new?
   // The fence of the newest checkpoint written, and how many settled events it and the newest

@@ -225,3 +225,15 @@ TEST_F(PgFaultsIT, UnansweredDatabaseWriteDoesNotStopTheLoop) {
   EXPECT_TRUE(after) << relay.log();
   EXPECT_TRUE(relay.running());
 }
+
+// An idle relay sleeps in poll(): between its checkpoints (every 10 s when idle) it used to spin
+// at 100 % CPU once the checkpoint interval had passed without news.
+TEST_F(PgFaultsIT, IdleRelaySleeps) {
+  RelayProcess& relay = start_relay();  // --checkpoint-interval-ms 1000
+  db_->exec(emit_sql("one", "{}"));
+  ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
+  std::this_thread::sleep_for(1500ms);  // past the interval: no news, nothing to write
+  long cpu0 = cpu_ticks(relay.pid());
+  std::this_thread::sleep_for(3s);
+  EXPECT_LT(cpu_ticks(relay.pid()) - cpu0, sysconf(_SC_CLK_TCK) / 2) << "more than 0.5 s of CPU in 3 idle seconds";
+}
