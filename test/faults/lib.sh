@@ -93,15 +93,16 @@ fx_stop() {
 fx_cleanup() {
   local rc=$? pid name
   trap - EXIT
-  # Extra steps of a scenario first (restore settings, stop a standby), newest first.
-  local i
-  for ((i = ${#FX_CLEANUP_EXTRA[@]} - 1; i >= 0; i--)); do eval "${FX_CLEANUP_EXTRA[$i]}" || true; done
+  # The run's processes first (a relay must not see what the steps below do), then the
+  # scenario's extra steps (restore settings, stop a standby, start the primary again), newest first.
   if [[ -f ${FX_DIR:-/nonexistent}/pids ]]; then
     while read -r pid name; do
       fx_alive "$pid" && kill -KILL "$pid" 2>/dev/null
-      wait "$pid" 2>/dev/null
+      { wait "$pid"; } 2>/dev/null
     done <"$FX_DIR/pids"
   fi
+  local i
+  for ((i = ${#FX_CLEANUP_EXTRA[@]} - 1; i >= 0; i--)); do eval "${FX_CLEANUP_EXTRA[$i]}" || true; done
   if [[ -n ${FX_DB:-} ]]; then
     FX_PGPORT=$PGPORT
     fx_psql -d postgres -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
@@ -190,7 +191,8 @@ fx_wait_load() {
 fx_check() {
   "$FX_BIN/fault-verify" check --amqp "$OUTBOX_AMQP_URL" --queue "$FX_QUEUE" --exchange "$FX_EXCHANGE" \
     --pg "${VERIFY_CONNINFO:-host=127.0.0.1 port=$PGPORT user=postgres dbname=$FX_DB}" \
-    --scenario "$FX_NAME" --storage "$FX_STORAGE" --delete-queue "$@" 2>>"$FX_DIR/verify.log" | tee -a "$FX_DIR/line"
+    --scenario "$FX_NAME" --storage "$FX_STORAGE" --delete-queue --give-up-idle-ms "$(fx_events 20000 30000)" \
+    "$@" 2>>"$FX_DIR/verify.log" | tee -a "$FX_DIR/line"
   local rc=${PIPESTATUS[0]}
   [[ $rc -ne 0 ]] && sed 's/^/  /' "$FX_DIR/verify.log" >&2
   return "$rc"
