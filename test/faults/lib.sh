@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # test/faults/lib.sh: what every fault scenario shares. Sourced by test/faults/scenarios/*, with
 # the stack's env sourced and the repo root as working directory (test/faults/run sees to both).
 #
@@ -6,6 +7,7 @@
 # before the load starts), relays, a load generator, maybe proxies and a standby. Every process is
 # started through fx_spawn, which records its PID in $FX_DIR/pids; fx_cleanup (a trap) stops them
 # by PID, whatever happened. Times are wall-clock milliseconds (fx_now_ms).
+# shellcheck disable=SC2034  # FX_FAILED, PGBIN, ... are read by the scripts that source this
 
 set -uo pipefail
 
@@ -64,7 +66,6 @@ fx_begin() {
     || fx_die "cannot set up $FX_DB"
   "$FX_BIN/fault-verify" declare --amqp "$OUTBOX_AMQP_URL" --queue "$FX_QUEUE" --exchange "$FX_EXCHANGE" \
     || fx_die "cannot declare the queue"
-  FX_T0=$(fx_now_ms)
 }
 
 # fx_spawn NAME CMD...: runs CMD in the background, output in $FX_DIR/NAME.log, PID recorded.
@@ -78,17 +79,7 @@ fx_spawn() {
 }
 
 fx_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
-
-# fx_stop PID [SIGNAL] [TIMEOUT_S]: signal, wait, then SIGKILL. Returns the exit status if it is
-# our child (else 0).
-fx_stop() {
-  local pid=$1 sig=${2:-TERM} t=${3:-15} i
-  fx_alive "$pid" || { wait "$pid" 2>/dev/null; return $?; }
-  kill -"$sig" "$pid" 2>/dev/null
-  for ((i = 0; i < t * 10; i++)); do fx_alive "$pid" || break; sleep 0.1; done
-  fx_alive "$pid" && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
+fx_not_alive() { ! fx_alive "$1"; }
 
 fx_cleanup() {
   local rc=$? pid name
@@ -144,12 +135,27 @@ fx_metric() {
   curl -s -m 1 "http://127.0.0.1:${!port_var}/metrics" 2>/dev/null | awk -v m="$2" '$1 == m {print $2; exit}'
 }
 
-# fx_wait_for SECONDS CMD...: polls CMD every 100 ms; false after SECONDS.
+# fx_wait_for SECONDS CMD...: polls CMD every 100 ms; false after SECONDS of wall-clock time
+# (a deadline, not a number of tries: each try may itself take a while on a loaded machine).
 fx_wait_for() {
-  local t=$1 i
+  local end=$(($(fx_now_ms) + $1 * 1000))
   shift
-  for ((i = 0; i < t * 10; i++)); do "$@" && return 0; sleep 0.1; done
-  return 1
+  while (($(fx_now_ms) < end)); do "$@" && return 0; sleep 0.1; done
+  "$@"
+}
+
+# fx_ms_until SECONDS CMD...: milliseconds from now until CMD succeeds (polled every 50 ms), or
+# "timeout" after SECONDS.
+fx_ms_until() {
+  local t0 end
+  t0=$(fx_now_ms)
+  end=$((t0 + $1 * 1000))
+  shift
+  while (($(fx_now_ms) < end)); do
+    if "$@"; then echo $(($(fx_now_ms) - t0)); return 0; fi
+    sleep 0.05
+  done
+  echo timeout
 }
 
 fx_streaming() { [[ $(fx_metric "$1" outbox_relay_up) == 1 ]]; }
@@ -179,8 +185,7 @@ fx_wait_progress() {
 
 # fx_wait_load: waits for the load to finish (bounded), prints its summary.
 fx_wait_load() {
-  local i
-  for ((i = 0; i < 3000; i++)); do fx_alive "$FX_LOAD_PID" || break; sleep 0.1; done
+  fx_wait_for 300 fx_not_alive "$FX_LOAD_PID"
   fx_alive "$FX_LOAD_PID" && { fx_say "the load did not finish in 300 s; stopping it"; kill -TERM "$FX_LOAD_PID"; }
   wait "$FX_LOAD_PID" 2>/dev/null
   tail -n 1 "$FX_DIR/load.log" >&2
