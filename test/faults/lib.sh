@@ -97,7 +97,7 @@ fx_cleanup() {
   if [[ -n ${FX_DB:-} ]]; then
     FX_PGPORT=$PGPORT
     fx_psql -d postgres -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-                            WHERE slot_name = '$FX_SLOT' AND NOT active" >/dev/null 2>&1
+                            WHERE database = '$FX_DB' AND NOT active" >/dev/null 2>&1
     fx_psql -d postgres -c "DROP DATABASE IF EXISTS $FX_DB WITH (FORCE)" >/dev/null 2>&1
     "$RABBITMQCTL" delete_queue "$FX_QUEUE" >/dev/null 2>&1
     "$RABBITMQCTL" eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$FX_EXCHANGE\">>), false, <<\"fx\">>)." >/dev/null 2>&1
@@ -114,7 +114,8 @@ fx_cleanup() {
 }
 
 # fx_relay NAME [extra relay args]: starts a relay on the run's slot; sets FX_PID and
-# FX_HTTP_<NAME> (its /metrics port). PG_CONNINFO / AMQP_URL override where it connects.
+# FX_HTTP_<NAME> (its /metrics port). PG_CONNINFO / AMQP_URL override where it connects,
+# RELAY_SLOT the slot.
 fx_relay() {
   local name=$1
   shift
@@ -124,7 +125,7 @@ fx_relay() {
   fx_spawn "$name" "$FX_BIN/outbox-relay" \
     --pg "${PG_CONNINFO:-host=127.0.0.1 port=$PGPORT user=postgres dbname=$FX_DB}" \
     --amqp "${AMQP_URL:-$OUTBOX_AMQP_URL}" \
-    --slot "$FX_SLOT" --create-slot --plugin "${FX_PLUGIN:-outbox_decoder}" --exchange "$FX_EXCHANGE" \
+    --slot "${RELAY_SLOT:-$FX_SLOT}" --create-slot --plugin "${FX_PLUGIN:-outbox_decoder}" --exchange "$FX_EXCHANGE" \
     --max-in-flight "$FX_WINDOW" --http "127.0.0.1:$port" \
     --reconnect-min-ms 100 --reconnect-max-ms 1000 --status-interval-ms 1000 --checkpoint-interval-ms 1000 "$@"
 }
