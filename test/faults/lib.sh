@@ -12,6 +12,8 @@
 set -uo pipefail
 
 FX_BIN=${FX_BIN:-build}
+# The relay under test; another build of it can be tried without rebuilding the tools.
+FX_RELAY_BIN=${FX_RELAY_BIN:-$FX_BIN/outbox-relay}
 FX_SIZE=${FX_SIZE:-full}          # short | full
 FX_WINDOW=${FX_WINDOW:-1000}      # the relay's --max-in-flight
 FX_RATE=${FX_RATE:-1500}          # events/s of the load
@@ -122,7 +124,7 @@ fx_relay() {
   local port
   port=$(fx_free_port)
   printf -v "FX_HTTP_$name" '%s' "$port"
-  fx_spawn "$name" "$FX_BIN/outbox-relay" \
+  fx_spawn "$name" "$FX_RELAY_BIN" \
     --pg "${PG_CONNINFO:-host=127.0.0.1 port=$PGPORT user=postgres dbname=$FX_DB}" \
     --amqp "${AMQP_URL:-$OUTBOX_AMQP_URL}" \
     --slot "${RELAY_SLOT:-$FX_SLOT}" --create-slot --plugin "${FX_PLUGIN:-outbox_decoder}" --exchange "$FX_EXCHANGE" \
