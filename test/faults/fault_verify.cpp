@@ -12,7 +12,8 @@
 //       --give-up-idle-ms, or --timeout-s passed), and prints one line:
 //         scenario=... storage=... events=N lost=N unexpected=N duplicates=N order_violations=N [figures]
 //
-// A delivery is mapped to its event by message_id (the relay sets it to the event id,
+// A delivery is mapped to its event by the header outbox-original-id when it has one (a copy made
+// by outbox.republish), else by message_id (the relay sets it to the event id,
 // relay/amqp_message.cpp). lost: expected, never delivered. unexpected: delivered, not expected
 // (a rolled-back event, whose payload says "rb": true, counts here and also in
 // rolled_back_delivered). duplicates: deliveries after an event's first. order_violations: within
@@ -149,6 +150,20 @@ std::unordered_map<std::string, Expected> read_expected(const Options& o) {
 
 std::string bytes(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
 
+// An event emitted again by outbox.republish (or a relay's slot recovery) is a new event whose
+// header outbox-original-id names the original: consumers de-duplicate on it (README.md), and so
+// does this check, so that such a copy counts as the original's duplicate, not as unexpected.
+std::string original_id(const amqp_basic_properties_t& p) {
+  if (!(p._flags & AMQP_BASIC_HEADERS_FLAG)) return {};
+  for (int i = 0; i < p.headers.num_entries; ++i) {
+    const amqp_table_entry_t& e = p.headers.entries[i];
+    if (bytes(e.key) == "outbox-original-id" &&
+        (e.value.kind == AMQP_FIELD_KIND_UTF8 || e.value.kind == AMQP_FIELD_KIND_BYTES))
+      return bytes(e.value.value.bytes);
+  }
+  return {};
+}
+
 int check(const Options& o) {
   auto expected = read_expected(o);
   auto c = amqp_open(o.amqp);
@@ -184,9 +199,9 @@ int check(const Options& o) {
     if (r.reply_type != AMQP_RESPONSE_NORMAL) fail("consuming failed (connection or channel closed)");
     last_msg = Clock::now();
     ++deliveries;
-    std::string id = (env.message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
-                         ? bytes(env.message.properties.message_id)
-                         : std::string();
+    std::string id = original_id(env.message.properties);
+    if (id.empty() && (env.message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG))
+      id = bytes(env.message.properties.message_id);
     auto it = expected.find(id);
     if (it == expected.end()) {
       if (!seen.count(id)) {
