@@ -83,6 +83,10 @@ fx_spawn() {
 fx_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 fx_not_alive() { ! fx_alive "$1"; }
 
+fx_slots_idle() {
+  [[ $(fx_psql -d postgres -c "SELECT count(*) FROM pg_replication_slots WHERE database = '$FX_DB' AND active") == 0 ]]
+}
+
 fx_cleanup() {
   local rc=$? pid name
   trap - EXIT
@@ -98,6 +102,11 @@ fx_cleanup() {
   for ((i = ${#FX_CLEANUP_EXTRA[@]} - 1; i >= 0; i--)); do eval "${FX_CLEANUP_EXTRA[$i]}" || true; done
   if [[ -n ${FX_DB:-} ]]; then
     FX_PGPORT=$PGPORT
+    # A walsender may outlive its killed relay for a moment; a slot in use cannot be dropped,
+    # and DROP DATABASE refuses while the database has a slot.
+    fx_psql -d postgres -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+                            WHERE database = '$FX_DB' AND active" >/dev/null 2>&1
+    fx_wait_for 10 fx_slots_idle >/dev/null 2>&1
     fx_psql -d postgres -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
                             WHERE database = '$FX_DB' AND NOT active" >/dev/null 2>&1
     fx_psql -d postgres -c "DROP DATABASE IF EXISTS $FX_DB WITH (FORCE)" >/dev/null 2>&1
