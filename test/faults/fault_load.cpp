@@ -146,6 +146,7 @@ class Producer {
   bool connect() {
     conn_ = PQconnectdb(o_.pg.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) {
+      note("cannot connect", PQerrorMessage(conn_));
       drop();
       return false;
     }
@@ -189,6 +190,7 @@ class Producer {
     }
     sql += rollback ? "ROLLBACK;" : "COMMIT;";
     PGresult* r = PQexec(conn_, sql.c_str());
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) note("transaction failed", PQerrorMessage(conn_));
     // PQexec returns the last statement's result: COMMIT/ROLLBACK's, or the first error's.
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK && std::strcmp(PQcmdStatus(r), rollback ? "ROLLBACK" : "COMMIT") == 0;
     PQclear(r);
@@ -207,7 +209,18 @@ class Producer {
     drop();
   }
 
+  // The first errors of each producer, then every 100th: enough to tell why, not a flood while a
+  // server is down on purpose.
+  void note(const char* what, const char* msg) {
+    if (++errors_ <= 3 || errors_ % 100 == 0) {
+      std::string m = msg ? msg : "";
+      while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+      std::fprintf(stderr, "fault-load: %s %s (error %lld): %s\n", agg_.c_str(), what, errors_, m.c_str());
+    }
+  }
+
   const Options& o_;
+  long long errors_ = 0;
   std::string agg_;
   std::mt19937 rng_;
   PGconn* conn_ = nullptr;
