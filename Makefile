@@ -41,7 +41,7 @@ decoder-clean:
 endif
 
 # ---- project targets ---------------------------------------------------------------------
-.PHONY: deps demo demo-stop test bench stack-up stack-down relay
+.PHONY: deps demo demo-stop test test-faults bench stack-up stack-down relay
 
 deps:
 	scripts/install-deps
@@ -58,6 +58,10 @@ demo-stop:
 
 test: deps
 	scripts/test
+
+# The full fault suite (test/faults/run: over 50k events, both storage modes) on a stack of its own.
+test-faults: deps
+	scripts/build-relay && OUTBOX_RUN_DIR=$(CURDIR)/.run/faults test/faults/run --own-stack
 
 bench: deps
 	scripts/bench
