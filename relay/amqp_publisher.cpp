@@ -137,6 +137,7 @@ void AmqpPublisher::close() {
   aux_ = Aux::Closed;
   corked_ = false;
   room_ = 0;
+  nack_streak_ = 0;
   known_exchanges_.clear();
   held_.clear();
   checking_.clear();
@@ -645,6 +646,23 @@ void AmqpPublisher::on_aux_close(int code, const std::string& reply, std::vector
 void AmqpPublisher::settle(std::uint64_t tag, bool multiple, bool nack, std::vector<BrokerOutcome>& out) {
   std::vector<ConfirmWindow<Sent>::Settled> settled;
   sent_.confirm(tag, multiple, nack, settled);
+  if (!nack) {
+    nack_streak_ = 0;
+  } else if ((nack_streak_ += settled.size()) > kNackStreak) {
+    // RabbitMQ 3.10 keeps nacking every publish on a channel whose quorum queue lost its leader
+    // (a node died), also after a new leader was elected; a new connection publishes fine. So a
+    // long run of nacks without one ack is taken for that: these nacks are not charged to their
+    // events (the connection counts as lost, everything in flight is published again after the
+    // reconnect, to the next node). The first kNackStreak were charged: genuine refusals (a full
+    // queue with reject-publish) still become dead letters, kNackStreak attempts per reconnect.
+    nack_streak_ = 0;
+    broken_reason_ = "RabbitMQ node " + masked_url_ + " nacked more than " + std::to_string(kNackStreak) +
+                     " publishes in a row without an ack (a quorum queue whose leader was lost keeps nacking on "
+                     "its old channel): reopening the connection";
+    broken_by_message_ = false;
+    connect_lost();
+    return;
+  }
   for (auto& s : settled) {
     BrokerOutcome o;
     o.ticket = s.item.ticket;

@@ -149,6 +149,9 @@ class AmqpPublisher : public Sink {
   Aux aux_ = Aux::Closed;
   bool corked_ = false;
   std::size_t room_ = 0;  // bytes the send buffer can take for sure (room_for)
+  // Nacks since the last ack; beyond kNackStreak the connection is reopened (settle()).
+  std::size_t nack_streak_ = 0;
+  static constexpr std::size_t kNackStreak = 50;
   std::set<std::string> known_exchanges_;
   // Messages not sent yet, in publish order: once one waits for its exchange's check, every
   // later one waits behind it, so the wire order stays the publish order (--ordering commit).
