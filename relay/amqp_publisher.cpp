@@ -55,6 +55,31 @@ std::string rpc_error(const amqp_rpc_reply_t& r) {
   return "unknown";
 }
 
+// The broker refused our side of the TLS handshake: it wants a client certificate, or does not
+// trust the one given (an alert it sent; in TLS 1.3 it arrives after the handshake looked done,
+// at the first read of the login).
+bool client_certificate_refused(unsigned long ssl_err) {
+  if (ERR_GET_LIB(ssl_err) != ERR_LIB_SSL) return false;
+  switch (ERR_GET_REASON(ssl_err)) {
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string ssl_error_text(unsigned long e) {
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
 amqp_bytes_t bytes_of(const std::string& s) {
   amqp_bytes_t b;
   b.len = s.size();
@@ -70,6 +95,14 @@ void AmqpPublisher::fail(const std::string& what, int status) {
   std::string msg = what + (status ? std::string(": ") + amqp_error_string2(status) : "");
   connect_lost();
   throw AmqpError(msg + " (node " + masked_url_ + ")");
+}
+
+std::string AmqpPublisher::client_cert_refusal(const std::string& detail, bool gave_cert) const {
+  return "RabbitMQ at " + masked_url_ + " refused the TLS handshake: " + detail +
+         (gave_cert ? " -- fix: give --amqp-cert/--amqp-key a client certificate signed by a CA the broker trusts "
+                      "(its ssl_options.cacertfile), not expired"
+                    : " -- fix: the broker requires a client certificate (ssl_options.fail_if_no_peer_cert): give "
+                      "--amqp-cert and --amqp-key, signed by a CA the broker trusts");
 }
 
 void AmqpPublisher::connect_lost() {
@@ -88,6 +121,7 @@ void AmqpPublisher::connect(const std::vector<std::string>& urls, const Options&
   for (std::size_t i : rotation_.order()) {
     try {
       connect_one(urls_[i], o.heartbeat_s, o.name, o.tls, o.connect_timeout_ms);
+      confirm_timeout_ms_ = o.confirm_timeout_ms;
       rotation_.worked(i);
       current_ = i;
       lost_reported_ = false;
@@ -138,6 +172,7 @@ void AmqpPublisher::close() {
   corked_ = false;
   room_ = 0;
   nack_streak_ = 0;
+  blocked_ = false;
   known_exchanges_.clear();
   held_.clear();
   checking_.clear();
@@ -221,6 +256,8 @@ void AmqpPublisher::connect_one(const std::string& url, int heartbeat_s, const s
     ERR_clear_error();
     amqp_destroy_connection(conn_);
     conn_ = nullptr;
+    if (client_certificate_refused(ssl_err))
+      throw AmqpError(client_cert_refusal(detail, !tls.cert.empty()), AmqpErrorKind::Tls);
     if (verify)
       throw AmqpError("the certificate of RabbitMQ at " + masked_url_ + " does not verify: " + detail +
                           " -- fix: give the CA that signed it with --amqp-cacert (without it the system's CA store "
@@ -257,6 +294,7 @@ void AmqpPublisher::connect_one(const std::string& url, int heartbeat_s, const s
   props[1].value.kind = AMQP_FIELD_KIND_UTF8;
   props[1].value.value.bytes = amqp_cstring_bytes(name.c_str());
   amqp_table_t client_props{2, props};
+  ERR_clear_error();
   amqp_rpc_reply_t r = amqp_login_with_properties(conn_, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s,
                                                   &client_props, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
   if (r.reply_type != AMQP_RESPONSE_NORMAL) {
@@ -264,8 +302,13 @@ void AmqpPublisher::connect_one(const std::string& url, int heartbeat_s, const s
     int code = 0;
     if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
       code = static_cast<amqp_connection_close_t*>(r.reply.decoded)->reply_code;
+    unsigned long ssl_err = info.ssl ? ERR_peek_last_error() : 0;
+    ERR_clear_error();
     amqp_destroy_connection(conn_);
     conn_ = nullptr;
+    if (client_certificate_refused(ssl_err))
+      throw AmqpError(client_cert_refusal(e + " (" + ssl_error_text(ssl_err) + ")", !tls.cert.empty()),
+                      AmqpErrorKind::Tls);
     // 403 ACCESS_REFUSED: user or password; 530 NOT_ALLOWED: the vhost does not exist or the
     // user may not use it. Someone may be fixing either on the broker: retried, loudly.
     if (code == 403)
@@ -555,6 +598,7 @@ void AmqpPublisher::send_now(std::uint64_t ticket, const AmqpMessage& m) {
   // build_message() bounded every field, so an error here is the connection's, not the event's.
   int st = amqp_basic_publish(conn_, kPubChannel, bytes_of(m.exchange), bytes_of(m.routing_key), 1, 0, &p, body);
   if (st != AMQP_STATUS_OK) fail("basic.publish failed (connection to RabbitMQ lost?)", st);
+  if (sent_.size() == 0) progress_at_ = std::chrono::steady_clock::now();
   sent_.add(std::move(sent));
 }
 
@@ -646,6 +690,7 @@ void AmqpPublisher::on_aux_close(int code, const std::string& reply, std::vector
 void AmqpPublisher::settle(std::uint64_t tag, bool multiple, bool nack, std::vector<BrokerOutcome>& out) {
   std::vector<ConfirmWindow<Sent>::Settled> settled;
   sent_.confirm(tag, multiple, nack, settled);
+  progress_at_ = std::chrono::steady_clock::now();
   if (!nack) {
     nack_streak_ = 0;
   } else if ((nack_streak_ += settled.size()) > kNackStreak) {
@@ -682,6 +727,21 @@ void AmqpPublisher::on_return(const std::string& id, const std::string& lsn, con
   else spdlog::warn("basic.return for unknown message {} ({}) ignored", id, reply);
 }
 
+void AmqpPublisher::check_confirm_timeout() {
+  // A node whose quorum queue leader went silent (SIGSTOP, a partition) holds the channel's
+  // publishes without a confirm or a nack, also after the other nodes elected a new leader,
+  // while the connection itself stays alive (heartbeats flow): only a new connection publishes
+  // again. A memory or disk alarm (connection.blocked) is a wait, not this.
+  if (confirm_timeout_ms_ <= 0 || blocked_ || sent_.size() == 0) return;
+  auto waited = std::chrono::steady_clock::now() - progress_at_;
+  if (waited < std::chrono::milliseconds(confirm_timeout_ms_)) return;
+  broken_reason_ = "RabbitMQ node " + masked_url_ + " confirmed nothing of " + std::to_string(sent_.size()) +
+                   " messages in flight for " + std::to_string(confirm_timeout_ms_) +
+                   " ms (--amqp-confirm-timeout-ms): reopening the connection";
+  broken_by_message_ = false;
+  connect_lost();
+}
+
 void AmqpPublisher::poll(std::vector<BrokerOutcome>& out) {
   send_pending();
   while (conn_ && broken_reason_.empty()) {
@@ -689,7 +749,10 @@ void AmqpPublisher::poll(std::vector<BrokerOutcome>& out) {
     struct timeval zero{0, 0};
     amqp_maybe_release_buffers(conn_);
     int st = amqp_simple_wait_frame_noblock(conn_, &f, &zero);
-    if (st == AMQP_STATUS_TIMEOUT) return;
+    if (st == AMQP_STATUS_TIMEOUT) {
+      check_confirm_timeout();
+      return;
+    }
     if (st != AMQP_STATUS_OK) {
       if (st == AMQP_STATUS_HEARTBEAT_TIMEOUT)
         broken_reason_ = "RabbitMQ node " + masked_url_ + " went silent: no frame for 2 x heartbeat (" +
@@ -750,6 +813,7 @@ void AmqpPublisher::poll(std::vector<BrokerOutcome>& out) {
         break;
       case AMQP_CONNECTION_BLOCKED_METHOD: {
         auto* m = static_cast<amqp_connection_blocked_t*>(f.payload.method.decoded);
+        blocked_ = true;
         BrokerOutcome o;
         o.kind = BrokerOutcome::Kind::Blocked;
         o.reply = bytes_str(m->reason);
@@ -757,6 +821,8 @@ void AmqpPublisher::poll(std::vector<BrokerOutcome>& out) {
         break;
       }
       case AMQP_CONNECTION_UNBLOCKED_METHOD: {
+        blocked_ = false;
+        progress_at_ = std::chrono::steady_clock::now();  // the wait starts again from here
         BrokerOutcome o;
         o.kind = BrokerOutcome::Kind::Unblocked;
         out.push_back(std::move(o));

@@ -4,6 +4,7 @@
 // travels on channel 2 (pipelined), then sent or refused. Frames are read without blocking (the
 // event loop polls the socket) and handed back as outcomes: pull what arrived, then act.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <deque>
@@ -61,6 +62,9 @@ class AmqpPublisher : public Sink {
   struct Options {
     int heartbeat_s = 10;
     int connect_timeout_ms = 10000;  // per address: TCP connect, TLS + AMQP handshake, each start-up RPC
+    // Messages in flight and no confirm or nack for this long (and the broker did not block
+    // publishing): the connection counts as lost. 0 = never.
+    int confirm_timeout_ms = 30000;
     std::string name = "outbox-relay";  // shown by RabbitMQ as the connection name
     Tls tls;
   };
@@ -139,7 +143,9 @@ class AmqpPublisher : public Sink {
   // Whether the socket's send buffer can take `m` whole now (SO_MEMINFO: the kernel's own count
   // of queued bytes against the buffer size, with a reserve for heartbeats and method frames).
   bool room_for(const AmqpMessage& m);
-  void connect_lost();  // the established connection broke: its node is not tried first next time
+  void connect_lost();
+  std::string client_cert_refusal(const std::string& detail, bool gave_cert) const;
+  void check_confirm_timeout();  // the established connection broke: its node is not tried first next time
   void on_aux_close(int code, const std::string& reply, std::vector<BrokerOutcome>& out);
   void settle(std::uint64_t tag, bool multiple, bool nack, std::vector<BrokerOutcome>& out);
   void on_return(const std::string& id, const std::string& lsn, const std::string& reply);
@@ -168,6 +174,11 @@ class AmqpPublisher : public Sink {
   std::size_t current_ = 0;        // index into urls_ of the connected node
   bool lost_reported_ = false;
   int heartbeat_s_ = 0;
+  int confirm_timeout_ms_ = 0;
+  bool blocked_ = false;  // connection.blocked received, not yet unblocked
+  // When the confirm window last moved: a confirm or nack arrived, or a publish went out while
+  // nothing was in flight (poll() compares it with confirm_timeout_ms_).
+  std::chrono::steady_clock::time_point progress_at_{};
 };
 
 }  // namespace outbox
