@@ -176,7 +176,7 @@ PY2
 verify() {
   local node=$1 gap=$2 url
   url=$(eval echo "\$OUTBOX_CLUSTER_NODE${node}_URL")
-  psql -qAtX -d "$tag" -c "COPY (SELECT id, agg, k FROM expected ORDER BY seq) TO STDOUT" >"$work/expected.tsv"
+  psql -qAtX -d "$tag" -c "COPY (SELECT id, agg, seq FROM expected ORDER BY seq) TO STDOUT" >"$work/expected.tsv"
   "$build/outbox-tail" --url "$url" --queue "$tag.q" --idle-ms 3000 >"$work/received.jsonl" 2>"$work/tail.log" || true
   python3 - "$work/expected.tsv" "$work/received.jsonl" "$gap" <<'PY'
 import json, sys
