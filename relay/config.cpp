@@ -29,6 +29,7 @@ struct Def {
 const Def kDefs[] = {
     {"pg", "", false, "PostgreSQL connection: libpq conninfo or URI; replication=database is added (default: libpq defaults and PG* variables)"},
     {"amqp", "amqp://guest:guest@127.0.0.1:5672/", false, "RabbitMQ URL amqp://user:pass@host:port/vhost or amqps://..., or several separated by commas (nodes of a cluster; the flag may also be repeated, the file may give an array): tried in order, starting from the last one that worked (falls back to OUTBOX_AMQP_URL)"},
+    {"amqp-confirm-timeout-ms", "30000", false, "messages in flight and no confirm or nack for this long (while the broker does not block publishing): the connection counts as lost and is reopened, to the next address (0 = never)"},
     {"amqp-connect-timeout-ms", "10000", false, "per broker address: the longest wait for the TCP connection, TLS and AMQP handshake and each start-up request, before the next address is tried"},
     {"amqp-cacert", "", false, "amqps:// only: PEM file of the CA that signed the broker's certificate (peer and host name are verified)"},
     {"amqp-cert", "", false, "amqps:// only: PEM client certificate, for brokers that require one"},
@@ -509,6 +510,7 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   c.heartbeat_s = to_int(c, "heartbeat", val["heartbeat"], 0, 65535, " seconds (AMQP's range; 0 = off)");
   if (c.slot.empty()) throw ConfigError("setting slot is empty; give --slot NAME");
   c.amqp_connect_timeout_ms = to_int(c, "amqp-connect-timeout-ms", val["amqp-connect-timeout-ms"], 1, 3600000);
+  c.amqp_confirm_timeout_ms = to_int(c, "amqp-confirm-timeout-ms", val["amqp-confirm-timeout-ms"], 0, 3600000);
   c.amqp_urls = split_url_list(c.amqp);
   for (std::size_t k = 0; k < c.amqp_urls.size(); ++k) {
     const std::string& u = c.amqp_urls[k];

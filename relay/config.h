@@ -69,7 +69,8 @@ struct Config {
   int reconnect_min_ms = 0, reconnect_max_ms = 0;
   int drain_timeout_ms = 0;
   int heartbeat_s = 0;
-  int amqp_connect_timeout_ms = 0;  // per address: TCP connect, TLS, AMQP handshake and each start-up RPC
+  int amqp_connect_timeout_ms = 0;
+  int amqp_confirm_timeout_ms = 0;  // 0 = never  // per address: TCP connect, TLS, AMQP handshake and each start-up RPC
   std::string config_file;
   Topology topology;
 

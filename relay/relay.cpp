@@ -46,6 +46,7 @@ AmqpPublisher::Options amqp_options_of(const Config& c, const std::string& name)
   AmqpPublisher::Options o;
   o.heartbeat_s = c.heartbeat_s;
   o.connect_timeout_ms = c.amqp_connect_timeout_ms;
+  o.confirm_timeout_ms = c.amqp_confirm_timeout_ms;
   o.name = name;
   o.tls = AmqpPublisher::Tls{c.amqp_cacert, c.amqp_cert, c.amqp_key};
   return o;

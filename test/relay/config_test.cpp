@@ -387,4 +387,7 @@ TEST(Config, HeartbeatAndConnectTimeoutDefaults) {
   EXPECT_EQ(c.amqp_connect_timeout_ms, 10000);
   EXPECT_EQ(load({"--amqp-connect-timeout-ms", "500"}).amqp_connect_timeout_ms, 500);
   EXPECT_TRUE(has(error_of({"--amqp-connect-timeout-ms", "0"}), "amqp-connect-timeout-ms"));
+  EXPECT_EQ(c.amqp_confirm_timeout_ms, 30000);
+  EXPECT_EQ(load({"--amqp-confirm-timeout-ms", "0"}).amqp_confirm_timeout_ms, 0) << "0 = never";
+  EXPECT_TRUE(has(error_of({"--amqp-confirm-timeout-ms", "-1"}), "amqp-confirm-timeout-ms"));
 }
