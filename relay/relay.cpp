@@ -446,6 +446,9 @@ void Relay::stream() {
     earliest(last_checkpoint_ + std::chrono::milliseconds(cfg_.checkpoint_interval_ms));
     if (auto due = delivery_.next_due()) earliest(*due);
     if (stopping_) earliest(drain_deadline_);
+    // rabbitmq-c sends and checks heartbeats only when called: at least once a second, so that
+    // a silent broker is noticed within 2 x heartbeat + 1 s.
+    earliest(last_amqp_poll_ + std::chrono::seconds(1));
     int timeout = static_cast<int>(std::max<std::int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1));
     if (amqp_.has_buffered() || (pg_more_ && can_read()) || reply_now_) timeout = 0;
