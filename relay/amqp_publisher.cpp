@@ -510,7 +510,9 @@ bool AmqpPublisher::room_for(const AmqpMessage& m) {
   if (mem + kSendReserve > sndbuf) {
     // Bigger than the whole buffer: grow it (the kernel doubles the value asked for; as root
     // beyond net.core.wmem_max), so that it can wait for room like any other message.
-    int want = static_cast<int>(std::min<std::size_t>(kMaxSendBuffer, mem + kSendReserve));
+    // At least TCP's autotuning cap (4 MiB on Linux by default): asking fixes the size, and a
+    // buffer just big enough for one message would throttle every later one.
+    int want = static_cast<int>(std::min<std::size_t>(kMaxSendBuffer, std::max<std::size_t>(4u << 20, mem + kSendReserve)));
     if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) != 0)
       ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
     if (!read_meminfo()) return true;
