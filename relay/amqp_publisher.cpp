@@ -1,11 +1,13 @@
 #include "amqp_publisher.h"
 
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -26,6 +28,11 @@ namespace {
 
 constexpr amqp_channel_t kPubChannel = 1;
 constexpr amqp_channel_t kAuxChannel = 2;
+// Room kept free in the socket's send buffer for what rabbitmq-c writes on its own and with no
+// deadline: heartbeats (8 bytes), close-ok, passive exchange checks (method frames < 1 KiB).
+constexpr std::size_t kSendReserve = 16 * 1024;
+// The largest send buffer the relay asks for, for a message that does not fit the current one.
+constexpr int kMaxSendBuffer = 64 << 20;
 
 std::string bytes_str(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
 
@@ -48,6 +55,31 @@ std::string rpc_error(const amqp_rpc_reply_t& r) {
   return "unknown";
 }
 
+// The broker refused our side of the TLS handshake: it wants a client certificate, or does not
+// trust the one given (an alert it sent; in TLS 1.3 it arrives after the handshake looked done,
+// at the first read of the login).
+bool client_certificate_refused(unsigned long ssl_err) {
+  if (ERR_GET_LIB(ssl_err) != ERR_LIB_SSL) return false;
+  switch (ERR_GET_REASON(ssl_err)) {
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string ssl_error_text(unsigned long e) {
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
 amqp_bytes_t bytes_of(const std::string& s) {
   amqp_bytes_t b;
   b.len = s.size();
@@ -61,7 +93,71 @@ AmqpPublisher::~AmqpPublisher() { close(); }
 
 void AmqpPublisher::fail(const std::string& what, int status) {
   std::string msg = what + (status ? std::string(": ") + amqp_error_string2(status) : "");
-  throw AmqpError(msg);
+  connect_lost();
+  throw AmqpError(msg + " (node " + masked_url_ + ")");
+}
+
+std::string AmqpPublisher::client_cert_refusal(const std::string& detail, bool gave_cert) const {
+  return "RabbitMQ at " + masked_url_ + " refused the TLS handshake: " + detail +
+         (gave_cert ? " -- fix: give --amqp-cert/--amqp-key a client certificate signed by a CA the broker trusts "
+                      "(its ssl_options.cacertfile), not expired"
+                    : " -- fix: the broker requires a client certificate (ssl_options.fail_if_no_peer_cert): give "
+                      "--amqp-cert and --amqp-key, signed by a CA the broker trusts");
+}
+
+void AmqpPublisher::connect_lost() {
+  if (lost_reported_ || urls_.size() < 2) return;
+  lost_reported_ = true;
+  rotation_.failed(current_);
+}
+
+void AmqpPublisher::connect(const std::vector<std::string>& urls, const Options& o) {
+  if (urls.empty()) throw AmqpError("no RabbitMQ address given -- fix: give --amqp a URL", AmqpErrorKind::Config);
+  if (urls != urls_) {
+    urls_ = urls;
+    rotation_ = AddressRotation(urls_.size());
+  }
+  std::vector<AmqpError> failures;
+  for (std::size_t i : rotation_.order()) {
+    try {
+      connect_one(urls_[i], o.heartbeat_s, o.name, o.tls, o.connect_timeout_ms);
+      confirm_timeout_ms_ = o.confirm_timeout_ms;
+      rotation_.worked(i);
+      current_ = i;
+      lost_reported_ = false;
+      if (urls_.size() > 1)
+        spdlog::info("connected to RabbitMQ node {} of {} at {} (confirm mode)", i + 1, urls_.size(), masked_url_);
+      else
+        spdlog::info("connected to RabbitMQ at {} (confirm mode)", masked_url_);
+      return;
+    } catch (const AmqpError& e) {
+      close();
+      // A settings mistake (a TLS file) is the same for every node; one address keeps its error as is.
+      if (e.kind == AmqpErrorKind::Config || urls_.size() == 1) throw;
+      rotation_.failed(i);
+      spdlog::warn("RabbitMQ node {} of {}: {}; trying the next one", i + 1, urls_.size(), e.what());
+      failures.push_back(e);
+    }
+  }
+  // Every node failed: the most telling kind decides what the relay does (a certificate that
+  // does not verify stops the start, refused logins are logged as such), the text has them all.
+  AmqpErrorKind kind = AmqpErrorKind::Retryable;
+  for (const auto& f : failures)
+    if (f.kind == AmqpErrorKind::Tls || (f.kind == AmqpErrorKind::Auth && kind == AmqpErrorKind::Retryable))
+      kind = f.kind;
+  std::string msg = "no RabbitMQ node of " + std::to_string(urls_.size()) + " accepted the connection:";
+  for (std::size_t k = 0; k < failures.size(); ++k) msg += (k ? "; " : " ") + std::string(failures[k].what());
+  throw AmqpError(msg, kind);
+}
+
+void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::string& name, const Tls& tls,
+                            int connect_timeout_ms) {
+  Options o;
+  o.heartbeat_s = heartbeat_s;
+  o.name = name;
+  o.tls = tls;
+  o.connect_timeout_ms = connect_timeout_ms;
+  connect(std::vector<std::string>{url}, o);
 }
 
 void AmqpPublisher::close() {
@@ -74,6 +170,9 @@ void AmqpPublisher::close() {
   conn_ = nullptr;
   aux_ = Aux::Closed;
   corked_ = false;
+  room_ = 0;
+  nack_streak_ = 0;
+  blocked_ = false;
   known_exchanges_.clear();
   held_.clear();
   checking_.clear();
@@ -84,9 +183,11 @@ void AmqpPublisher::close() {
   broken_by_message_ = false;
 }
 
-void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::string& name, const Tls& tls) {
+void AmqpPublisher::connect_one(const std::string& url, int heartbeat_s, const std::string& name, const Tls& tls,
+                                int connect_timeout_ms) {
   close();
   masked_url_ = mask_url(url);
+  heartbeat_s_ = heartbeat_s;
   std::vector<char> buf(url.begin(), url.end());
   buf.push_back('\0');
   amqp_connection_info info;
@@ -137,7 +238,7 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
     conn_ = nullptr;
     throw AmqpError("cannot create the AMQP socket");
   }
-  struct timeval tv{10, 0};
+  struct timeval tv{connect_timeout_ms / 1000, (connect_timeout_ms % 1000) * 1000};
   ERR_clear_error();
   int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
   if (st != AMQP_STATUS_OK) {
@@ -155,6 +256,8 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
     ERR_clear_error();
     amqp_destroy_connection(conn_);
     conn_ = nullptr;
+    if (client_certificate_refused(ssl_err))
+      throw AmqpError(client_cert_refusal(detail, !tls.cert.empty()), AmqpErrorKind::Tls);
     if (verify)
       throw AmqpError("the certificate of RabbitMQ at " + masked_url_ + " does not verify: " + detail +
                           " -- fix: give the CA that signed it with --amqp-cacert (without it the system's CA store "
@@ -163,6 +266,12 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
     throw AmqpError("cannot connect to RabbitMQ at " + masked_url_ + ": " + detail +
                     " -- fix: check that RabbitMQ runs and --amqp points at it");
   }
+  // rabbitmq-c writes with no deadline; a broker that stops acknowledging TCP data (a cut network,
+  // a dead host) makes the kernel drop the connection after this long instead, so a blocked
+  // write ends in an error. 2 x heartbeat: the same bound as the heartbeat check (30 s without).
+  unsigned int user_timeout_ms = heartbeat_s > 0 ? static_cast<unsigned int>(heartbeat_s) * 2000u : 30000u;
+  if (::setsockopt(amqp_get_sockfd(conn_), IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms) != 0)
+    spdlog::warn("cannot set TCP_USER_TIMEOUT on the AMQP socket: {}", std::strerror(errno));
   amqp_set_handshake_timeout(conn_, &tv);
   amqp_set_rpc_timeout(conn_, &tv);
   // Announce the capabilities we handle (connection.blocked notifications, confirms).
@@ -185,6 +294,7 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
   props[1].value.kind = AMQP_FIELD_KIND_UTF8;
   props[1].value.value.bytes = amqp_cstring_bytes(name.c_str());
   amqp_table_t client_props{2, props};
+  ERR_clear_error();
   amqp_rpc_reply_t r = amqp_login_with_properties(conn_, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s,
                                                   &client_props, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
   if (r.reply_type != AMQP_RESPONSE_NORMAL) {
@@ -192,8 +302,13 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
     int code = 0;
     if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
       code = static_cast<amqp_connection_close_t*>(r.reply.decoded)->reply_code;
+    unsigned long ssl_err = info.ssl ? ERR_peek_last_error() : 0;
+    ERR_clear_error();
     amqp_destroy_connection(conn_);
     conn_ = nullptr;
+    if (client_certificate_refused(ssl_err))
+      throw AmqpError(client_cert_refusal(e + " (" + ssl_error_text(ssl_err) + ")", !tls.cert.empty()),
+                      AmqpErrorKind::Tls);
     // 403 ACCESS_REFUSED: user or password; 530 NOT_ALLOWED: the vhost does not exist or the
     // user may not use it. Someone may be fixing either on the broker: retried, loudly.
     if (code == 403)
@@ -215,7 +330,6 @@ void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::
   r = amqp_get_rpc_reply(conn_);
   if (r.reply_type != AMQP_RESPONSE_NORMAL) throw AmqpError("confirm.select failed: " + rpc_error(r));
   open_aux_channel();
-  spdlog::info("connected to RabbitMQ at {} (confirm mode)", masked_url_);
 }
 
 // Synchronous: only at connect and for start-up checks, never in the data path.
@@ -366,6 +480,64 @@ void AmqpPublisher::cork(bool on) {
   if (::setsockopt(amqp_get_sockfd(conn_), IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0) corked_ = on;
 }
 
+bool AmqpPublisher::room_for(const AmqpMessage& m) {
+  // What the message takes on the wire: the method frame, the header frame (properties and
+  // headers), the body frames (frame_max each, 8 bytes of framing per frame); in the kernel's
+  // count each byte costs more (buffer overhead), hence the quarter on top.
+  std::size_t body = m.body ? m.body->size() : 0;
+  std::size_t frame = std::max<std::size_t>(4096, static_cast<std::size_t>(amqp_get_frame_max(conn_)));
+  std::size_t wire = 64 + m.exchange.size() + m.routing_key.size() + 128 + encoded_table_size(m.headers) +
+                     m.message_id.size() + m.type.size() + m.correlation_id.size() + m.app_id.size() + body +
+                     8 * (body / (frame - 8) + 1);
+  std::size_t mem = wire + wire / 4 + 1024;
+  // Room only grows between two reads (acknowledged bytes are freed) but for what we send: the
+  // room seen last time, less what was sent since, is a lower bound, and saves a system call
+  // per message.
+  if (mem <= room_) {
+    room_ -= mem;
+    return true;
+  }
+  int fd = amqp_get_sockfd(conn_);
+  std::uint32_t mi[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof mi;
+  auto read_meminfo = [&] {
+    len = sizeof mi;
+    return ::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mi, &len) == 0 &&
+           len >= sizeof(std::uint32_t) * (SK_MEMINFO_WMEM_QUEUED + 1);
+  };
+  if (!read_meminfo()) return true;  // cannot tell (not Linux?): send as before
+  std::size_t sndbuf = mi[SK_MEMINFO_SNDBUF], queued = mi[SK_MEMINFO_WMEM_QUEUED];
+  if (mem + kSendReserve > sndbuf) {
+    // Bigger than the whole buffer: grow it (the kernel doubles the value asked for; as root
+    // beyond net.core.wmem_max), so that it can wait for room like any other message.
+    // At least TCP's autotuning cap (4 MiB on Linux by default): asking fixes the size, and a
+    // buffer just big enough for one message would throttle every later one.
+    int want = static_cast<int>(std::min<std::size_t>(kMaxSendBuffer, std::max<std::size_t>(4u << 20, mem + kSendReserve)));
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) != 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+    if (!read_meminfo()) return true;
+    sndbuf = mi[SK_MEMINFO_SNDBUF];
+    queued = mi[SK_MEMINFO_WMEM_QUEUED];
+  }
+  // Still too big for an empty buffer (over kMaxSendBuffer, or not allowed to grow): sent once
+  // everything before it is out, when the broker is reading; see relay/README.md.
+  room_ = queued + kSendReserve < sndbuf ? sndbuf - queued - kSendReserve : 0;
+  if (mem <= room_) {
+    room_ -= mem;
+    return true;
+  }
+  return queued == 0;
+}
+
+void AmqpPublisher::send_pending() {
+  if (!conn_ || !broken_reason_.empty() || !pending()) return;
+  try {
+    send_held();
+  } catch (const AmqpError& e) {
+    broken_reason_ = e.what();  // reported by broken(), after the outcomes already read
+  }
+}
+
 bool AmqpPublisher::writable() const {
   if (!conn_) return false;
   pollfd p{amqp_get_sockfd(conn_), POLLOUT, 0};
@@ -428,6 +600,7 @@ void AmqpPublisher::send_now(std::uint64_t ticket, const AmqpMessage& m) {
   // build_message() bounded every field, so an error here is the connection's, not the event's.
   int st = amqp_basic_publish(conn_, kPubChannel, bytes_of(m.exchange), bytes_of(m.routing_key), 1, 0, &p, body);
   if (st != AMQP_STATUS_OK) fail("basic.publish failed (connection to RabbitMQ lost?)", st);
+  if (sent_.size() == 0) progress_at_ = std::chrono::steady_clock::now();
   sent_.add(std::move(sent));
 }
 
@@ -472,7 +645,7 @@ std::optional<std::string> AmqpPublisher::publish(std::uint64_t ticket, const Am
   if (frame > 0 && need > frame)
     return "its properties and headers need about " + std::to_string(need) + " bytes, more than the " +
            std::to_string(frame) + "-byte frame this broker allows (frame_max)";
-  if (held_.empty() && known_exchanges_.count(m.exchange)) {
+  if (held_.empty() && known_exchanges_.count(m.exchange) && room_for(m)) {
     send_now(ticket, m);
     return std::nullopt;
   }
@@ -482,7 +655,7 @@ std::optional<std::string> AmqpPublisher::publish(std::uint64_t ticket, const Am
 }
 
 void AmqpPublisher::send_held() {
-  while (!held_.empty() && known_exchanges_.count(held_.front().msg.exchange)) {
+  while (!held_.empty() && known_exchanges_.count(held_.front().msg.exchange) && room_for(held_.front().msg)) {
     send_now(held_.front().ticket, held_.front().msg);
     held_.pop_front();
   }
@@ -519,6 +692,24 @@ void AmqpPublisher::on_aux_close(int code, const std::string& reply, std::vector
 void AmqpPublisher::settle(std::uint64_t tag, bool multiple, bool nack, std::vector<BrokerOutcome>& out) {
   std::vector<ConfirmWindow<Sent>::Settled> settled;
   sent_.confirm(tag, multiple, nack, settled);
+  progress_at_ = std::chrono::steady_clock::now();
+  if (!nack) {
+    nack_streak_ = 0;
+  } else if ((nack_streak_ += settled.size()) > kNackStreak) {
+    // RabbitMQ 3.10 keeps nacking every publish on a channel whose quorum queue lost its leader
+    // (a node died), also after a new leader was elected; a new connection publishes fine. So a
+    // long run of nacks without one ack is taken for that: these nacks are not charged to their
+    // events (the connection counts as lost, everything in flight is published again after the
+    // reconnect, to the next node). The first kNackStreak were charged: genuine refusals (a full
+    // queue with reject-publish) still become dead letters, kNackStreak attempts per reconnect.
+    nack_streak_ = 0;
+    broken_reason_ = "RabbitMQ node " + masked_url_ + " nacked more than " + std::to_string(kNackStreak) +
+                     " publishes in a row without an ack (a quorum queue whose leader was lost keeps nacking on "
+                     "its old channel): reopening the connection";
+    broken_by_message_ = false;
+    connect_lost();
+    return;
+  }
   for (auto& s : settled) {
     BrokerOutcome o;
     o.ticket = s.item.ticket;
@@ -538,15 +729,40 @@ void AmqpPublisher::on_return(const std::string& id, const std::string& lsn, con
   else spdlog::warn("basic.return for unknown message {} ({}) ignored", id, reply);
 }
 
+void AmqpPublisher::check_confirm_timeout() {
+  // A node whose quorum queue leader went silent (SIGSTOP, a partition) holds the channel's
+  // publishes without a confirm or a nack, also after the other nodes elected a new leader,
+  // while the connection itself stays alive (heartbeats flow): only a new connection publishes
+  // again. A memory or disk alarm (connection.blocked) is a wait, not this.
+  if (confirm_timeout_ms_ <= 0 || blocked_ || sent_.size() == 0) return;
+  auto waited = std::chrono::steady_clock::now() - progress_at_;
+  if (waited < std::chrono::milliseconds(confirm_timeout_ms_)) return;
+  broken_reason_ = "RabbitMQ node " + masked_url_ + " confirmed nothing of " + std::to_string(sent_.size()) +
+                   " messages in flight for " + std::to_string(confirm_timeout_ms_) +
+                   " ms (--amqp-confirm-timeout-ms): reopening the connection";
+  broken_by_message_ = false;
+  connect_lost();
+}
+
 void AmqpPublisher::poll(std::vector<BrokerOutcome>& out) {
+  send_pending();
   while (conn_ && broken_reason_.empty()) {
     amqp_frame_t f;
     struct timeval zero{0, 0};
     amqp_maybe_release_buffers(conn_);
     int st = amqp_simple_wait_frame_noblock(conn_, &f, &zero);
-    if (st == AMQP_STATUS_TIMEOUT) return;
+    if (st == AMQP_STATUS_TIMEOUT) {
+      check_confirm_timeout();
+      return;
+    }
     if (st != AMQP_STATUS_OK) {
-      broken_reason_ = std::string("reading from RabbitMQ failed (connection lost?): ") + amqp_error_string2(st);
+      if (st == AMQP_STATUS_HEARTBEAT_TIMEOUT)
+        broken_reason_ = "RabbitMQ node " + masked_url_ + " went silent: no frame for 2 x heartbeat (" +
+                         std::to_string(2 * heartbeat_s_) + " s), heartbeat timeout";
+      else
+        broken_reason_ = "reading from RabbitMQ node " + masked_url_ + " failed (connection lost?): " +
+                         amqp_error_string2(st);
+      connect_lost();
       return;
     }
     if (f.frame_type != AMQP_FRAME_METHOD) continue;  // stray header/body frames
@@ -599,6 +815,7 @@ void AmqpPublisher::poll(std::vector<BrokerOutcome>& out) {
         break;
       case AMQP_CONNECTION_BLOCKED_METHOD: {
         auto* m = static_cast<amqp_connection_blocked_t*>(f.payload.method.decoded);
+        blocked_ = true;
         BrokerOutcome o;
         o.kind = BrokerOutcome::Kind::Blocked;
         o.reply = bytes_str(m->reason);
@@ -606,6 +823,8 @@ void AmqpPublisher::poll(std::vector<BrokerOutcome>& out) {
         break;
       }
       case AMQP_CONNECTION_UNBLOCKED_METHOD: {
+        blocked_ = false;
+        progress_at_ = std::chrono::steady_clock::now();  // the wait starts again from here
         BrokerOutcome o;
         o.kind = BrokerOutcome::Kind::Unblocked;
         out.push_back(std::move(o));
@@ -632,10 +851,11 @@ void AmqpPublisher::poll(std::vector<BrokerOutcome>& out) {
         std::string why = std::to_string(m->reply_code) + " " + bytes_str(m->reply_text);
         amqp_connection_close_ok_t ok{};
         amqp_send_method(conn_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-        broken_reason_ = "RabbitMQ closed the connection: " + why;
+        broken_reason_ = "RabbitMQ node " + masked_url_ + " closed the connection: " + why;
         // 320 CONNECTION_FORCED is a broker shutting down or an operator; frame and syntax
         // errors (5xx) answer bytes we sent.
         broken_by_message_ = m->reply_code >= 500;
+        if (!broken_by_message_) connect_lost();
         return;
       }
       default:

@@ -28,7 +28,9 @@ struct Def {
 // The one list of settings. Keep relay/README.md in step.
 const Def kDefs[] = {
     {"pg", "", false, "PostgreSQL connection: libpq conninfo or URI; replication=database is added (default: libpq defaults and PG* variables)"},
-    {"amqp", "amqp://guest:guest@127.0.0.1:5672/", false, "RabbitMQ URL amqp://user:pass@host:port/vhost or amqps://... (falls back to OUTBOX_AMQP_URL)"},
+    {"amqp", "amqp://guest:guest@127.0.0.1:5672/", false, "RabbitMQ URL amqp://user:pass@host:port/vhost or amqps://..., or several separated by commas (nodes of a cluster; the flag may also be repeated, the file may give an array): tried in order, starting from the last one that worked (falls back to OUTBOX_AMQP_URL)"},
+    {"amqp-confirm-timeout-ms", "30000", false, "messages in flight and no confirm or nack for this long (while the broker does not block publishing): the connection counts as lost and is reopened, to the next address (0 = never)"},
+    {"amqp-connect-timeout-ms", "10000", false, "per broker address: the longest wait for the TCP connection, TLS and AMQP handshake and each start-up request, before the next address is tried"},
     {"amqp-cacert", "", false, "amqps:// only: PEM file of the CA that signed the broker's certificate (peer and host name are verified)"},
     {"amqp-cert", "", false, "amqps:// only: PEM client certificate, for brokers that require one"},
     {"amqp-key", "", false, "amqps:// only: PEM private key of --amqp-cert"},
@@ -55,7 +57,7 @@ const Def kDefs[] = {
     {"reconnect-min-ms", "500", false, "first reconnect delay after a lost connection (doubles, with jitter)"},
     {"reconnect-max-ms", "30000", false, "cap of the reconnect delay"},
     {"drain-timeout-ms", "10000", false, "on SIGTERM/SIGINT/SIGHUP, wait at most this long for outstanding confirms"},
-    {"heartbeat", "30", false, "AMQP heartbeat in seconds, 0-65535 (0 = off)"},
+    {"heartbeat", "10", false, "AMQP heartbeat in seconds, 0-65535 (0 = off); a silent broker is noticed within 2 x heartbeat + 1 s, and the socket's TCP_USER_TIMEOUT is 2 x heartbeat (30 s when off)"},
 };
 
 // Whether a default is a whole number (127.0.0.1:9187 is not, though it starts with a digit).
@@ -98,6 +100,22 @@ std::optional<std::string> toml_scalar(const toml::node* n, const std::string& f
   if (auto b = n->as_boolean()) return std::string(b->get() ? "true" : "false");
   throw ConfigError(at(file, *n) + "setting " + key + " is " + toml_type_name(*n) +
                     "; give one string, integer or boolean (see outbox-relay --help)");
+}
+
+// `amqp` in the file: one string, or an array of strings (one per broker address), joined with
+// commas like the flag's list.
+std::optional<std::string> toml_url_list(const toml::node* n, const std::string& file) {
+  if (!n || !n->is_array()) return toml_scalar(n, file, "amqp");
+  std::string joined;
+  for (const toml::node& e : *n->as_array()) {
+    auto s = e.as_string();
+    if (!s)
+      throw ConfigError(at(file, e) + "an entry of setting amqp is " + toml_type_name(e) +
+                        "; give each broker address as a string, e.g. amqp = [\"amqp://u:p@mq1:5672/\", ...]");
+    joined += (joined.empty() ? "" : ",") + s->get();
+  }
+  if (joined.empty()) throw ConfigError(at(file, *n) + "setting amqp is an empty array; give at least one URL");
+  return joined;
 }
 
 const toml::node* toml_get(const toml::table& t, const std::string& name) {
@@ -312,10 +330,16 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
                "connect to both servers, run every pre-flight check (settings, slot, plugin, privileges, topology, "
                "default exchange) without streaming or creating anything, and exit 0 if the relay could start, 2 if not")
       ->type_name("[=BOOL]");
+  std::vector<std::string> amqp_cli;  // --amqp may be repeated: one address per occurrence (or a comma list)
   for (const Def& d : kDefs) {
     std::string help = std::string(d.help) + " [env " + upper_env(d.name) + "; default: " +
                        (std::string(d.def).empty() ? "\"\"" : d.def) + "]";
-    if (d.flag)
+    if (std::string(d.name) == "amqp")
+      app.add_option("--amqp", amqp_cli, help)
+          ->type_name("URL[,URL...]")
+          ->expected(1)
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    else if (d.flag)
       app.add_flag(std::string("--") + d.name, cli_flags[d.name], help)->type_name("[=BOOL]");
     else
       app.add_option(std::string("--") + d.name, cli[d.name], help)
@@ -372,12 +396,19 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
     std::string env = upper_env(name);
     if (app.count("--" + name) > 0) {
       // A flag's own value: --create-slot=false means false (it used to mean true).
-      val[name] = d.flag ? (cli_flags[name] ? "true" : "false") : cli[name];
+      if (name == "amqp") {
+        std::string joined;
+        for (const auto& u : amqp_cli) joined += (joined.empty() ? "" : ",") + u;
+        val[name] = joined;
+      } else {
+        val[name] = d.flag ? (cli_flags[name] ? "true" : "false") : cli[name];
+      }
       c.sources[name] = "flag --" + name;
     } else if (const char* e = getenv(env.c_str())) {
       val[name] = e;
       c.sources[name] = "env " + env;
-    } else if (auto f = toml_scalar(toml_get(file, name), config_file, name)) {
+    } else if (auto f = name == "amqp" ? toml_url_list(toml_get(file, name), config_file)
+                                       : toml_scalar(toml_get(file, name), config_file, name)) {
       val[name] = *f;
       c.sources[name] = "file " + config_file;
     } else {
@@ -480,25 +511,55 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   // AMQP negotiates the heartbeat as a 16-bit number of seconds.
   c.heartbeat_s = to_int(c, "heartbeat", val["heartbeat"], 0, 65535, " seconds (AMQP's range; 0 = off)");
   if (c.slot.empty()) throw ConfigError("setting slot is empty; give --slot NAME");
-  if (c.amqp.rfind("amqp://", 0) != 0 && c.amqp.rfind("amqps://", 0) != 0)
-    throw ConfigError("setting amqp (from " + c.sources["amqp"] + "): \"" + mask_url(c.amqp) +
-                      "\" is not an amqp:// or amqps:// URL");
-  {
-    std::vector<char> buf(c.amqp.begin(), c.amqp.end());
+  c.amqp_connect_timeout_ms = to_int(c, "amqp-connect-timeout-ms", val["amqp-connect-timeout-ms"], 1, 3600000);
+  c.amqp_confirm_timeout_ms = to_int(c, "amqp-confirm-timeout-ms", val["amqp-confirm-timeout-ms"], 0, 3600000);
+  c.amqp_urls = split_url_list(c.amqp);
+  for (std::size_t k = 0; k < c.amqp_urls.size(); ++k) {
+    const std::string& u = c.amqp_urls[k];
+    // With several addresses the message says which one is wrong.
+    std::string which = c.amqp_urls.size() > 1 ? "URL " + std::to_string(k + 1) + " of " +
+                                                     std::to_string(c.amqp_urls.size()) + " "
+                                               : "";
+    if (u.empty())
+      throw ConfigError("setting amqp (from " + source_of(c, "amqp") + "): " + which +
+                        "is empty -- fix: separate the broker URLs by single commas, without a trailing one");
+    if (u.rfind("amqp://", 0) != 0 && u.rfind("amqps://", 0) != 0)
+      throw ConfigError("setting amqp (from " + source_of(c, "amqp") + "): " + which + "\"" + mask_url(u) +
+                        "\" is not an amqp:// or amqps:// URL");
+    std::vector<char> buf(u.begin(), u.end());
     buf.push_back('\0');
     amqp_connection_info info;
     if (amqp_parse_url(buf.data(), &info) != AMQP_STATUS_OK || !info.host || !*info.host || info.port <= 0)
-      throw ConfigError("setting amqp (from " + source_of(c, "amqp") + "): \"" + mask_url(c.amqp) +
+      throw ConfigError("setting amqp (from " + source_of(c, "amqp") + "): " + which + "\"" + mask_url(u) +
                         "\" is not a valid AMQP URL -- fix: amqp[s]://user:password@host:port/vhost, with a port from 1 "
-                        "to 65535 and special characters of user and password percent-encoded (@ as %40)");
+                        "to 65535 and special characters of user and password percent-encoded (@ as %40, a comma as "
+                        "%2C)");
   }
   if (!config_file.empty()) c.topology = parse_topology(file, config_file);
   return c;
 }
 
+std::vector<std::string> split_url_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    auto b = part.find_first_not_of(" \t");
+    auto e = part.find_last_not_of(" \t");
+    out.push_back(b == std::string::npos ? "" : part.substr(b, e - b + 1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 std::string describe(const Config& c) {
+  std::string amqp;
+  for (const auto& u : c.amqp_urls) amqp += (amqp.empty() ? "" : ",") + mask_url(u);
+  if (c.amqp_urls.empty()) amqp = mask_url(c.amqp);
   std::ostringstream os;
-  os << "pg=\"" << mask_conninfo(c.pg) << "\" amqp=\"" << mask_url(c.amqp) << "\" slot=" << c.slot
+  os << "pg=\"" << mask_conninfo(c.pg) << "\" amqp=\"" << amqp << "\" slot=" << c.slot
      << " plugin=" << c.plugin << (c.shard.empty() ? "" : " shard=" + c.shard) << " create-slot=" << (c.create_slot ? "true" : "false") << " exchange=" << c.exchange
      << " max-in-flight=" << c.max_in_flight << " http=" << (c.http.empty() ? "off" : c.http)
      << " max-attempts=" << c.max_attempts;

@@ -44,7 +44,8 @@ struct Topology {
 
 struct Config {
   std::string pg;     // libpq conninfo or URI ("" = libpq defaults / PG* environment)
-  std::string amqp;   // amqp[s]://user:pass@host:port/vhost
+  std::string amqp;   // amqp[s]://user:pass@host:port/vhost[,amqp[s]://...] as given (comma-joined)
+  std::vector<std::string> amqp_urls;  // the same, one URL per address, each validated
   std::string amqp_cacert, amqp_cert, amqp_key;  // TLS files for amqps://
   std::string slot;
   bool create_slot = false;
@@ -69,6 +70,8 @@ struct Config {
   int reconnect_min_ms = 0, reconnect_max_ms = 0;
   int drain_timeout_ms = 0;
   int heartbeat_s = 0;
+  int amqp_connect_timeout_ms = 0;
+  int amqp_confirm_timeout_ms = 0;  // 0 = never  // per address: TCP connect, TLS, AMQP handshake and each start-up RPC
   std::string config_file;
   Topology topology;
 
@@ -84,6 +87,10 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv);
 
 // The environment variable name of a setting: "max-in-flight" -> "OUTBOX_RELAY_MAX_IN_FLIGHT".
 std::string env_name(const std::string& setting);
+
+// "a, b,c" -> {"a", "b", "c"} (spaces around each URL dropped; empty entries kept as "" so that
+// the caller can name them).
+std::vector<std::string> split_url_list(const std::string& text);
 
 // A one-line summary of the effective configuration with secrets masked.
 std::string describe(const Config& c);

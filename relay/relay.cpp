@@ -42,6 +42,16 @@ DeliveryOptions delivery_options(const Config& c) {
   return o;
 }
 
+AmqpPublisher::Options amqp_options_of(const Config& c, const std::string& name) {
+  AmqpPublisher::Options o;
+  o.heartbeat_s = c.heartbeat_s;
+  o.connect_timeout_ms = c.amqp_connect_timeout_ms;
+  o.confirm_timeout_ms = c.amqp_confirm_timeout_ms;
+  o.name = name;
+  o.tls = AmqpPublisher::Tls{c.amqp_cacert, c.amqp_cert, c.amqp_key};
+  return o;
+}
+
 }  // namespace
 
 Relay::Relay(Config cfg, Metrics& metrics)
@@ -236,8 +246,7 @@ int Relay::run() {
 
 int Relay::check() {
   try {
-    amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay check slot=" + cfg_.slot,
-                  AmqpPublisher::Tls{cfg_.amqp_cacert, cfg_.amqp_cert, cfg_.amqp_key});
+    amqp_.connect(cfg_.amqp_urls, amqp_options_of(cfg_, "outbox-relay check slot=" + cfg_.slot));
     // Creates nothing: passive declares only, and a report of what the relay would declare.
     std::set<std::string> would_create;
     for (const std::string& line : amqp_.check_topology(cfg_.topology, would_create))
@@ -309,8 +318,7 @@ void Relay::connect_session() {
                                           cfg_.slot + "', '" + cfg_.plugin + "')");
 
   // Then the broker: no point in holding the slot (and keeping a standby out) without a broker.
-  amqp_.connect(cfg_.amqp, cfg_.heartbeat_s, "outbox-relay slot=" + cfg_.slot,
-                AmqpPublisher::Tls{cfg_.amqp_cacert, cfg_.amqp_cert, cfg_.amqp_key});
+  amqp_.connect(cfg_.amqp_urls, amqp_options_of(cfg_, "outbox-relay slot=" + cfg_.slot));
   m_.auth_failing_amqp = false;
   amqp_.declare_topology(cfg_.topology);
   if (!amqp_.exchange_exists(cfg_.exchange)) {
@@ -529,9 +537,14 @@ void Relay::stream() {
     if (auto d = admin_.deadline()) earliest(*d);
     earliest(last_heard_ + std::chrono::milliseconds(pinged_ ? repl_silence_ms_ : repl_silence_ms_ / 2));
     if (recovery_.active && !recovery_.fetched_all && delivery_.accepting() && !admin_.busy()) earliest(now);
+    // rabbitmq-c sends and checks heartbeats only when called: at least once a second, so that
+    // a silent broker is noticed within 2 x heartbeat + 1 s.
+    earliest(last_amqp_poll_ + std::chrono::seconds(1));
     int timeout = static_cast<int>(std::max<std::int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1));
     if (amqp_.has_buffered() || (pg_more_ && can_read()) || reply_now_) timeout = 0;
+    // Messages waiting for room in the broker socket's buffer (publish never blocks): look again soon.
+    if (amqp_.pending()) timeout = std::min(timeout, AmqpPublisher::kRoomRecheckMs);
 
     bool pg_out = !repl_.flush();
     pollfd fds[4];
@@ -551,7 +564,7 @@ void Relay::stream() {
     // Read the broker when it has something, and at least once a second so rabbitmq-c sends its
     // heartbeats and notices a silent broker.
     auto after = Clock::now();
-    if ((fds[1].revents & (POLLIN | POLLERR | POLLHUP)) || amqp_.has_buffered() ||
+    if ((fds[1].revents & (POLLIN | POLLERR | POLLHUP)) || amqp_.has_buffered() || amqp_.pending() ||
         after - last_amqp_poll_ >= std::chrono::seconds(1)) {
       last_amqp_poll_ = after;
       amqp_.poll(outcomes_);

@@ -335,3 +335,59 @@ TEST(Config, FileMistakesAreErrorsWithTheLine) {
   EXPECT_EQ(c.topology.queues[0].max_length, 0);
   std::remove(f.c_str());
 }
+
+// Several broker addresses: a comma list (flag, environment), the flag repeated, or an array in
+// the file; each URL validated at start, the bad one named, its password masked.
+TEST(Config, AmqpTakesSeveralAddresses) {
+  Config c = load({"--amqp", "amqp://u:p@h1:1/, amqp://u:p@h2:2/,amqps://u:p@h3:3/"});
+  EXPECT_EQ(c.amqp_urls, (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/", "amqps://u:p@h3:3/"}));
+  Config r = load({"--amqp", "amqp://u:p@h1:1/", "--amqp", "amqp://u:p@h2:2/"});
+  EXPECT_EQ(r.amqp_urls, (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/"}));
+  Env env;
+  env.vars["OUTBOX_RELAY_AMQP"] = "amqp://a:b@c:1/,amqp://a:b@d:2/";
+  EXPECT_EQ(load({}, env).amqp_urls.size(), 2u);
+  std::string f = write_file("amqp = [\"amqp://u:p@h1:1/\", \"amqp://u:p@h2:2/\"]\n");
+  Config fc = load({"--config", f});
+  EXPECT_EQ(fc.amqp_urls, (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/"}));
+  EXPECT_EQ(fc.sources["amqp"], "file " + f);
+  std::remove(f.c_str());
+  EXPECT_EQ(load({}).amqp_urls, (std::vector<std::string>{"amqp://guest:guest@127.0.0.1:5672/"})) << "one by default";
+  std::string d = describe(load({"--amqp", "amqp://u:Sekr3t@h1:1/,amqp://u:Sekr3t@h2:2/"}));
+  EXPECT_FALSE(has(d, "Sekr3t")) << d;
+  EXPECT_TRUE(has(d, "amqp://u:***@h1:1/,amqp://u:***@h2:2/")) << d;
+}
+
+TEST(Config, AmqpAddressListMistakesNameTheUrl) {
+  std::string e = error_of({"--amqp", "amqp://u:p@h1:1/,amqp://u:Sekr3t@h2:99999/"});
+  EXPECT_TRUE(has(e, "URL 2 of 2") && has(e, "not a valid AMQP URL")) << e;
+  EXPECT_FALSE(has(e, "Sekr3t")) << e;
+  e = error_of({"--amqp", "amqp://u:p@h1:1/,"});
+  EXPECT_TRUE(has(e, "URL 2 of 2") && has(e, "is empty") && has(e, "fix")) << e;
+  e = error_of({"--amqp", "amqp://u:p@h1:1/,http://h2/"});
+  EXPECT_TRUE(has(e, "not an amqp:// or amqps:// URL")) << e;
+  std::string f = write_file("amqp = [\"amqp://u:p@h1:1/\", 5]\n");
+  e = error_of({"--config", f});
+  EXPECT_TRUE(has(e, "line 1") && has(e, "an integer")) << e;
+  std::remove(f.c_str());
+  f = write_file("amqp = []\n");
+  EXPECT_TRUE(has(error_of({"--config", f}), "empty array"));
+  std::remove(f.c_str());
+}
+
+TEST(Config, SplitUrlList) {
+  EXPECT_EQ(split_url_list("a"), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(split_url_list(" a , b,c "), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(split_url_list("a,,b"), (std::vector<std::string>{"a", "", "b"}));
+}
+
+// A silent broker is noticed within 2 x heartbeat (+1 s): 10 s by default, so within about 21 s.
+TEST(Config, HeartbeatAndConnectTimeoutDefaults) {
+  Config c = load({});
+  EXPECT_EQ(c.heartbeat_s, 10);
+  EXPECT_EQ(c.amqp_connect_timeout_ms, 10000);
+  EXPECT_EQ(load({"--amqp-connect-timeout-ms", "500"}).amqp_connect_timeout_ms, 500);
+  EXPECT_TRUE(has(error_of({"--amqp-connect-timeout-ms", "0"}), "amqp-connect-timeout-ms"));
+  EXPECT_EQ(c.amqp_confirm_timeout_ms, 30000);
+  EXPECT_EQ(load({"--amqp-confirm-timeout-ms", "0"}).amqp_confirm_timeout_ms, 0) << "0 = never";
+  EXPECT_TRUE(has(error_of({"--amqp-confirm-timeout-ms", "-1"}), "amqp-confirm-timeout-ms"));
+}
