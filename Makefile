@@ -60,7 +60,9 @@ test: deps
 	scripts/test
 
 # The full fault suite (test/faults/run: over 50k events, both storage modes) on a stack of its own.
+# Every fault scenario at full size on a stack of its own (.run/faults); see test/faults/README.md.
 test-faults: deps
+	$(MAKE) -s -j2 >/dev/null && $(MAKE) -s install >/dev/null
 	scripts/build-relay && OUTBOX_RUN_DIR=$(CURDIR)/.run/faults test/faults/run --own-stack
 
 bench: deps

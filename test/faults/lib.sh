@@ -138,7 +138,7 @@ fx_relay() {
     --amqp "${AMQP_URL:-$OUTBOX_AMQP_URL}" \
     --slot "${RELAY_SLOT:-$FX_SLOT}" --create-slot --plugin "${FX_PLUGIN:-outbox_decoder}" --exchange "$FX_EXCHANGE" \
     --max-in-flight "$FX_WINDOW" --http "127.0.0.1:$port" \
-    --reconnect-min-ms 100 --reconnect-max-ms 1000 --status-interval-ms 1000 --checkpoint-interval-ms 1000 "$@"
+    --reconnect-min-ms 100 --reconnect-max-ms 1000 --status-interval-ms 1000 "$@"
 }
 
 # fx_metric NAME METRIC: a value from relay NAME's /metrics ("" when it does not answer).

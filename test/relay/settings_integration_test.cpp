@@ -220,45 +220,9 @@ TEST_F(RelayIT, AmqpsCertificateIsVerifiedWithTheSystemStoreOrTheGivenCa) {
   EXPECT_EQ(relay.stop(), 0);
 }
 
-// sslmode=verify-full with a CA that did not sign the server's certificate: exit 2 at start with
-// the fix (it was retried forever). The test turns TLS on in the stack's PostgreSQL for its
-// duration (ssl can be enabled with a reload).
-TEST_F(RelayIT, PostgresqlCertificateThatDoesNotVerifyStopsTheStart) {
-  if (!have_command("openssl")) GTEST_SKIP() << "needs openssl";
-  if (db_->scalar("SHOW ssl") == "on") GTEST_SKIP() << "the server already has TLS settings of its own";
-  TempDir d;
-  ASSERT_TRUE(make_certificates(d));
-  // The server's key must be private to it: owned by root with group read, or by the server's user.
-  if (geteuid() == 0) {
-    ASSERT_EQ(sh("chown root:postgres '" + d.file("srv.key") + "' && chmod 0640 '" + d.file("srv.key") + "'"), 0);
-  } else {
-    chmod(d.file("srv.key").c_str(), 0600);
-  }
-  ServerSettings s(*db_);
-  s.set("ssl_cert_file", d.file("srv.pem"));
-  s.set("ssl_key_file", d.file("srv.key"));
-  s.set("ssl", "on");
-  s.reload();
-  ASSERT_TRUE(eventually([&] { return db_->scalar("SHOW ssl") == "on"; }, 5s));
-  auto a = args();
-  for (std::size_t i = 0; i + 1 < a.size(); ++i)
-    if (a[i] == "--pg") a[i + 1] = "host=localhost port=" + env_or("PGPORT", "5432") + " user=" + env_or("PGUSER", "postgres") +
-                                   " dbname=" + db_->name() + " sslmode=verify-full sslrootcert=" + d.file("other.pem");
-  {
-    RelayProcess r(a, log_);
-    auto rc = r.wait_exit(15s);
-    ASSERT_TRUE(rc.has_value()) << r.log();
-    EXPECT_EQ(*rc, 2) << r.log();
-    EXPECT_NE(r.log().find("certificate verify failed"), std::string::npos) << r.log();
-    EXPECT_NE(r.log().find("-- fix: give --pg an sslrootcert"), std::string::npos) << r.log();
-  }
-  // With the right CA the same settings stream.
-  for (auto& v : a)
-    if (v.find("sslrootcert=") != std::string::npos) v.replace(v.find(d.file("other.pem")), d.file("other.pem").size(), d.file("ca.pem"));
-  relays_.push_back(std::make_unique<RelayProcess>(a, log_));
-  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relays_.back()->log();
-  EXPECT_EQ(relays_.back()->stop(), 0);
-}
+// sslmode=verify-full with a CA that did not sign the server's certificate: see
+// TlsIT.PostgresqlCertificateFromAnotherCaStopsTheStart (tls_integration_test.cpp), against the
+// stack's own TLS.
 
 // A server whose lc_messages is another language (German here, when the machine has such a locale
 // and PostgreSQL's translation): errors are classified by SQLSTATE, so a role without REPLICATION
