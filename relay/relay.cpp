@@ -61,6 +61,7 @@ Relay::Relay(Config cfg, Metrics& metrics)
       repl_(cfg_.slot, cfg_.plugin, cfg_.shard),
       delivery_(delivery_options(cfg_)) {
   admin_.set_timeout(std::chrono::milliseconds(cfg_.pg_timeout_ms));
+  shard_ = Shard::parse(cfg_.shard);
   repl_.set_timeout(std::chrono::milliseconds(cfg_.pg_timeout_ms));
   if (pipe2(wake_pipe_, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
 }
@@ -882,6 +883,8 @@ void Relay::feed_recovery() {
       continue;
     }
     Event ev = std::move(line.event);
+    // outbox.events holds every shard's events; the decoder would give this relay only its own.
+    if (shard_ && !shard_->owns(ev.aggregate_id)) continue;
     if (ev.xid == 0) ev.xid = r.xid;
     ev.commit_time = r.created_at;  // the commit time is not kept in outbox.events
     tracker_.add_event(recovery_.txn);

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "pg_admin.h"
 #include "pg_replication.h"
+#include "shard.h"
 #include "wal2json_parser.h"
 
 namespace outbox {
@@ -130,6 +131,7 @@ class Relay {
   // the walsender's wal_sender_timeout (it decodes a large filtered transaction sending nothing
   // for up to half of it).
   long long repl_silence_ms_ = 30000;
+  std::optional<Shard> shard_;  // --shard: a slot recovery republishes only this shard's events
   bool reply_now_ = false;
   bool warned_privileges_ = false;
   bool started_ = false;          // a session has streamed: later problems are runtime ones
