@@ -371,6 +371,8 @@ COMMENT ON TABLE outbox.relay_checkpoints IS
     'Written by outbox-relay: how far each slot is acknowledged (a registered relay holds back outbox.purge)';
 
 -- SECURITY DEFINER: a relay role may move its checkpoint forward without any right on the table.
+-- Only for the slot it streams: a relay role writing another slot's checkpoint (a future LSN)
+-- would make that slot's relay skip events. An LSN beyond the server's WAL is cut to it.
 -- Each call also carries a fence (as outbox.purge does): a snapshot and the WAL insert position
 -- taken after it, so every transaction visible in the snapshot committed before that position.
 -- Once the acknowledged LSN passes a fence's position its snapshot becomes acked_snapshot: every
@@ -378,12 +380,23 @@ COMMENT ON TABLE outbox.relay_checkpoints IS
 -- slots) the relay republishes the events of outbox.events not visible in acked_snapshot. A
 -- row from another cluster (restored from a dump: its LSNs mean nothing here) starts over.
 CREATE FUNCTION outbox.record_checkpoint(slot_name text, acknowledged_lsn pg_lsn, last_commit_time timestamptz)
-RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user), false)
+       AND NOT EXISTS (SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication w ON w.pid = s.active_pid
+                        WHERE s.slot_name::text = record_checkpoint.slot_name AND w.usename = session_user) THEN
+        RAISE EXCEPTION 'outbox.record_checkpoint: role % does not stream slot %', session_user,
+                        coalesce(quote_literal(record_checkpoint.slot_name), 'NULL')
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A relay records the checkpoint of the slot it streams, while it streams it.';
+    END IF;
     INSERT INTO outbox.relay_checkpoints AS c
            (slot_name, acknowledged_lsn, last_commit_time, updated_at, system_identifier, fence_snapshot, fence_lsn)
-    SELECT $1, $2, $3, now(), s.system_identifier, pg_current_snapshot(), pg_current_wal_insert_lsn()
+    SELECT record_checkpoint.slot_name, least(record_checkpoint.acknowledged_lsn, pg_current_wal_insert_lsn()),
+           record_checkpoint.last_commit_time, now(), s.system_identifier, pg_current_snapshot(),
+           pg_current_wal_insert_lsn()
       FROM pg_control_system() s
-    ON CONFLICT (slot_name) DO UPDATE
+    ON CONFLICT ON CONSTRAINT relay_checkpoints_pkey DO UPDATE
        SET acknowledged_lsn = CASE WHEN c.system_identifier IS DISTINCT FROM excluded.system_identifier
                                    THEN excluded.acknowledged_lsn
                                    ELSE greatest(c.acknowledged_lsn, excluded.acknowledged_lsn) END,
@@ -399,6 +412,7 @@ RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
            fence_lsn = CASE WHEN c.system_identifier IS DISTINCT FROM excluded.system_identifier
                               OR c.fence_lsn IS NULL OR c.fence_lsn <= excluded.acknowledged_lsn
                             THEN excluded.fence_lsn ELSE c.fence_lsn END;
+END
 $$;
 
 CREATE FUNCTION outbox.unregister_relay(slot_name text) RETURNS boolean

@@ -88,9 +88,10 @@ void PgAdmin::connect(const std::string& conninfo) {
   if (!conn_)
     throw classify_pg_error(state, "connection to \"" + mask_conninfo(conninfo) + "\" failed: " + msg, PgOp::Connect,
                             slot_, plugin_);
-  // The server gives up too, so that a statement the relay stopped waiting for (a lock held by
-  // someone else) does not linger; lock_timeout makes that case say what it is.
-  std::string t = std::to_string(timeout_.count());
+  // The server gives up too, a little later than the relay's own deadline (which is what ends a
+  // wait and restarts the session), so that a statement the relay stopped waiting for (a lock
+  // held by someone else) does not linger.
+  std::string t = std::to_string(timeout_.count() + 2000);
   Result r(query(("SET statement_timeout = " + t + "; SET lock_timeout = " + t).c_str()));
 }
 

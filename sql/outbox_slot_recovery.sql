@@ -104,6 +104,15 @@ SELECT outbox.slot_recovery_upper('rec');
 SELECT line::json -> 'columns' -> 3 ->> 'value' AS republished FROM outbox.slot_recovery_events('rec', NULL, 10);
 SELECT outbox.finish_slot_recovery('rec');
 
+-- Only the role streaming a slot records its checkpoint (a relay role writing another slot's,
+-- with a future LSN, would make that slot's relay skip events); an LSN beyond the WAL is cut.
+SET SESSION AUTHORIZATION outbox_rec_relay;
+SELECT outbox.record_checkpoint('someone_elses', '0/10', now());
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS nothing_written FROM outbox.relay_checkpoints WHERE slot_name = 'someone_elses';
+SELECT outbox.record_checkpoint('rec', 'FFFF/0', now());
+SELECT acknowledged_lsn <= pg_current_wal_insert_lsn() AS cut_to_the_wal FROM outbox.relay_checkpoints WHERE slot_name = 'rec';
+
 -- a checkpoint row from another cluster (a restored dump): its LSN is replaced, not kept as
 -- the greater one, and what it knew is forgotten
 UPDATE outbox.relay_checkpoints SET system_identifier = 1, acknowledged_lsn = 'FFFF/0' WHERE slot_name = 'rec';

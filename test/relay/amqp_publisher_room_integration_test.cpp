@@ -35,6 +35,7 @@ std::map<std::string, std::string> read_env_file(const std::string& path) {
 }  // namespace
 
 TEST(AmqpPublisherRoom, PublishNeverBlocksOnABrokerThatReadsNothing) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   std::string run = env_or("OUTBOX_RUN_DIR", "");
   if (!have_stack() || run.empty()) GTEST_SKIP() << "no stack environment (scripts/stack up; . .run/env)";
   std::string cluster = std::string(OUTBOX_SOURCE_DIR) + "/scripts/rabbitmq-cluster";

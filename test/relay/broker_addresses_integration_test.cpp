@@ -24,6 +24,7 @@ class AddressesIT : public RelayIT {
 }  // namespace
 
 TEST_F(AddressesIT, DeadBrokerAddressIsPassedForTheNextOne) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   std::string list = dead_url() + "," + env_or("OUTBOX_AMQP_URL", "");
   RelayProcess& relay = start_relay({"--amqp", list});
   db_->exec(emit_sql("two.addresses", "{}"));
@@ -38,6 +39,7 @@ TEST_F(AddressesIT, DeadBrokerAddressIsPassedForTheNextOne) {
 }
 
 TEST_F(AddressesIT, NoBrokerAddressWorkingIsRetriedAndReadyzNamesEveryNode) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   std::string a = dead_url(), b = dead_url();
   int port = free_port();
   RelayProcess& relay =

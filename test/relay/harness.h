@@ -19,6 +19,13 @@ extern std::string g_plugin;  // wal2json | outbox_decoder
 
 bool have_stack();            // PGPORT and OUTBOX_AMQP_URL in the environment
 bool have_plugin(const std::string& plugin);
+// A test whose subject does not depend on the plugin (the broker side, timeouts, TLS) runs once
+// per suite, with outbox_decoder when it is installed: make test stays within its time.
+#define SKIP_UNLESS_MAIN_PLUGIN()                                                         \
+  do {                                                                                    \
+    if (::it::g_plugin == "wal2json" && ::it::have_plugin("outbox_decoder"))              \
+      GTEST_SKIP() << "independent of the plugin: runs with outbox_decoder";             \
+  } while (0)
 std::string unique_token();   // short, lower-case, unique per process and call
 std::string env_or(const char* name, const std::string& def);
 // Runs a shell command, returns its exit code; output goes to `out` if given.

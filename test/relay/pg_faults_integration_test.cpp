@@ -79,6 +79,7 @@ class PgFaultsIT : public RelayIT {
 // checkpoint and does not send them again. A checkpoint ahead of the server's WAL, or written on
 // another cluster, is not trusted.
 TEST_F(PgFaultsIT, StartsFromItsOwnCheckpointWhenTheSlotLags) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   RelayProcess& r1 = start_relay();
   db_->exec(emit_sql("before", "{}"));
   ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
@@ -129,7 +130,10 @@ TEST_F(PgFaultsIT, LostSlotIsRecreatedAndWhatItMissedIsRepublished) {
   ASSERT_EQ(msgs.size(), 5u) << r2.log();
   for (std::size_t i = 0; i < missed.size(); ++i) EXPECT_EQ(msgs[i].message_id, missed[i]) << "order at " << i;
   EXPECT_EQ(msgs[4].message_id, later);
-  EXPECT_TRUE(broker_->collect(1, 1s).empty()) << "an event confirmed before the failover was sent again";
+  // `later` may come twice (committed while the new slot was being created: republished, and
+  // decoded); nothing the broker had confirmed before the slot was lost comes again.
+  for (auto& m : broker_->collect(3, 1500ms))
+    EXPECT_EQ(m.message_id, later) << "an event confirmed before the failover was sent again: " << m.type;
   EXPECT_NE(r2.log().find("outbox.storage = wal"), std::string::npos) << "the wal-storage loss is not reported";
   ASSERT_TRUE(eventually([&] {
     return db_->scalar("SELECT recovery_snapshot IS NULL AND last_recovery_at IS NOT NULL FROM outbox.relay_checkpoints "
@@ -144,6 +148,7 @@ TEST_F(PgFaultsIT, LostSlotIsRecreatedAndWhatItMissedIsRepublished) {
 // A relay killed in the middle of a recovery does it again at the next start: the lost slot's
 // events arrive (twice at most), none is lost.
 TEST_F(PgFaultsIT, RecoveryInterruptedByACrashIsDoneAgain) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   RelayProcess& r1 = start_relay();
   db_->exec(emit_sql("delivered", "{}"));
   ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
@@ -170,6 +175,7 @@ TEST_F(PgFaultsIT, RecoveryInterruptedByACrashIsDoneAgain) {
 // --pg-timeout-ms (here also 3/4 of wal_sender_timeout), though nothing closes the connection,
 // reconnects once the server can give the slot back, and loses nothing.
 TEST_F(PgFaultsIT, SilentReplicationConnectionIsGivenUp) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   relays_.push_back(std::make_unique<RelayProcess>(
       with(with(args(), "--pg-timeout-ms", "3000"), "--pg", db_->conninfo() + " options='-c wal_sender_timeout=4s'"),
       log_));
@@ -200,6 +206,7 @@ TEST_F(PgFaultsIT, SilentReplicationConnectionIsGivenUp) {
 // meanwhile, and the connection is given up after --pg-timeout-ms. (Stopping the backend with
 // SIGSTOP is no model here: it may be stopped holding WALWriteLock, which stops every commit.)
 TEST_F(PgFaultsIT, UnansweredDatabaseWriteDoesNotStopTheLoop) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   relays_.push_back(std::make_unique<RelayProcess>(
       with(with(args(), "--checkpoint-interval-ms", "50"), "--pg-timeout-ms", "6000"), log_));
   RelayProcess& relay = *relays_.back();
@@ -213,8 +220,8 @@ TEST_F(PgFaultsIT, UnansweredDatabaseWriteDoesNotStopTheLoop) {
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(msgs.size(), 5u) << "the loop waited for the database connection\n" << relay.log();
   EXPECT_LT(took, 5000);
-  EXPECT_TRUE(eventually([&] { return relay.log().find("gave no answer") != std::string::npos ||
-                                      relay.log().find("lock timeout") != std::string::npos; }, 15s))
+  // Given up by the relay's own deadline (the server's statement and lock timeouts come later).
+  EXPECT_TRUE(eventually([&] { return relay.log().find("gave no answer") != std::string::npos; }, 15s))
       << relay.log();
   locker.release();
   db_->exec(emit_sql("after", "{}"));
@@ -229,6 +236,7 @@ TEST_F(PgFaultsIT, UnansweredDatabaseWriteDoesNotStopTheLoop) {
 // An idle relay sleeps in poll(): between its checkpoints (every 10 s when idle) it used to spin
 // at 100 % CPU once the checkpoint interval had passed without news.
 TEST_F(PgFaultsIT, IdleRelaySleeps) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   RelayProcess& relay = start_relay();  // --checkpoint-interval-ms 1000
   db_->exec(emit_sql("one", "{}"));
   ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);

@@ -44,6 +44,7 @@ class TlsIT : public RelayIT {
 }  // namespace
 
 TEST_F(TlsIT, StreamsOverTlsToBothServers) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   std::string ca = env_or("OUTBOX_TLS_CA", "");
   relays_.push_back(std::make_unique<RelayProcess>(tls_args(ca, ca), log_));
   RelayProcess& relay = *relays_.back();
@@ -71,6 +72,7 @@ TEST_F(TlsIT, StreamsOverTlsToBothServers) {
 }
 
 TEST_F(TlsIT, PostgresqlCertificateFromAnotherCaStopsTheStart) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   std::string ca = env_or("OUTBOX_TLS_CA", ""), other = env_or("OUTBOX_TLS_OTHER_CA", "");
   RelayProcess r(tls_args(other, ca), log_);
   auto rc = r.wait_exit(20s);
@@ -82,6 +84,7 @@ TEST_F(TlsIT, PostgresqlCertificateFromAnotherCaStopsTheStart) {
 }
 
 TEST_F(TlsIT, RabbitmqCertificateFromAnotherCaStopsTheStart) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   std::string ca = env_or("OUTBOX_TLS_CA", ""), other = env_or("OUTBOX_TLS_OTHER_CA", "");
   RelayProcess r(tls_args(ca, other), log_);
   auto rc = r.wait_exit(20s);
@@ -95,6 +98,7 @@ TEST_F(TlsIT, RabbitmqCertificateFromAnotherCaStopsTheStart) {
 // --amqp-cert the handshake is refused by the broker, which is a setting to fix, not a network
 // problem to retry.
 TEST_F(TlsIT, RabbitmqRequiringAClientCertificateNamesTheFix) {
+  SKIP_UNLESS_MAIN_PLUGIN();
   std::string ca = env_or("OUTBOX_TLS_CA", "");
   auto a = with(with(with(args(), "--pg", tls_pg(ca)), "--amqp", env_or("OUTBOX_AMQPS_URL", "")), "--amqp-cacert", ca);
   RelayProcess r(a, log_);
