@@ -164,7 +164,7 @@ TEST_F(RelayIT, BlockedBrokerDoesNotTripWalSenderTimeout) {
   auto a = with(with(args(), "--status-interval-ms", "500"), "--pg", db_->conninfo() + " options='-c wal_sender_timeout=2s'");
   relays_.push_back(std::make_unique<RelayProcess>(a, log_));
   RelayProcess& relay = *relays_.back();
-  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  ASSERT_TRUE(eventually([&] { return streaming(relay); }, 15s)) << relay.log();
   std::string pid = db_->scalar("SELECT active_pid FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'");
   BrokerAlarm alarm{ctl};
   ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0"), 0);
@@ -542,7 +542,7 @@ TEST_F(RelayIT, DeclaresTopologyFromTheConfigFile) {
   a.erase(it, it + 2);
   relays_.push_back(std::make_unique<RelayProcess>(a, log_));
   RelayProcess& relay = *relays_.back();
-  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  ASSERT_TRUE(eventually([&] { return streaming(relay); }, 15s)) << relay.log();
   db_->exec(emit_sql("placed", "{\"o\": 1}", "aggregate_type => 'shop'"));
   Broker other;
   other.consume(q);
@@ -575,7 +575,7 @@ TEST_F(RelayIT, LeastPrivilegeRole) {
   db_->exec("SELECT outbox.grant_relay('" + role + "')");
   relays_.push_back(std::make_unique<RelayProcess>(a, log_));
   RelayProcess& relay = *relays_.back();
-  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  ASSERT_TRUE(eventually([&] { return streaming(relay); }, 15s)) << relay.log();
   db_->exec(emit_sql("ok", "{}"));
   db_->exec(emit_sql("lost", "{}", "exchange => '" + base_ + ".nosuch'"));
   ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);

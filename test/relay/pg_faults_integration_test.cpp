@@ -180,7 +180,7 @@ TEST_F(PgFaultsIT, SilentReplicationConnectionIsGivenUp) {
       with(with(args(), "--pg-timeout-ms", "3000"), "--pg", db_->conninfo() + " options='-c wal_sender_timeout=4s'"),
       log_));
   RelayProcess& relay = *relays_.back();
-  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  ASSERT_TRUE(eventually([&] { return streaming(relay); }, 15s)) << relay.log();
   db_->exec(emit_sql("first", "{}"));
   ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
   auto t0 = std::chrono::steady_clock::now();
@@ -210,7 +210,7 @@ TEST_F(PgFaultsIT, UnansweredDatabaseWriteDoesNotStopTheLoop) {
   relays_.push_back(std::make_unique<RelayProcess>(
       with(with(args(), "--checkpoint-interval-ms", "50"), "--pg-timeout-ms", "6000"), log_));
   RelayProcess& relay = *relays_.back();
-  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  ASSERT_TRUE(eventually([&] { return streaming(relay); }, 15s)) << relay.log();
   db_->exec(emit_sql("first", "{}"));
   ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
   Locker locker(db_->conninfo(), "BEGIN; LOCK TABLE outbox.relay_checkpoints IN ACCESS EXCLUSIVE MODE");

@@ -110,11 +110,17 @@ class RelayIT : public ::testing::Test {
     return a;
   }
 
+  // The relay streams: START_REPLICATION succeeded (the slot is also active, with another
+  // walsender PID, while CREATE_REPLICATION_SLOT runs).
+  bool streaming(RelayProcess& r) {
+    return db_->slot_active(slot_) && r.log().find("streaming from slot") != std::string::npos;
+  }
+
   RelayProcess& start_relay(std::vector<std::string> extra = {}, bool wait_active = true) {
     relays_.push_back(std::make_unique<RelayProcess>(args(extra), log_));
     RelayProcess& r = *relays_.back();
     if (wait_active) {
-      bool ok = eventually([&] { return db_->slot_active(slot_) || !r.running(); }, 15s);
+      bool ok = eventually([&] { return streaming(r) || !r.running(); }, 15s);
       EXPECT_TRUE(ok && r.running()) << "relay did not start streaming";
     }
     return r;

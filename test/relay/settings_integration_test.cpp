@@ -140,7 +140,7 @@ TEST_F(RelayIT, PostgresqlLoginRefusedIsRetriedLoudlyUntilFixed) {
   EXPECT_TRUE(relay.running());
   db_->exec("CREATE ROLE " + role + " LOGIN REPLICATION");
   db_->exec("SELECT outbox.grant_relay('" + role + "')");
-  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  ASSERT_TRUE(eventually([&] { return streaming(relay); }, 15s)) << relay.log();
   db_->exec(emit_sql("after.fix", "{}"));
   ASSERT_EQ(broker_->collect(1, 10s).size(), 1u) << relay.log();
   EXPECT_TRUE(eventually([&] { return http_get(port, "/readyz", &status) == "ready\n"; }, 5s));
@@ -387,7 +387,7 @@ TEST_F(RelayIT, StatusIntervalIsCappedToAThirdOfWalSenderTimeout) {
                 db_->conninfo() + " options='-c wal_sender_timeout=2s'");
   relays_.push_back(std::make_unique<RelayProcess>(a, log_));
   RelayProcess& relay = *relays_.back();
-  ASSERT_TRUE(eventually([&] { return db_->slot_active(slot_); }, 15s)) << relay.log();
+  ASSERT_TRUE(eventually([&] { return streaming(relay); }, 15s)) << relay.log();
   EXPECT_NE(relay.log().find("--status-interval-ms 10000 is more than a third of the server's wal_sender_timeout (2s): "
                              "sending status updates every 666 ms"),
             std::string::npos)
