@@ -286,7 +286,7 @@ namespace {
   std::string code = state ? state : "";
   // Only a missing extension, function or right needs a human; anything else (a server that is
   // a standby again, a statement or lock timeout, a serialization failure) is retried.
-  if (code != "42883" && code != "42501" && code != "42P01" && code != "3F000")
+  if (!needs_setup(code))
     throw PgError(PgErrorKind::Retryable, std::string("slot recovery: ") + step + " failed (" + code +
                                               "): " + trim(PQresultErrorMessage(r)) + "; retrying");
   throw PgError(PgErrorKind::Fatal, std::string("slot recovery: ") + step + " failed: " + trim(PQresultErrorMessage(r)) +
@@ -388,7 +388,7 @@ void PgAdmin::complete(PGresult* r, const Write& w) {
     case AdminDone::Kind::DeadLetter:
       // Only a missing extension or missing rights is a configuration problem; anything else is
       // retried (and logged each time) rather than stopping the relay because of one event.
-      if (code != "42501" && code != "42P01" && code != "3F000" && code != "42883")
+      if (!needs_setup(code))
         throw PgError(PgErrorKind::Retryable, "writing a dead letter into outbox.dead_letters failed (" + code + "): " + err);
       throw PgError(PgErrorKind::Fatal, "writing a dead letter into outbox.dead_letters failed: " + err +
                                             " -- fix: CREATE EXTENSION outbox in this database and SELECT "

@@ -149,4 +149,8 @@ const char* pg_error_kind_name(PgErrorKind k) {
   return "?";
 }
 
+bool needs_setup(const std::string& sqlstate) {
+  return sqlstate == "42883" || sqlstate == "42501" || sqlstate == "42P01" || sqlstate == "3F000";
+}
+
 }  // namespace outbox

@@ -51,4 +51,8 @@ const char* pg_error_kind_name(PgErrorKind k);
 // A server or libpq message without its trailing newline and spaces.
 std::string trim(std::string s);
 
+// A failed write or call into the outbox extension that a human must fix (the extension, a
+// function or a right is missing: 42883, 42501, 42P01, 3F000); any other SQLSTATE is retried.
+bool needs_setup(const std::string& sqlstate);
+
 }  // namespace outbox

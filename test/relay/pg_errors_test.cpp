@@ -201,3 +201,10 @@ TEST(Metrics, PrometheusText) {
   EXPECT_NE(t.find("outbox_relay_confirm_latency_seconds_count 3\n"), std::string::npos) << t;
   EXPECT_NE(t.find("# TYPE outbox_relay_in_flight gauge"), std::string::npos) << t;
 }
+
+// Dead letters and slot recovery stop for a human only when the extension, a function or a right
+// is missing; anything else (a timeout, a standby answering, a serialization failure) is retried.
+TEST(PgErrors, OnlyAMissingExtensionFunctionOrRightNeedsSetup) {
+  for (const char* s : {"42883", "42501", "42P01", "3F000"}) EXPECT_TRUE(outbox::needs_setup(s)) << s;
+  for (const char* s : {"", "57014", "55P03", "40001", "25006", "55000", "08006"}) EXPECT_FALSE(outbox::needs_setup(s)) << s;
+}
