@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "event_metadata.h"
 #include "outbox_wire.h"
 #include "timestamp.h"
 
@@ -45,8 +46,7 @@ std::variant<AmqpMessage, std::string> build_message(const Event& ev, const Mess
   if (!ev.invalid.empty()) return ev.invalid;
   AmqpMessage m;
   m.exchange = ev.exchange ? *ev.exchange : d.exchange;
-  m.routing_key = ev.routing_key ? *ev.routing_key
-                                 : (ev.aggregate_type ? *ev.aggregate_type + "." : std::string()) + ev.event_type;
+  m.routing_key = ev.routing_key ? *ev.routing_key : default_routing_key(ev);
   if (m.exchange.empty()) return std::string("field \"exchange\" is empty (AMQP's nameless default exchange is not used)");
   if (m.exchange.size() > kShort) return too_long("exchange", m.exchange.size(), kShort);
   if (m.routing_key.size() > kShort) return too_long("routing_key", m.routing_key.size(), kShort);
@@ -80,18 +80,7 @@ std::variant<AmqpMessage, std::string> build_message(const Event& ev, const Mess
       return "header \"" + h.name + "\" uses the reserved prefix " OUTBOX_RESERVED_HEADER_PREFIX;
     m.headers.push_back(h);
   }
-  if (ev.aggregate_type) m.headers.push_back(str_header("x-outbox-aggregate-type", *ev.aggregate_type));
-  if (ev.aggregate_id) m.headers.push_back(str_header("x-outbox-aggregate-id", *ev.aggregate_id));
-  m.headers.push_back(str_header("x-outbox-lsn", format_lsn(ev.lsn)));
-  {
-    Header x;
-    x.name = "x-outbox-xid";
-    x.value.kind = HeaderValue::Kind::Int;
-    x.value.i = static_cast<std::int64_t>(ev.xid);
-    m.headers.push_back(std::move(x));
-  }
-  if (!ev.commit_time.empty()) m.headers.push_back(str_header("x-outbox-commit-time", ev.commit_time));
-  if (ev.causation_id) m.headers.push_back(str_header("x-outbox-causation-id", *ev.causation_id));
+  for (Header& h : outbox_metadata(ev)) m.headers.push_back(std::move(h));
   if (!d.cloudevents_source.empty()) {
     m.headers.push_back(str_header("cloudEvents:specversion", "1.0"));
     m.headers.push_back(str_header("cloudEvents:id", ev.id));

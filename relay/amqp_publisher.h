@@ -19,36 +19,17 @@
 #include "amqp_message.h"
 #include "confirm_window.h"
 #include "config.h"
-#include "delivery.h"
+#include "sink.h"
 
 struct amqp_connection_state_t_;
 
 namespace outbox {
 
-// What a failed connection means (a broken session is always Retryable).
-enum class AmqpErrorKind {
-  Retryable,  // broker down, network, closed connection: reconnect with backoff
-  Auth,       // login refused (403 ACCESS_REFUSED, 530 vhost): logged at error level with the fix, retried
-  Tls,        // the broker's certificate does not verify: exit 2 at start, retried with an error at runtime
-  Config,     // the URL or a TLS file of the settings is unusable: exit 2
-};
+// RabbitMQ's errors are the sinks' errors (sink.h).
+using AmqpErrorKind = SinkErrorKind;
+using AmqpError = SinkError;
 
-struct AmqpError : std::runtime_error {
-  AmqpErrorKind kind = AmqpErrorKind::Retryable;
-  explicit AmqpError(const std::string& what, AmqpErrorKind k = AmqpErrorKind::Retryable)
-      : std::runtime_error(what), kind(k) {}
-};
-
-// What poll() found on the connection, in the order the broker sent it.
-struct BrokerOutcome {
-  enum class Kind { Confirmed, Refused, Blocked, Unblocked };
-  Kind kind = Kind::Confirmed;
-  std::uint64_t ticket = 0;          // Confirmed, Refused
-  Refusal why = Refusal::Nacked;     // Refused
-  std::string reply;                 // Refused: the broker's reply; Blocked: the reason
-};
-
-class AmqpPublisher : public Sink {
+class AmqpPublisher {
  public:
   AmqpPublisher() = default;
   ~AmqpPublisher();
@@ -97,7 +78,7 @@ class AmqpPublisher : public Sink {
 
   // basic.publish with mandatory=true (held first while its exchange is being checked). Throws
   // AmqpError when the connection is broken.
-  std::optional<std::string> publish(std::uint64_t ticket, const AmqpMessage& m) override;
+  std::optional<std::string> publish(std::uint64_t ticket, const AmqpMessage& m);
 
   // Reads every frame available without blocking and appends what happened to `out`. A closed
   // channel or connection does not throw here: it is reported by broken() after the outcomes

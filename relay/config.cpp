@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <cctype>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -34,6 +35,21 @@ const Def kDefs[] = {
     {"amqp-cacert", "", false, "amqps:// only: PEM file of the CA that signed the broker's certificate (peer and host name are verified)"},
     {"amqp-cert", "", false, "amqps:// only: PEM client certificate, for brokers that require one"},
     {"amqp-key", "", false, "amqps:// only: PEM private key of --amqp-cert"},
+    {"nats", "", false, "NATS server URL nats://user:pass@host:4222 or tls://..., or several separated by commas (servers of one cluster): enables the nats sink, which publishes to JetStream with Nats-Msg-Id = event id; events go there by [[routes]] or --default-sink nats"},
+    {"nats-subject-prefix", "outbox.", false, "NATS subject of an event: this prefix and its routing key (default <aggregate_type>.<event_type>)"},
+    {"nats-ack-timeout-ms", "30000", false, "messages in flight and no JetStream ack for this long: the NATS connection counts as lost and is reopened (0 = never)"},
+    {"nats-cacert", "", false, "tls:// only: PEM file of the CA that signed the NATS server's certificate"},
+    {"nats-cert", "", false, "tls:// only: PEM client certificate"},
+    {"nats-key", "", false, "tls:// only: PEM private key of --nats-cert"},
+    {"redis", "", false, "Redis URL redis://user:pass@host:6379/db or rediss://..., or several separated by commas (tried in order): enables the redis sink, which XADDs each event to a stream; events go there by [[routes]] or --default-sink redis"},
+    {"redis-stream", "outbox:{aggregate_type}", false, "Redis stream of an event; {aggregate_type}, {event_type}, {routing_key} and {exchange} are replaced by the event's values (\"_\" for null)"},
+    {"redis-maxlen", "0", false, "trim each stream to about this many entries (XADD MAXLEN ~; 0 = never trim)"},
+    {"redis-dedup-window-ms", "120000", false, "a re-sent event (same id) within this window is not added again (a key outbox:dedup:<id> per event, set in the same script as the XADD; 0 = no de-duplication)"},
+    {"redis-ack-timeout-ms", "30000", false, "requests in flight and no Redis reply for this long: the connection counts as lost and is reopened (0 = never)"},
+    {"redis-cacert", "", false, "rediss:// only: PEM file of the CA that signed the Redis server's certificate"},
+    {"redis-cert", "", false, "rediss:// only: PEM client certificate"},
+    {"redis-key", "", false, "rediss:// only: PEM private key of --redis-cert"},
+    {"default-sink", "rabbitmq", false, "the sink of events no [[routes]] rule matches: rabbitmq, nats or redis"},
     {"slot", "outbox", false, "logical replication slot to stream from"},
     {"create-slot", "false", true, "create the slot when it is missing (harmless when it exists)"},
     {"plugin", "outbox_decoder", false, "output plugin of the slot: outbox_decoder or wal2json"},
@@ -277,6 +293,66 @@ bool valid_slot_name(const std::string& s) {
   return true;
 }
 
+// [[routes]]: match (the event type), aggregate_type, exchange: globs; sink: where matching events go.
+std::vector<Route> parse_routes(const toml::table& root, const std::string& file) {
+  std::vector<Route> out;
+  if (!root.get("routes")) return out;
+  for (const toml::table* rt : entries(root, "routes", file)) {
+    Entry e(*rt, file, "[[routes]]", {"match", "event_type", "aggregate_type", "exchange", "sink"});
+    Route r;
+    r.line = static_cast<int>(rt->source().begin.line);
+    if (rt->get("match") && rt->get("event_type"))
+      throw ConfigError(e.line_of("event_type") + "[[routes]] has both match and event_type (the same condition); keep one");
+    for (const char* key : {"match", "event_type", "aggregate_type", "exchange"}) {
+      if (!rt->get(key)) continue;
+      std::string v = e.str(key);
+      if (v.empty()) throw ConfigError(e.line_of(key) + "[[routes]] " + key + " is empty; leave it out to match anything");
+      std::string k = key;
+      (k == "aggregate_type" ? r.aggregate_type : k == "exchange" ? r.exchange : r.event_type) = v;
+    }
+    r.sink = e.str("sink");
+    if (r.sink.empty()) throw ConfigError(e.line_of("sink") + "[[routes]] needs sink = \"rabbitmq\" | \"nats\" | \"redis\"");
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// [[jetstream.streams]]: streams the nats sink creates when they do not exist.
+std::vector<NatsStream> parse_streams(const toml::table& root, const std::string& file) {
+  std::vector<NatsStream> out;
+  const toml::node* jn = root.get("jetstream");
+  if (!jn) return out;
+  const toml::table* j = jn->as_table();
+  if (!j) throw ConfigError(at(file, *jn) + "jetstream is " + toml_type_name(*jn) + "; it is a table ([[jetstream.streams]])");
+  for (auto& [k, v] : *j)
+    if (k.str() != "streams")
+      throw ConfigError(at(file, v) + "jetstream has an unknown key \"" + std::string(k.str()) + "\" (known: streams)");
+  for (const toml::table* st : entries(*j, "streams", file)) {
+    Entry e(*st, file, "[[jetstream.streams]]", {"name", "subjects", "storage", "replicas", "duplicate_window_ms"});
+    NatsStream s;
+    s.name = e.str("name");
+    if (s.name.empty()) throw ConfigError(e.line_of("name") + "[[jetstream.streams]] needs a name");
+    const toml::node* sn = st->get("subjects");
+    const toml::array* arr = sn ? sn->as_array() : nullptr;
+    if (!arr || arr->empty())
+      throw ConfigError(e.line_of("subjects") + "[[jetstream.streams]] needs subjects = [\"outbox.>\", ...] (an array of strings)");
+    for (const toml::node& x : *arr) {
+      auto str = x.as_string();
+      if (!str || str->get().empty()) throw ConfigError(at(file, x) + "a subject of [[jetstream.streams]] must be a non-empty string");
+      s.subjects.push_back(str->get());
+    }
+    s.storage = e.str("storage", "file");
+    e.one_of("storage", s.storage, {"file", "memory"});
+    if (auto r = e.integer("replicas")) {
+      if (*r < 1 || *r > 5) throw ConfigError(e.line_of("replicas") + "[[jetstream.streams]] replicas must be 1 to 5");
+      s.replicas = static_cast<int>(*r);
+    }
+    if (auto w = e.integer("duplicate_window_ms")) s.duplicate_window_ms = *w;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 int to_int(const Config& c, const std::string& name, const std::string& v, int min, int max = 1000000000,
            const std::string& why = "") {
   try {
@@ -372,7 +448,7 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
     }
     for (auto& [k, v] : file) {
       std::string key(k.str());
-      bool known = key == "topology";
+      bool known = key == "topology" || key == "routes" || key == "jetstream";
       for (const Def& d : kDefs) {
         std::string alt = d.name;
         for (auto& ch : alt)
@@ -536,6 +612,79 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
                         "%2C)");
   }
   if (!config_file.empty()) c.topology = parse_topology(file, config_file);
+
+  for (const char* kind : {"nats", "redis"}) {
+    std::string k = kind;
+    if (val[k + "-cert"].empty() != val[k + "-key"].empty())
+      throw ConfigError("settings " + k + "-cert and " + k + "-key go together: give both or neither");
+  }
+  c.nats = val["nats"];
+  c.nats_subject_prefix = val["nats-subject-prefix"];
+  c.nats_ack_timeout_ms = to_int(c, "nats-ack-timeout-ms", val["nats-ack-timeout-ms"], 0, 3600000);
+  c.nats_cacert = val["nats-cacert"];
+  c.nats_cert = val["nats-cert"];
+  c.nats_key = val["nats-key"];
+  c.redis = val["redis"];
+  c.redis_stream = val["redis-stream"];
+  if (c.redis_stream.empty())
+    throw ConfigError("setting redis-stream (from " + source_of(c, "redis-stream") + ") is empty -- fix: give a stream "
+                      "name or template, for example outbox:{aggregate_type}");
+  c.redis_maxlen = to_int(c, "redis-maxlen", val["redis-maxlen"], 0);
+  c.redis_dedup_window_ms = to_int(c, "redis-dedup-window-ms", val["redis-dedup-window-ms"], 0);
+  c.redis_ack_timeout_ms = to_int(c, "redis-ack-timeout-ms", val["redis-ack-timeout-ms"], 0, 3600000);
+  c.redis_cacert = val["redis-cacert"];
+  c.redis_cert = val["redis-cert"];
+  c.redis_key = val["redis-key"];
+  auto url_list = [&](const std::string& setting, const std::string& text, std::vector<const char*> schemes) {
+    std::vector<std::string> urls;
+    if (text.empty()) return urls;
+    urls = split_url_list(text);
+    for (const std::string& u : urls) {
+      bool ok = false;
+      for (const char* sch : schemes) ok = ok || (u.rfind(sch, 0) == 0 && u.size() > std::strlen(sch));
+      if (!ok) {
+        std::string list;
+        for (const char* sch : schemes) list += std::string(list.empty() ? "" : " or ") + sch;
+        throw ConfigError("setting " + setting + " (from " + source_of(c, setting) + "): \"" + mask_url(u) +
+                          "\" is not a " + list + " URL" + (u.empty() ? " (an empty entry: separate URLs by single commas)" : ""));
+      }
+    }
+    return urls;
+  };
+  c.nats_urls = url_list("nats", c.nats, {"nats://", "tls://"});
+  c.redis_urls = url_list("redis", c.redis, {"redis://", "rediss://"});
+  c.default_sink = val["default-sink"];
+  auto configured = [&](const std::string& sink) {
+    return sink == "rabbitmq" || (sink == "nats" && !c.nats_urls.empty()) || (sink == "redis" && !c.redis_urls.empty());
+  };
+  auto known_sink = [](const std::string& sink) { return sink == "rabbitmq" || sink == "nats" || sink == "redis"; };
+  if (!known_sink(c.default_sink))
+    throw ConfigError("setting default-sink (from " + source_of(c, "default-sink") + "): \"" + c.default_sink +
+                      "\" is not one of rabbitmq, nats, redis");
+  if (!configured(c.default_sink))
+    throw ConfigError("setting default-sink is " + c.default_sink + " but setting " + c.default_sink +
+                      " (the server URL) is not given -- fix: give --" + c.default_sink + " URL");
+  if (!config_file.empty()) {
+    c.routes = parse_routes(file, config_file);
+    for (const Route& r : c.routes) {
+      if (!known_sink(r.sink))
+        throw ConfigError("config file " + config_file + " line " + std::to_string(r.line) + ": [[routes]] sink = \"" +
+                          r.sink + "\" is not one of rabbitmq, nats, redis");
+      if (!configured(r.sink))
+        throw ConfigError("config file " + config_file + " line " + std::to_string(r.line) + ": [[routes]] sends events to " +
+                          r.sink + ", but setting " + r.sink + " (the server URL) is not given -- fix: give " + r.sink +
+                          " = \"URL\" in the file or --" + r.sink + " URL");
+    }
+    c.nats_streams = parse_streams(file, config_file);
+  }
+  // The sinks in use, in a fixed order: the default one and every one a route names.
+  for (const char* sink : {"rabbitmq", "nats", "redis"}) {
+    bool used = c.default_sink == sink;
+    for (const Route& r : c.routes) used = used || r.sink == sink;
+    if (used) c.sinks.push_back(sink);
+    else if (configured(sink) && std::string(sink) != "rabbitmq")
+      c.unused_sinks.push_back(sink);
+  }
   return c;
 }
 
@@ -563,6 +712,16 @@ std::string describe(const Config& c) {
      << " plugin=" << c.plugin << (c.shard.empty() ? "" : " shard=" + c.shard) << " create-slot=" << (c.create_slot ? "true" : "false") << " exchange=" << c.exchange
      << " max-in-flight=" << c.max_in_flight << " http=" << (c.http.empty() ? "off" : c.http)
      << " max-attempts=" << c.max_attempts;
+  std::string sinks;
+  for (const auto& k : c.sinks) sinks += (sinks.empty() ? "" : ",") + k;
+  os << " sinks=" << sinks << " default-sink=" << c.default_sink << " routes=" << c.routes.size();
+  auto masked = [](const std::vector<std::string>& urls) {
+    std::string out;
+    for (const auto& u : urls) out += (out.empty() ? "" : ",") + mask_url(u);
+    return out;
+  };
+  if (!c.nats_urls.empty()) os << " nats=\"" << masked(c.nats_urls) << "\"";
+  if (!c.redis_urls.empty()) os << " redis=\"" << masked(c.redis_urls) << "\"";
   return os.str();
 }
 

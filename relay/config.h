@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "router.h"
+
 namespace outbox {
 
 struct ConfigError : std::runtime_error {
@@ -40,6 +42,15 @@ struct Topology {
   std::vector<Queue> queues;
   std::vector<Binding> bindings;
   bool empty() const { return exchanges.empty() && queues.empty() && bindings.empty(); }
+};
+
+// A JetStream stream the nats sink creates when it does not exist ([[jetstream.streams]]).
+struct NatsStream {
+  std::string name;
+  std::vector<std::string> subjects;
+  std::string storage = "file";  // file | memory
+  int replicas = 1;
+  std::int64_t duplicate_window_ms = 120000;
 };
 
 struct Config {
@@ -74,6 +85,20 @@ struct Config {
   int amqp_confirm_timeout_ms = 0;  // 0 = never  // per address: TCP connect, TLS, AMQP handshake and each start-up RPC
   std::string config_file;
   Topology topology;
+
+  // More sinks (empty URL lists: not configured) and the rules that send events to them.
+  std::string nats, redis;  // as given
+  std::vector<std::string> nats_urls, redis_urls;
+  std::string nats_subject_prefix, nats_cacert, nats_cert, nats_key;
+  int nats_ack_timeout_ms = 30000;
+  std::vector<NatsStream> nats_streams;
+  std::string redis_stream, redis_cacert, redis_cert, redis_key;
+  int redis_maxlen = 0, redis_dedup_window_ms = 120000, redis_ack_timeout_ms = 30000;
+  std::string default_sink = "rabbitmq";
+  std::vector<Route> routes;
+  // The sinks in use (the default and every one a route names), in the order rabbitmq, nats,
+  // redis; and those configured but used by nothing (a warning at start).
+  std::vector<std::string> sinks, unused_sinks;
 
   // name -> "flag" | "env OUTBOX_RELAY_X" | "file" | "default": where each value came from.
   std::map<std::string, std::string> sources;

@@ -60,6 +60,7 @@ void Delivery::add(Event ev, TxnId txn) {
     it->solo = m->second.solo;
   }
   it->bytes = it->ev.payload.size();
+  if (o_.route) it->sink = o_.route(it->ev);
   std::string key = ordering_key(it->ev);
   enqueue(std::move(it), std::move(key));
 }
@@ -113,67 +114,91 @@ void Delivery::remember(const Item& it) {
   while (memory_.size() > kMaxMemory) memory_.erase(memory_.begin());
 }
 
-void Delivery::pump(Clock::time_point now, Sink& sink) {
+void Delivery::pump(Clock::time_point now, const std::vector<Sink*>& sinks) {
   while (!waiting_.empty() && waiting_.begin()->first <= now) {
     KeyQueue* k = waiting_.begin()->second;
     waiting_.erase(waiting_.begin());
     ready_.emplace(head(*k).seq, k);
   }
-  while (!ready_.empty() && !solo_inflight_) {
-    auto rit = ready_.begin();
+  // Events done here (settled, dead letters) make their key's next event ready with a higher
+  // seq: the walk goes on from the seq just handled, so it sees that one too, and skips nothing
+  // that waits for its sink.
+  auto rit = ready_.begin();
+  while (rit != ready_.end() && !solo_inflight_) {
+    const std::uint64_t seq = rit->first;
     KeyQueue* k = rit->second;
     Item& it = head(*k);
+    auto done = [&] { rit = ready_.upper_bound(seq); };
     if (it.release) {
       parked_.erase(k->key);
       unpublished_.erase(it.seq);
       settled_.push_back(Settled{it.txn, {}});
       ready_.erase(rit);
       advance(k);
+      done();
       continue;
     }
     if (parked_.count(k->key)) {
       ready_.erase(rit);
       dead_letter(k, "parked: an earlier event of this aggregate is a dead letter (--on-dead-letter=park); "
                      "SELECT outbox.release_parked(aggregate_type, aggregate_id) re-emits them in order");
+      done();
       continue;
     }
     if (it.failures >= o_.max_attempts) {
       ready_.erase(rit);
       dead_letter(k, "failed " + std::to_string(it.failures) + " times: " + it.last_reply);
+      done();
       continue;
     }
-    if (!it.msg) {
-      auto built = build_message(it.ev, o_.defaults, wall_us());
-      if (auto* err = std::get_if<std::string>(&built)) {
-        ready_.erase(rit);
-        dead_letter(k, "cannot be published: " + *err);
-        continue;
-      }
-      it.msg = std::move(std::get<AmqpMessage>(built));
+    if (!it.ev.invalid.empty()) {
+      ready_.erase(rit);
+      dead_letter(k, "cannot be published: " + it.ev.invalid);
+      done();
+      continue;
     }
     if (o_.ordering == Ordering::Commit && !unpublished_.empty() && it.seq > *unpublished_.begin())
       break;  // an earlier event waits for its key: first attempts go in commit order
+    Sink* sink = it.sink < sinks.size() ? sinks[it.sink] : nullptr;
+    if (!sink || !sink->connected() || sink->blocked()) {
+      ++rit;  // waits for its sink; with Ordering::Commit the check above stops the events behind it
+      continue;
+    }
     if (it.solo && !inflight_.empty()) break;  // a suspect goes alone: wait for the window to empty
     if (inflight_.size() >= o_.max_in_flight) break;
     if (!inflight_.empty() && inflight_bytes_ >= o_.max_in_flight_bytes) break;
     std::uint64_t ticket = next_ticket_;
-    if (auto err = sink.publish(ticket, *it.msg)) {
+    if (auto err = sink->publish(ticket, it.ev)) {
       ready_.erase(rit);
-      dead_letter(k, "cannot be encoded: " + *err);
+      dead_letter(k, std::string("cannot be published to ") + sink->display_name() + ": " + *err);
+      done();
       continue;
     }
     ++next_ticket_;
-    ready_.erase(rit);
+    rit = ready_.erase(rit);
     unpublished_.erase(it.seq);
     inflight_.emplace(ticket, k);
     inflight_bytes_ += it.bytes;
     it.published = now;
     if (it.solo) solo_inflight_ = true;
     ++stats_.published;
+    ++sstats(it.sink).published;
   }
 }
 
-void Delivery::confirmed(std::uint64_t ticket, Clock::time_point now) {
+DeliveryStats& Delivery::sstats(std::size_t sink) {
+  if (sink >= sink_stats_.size()) sink_stats_.resize(sink + 1);
+  return sink_stats_[sink];
+}
+
+std::size_t Delivery::in_flight(std::size_t sink) const {
+  std::size_t n = 0;
+  for (const auto& [ticket, k] : inflight_)
+    if (k->items.front()->sink == sink) ++n;
+  return n;
+}
+
+void Delivery::confirmed(std::uint64_t ticket, Clock::time_point now, bool duplicate) {
   auto f = inflight_.find(ticket);
   if (f == inflight_.end()) return;  // from before a reset, or a duplicate
   KeyQueue* k = f->second;
@@ -181,10 +206,15 @@ void Delivery::confirmed(std::uint64_t ticket, Clock::time_point now) {
   Item& it = head(*k);
   inflight_bytes_ -= std::min<std::uint64_t>(inflight_bytes_, it.bytes);
   if (it.solo) solo_inflight_ = false;
-  if (it.msg && it.msg->exchange == o_.defaults.exchange) default_missing_ = false;
+  if (uses_default_exchange(it)) default_missing_ = false;
   settled_.push_back(Settled{it.txn, now - it.published});
   memory_.erase(memory_key(it.ev));
   ++stats_.confirmed;
+  ++sstats(it.sink).confirmed;
+  if (duplicate) {
+    ++stats_.duplicates;
+    ++sstats(it.sink).duplicates;
+  }
   advance(k);
 }
 
@@ -196,13 +226,13 @@ void Delivery::refused(std::uint64_t ticket, Refusal why, const std::string& rep
   Item& it = head(*k);
   inflight_bytes_ -= std::min<std::uint64_t>(inflight_bytes_, it.bytes);
   if (it.solo) solo_inflight_ = false;
-  switch (why) {
-    case Refusal::Returned: ++stats_.returned; break;
-    case Refusal::Nacked: ++stats_.nacked; break;
-    case Refusal::ExchangeMissing: ++stats_.exchange_missing; break;
-  }
+  for (DeliveryStats* st : {&stats_, &sstats(it.sink)}) switch (why) {
+      case Refusal::Returned: ++st->returned; break;
+      case Refusal::Nacked: ++st->nacked; break;
+      case Refusal::ExchangeMissing: ++st->exchange_missing; break;
+    }
   it.last_reply = reply;
-  if (why == Refusal::ExchangeMissing && it.msg && it.msg->exchange == o_.defaults.exchange) {
+  if (why == Refusal::ExchangeMissing && uses_default_exchange(it)) {
     // Not this event's fault: every event without an exchange would fail the same way. Wait for
     // the exchange (the loop reports it) instead of turning the whole stream into dead letters.
     default_missing_ = true;
@@ -220,14 +250,20 @@ void Delivery::refused(std::uint64_t ticket, Refusal why, const std::string& rep
   }
   remember(it);
   ++stats_.retries;
+  ++sstats(it.sink).retries;
   BackoffPolicy p{o_.retry_base, o_.retry_max, 0.0};
   waiting_.emplace(now + backoff_nominal(p, it.failures), k);
 }
 
-void Delivery::lost(bool pinnable, const std::string& reply) {
-  if (inflight_.empty()) return;
-  if (pinnable && inflight_.size() == 1) {
-    Item& it = head(*inflight_.begin()->second);
+void Delivery::lost(std::size_t sink, bool pinnable, const std::string& reply) {
+  std::vector<Item*> out;
+  for (auto& [ticket, k] : inflight_) {
+    Item& it = head(*k);
+    if (sink == kAllSinks || it.sink == sink) out.push_back(&it);
+  }
+  if (out.empty()) return;
+  if (pinnable && out.size() == 1) {
+    Item& it = *out.front();
     ++it.failures;
     if (!it.first_failed_us) it.first_failed_us = wall_us();
     it.last_reply = reply;
@@ -236,12 +272,29 @@ void Delivery::lost(bool pinnable, const std::string& reply) {
     return;
   }
   if (!pinnable) return;  // a lost socket or a broker shutting down is no event's fault
-  for (auto& [ticket, k] : inflight_) {
+  for (Item* it : out) {
+    if (!it->solo) {
+      ++stats_.suspects;
+      ++sstats(it->sink).suspects;
+    }
+    it->solo = true;
+    if (it->last_reply.empty()) it->last_reply = reply;
+    remember(*it);
+  }
+}
+
+void Delivery::requeue(std::size_t sink) {
+  for (auto f = inflight_.begin(); f != inflight_.end();) {
+    KeyQueue* k = f->second;
     Item& it = head(*k);
-    if (!it.solo) ++stats_.suspects;
-    it.solo = true;
-    if (it.last_reply.empty()) it.last_reply = reply;
-    remember(it);
+    if (it.sink != sink) {
+      ++f;
+      continue;
+    }
+    inflight_bytes_ -= std::min<std::uint64_t>(inflight_bytes_, it.bytes);
+    if (it.solo) solo_inflight_ = false;
+    ready_.emplace(it.seq, k);  // its key's head again: it goes first when the sink is back
+    f = inflight_.erase(f);
   }
 }
 

@@ -32,17 +32,14 @@
 #include <utility>
 #include <vector>
 
+#include <functional>
+
 #include "ack_tracker.h"
 #include "amqp_message.h"
 #include "event.h"
+#include "sink.h"
 
 namespace outbox {
-
-enum class Refusal {
-  Returned,         // basic.return (unroutable, mandatory)
-  Nacked,           // basic.nack
-  ExchangeMissing,  // the passive check found no such exchange
-};
 
 enum class Ordering { Commit, Aggregate };
 
@@ -62,15 +59,11 @@ struct DeliveryOptions {
   // Events held (in flight or waiting) beyond which the slot is not read: bounds memory while
   // one aggregate waits for its retries.
   std::size_t max_held = 2000;
+  // The default exchange (events whose exchange is null wait, not fail, while it is missing).
   MessageDefaults defaults;
-};
-
-// Where messages go. publish() never blocks; it returns an error text when the message can never
-// be encoded (that event's fault) and throws when the connection is broken.
-class Sink {
- public:
-  virtual ~Sink() = default;
-  virtual std::optional<std::string> publish(std::uint64_t ticket, const AmqpMessage& m) = 0;
+  // Which sink (an index into the sinks given to pump()) takes an event: the routing rules.
+  // Unset: every event goes to sink 0.
+  std::function<std::size_t(const Event&)> route;
 };
 
 struct DeadLetter {
@@ -89,7 +82,7 @@ struct Settled {
 
 struct DeliveryStats {
   std::uint64_t published = 0, confirmed = 0, returned = 0, nacked = 0, exchange_missing = 0, retries = 0,
-                dead_letters = 0, suspects = 0;
+                dead_letters = 0, suspects = 0, duplicates = 0;
 };
 
 class Delivery {
@@ -108,14 +101,22 @@ class Delivery {
   // An aggregate with an unreplayed dead letter (loaded from the database at session start).
   void park(const std::optional<std::string>& aggregate_type, const std::optional<std::string>& aggregate_id);
   std::size_t parked() const { return parked_.size(); }
-  // Publishes what may go now: per-key order, the window, suspects alone, retry due times.
-  void pump(Clock::time_point now, Sink& sink);
+  // Publishes what may go now: per-key order, the window, suspects alone, retry due times. An
+  // event whose sink is not connected or is blocked waits; with Ordering::Aggregate the events of
+  // other sinks go on past it, with Ordering::Commit nothing passes it.
+  void pump(Clock::time_point now, const std::vector<Sink*>& sinks);
+  void pump(Clock::time_point now, Sink& sink) { pump(now, std::vector<Sink*>{&sink}); }
   // The broker's answers, by the ticket given to Sink::publish.
-  void confirmed(std::uint64_t ticket, Clock::time_point now);
+  void confirmed(std::uint64_t ticket, Clock::time_point now, bool duplicate = false);
   void refused(std::uint64_t ticket, Refusal why, const std::string& reply, Clock::time_point now);
-  // The channel or connection is gone with messages in flight. `pinnable`: the broker closed it
-  // (a reply code that an event can cause), not a lost socket or a broker shutting down.
-  void lost(bool pinnable, const std::string& reply);
+  // The channel or connection of `sink` is gone with messages in flight. `pinnable`: the broker
+  // closed it (a reply code that an event can cause), not a lost socket or a broker shutting down.
+  void lost(std::size_t sink, bool pinnable, const std::string& reply);
+  void lost(bool pinnable, const std::string& reply) { lost(kAllSinks, pinnable, reply); }
+  // The session goes on without `sink` (other sinks still connected): its messages in flight
+  // are published again, in their order, once it is back. Call after lost().
+  void requeue(std::size_t sink);
+  static constexpr std::size_t kAllSinks = static_cast<std::size_t>(-1);
   // A new session: forget the events (the slot sends them again), keep what was learned.
   void reset();
   // The slot is acknowledged up to `ack`: what was learned about events before it is no longer
@@ -140,6 +141,10 @@ class Delivery {
   bool default_exchange_missing() const { return default_missing_; }
   std::size_t remembered() const { return memory_.size(); }
   const DeliveryStats& stats() const { return stats_; }
+  // The same counts for the events routed to one sink.
+  DeliveryStats stats(std::size_t sink) const { return sink < sink_stats_.size() ? sink_stats_[sink] : DeliveryStats{}; }
+  // Events held for one sink (waiting or in flight).
+  std::size_t in_flight(std::size_t sink) const;
 
   static std::string ordering_key(const Event& ev) { return ordering_key(ev.aggregate_type, ev.aggregate_id); }
   static std::string ordering_key(const std::optional<std::string>& aggregate_type,
@@ -156,8 +161,8 @@ class Delivery {
     std::string last_reply;
     bool solo = false;
     bool release = false;  // a release marker, not an event
+    std::size_t sink = 0;
     Clock::time_point published{};
-    std::optional<AmqpMessage> msg;
   };
   struct KeyQueue {
     std::string key;
@@ -178,6 +183,10 @@ class Delivery {
   void remember(const Item& it);
   void enqueue(std::unique_ptr<Item> it, std::string key);
   static MemoryKey memory_key(const Event& ev) { return {ev.lsn, ev.id}; }
+  DeliveryStats& sstats(std::size_t sink);
+  bool uses_default_exchange(const Item& it) const {
+    return !it.ev.exchange || *it.ev.exchange == o_.defaults.exchange;
+  }
 
   DeliveryOptions o_;
   std::unordered_map<std::string, KeyQueue> keys_;  // node-based: KeyQueue* stay valid
@@ -190,6 +199,7 @@ class Delivery {
   std::vector<Settled> settled_;
   std::vector<DeadLetter> dead_;
   DeliveryStats stats_;
+  std::vector<DeliveryStats> sink_stats_;
   std::uint64_t next_ticket_ = 1, next_seq_ = 0;
   std::size_t held_ = 0;
   std::uint64_t held_bytes_ = 0, inflight_bytes_ = 0;

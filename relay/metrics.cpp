@@ -88,6 +88,30 @@ std::string Metrics::render_prometheus() const {
         seconds_text(ack_commit_time_us.load()));
   gauge("outbox_relay_up", "1 while streaming from the slot and connected to the broker", streaming.load() ? 1 : 0);
   gauge("outbox_relay_broker_blocked", "1 while RabbitMQ blocks publishing (connection.blocked)", broker_blocked.load() ? 1 : 0);
+  auto per_sink = [&](const char* name, const char* type, const char* help, auto get) {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+    for (std::size_t i = 0; i < sinks.size(); ++i)
+      if (sinks[i].active.load()) o << name << "{sink=\"" << kSinkNames[i] << "\"} " << get(sinks[i]) << '\n';
+  };
+  per_sink("outbox_relay_sink_published_total", "counter", "publishes to this sink, retries included",
+           [](const SinkMetrics& s) { return s.published.load(); });
+  per_sink("outbox_relay_sink_confirmed_total", "counter", "events this sink's broker confirmed",
+           [](const SinkMetrics& s) { return s.confirmed.load(); });
+  per_sink("outbox_relay_sink_duplicates_total", "counter",
+           "confirms of events the broker already had (JetStream duplicate window, the Redis de-duplication key)",
+           [](const SinkMetrics& s) { return s.duplicates.load(); });
+  per_sink("outbox_relay_sink_refused_total", "counter", "messages this sink's broker refused (nack, return, error reply)",
+           [](const SinkMetrics& s) { return s.refused.load(); });
+  per_sink("outbox_relay_sink_reconnects_total", "counter", "connections to this sink lost or refused, then retried",
+           [](const SinkMetrics& s) { return s.reconnects.load(); });
+  per_sink("outbox_relay_sink_auth_failures_total", "counter", "logins this sink's broker refused",
+           [](const SinkMetrics& s) { return s.auth_failures.load(); });
+  per_sink("outbox_relay_sink_connected", "gauge", "1 while connected to this sink",
+           [](const SinkMetrics& s) { return s.connected.load() ? 1 : 0; });
+  per_sink("outbox_relay_sink_blocked", "gauge", "1 while this sink's broker blocks publishing",
+           [](const SinkMetrics& s) { return s.blocked.load() ? 1 : 0; });
+  per_sink("outbox_relay_sink_in_flight", "gauge", "messages published to this sink and not yet answered",
+           [](const SinkMetrics& s) { return s.in_flight.load(); });
   o << "# HELP outbox_relay_confirm_latency_seconds publish to broker confirm\n"
        "# TYPE outbox_relay_confirm_latency_seconds histogram\n";
   std::uint64_t cum = 0;

@@ -48,6 +48,22 @@ struct Metrics {
   std::atomic<bool> auth_failing_amqp{false};
   std::atomic<bool> standby{false};  // waiting for a slot another process holds
 
+  // Per sink, labelled sink="rabbitmq"|"nats"|"redis" (only the sinks in use: `active`).
+  struct SinkMetrics {
+    std::atomic<bool> active{false}, connected{false}, blocked{false};
+    std::atomic<std::uint64_t> published{0}, confirmed{0}, duplicates{0}, refused{0}, retries{0}, reconnects{0},
+        auth_failures{0};
+    std::atomic<std::int64_t> in_flight{0};
+  };
+  static constexpr std::array<const char*, 3> kSinkNames{"rabbitmq", "nats", "redis"};
+  std::array<SinkMetrics, kSinkNames.size()> sinks;
+  // The index in `sinks` of a sink name (0 for an unknown one).
+  static std::size_t sink_index(const std::string& name) {
+    for (std::size_t i = 0; i < kSinkNames.size(); ++i)
+      if (name == kSinkNames[i]) return i;
+    return 0;
+  }
+
   std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> confirm_latency_buckets{};
   std::atomic<std::uint64_t> confirm_latency_count{0};
   std::atomic<std::uint64_t> confirm_latency_sum_us{0};

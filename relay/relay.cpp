@@ -10,6 +10,8 @@
 #include <spdlog/spdlog.h>
 
 #include "backoff.h"
+#include "router.h"
+#include "sink_factory.h"
 #include "timestamp.h"
 
 namespace outbox {
@@ -39,16 +41,10 @@ DeliveryOptions delivery_options(const Config& c) {
   o.defaults.exchange = c.exchange;
   o.defaults.app_id = c.app_id;
   o.defaults.cloudevents_source = c.cloudevents_source;
-  return o;
-}
-
-AmqpPublisher::Options amqp_options_of(const Config& c, const std::string& name) {
-  AmqpPublisher::Options o;
-  o.heartbeat_s = c.heartbeat_s;
-  o.connect_timeout_ms = c.amqp_connect_timeout_ms;
-  o.confirm_timeout_ms = c.amqp_confirm_timeout_ms;
-  o.name = name;
-  o.tls = AmqpPublisher::Tls{c.amqp_cacert, c.amqp_cert, c.amqp_key};
+  if (c.sinks.size() > 1) {
+    auto router = std::make_shared<Router>(c.routes, c.default_sink, c.sinks);
+    o.route = [router](const Event& ev) { return router->route(ev); };
+  }
   return o;
 }
 
@@ -64,6 +60,14 @@ Relay::Relay(Config cfg, Metrics& metrics)
   shard_ = Shard::parse(cfg_.shard);
   repl_.set_timeout(std::chrono::milliseconds(cfg_.pg_timeout_ms));
   if (pipe2(wake_pipe_, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  sinks_ = make_sinks(cfg_, "outbox-relay slot=" + cfg_.slot);
+  for (auto& s : sinks_) {
+    sink_ptrs_.push_back(s.get());
+    SinkState st;
+    st.metrics = Metrics::sink_index(s->name());
+    m_.sinks[st.metrics].active = true;
+    sink_state_.push_back(st);
+  }
 }
 
 Relay::~Relay() {
@@ -111,7 +115,12 @@ void Relay::close_session(bool finish_writes) {
   m_.pg_connected = false;
   m_.amqp_connected = false;
   repl_.close();
-  amqp_.close();
+  for (std::size_t i = 0; i < sinks_.size(); ++i) {
+    sinks_[i]->close();
+    sink_state_[i].down = false;
+    m_.sinks[sink_state_[i].metrics].connected = false;
+    m_.sinks[sink_state_[i].metrics].blocked = false;
+  }
   delivery_.reset();
   outcomes_.clear();
   // A write may be under way on the database connection: the next session opens a new one.
@@ -198,26 +207,29 @@ int Relay::run() {
         admin_.close();
       }
       if (!wait_interruptible(d)) break;
-    } catch (const AmqpError& e) {
+    } catch (const SinkError& e) {
       close_session(true);
-      if (e.kind == AmqpErrorKind::Config || (e.kind == AmqpErrorKind::Tls && !started_)) {
-        spdlog::critical("RabbitMQ: {}", e.what());
+      const std::string who = e.sink.empty() ? "broker" : e.sink;
+      if (e.kind == SinkErrorKind::Config || (e.kind == SinkErrorKind::Tls && !started_)) {
+        spdlog::critical("{}: {}", who, e.what());
         admin_.close();
         return 2;
       }
-      m_.reconnects_amqp++;
+      if (who == "RabbitMQ") m_.reconnects_amqp++;
       update_gauges();
       ++attempt;
       auto d = backoff_delay(reconnect, attempt, rng_);
-      m_.set_not_ready(std::string("RabbitMQ: ") + e.what());
-      if (e.kind == AmqpErrorKind::Auth) {
-        m_.auth_failures_amqp++;
-        m_.auth_failing_amqp = true;
-        spdlog::error("RabbitMQ: {}; retrying in {} ms", e.what(), d.count());
-      } else if (e.kind == AmqpErrorKind::Tls) {
-        spdlog::error("RabbitMQ: {}; retrying in {} ms", e.what(), d.count());
+      m_.set_not_ready(who + ": " + e.what());
+      if (e.kind == SinkErrorKind::Auth) {
+        if (who == "RabbitMQ") {
+          m_.auth_failures_amqp++;
+          m_.auth_failing_amqp = true;
+        }
+        spdlog::error("{}: {}; retrying in {} ms", who, e.what(), d.count());
+      } else if (e.kind == SinkErrorKind::Tls) {
+        spdlog::error("{}: {}; retrying in {} ms", who, e.what(), d.count());
       } else {
-        spdlog::warn("RabbitMQ: {}; reconnecting in {} ms", e.what(), d.count());
+        spdlog::warn("{}: {}; reconnecting in {} ms", who, e.what(), d.count());
       }
       if (!wait_interruptible(d)) break;
     } catch (const StartError& e) {
@@ -246,18 +258,20 @@ int Relay::run() {
 }
 
 int Relay::check() {
+  std::vector<std::unique_ptr<Sink>> sinks = make_sinks(cfg_, "outbox-relay check slot=" + cfg_.slot);
   try {
-    amqp_.connect(cfg_.amqp_urls, amqp_options_of(cfg_, "outbox-relay check slot=" + cfg_.slot));
-    // Creates nothing: passive declares only, and a report of what the relay would declare.
-    std::set<std::string> would_create;
-    for (const std::string& line : amqp_.check_topology(cfg_.topology, would_create))
-      spdlog::info("check: {}", line);
-    bool default_new = would_create.count(cfg_.exchange) > 0;
-    if (!default_new && !amqp_.exchange_exists(cfg_.exchange))
-      throw AmqpError("the default exchange \"" + cfg_.exchange + "\" does not exist -- fix: declare it, add it to "
-                      "[topology], or choose another with --exchange");
-    spdlog::info("check: RabbitMQ ok (confirm mode, exchange \"{}\" {})", cfg_.exchange,
-                 default_new ? "would be created from [topology]" : "exists");
+    // Every sink in use, each checked without creating anything.
+    for (const std::string& unused : cfg_.unused_sinks)
+      spdlog::warn("check: setting {} is given but no [[routes]] rule and not --default-sink sends events there", unused);
+    for (auto& sink : sinks) {
+      try {
+        for (const std::string& line : sink->check()) spdlog::info("check: {}", line);
+      } catch (SinkError& e) {
+        e.sink = sink->display_name();
+        throw;
+      }
+      sink->close();
+    }
     admin_.connect(cfg_.pg);
     admin_.check_server();
     std::string db = admin_.current_database();
@@ -292,8 +306,9 @@ int Relay::check() {
     close_session();
     admin_.close();
     return 2;
-  } catch (const AmqpError& e) {
-    spdlog::critical("check failed: RabbitMQ: {}", e.what());
+  } catch (const SinkError& e) {
+    spdlog::critical("check failed: {}: {}", e.sink, e.what());
+    for (auto& sink : sinks) sink->close();
     close_session();
     admin_.close();
     return 2;
@@ -318,20 +333,8 @@ void Relay::connect_session() {
                                       "--create-slot, or create it: SELECT pg_create_logical_replication_slot('" +
                                           cfg_.slot + "', '" + cfg_.plugin + "')");
 
-  // Then the broker: no point in holding the slot (and keeping a standby out) without a broker.
-  amqp_.connect(cfg_.amqp_urls, amqp_options_of(cfg_, "outbox-relay slot=" + cfg_.slot));
-  m_.auth_failing_amqp = false;
-  amqp_.declare_topology(cfg_.topology);
-  if (!amqp_.exchange_exists(cfg_.exchange)) {
-    std::string what = "the default exchange \"" + cfg_.exchange + "\" does not exist on the broker";
-    // At start it is a mistake in the settings; once running it was deleted, and events that
-    // need it wait (Delivery) instead of becoming dead letters.
-    if (!started_)
-      throw StartError(what + " -- fix: declare it, add it to [topology] in the config file, or choose another "
-                              "with --exchange");
-    spdlog::error("{}; events without an exchange wait until it exists -- fix: declare it again", what);
-  }
-  m_.amqp_connected = true;
+  // Then the brokers: no point in holding the slot (and keeping a standby out) without them.
+  open_sinks();
 
   repl_.connect(cfg_.pg);
   m_.pg_connected = true;
@@ -469,6 +472,15 @@ bool Relay::can_read() const {
 
 void Relay::update_gauges() {
   m_.in_flight = static_cast<std::int64_t>(delivery_.in_flight());
+  for (std::size_t i = 0; i < sinks_.size(); ++i) {
+    Metrics::SinkMetrics& sm = m_.sinks[sink_state_[i].metrics];
+    DeliveryStats ds = delivery_.stats(i);
+    sm.published = ds.published;
+    sm.confirmed = ds.confirmed;
+    sm.duplicates = ds.duplicates;
+    sm.retries = ds.retries;
+    sm.in_flight = static_cast<std::int64_t>(delivery_.in_flight(i));
+  }
   m_.held = static_cast<std::int64_t>(delivery_.held());
   const DeliveryStats& st = delivery_.stats();
   m_.events_published = st.published;
@@ -510,12 +522,13 @@ void Relay::stream() {
       }
     }
 
+    reopen_sinks(now);
     if (recovery_.active && !recovery_.fetched_all && !stopping_) feed_recovery();
     else if (can_read()) process_wal();
     if (!blocked_ && !send_full_) {
-      amqp_.cork(true);
-      delivery_.pump(Clock::now(), amqp_);
-      amqp_.cork(false);
+      for (Sink* s : sink_ptrs_) s->batch(true);
+      delivery_.pump(Clock::now(), sink_ptrs_);
+      for (Sink* s : sink_ptrs_) s->batch(false);
     }
     act_on_delivery();
     maybe_checkpoint(Clock::now(), false);
@@ -538,65 +551,92 @@ void Relay::stream() {
     if (auto d = admin_.deadline()) earliest(*d);
     earliest(last_heard_ + std::chrono::milliseconds(pinged_ ? repl_silence_ms_ : repl_silence_ms_ / 2));
     if (recovery_.active && !recovery_.fetched_all && delivery_.accepting() && !admin_.busy()) earliest(now);
-    // rabbitmq-c sends and checks heartbeats only when called: at least once a second, so that
-    // a silent broker is noticed within 2 x heartbeat + 1 s.
-    earliest(last_amqp_poll_ + std::chrono::seconds(1));
+    // Client libraries send and check heartbeats (and sinks their confirm timeouts) only when
+    // called: each sink is polled at least every tick_ms, so that a silent broker is noticed.
+    bool sink_work = false, sink_pending = false;
+    for (std::size_t i = 0; i < sinks_.size(); ++i) {
+      Sink& s = *sinks_[i];
+      if (sink_state_[i].down) {
+        earliest(sink_state_[i].retry_at);
+        continue;
+      }
+      if (!s.connected()) continue;
+      if (s.tick_ms() > 0) earliest(sink_state_[i].last_poll + std::chrono::milliseconds(s.tick_ms()));
+      sink_work = sink_work || s.has_buffered();
+      sink_pending = sink_pending || s.pending();
+    }
     int timeout = static_cast<int>(std::max<std::int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1));
-    if (amqp_.has_buffered() || (pg_more_ && can_read()) || reply_now_) timeout = 0;
-    // Messages waiting for room in the broker socket's buffer (publish never blocks): look again soon.
-    if (amqp_.pending()) timeout = std::min(timeout, AmqpPublisher::kRoomRecheckMs);
+    if (sink_work || (pg_more_ && can_read()) || reply_now_) timeout = 0;
+    // Messages waiting for room in a sink's socket buffer (publish never blocks): look again soon.
+    if (sink_pending) timeout = std::min(timeout, Sink::kRecheckMs);
 
     bool pg_out = !repl_.flush();
-    pollfd fds[4];
+    constexpr std::size_t kFixed = 3;  // replication, wake pipe, admin; then one per sink
+    pollfd fds[kFixed + Metrics::kSinkNames.size()];
     fds[0] = {repl_.socket(), static_cast<short>((can_read() ? POLLIN : 0) | (pg_out ? POLLOUT : 0)), 0};
-    fds[1] = {amqp_.socket(), static_cast<short>(POLLIN | (send_full_ ? POLLOUT : 0)), 0};
-    fds[2] = {wake_pipe_[0], POLLIN, 0};
-    fds[3] = {admin_.socket(),
+    fds[1] = {wake_pipe_[0], POLLIN, 0};
+    fds[2] = {admin_.socket(),
               static_cast<short>((admin_.wants_read() ? POLLIN : 0) | (admin_.wants_write() ? POLLOUT : 0)), 0};
-    if (!fds[3].events) fds[3].fd = -1;
-    int n = ::poll(fds, 4, timeout);
+    if (!fds[2].events) fds[2].fd = -1;
+    for (std::size_t i = 0; i < sinks_.size(); ++i) {
+      Sink& s = *sinks_[i];
+      bool live = s.connected() && !sink_state_[i].down;
+      fds[kFixed + i] = {live ? s.socket() : -1,
+                         static_cast<short>(s.poll_events() | (send_full_ ? POLLOUT : 0)), 0};
+    }
+    int n = ::poll(fds, static_cast<nfds_t>(kFixed + sinks_.size()), timeout);
     if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("poll failed: ") + std::strerror(errno));
-    if (fds[2].revents & POLLIN) {
+    if (fds[1].revents & POLLIN) {
       char buf[64];
       while (::read(wake_pipe_[0], buf, sizeof buf) > 0) {
       }
     }
-    // Read the broker when it has something, and at least once a second so rabbitmq-c sends its
-    // heartbeats and notices a silent broker.
+    // Read each sink when it has something, and at least every tick_ms.
     auto after = Clock::now();
-    if ((fds[1].revents & (POLLIN | POLLERR | POLLHUP)) || amqp_.has_buffered() || amqp_.pending() ||
-        after - last_amqp_poll_ >= std::chrono::seconds(1)) {
-      last_amqp_poll_ = after;
-      amqp_.poll(outcomes_);
-      act_on_broker(after);
+    bool any_out = false;
+    for (std::size_t i = 0; i < sinks_.size(); ++i) {
+      Sink& s = *sinks_[i];
+      if (sink_state_[i].down || !s.connected()) continue;
+      short re = fds[kFixed + i].revents;
+      if (re & POLLOUT) any_out = true;
+      if ((re & (POLLIN | POLLERR | POLLHUP | POLLOUT)) || s.has_buffered() || s.pending() ||
+          (s.tick_ms() > 0 && after - sink_state_[i].last_poll >= std::chrono::milliseconds(s.tick_ms()))) {
+        sink_state_[i].last_poll = after;
+        if (s.pending()) s.send_pending();
+        s.poll(outcomes_);
+        act_on_broker(i, after);
+      }
     }
-    if (send_full_ && (fds[1].revents & POLLOUT)) send_full_ = false;
+    if (send_full_ && any_out) send_full_ = false;
     if (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) {
       repl_.consume_input();
       pg_more_ = true;
     }
     if (fds[0].revents & POLLOUT) repl_.flush();
-    if (fds[3].revents) pump_admin();
+    if (fds[2].revents) pump_admin();
   }
 }
 
 void Relay::process_wal() {
-  amqp_.cork(true);
-  struct Uncork {
-    AmqpPublisher& a;
-    ~Uncork() { a.cork(false); }
-  } uncork{amqp_};
+  for (Sink* s : sink_ptrs_) s->batch(true);
+  struct Unbatch {
+    std::vector<Sink*>& sinks;
+    ~Unbatch() {
+      for (Sink* s : sinks) s->batch(false);
+    }
+  } unbatch{sink_ptrs_};
   for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
     // A full socket send buffer (a slow or blocked broker not reading) is backpressure too:
-    // rabbitmq-c writes blocking, so stop before a publish would stall the loop.
+    // stop reading before the sinks hold more than their sockets take.
     if (i % 32 == 0) {
-      if (!amqp_.writable()) {
-        send_full_ = true;
-        pg_more_ = true;
-        return;
-      }
-      if (i > 0) delivery_.pump(Clock::now(), amqp_);
+      for (Sink* s : sink_ptrs_)
+        if (s->connected() && !s->writable()) {
+          send_full_ = true;
+          pg_more_ = true;
+          return;
+        }
+      if (i > 0) delivery_.pump(Clock::now(), sink_ptrs_);
     }
     if (!can_read()) {
       pg_more_ = true;
@@ -692,40 +732,138 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
   }
 }
 
-void Relay::act_on_broker(Clock::time_point now) {
+void Relay::act_on_broker(std::size_t i, Clock::time_point now) {
+  Sink& sink = *sinks_[i];
+  Metrics::SinkMetrics& sm = m_.sinks[sink_state_[i].metrics];
   for (auto& o : outcomes_) {
     switch (o.kind) {
       case BrokerOutcome::Kind::Confirmed:
-        delivery_.confirmed(o.ticket, now);
+        delivery_.confirmed(o.ticket, now, o.duplicate);
         break;
       case BrokerOutcome::Kind::Refused:
+        sm.refused++;
         delivery_.refused(o.ticket, o.why, o.reply, now);
         break;
       case BrokerOutcome::Kind::Blocked:
-        blocked_ = true;
-        m_.broker_blocked = true;
-        spdlog::warn("RabbitMQ blocked publishing ({}); pausing the slot, still answering PostgreSQL keepalives",
-                     o.reply);
+        sm.blocked = true;
+        spdlog::warn("{} blocked publishing ({}); its events wait{}, PostgreSQL keepalives are still answered",
+                     sink.display_name(), o.reply, sinks_.size() > 1 ? " (other sinks go on)" : ", the slot is paused");
         break;
       case BrokerOutcome::Kind::Unblocked:
-        blocked_ = false;
-        m_.broker_blocked = false;
-        spdlog::info("RabbitMQ unblocked publishing; resuming");
+        sm.blocked = false;
+        spdlog::info("{} unblocked publishing; resuming", sink.display_name());
         break;
     }
   }
   outcomes_.clear();
+  blocked_ = all_sinks_blocked();
+  m_.broker_blocked = blocked_;
   act_on_delivery();
-  if (amqp_.broken()) {
+  if (sink.broken()) {
     // Whatever was in flight has an unknown fate: the Delivery unit remembers it, so that after
     // the reconnect a message that closes the channel is found and charged, not its neighbours.
-    delivery_.lost(amqp_.broken_by_message(), amqp_.broken_reason());
+    delivery_.lost(i, sink.broken_by_message(), sink.broken_reason());
+    if (other_sink_connected(i)) {
+      // The others go on: this sink's messages in flight are sent again once it is back.
+      delivery_.requeue(i);
+      SinkError e(sink.broken_reason());
+      e.sink = sink.display_name();
+      sink_down(i, e, now);
+      return;
+    }
     // Acknowledge what is settled (dead letters included) before the slot is read again, so that
     // the reconnect does not hand the same events over a second time.
     maybe_send_status(now, true);
     repl_.flush();
-    throw AmqpError(amqp_.broken_reason());
+    SinkError e(sink.broken_reason());
+    e.sink = sink.display_name();
+    throw e;
   }
+}
+
+void Relay::open_sinks() {
+  std::optional<SinkError> first;
+  std::size_t up = 0;
+  auto now = Clock::now();
+  for (const std::string& unused : cfg_.unused_sinks)
+    if (!started_)
+      spdlog::warn("setting {} is given but no [[routes]] rule and not --default-sink sends events there: not connected",
+                   unused);
+  for (std::size_t i = 0; i < sinks_.size(); ++i) {
+    Sink& s = *sinks_[i];
+    Metrics::SinkMetrics& sm = m_.sinks[sink_state_[i].metrics];
+    try {
+      s.open(started_);
+      sink_state_[i] = SinkState{false, {}, now, 0, sink_state_[i].metrics};
+      sm.connected = true;
+      if (std::string(s.name()) == "rabbitmq") m_.auth_failing_amqp = false;
+      ++up;
+    } catch (SinkError& e) {
+      e.sink = s.display_name();
+      if (e.kind == SinkErrorKind::Auth) sm.auth_failures++;
+      // A settings mistake stops the relay; with one sink there is nothing to go on with.
+      if (e.kind == SinkErrorKind::Config || (e.kind == SinkErrorKind::Tls && !started_) || sinks_.size() == 1) throw;
+      if (!first) first = e;
+      sink_down(i, e, now);
+    }
+  }
+  if (up == 0 && first) throw *first;
+  m_.amqp_connected = true;
+}
+
+void Relay::sink_down(std::size_t i, const SinkError& e, Clock::time_point now) {
+  Sink& s = *sinks_[i];
+  SinkState& st = sink_state_[i];
+  s.close();
+  BackoffPolicy p{std::chrono::milliseconds(cfg_.reconnect_min_ms), std::chrono::milliseconds(cfg_.reconnect_max_ms), 0.5};
+  ++st.attempt;
+  auto d = backoff_delay(p, st.attempt, rng_);
+  st.down = true;
+  st.retry_at = now + d;
+  Metrics::SinkMetrics& sm = m_.sinks[st.metrics];
+  sm.connected = false;
+  sm.blocked = false;
+  sm.reconnects++;
+  auto log = e.kind == SinkErrorKind::Retryable ? spdlog::level::warn : spdlog::level::err;
+  spdlog::log(log, "{}: {}; its events wait (the slot is not acknowledged past the first of them), the other sinks "
+                   "go on; reconnecting in {} ms",
+              s.display_name(), e.what(), d.count());
+}
+
+void Relay::reopen_sinks(Clock::time_point now) {
+  for (std::size_t i = 0; i < sinks_.size(); ++i) {
+    SinkState& st = sink_state_[i];
+    if (!st.down || now < st.retry_at) continue;
+    Sink& s = *sinks_[i];
+    try {
+      s.open(true);
+      st.down = false;
+      st.attempt = 0;
+      st.last_poll = now;
+      m_.sinks[st.metrics].connected = true;
+      spdlog::info("{}: connected to {} again; its waiting events go out now", s.display_name(), s.node());
+    } catch (SinkError& e) {
+      e.sink = s.display_name();
+      if (e.kind == SinkErrorKind::Auth) m_.sinks[st.metrics].auth_failures++;
+      sink_down(i, e, Clock::now());
+    }
+  }
+}
+
+bool Relay::other_sink_connected(std::size_t i) const {
+  for (std::size_t j = 0; j < sinks_.size(); ++j)
+    if (j != i && !sink_state_[j].down && sinks_[j]->connected()) return true;
+  return false;
+}
+
+bool Relay::all_sinks_blocked() const {
+  bool any = false;
+  for (std::size_t j = 0; j < sinks_.size(); ++j) {
+    if (sink_state_[j].down || !sinks_[j]->connected()) continue;
+    if (!sinks_[j]->blocked()) return false;
+    any = true;
+  }
+  return any;
 }
 
 void Relay::act_on_delivery() {

@@ -14,13 +14,13 @@
 #include <vector>
 
 #include "ack_tracker.h"
-#include "amqp_publisher.h"
 #include "config.h"
 #include "delivery.h"
 #include "metrics.h"
 #include "pg_admin.h"
 #include "pg_replication.h"
 #include "shard.h"
+#include "sink.h"
 #include "wal2json_parser.h"
 
 namespace outbox {
@@ -53,7 +53,15 @@ class Relay {
   void close_session(bool finish_writes = false);
   void process_wal();
   void handle_xlogdata(Lsn start, std::string_view data);
-  void act_on_broker(Clock::time_point now);
+  // Opens every sink at the start of a session. With several sinks, one that cannot be reached
+  // is left down (its events wait, the others flow) and retried from the loop; with one sink, or
+  // when none can be reached, the error is thrown (the session is retried with backoff).
+  void open_sinks();
+  void sink_down(std::size_t i, const SinkError& e, Clock::time_point now);
+  void reopen_sinks(Clock::time_point now);
+  bool other_sink_connected(std::size_t i) const;
+  bool all_sinks_blocked() const;
+  void act_on_broker(std::size_t sink, Clock::time_point now);
   void act_on_delivery();
   void reject_line(Lsn lsn, const std::string& reason);
   // The tracker unit one more item of the stream belongs to: the open transaction, or a unit of
@@ -85,7 +93,15 @@ class Relay {
 
   PgAdmin admin_;
   ReplicationStream repl_;
-  AmqpPublisher amqp_;
+  std::vector<std::unique_ptr<Sink>> sinks_;  // Config::sinks, in that order (the Router's indexes)
+  std::vector<Sink*> sink_ptrs_;
+  struct SinkState {
+    bool down = false;  // left out of this session until retry_at
+    Clock::time_point retry_at{}, last_poll{};
+    int attempt = 0;
+    std::size_t metrics = 0;  // its slot in Metrics::sinks
+  };
+  std::vector<SinkState> sink_state_;
   Wal2jsonParser parser_;
   AckTracker tracker_;
   Delivery delivery_;
@@ -138,7 +154,6 @@ class Relay {
   bool warned_default_missing_ = false;
   int status_interval_configured_ms_ = 0;  // --status-interval-ms as given (cfg_ holds the one in use)
   std::uint64_t rejected_ = 0;
-  Clock::time_point last_amqp_poll_{};
 };
 
 }  // namespace outbox

@@ -44,6 +44,7 @@ enum class SinkErrorKind {
 
 struct SinkError : std::runtime_error {
   SinkErrorKind kind = SinkErrorKind::Retryable;
+  std::string sink;  // display name of the sink, filled in by the loop ("" = not known yet)
   explicit SinkError(const std::string& what, SinkErrorKind k = SinkErrorKind::Retryable)
       : std::runtime_error(what), kind(k) {}
 };

@@ -19,8 +19,28 @@ struct RecordingSink : Sink {
     std::string id, exchange;
   };
   std::vector<Pub> pubs;
-  std::optional<std::string> publish(std::uint64_t ticket, const AmqpMessage& m) override {
-    pubs.push_back({ticket, m.message_id, m.exchange});
+  bool up = true, is_blocked = false;
+  std::string reason;
+  const char* name() const override { return "rec"; }
+  const char* display_name() const override { return "Recorder"; }
+  void open(bool) override {}
+  std::vector<std::string> check() override { return {}; }
+  void close() override {}
+  bool connected() const override { return up; }
+  std::string node() const override { return "rec"; }
+  int socket() const override { return -1; }
+  void poll(std::vector<BrokerOutcome>&) override {}
+  bool broken() const override { return false; }
+  const std::string& broken_reason() const override { return reason; }
+  bool blocked() const override { return is_blocked; }
+  std::optional<std::string> publish(std::uint64_t ticket, const Event& ev) override {
+    if (ev.event_type == "too-big-for-this-broker") return std::string("field \"x\" is too big");
+    // What RabbitSink refuses (the AMQP mapping), so the dead-letter paths are those of RabbitMQ.
+    MessageDefaults d;
+    d.exchange = "events";
+    auto built = build_message(ev, d, 0);
+    if (auto* err = std::get_if<std::string>(&built)) return *err;
+    pubs.push_back({ticket, ev.id, ev.exchange.value_or("events")});
     return std::nullopt;
   }
   std::uint64_t ticket_of(const std::string& id) const {
@@ -428,6 +448,114 @@ TEST(Delivery, ContinueLetsTheAggregateGoOnAndParkedKeysLoadAtStart) {
   g.pump();
   EXPECT_EQ(g.d.take_dead_letters().size(), 2u);
   EXPECT_TRUE(g.sink.published("y1"));
+}
+
+// Two sinks: events routed by event type ("n.*" to sink 1). The fixture's sink is sink 0.
+struct TwoSinks {
+  Delivery d;
+  RecordingSink a, b;
+  Delivery::Clock::time_point now = Delivery::Clock::time_point{} + 1h;
+  explicit TwoSinks(Ordering ord) : d(route(ord)) {}
+  static DeliveryOptions route(Ordering ord) {
+    DeliveryOptions o = opts();
+    o.ordering = ord;
+    o.route = [](const Event& e) -> std::size_t { return e.event_type.rfind("n.", 0) == 0 ? 1 : 0; };
+    return o;
+  }
+  void pump() { d.pump(now, std::vector<Sink*>{&a, &b}); }
+};
+
+Event typed(const std::string& id, const std::string& agg, const std::string& type) {
+  Event e = ev(id, agg);
+  e.event_type = type;
+  return e;
+}
+
+TEST(Delivery, EachEventGoesToItsRoutedSink) {
+  TwoSinks t(Ordering::Aggregate);
+  t.d.add(typed("r1", "A", "r.x"), 1);
+  t.d.add(typed("n1", "B", "n.x"), 1);
+  t.pump();
+  ASSERT_EQ(t.a.pubs.size(), 1u);
+  ASSERT_EQ(t.b.pubs.size(), 1u);
+  EXPECT_EQ(t.a.pubs[0].id, "r1");
+  EXPECT_EQ(t.b.pubs[0].id, "n1");
+  EXPECT_NE(t.a.pubs[0].ticket, t.b.pubs[0].ticket) << "tickets are unique across sinks";
+  t.d.confirmed(t.b.pubs[0].ticket, t.now, true);
+  EXPECT_EQ(t.d.stats(1).confirmed, 1u);
+  EXPECT_EQ(t.d.stats(1).duplicates, 1u);
+  EXPECT_EQ(t.d.stats(0).confirmed, 0u);
+  EXPECT_EQ(t.d.in_flight(0), 1u);
+}
+
+TEST(Delivery, ASinkThatIsDownHoldsBackOnlyItsOwnEventsUnderAggregateOrdering) {
+  TwoSinks t(Ordering::Aggregate);
+  t.b.up = false;
+  t.d.add(typed("n1", "B", "n.x"), 1);
+  t.d.add(typed("r1", "A", "r.x"), 2);
+  t.d.add(typed("n2", "C", "n.x"), 3);
+  t.d.add(typed("r2", "D", "r.x"), 3);
+  t.pump();
+  EXPECT_EQ(t.a.pubs.size(), 2u) << "the other sink's events pass the waiting ones";
+  EXPECT_TRUE(t.b.pubs.empty());
+  t.b.up = true;
+  t.pump();
+  ASSERT_EQ(t.b.pubs.size(), 2u);
+  EXPECT_EQ(t.b.pubs[0].id, "n1") << "the waiting events go in their order once the sink is back";
+  EXPECT_EQ(t.b.pubs[1].id, "n2");
+}
+
+TEST(Delivery, ASinkThatIsDownHoldsBackEverythingBehindItUnderCommitOrdering) {
+  TwoSinks t(Ordering::Commit);
+  t.b.is_blocked = true;
+  t.d.add(typed("r0", "A", "r.x"), 1);
+  t.d.add(typed("n1", "B", "n.x"), 2);
+  t.d.add(typed("r1", "C", "r.x"), 3);
+  t.pump();
+  ASSERT_EQ(t.a.pubs.size(), 1u) << "only what came before the waiting event";
+  EXPECT_EQ(t.a.pubs[0].id, "r0");
+  t.b.is_blocked = false;
+  t.pump();
+  EXPECT_EQ(t.b.pubs.size(), 1u);
+  EXPECT_EQ(t.a.pubs.size(), 2u);
+}
+
+TEST(Delivery, ALostSinkRequeuesOnlyItsOwnMessagesInFlight) {
+  TwoSinks t(Ordering::Aggregate);
+  t.d.add(typed("n1", "B", "n.x"), 1);
+  t.d.add(typed("n2", "B", "n.x"), 1);
+  t.d.add(typed("r1", "A", "r.x"), 1);
+  t.pump();
+  ASSERT_EQ(t.b.pubs.size(), 1u);
+  t.d.lost(1, false, "connection reset");
+  t.d.requeue(1);
+  EXPECT_EQ(t.d.in_flight(1), 0u);
+  EXPECT_EQ(t.d.in_flight(0), 1u) << "the other sink's message stays in flight";
+  t.b.up = false;
+  t.pump();
+  EXPECT_EQ(t.b.pubs.size(), 1u);
+  t.b.up = true;
+  t.pump();
+  ASSERT_EQ(t.b.pubs.size(), 2u);
+  EXPECT_EQ(t.b.pubs[1].id, "n1") << "the lost message goes again, before the next of its aggregate";
+  t.d.confirmed(t.b.pubs[0].ticket, t.now);  // the first attempt's late answer: ignored
+  EXPECT_EQ(t.d.stats(1).confirmed, 0u);
+  t.d.confirmed(t.b.pubs[1].ticket, t.now);
+  t.pump();
+  EXPECT_EQ(t.b.pubs.back().id, "n2");
+}
+
+TEST(Delivery, WhatASinkCannotTakeIsADeadLetterNamingTheSink) {
+  Fixture f;
+  Event e = ev("x1", "A");
+  e.event_type = "too-big-for-this-broker";
+  f.d.add(e, 1);
+  f.d.add(ev("x2", "A"), 1);
+  f.pump();
+  auto dl = f.d.take_dead_letters();
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_NE(dl[0].reason.find("cannot be published to Recorder: field \"x\""), std::string::npos) << dl[0].reason;
+  EXPECT_TRUE(f.sink.published("x2"));
 }
 
 }  // namespace

@@ -1,0 +1,37 @@
+#include "sink_factory.h"
+
+#include <stdexcept>
+
+#include "rabbitmq_sink.h"
+
+namespace outbox {
+
+namespace {
+
+std::unique_ptr<Sink> rabbitmq(const Config& c, const std::string& name) {
+  RabbitSink::Options o;
+  o.urls = c.amqp_urls;
+  o.publisher.heartbeat_s = c.heartbeat_s;
+  o.publisher.connect_timeout_ms = c.amqp_connect_timeout_ms;
+  o.publisher.confirm_timeout_ms = c.amqp_confirm_timeout_ms;
+  o.publisher.name = name;
+  o.publisher.tls = AmqpPublisher::Tls{c.amqp_cacert, c.amqp_cert, c.amqp_key};
+  o.topology = c.topology;
+  o.defaults.exchange = c.exchange;
+  o.defaults.app_id = c.app_id;
+  o.defaults.cloudevents_source = c.cloudevents_source;
+  return std::make_unique<RabbitSink>(std::move(o));
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<Sink>> make_sinks(const Config& c, const std::string& connection_name) {
+  std::vector<std::unique_ptr<Sink>> out;
+  for (const std::string& kind : c.sinks) {
+    if (kind == "rabbitmq") out.push_back(rabbitmq(c, connection_name));
+    else throw std::logic_error("sink " + kind + " is not built into this relay");
+  }
+  return out;
+}
+
+}  // namespace outbox
