@@ -391,3 +391,73 @@ TEST(Config, HeartbeatAndConnectTimeoutDefaults) {
   EXPECT_EQ(load({"--amqp-confirm-timeout-ms", "0"}).amqp_confirm_timeout_ms, 0) << "0 = never";
   EXPECT_TRUE(has(error_of({"--amqp-confirm-timeout-ms", "-1"}), "amqp-confirm-timeout-ms"));
 }
+
+TEST(Config, SinksInUseAreTheDefaultAndTheRoutedOnes) {
+  Config plain = load({});
+  EXPECT_EQ(plain.sinks, std::vector<std::string>{"rabbitmq"});
+  EXPECT_TRUE(plain.routes.empty());
+
+  std::string f = write_file(
+      "nats = \"nats://127.0.0.1:4222\"\n"
+      "redis = \"redis://127.0.0.1:6379/0\"\n"
+      "[[routes]]\nmatch = \"user.*\"\nsink = \"nats\"\n"
+      "[[routes]]\naggregate_type = \"Order\"\nexchange = \"audit*\"\nsink = \"redis\"\n"
+      "[[jetstream.streams]]\nname = \"OUTBOX\"\nsubjects = [\"outbox.>\"]\nstorage = \"memory\"\nreplicas = 1\n"
+      "duplicate_window_ms = 60000\n");
+  Config c = load({"--config", f});
+  EXPECT_EQ(c.sinks, (std::vector<std::string>{"rabbitmq", "nats", "redis"}));
+  ASSERT_EQ(c.routes.size(), 2u);
+  EXPECT_EQ(c.routes[0].event_type, std::optional<std::string>("user.*"));
+  EXPECT_EQ(c.routes[0].sink, "nats");
+  EXPECT_EQ(c.routes[1].aggregate_type, std::optional<std::string>("Order"));
+  EXPECT_EQ(c.routes[1].exchange, std::optional<std::string>("audit*"));
+  EXPECT_FALSE(c.routes[1].event_type.has_value());
+  EXPECT_GT(c.routes[1].line, c.routes[0].line);
+  ASSERT_EQ(c.nats_streams.size(), 1u);
+  EXPECT_EQ(c.nats_streams[0].storage, "memory");
+  EXPECT_EQ(c.nats_streams[0].duplicate_window_ms, 60000);
+
+  // Only NATS: RabbitMQ is not used (nor connected to) at all.
+  Config n = load({"--nats", "nats://h:4222", "--default-sink", "nats"});
+  EXPECT_EQ(n.sinks, std::vector<std::string>{"nats"});
+  // Configured but used by nothing: kept aside for a warning.
+  Config u = load({"--redis", "redis://h"});
+  EXPECT_EQ(u.sinks, std::vector<std::string>{"rabbitmq"});
+  EXPECT_EQ(u.unused_sinks, std::vector<std::string>{"redis"});
+}
+
+TEST(Config, RouteAndSinkMistakesNameTheLineAndTheFix) {
+  auto error_of = [](std::vector<std::string> args) {
+    try {
+      load(std::move(args));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  auto has = [](const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; };
+  std::string e = error_of({"--config", write_file("[[routes]]\nmatch = \"user.*\"\nsink = \"nats\"\n")});
+  EXPECT_TRUE(has(e, "line 1") && has(e, "setting nats (the server URL) is not given")) << e;
+  e = error_of({"--config", write_file("nats = \"nats://h\"\n[[routes]]\nmatch = \"x\"\nsink = \"kafka\"\n")});
+  EXPECT_TRUE(has(e, "not one of rabbitmq, nats, redis")) << e;
+  e = error_of({"--config", write_file("[[routes]]\nmatch = \"x\"\nsinc = \"nats\"\n")});
+  EXPECT_TRUE(has(e, "unknown key \"sinc\"")) << e;
+  e = error_of({"--config", write_file("[[routes]]\nmatch = \"\"\nsink = \"rabbitmq\"\n")});
+  EXPECT_TRUE(has(e, "match is empty")) << e;
+  e = error_of({"--config", write_file("[[routes]]\nmatch = \"x\"\nevent_type = \"y\"\nsink = \"rabbitmq\"\n")});
+  EXPECT_TRUE(has(e, "both match and event_type")) << e;
+  e = error_of({"--default-sink", "redis"});
+  EXPECT_TRUE(has(e, "give --redis URL")) << e;
+  e = error_of({"--default-sink", "sqs"});
+  EXPECT_TRUE(has(e, "not one of rabbitmq, nats, redis")) << e;
+  e = error_of({"--nats", "http://h:4222"});
+  EXPECT_TRUE(has(e, "not a nats:// or tls:// URL")) << e;
+  e = error_of({"--redis", "redis://h,"});
+  EXPECT_TRUE(has(e, "an empty entry")) << e;
+  e = error_of({"--redis", "rediss://h", "--redis-cert", "c.pem"});
+  EXPECT_TRUE(has(e, "redis-cert and redis-key go together")) << e;
+  e = error_of({"--config", write_file("[[jetstream.streams]]\nname = \"S\"\n")});
+  EXPECT_TRUE(has(e, "needs subjects")) << e;
+  e = error_of({"--config", write_file("[[jetstream.streams]]\nname = \"S\"\nsubjects = [\"a\"]\nstorage = \"disk\"\n")});
+  EXPECT_TRUE(has(e, "storage = \"disk\" is not one of file, memory")) << e;
+}
