@@ -1,0 +1,388 @@
+// The same promises on NATS JetStream and Redis Streams as on RabbitMQ, against the real servers
+// of scripts/stack: commit order with rollbacks and both storage modes, a broker restart, a relay
+// killed with -9 (duplicates counted: the brokers' de-duplication should leave none), a broker
+// that stops answering; then one relay feeding three sinks by routing rules, with one of them
+// down; TLS and --check per sink. Each test runs once (the plugin is not their subject).
+#include <signal.h>
+
+#include <map>
+#include <regex>
+#include <set>
+
+#include "nats_reader.h"
+#include "redis_reader.h"
+#include "relay_it.h"
+
+namespace it {
+
+namespace {
+
+// One event as a consumer of either broker sees it.
+struct Delivered {
+  std::string id, type, payload, where;  // where: the NATS subject or the Redis stream
+  std::map<std::string, std::string> meta;
+};
+
+}  // namespace
+
+class SinkIT : public RelayIT, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    RelayIT::SetUp();
+    if (IsSkipped()) return;
+    SKIP_UNLESS_MAIN_PLUGIN();
+    if (IsSkipped()) return;
+    kind_ = GetParam();
+    url_ = env_or(kind_ == "nats" ? "OUTBOX_NATS_URL" : "OUTBOX_REDIS_URL", "");
+    ctl_ = env_or(kind_ == "nats" ? "OUTBOX_NATS_CTL" : "OUTBOX_REDIS_CTL", "");
+    ASSERT_FALSE(url_.empty()) << "the stack env has no " << kind_ << " server (scripts/stack up; . .run/env)";
+    stream_ = "IT_" + tok_;              // JetStream stream (no dots allowed)
+    redis_stream_ = base_ + ":events";   // one Redis stream: a total order to check
+  }
+
+  void TearDown() override {
+    if (!ctl_.empty()) {
+      sh(ctl_ + " resume");
+      sh(ctl_ + " start");
+    }
+    RelayIT::TearDown();
+  }
+
+  // A config file with the test's JetStream stream and the routes given.
+  std::string config(const std::string& routes = "") {
+    std::string path = "/tmp/" + base_ + ".toml";
+    std::ofstream f(path);
+    f << "[[jetstream.streams]]\nname = \"" << stream_ << "\"\nsubjects = [\"" << base_ << ".>\"]\n"
+      << "storage = \"file\"\nduplicate_window_ms = 120000\n" << routes;
+    return path;
+  }
+
+  // Arguments that send every event to this test's sink.
+  std::vector<std::string> sink_args(std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"--config", config(), "--default-sink", kind_};
+    add_sink_flags(a);
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  void add_sink_flags(std::vector<std::string>& a) {
+    if (kind_ == "nats") a.insert(a.end(), {"--nats", url_, "--nats-subject-prefix", base_ + "."});
+    else a.insert(a.end(), {"--redis", url_, "--redis-stream", redis_stream_});
+  }
+
+  std::vector<Delivered> read_nats() {
+    std::vector<Delivered> out;
+    for (auto& m : read_stream(env_or("OUTBOX_NATS_URL", ""), stream_)) {
+      Delivered d;
+      d.id = m.headers["x-outbox-event-id"];
+      d.type = m.headers["x-outbox-event-type"];
+      d.payload = m.data;
+      d.where = m.subject;
+      d.meta = m.headers;
+      out.push_back(std::move(d));
+    }
+    return out;
+  }
+  std::vector<Delivered> read_redis() {
+    std::vector<Delivered> out;
+    for (auto& e : xrange_all(env_or("OUTBOX_REDIS_URL", ""), redis_stream_)) {
+      Delivered d;
+      d.id = e.fields["id"];
+      d.type = e.fields["type"];
+      d.payload = e.fields["payload"];
+      d.where = redis_stream_;
+      d.meta = e.fields;
+      out.push_back(std::move(d));
+    }
+    return out;
+  }
+  std::vector<Delivered> read() { return kind_ == "nats" ? read_nats() : read_redis(); }
+  // Waits until `n` distinct events arrived (or the timeout); returns everything read.
+  std::vector<Delivered> wait_for(std::size_t n, std::chrono::milliseconds timeout) {
+    std::vector<Delivered> got;
+    eventually([&] {
+      got = read();
+      std::set<std::string> ids;
+      for (auto& d : got) ids.insert(d.id);
+      return ids.size() >= n;
+    }, timeout);
+    return got;
+  }
+
+  // Every expected id arrived, in order once duplicates are dropped; returns the duplicates.
+  std::size_t check_in_order(const std::vector<std::vector<std::string>>& expected, std::chrono::milliseconds timeout) {
+    auto got = wait_for(expected.size(), timeout);
+    std::vector<std::string> firsts;
+    std::set<std::string> seen;
+    for (auto& d : got)
+      if (seen.insert(d.id).second) firsts.push_back(d.id);
+    EXPECT_EQ(firsts.size(), expected.size()) << "every committed event arrived";
+    for (std::size_t i = 0; i < std::min(firsts.size(), expected.size()); ++i) {
+      EXPECT_EQ(firsts[i], expected[i][0]) << "commit order at " << i;
+      if (firsts[i] != expected[i][0]) break;
+    }
+    return got.size() - firsts.size();
+  }
+
+  void emit_batches(int ntx, int per, int from = 0) {
+    db_->exec("CREATE TABLE IF NOT EXISTS expected (seq bigserial PRIMARY KEY, id uuid NOT NULL)");
+    for (int t = from; t < from + ntx; ++t) {
+      std::string sql = "BEGIN;";
+      for (int e = 0; e < per; ++e)
+        sql += "INSERT INTO expected (id) SELECT " +
+               emit_expr("k", "{\"t\": " + std::to_string(t) + "}", "aggregate_type => 'acct', aggregate_id => 'a" +
+                                                                        std::to_string(t % 7) + "'") + ";";
+      db_->exec(sql + "COMMIT;");
+    }
+  }
+
+  RelayProcess& start(std::vector<std::string> extra = {}, bool wait = true) {
+    return start_relay(sink_args(std::move(extra)), wait);
+  }
+
+  std::string kind_, url_, ctl_, stream_, redis_stream_;
+};
+
+// Committed, rolled back and savepoint-rolled-back transactions in both storage modes: every
+// committed event exactly once, in commit order, with its payload, type and metadata; the slot
+// catches up.
+TEST_P(SinkIT, ExactlyOnceInCommitOrderWithRollbacksInBothStorageModes) {
+  db_->exec("CREATE TABLE expected (seq bigserial PRIMARY KEY, id uuid NOT NULL, t int)");
+  RelayProcess& relay = start({"--ordering", "commit"});
+  int committed = 0;
+  for (int t = 0; t < 30; ++t) {
+    bool rollback = t % 7 == 3;
+    std::string sql = std::string("BEGIN; SET LOCAL outbox.storage = '") + (t % 2 ? "wal" : "table") + "';";
+    for (int e = 0; e < 1 + t % 3; ++e) {
+      std::string emit = "INSERT INTO expected (id, t) SELECT " +
+                         emit_expr("type_" + std::to_string(e), "{\"t\": " + std::to_string(t) + "}",
+                                   "aggregate_type => 'agg" + std::to_string(e) + "', aggregate_id => 'id-" +
+                                       std::to_string(t) + "', headers => '{\"h\": \"v\"}', correlation_id => 'c-" +
+                                       std::to_string(t) + "'") +
+                         ", " + std::to_string(t) + ";";
+      if (t % 5 == 2 && e == 1) sql += "SAVEPOINT s; " + emit + " ROLLBACK TO SAVEPOINT s;";
+      else {
+        sql += emit;
+        if (!rollback) ++committed;
+      }
+    }
+    db_->exec(sql + (rollback ? "ROLLBACK;" : "COMMIT;"));
+  }
+  std::string end = current_lsn();
+  auto expected = db_->rows("SELECT id, t FROM expected ORDER BY seq");
+  ASSERT_EQ(static_cast<int>(expected.size()), committed);
+  EXPECT_EQ(check_in_order(expected, 20s), 0u) << "no duplicates without a fault";
+  auto got = read();
+  ASSERT_EQ(got.size(), expected.size()) << relay.log();
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    SCOPED_TRACE("event " + std::to_string(i));
+    EXPECT_EQ(nospace(got[i].payload), "{\"t\":" + expected[i][1] + "}");
+    EXPECT_EQ(got[i].meta["x-outbox-aggregate-id"], "id-" + expected[i][1]);
+    EXPECT_TRUE(std::regex_match(got[i].meta["x-outbox-lsn"], std::regex("[0-9A-F]+/[0-9A-F]+")));
+    EXPECT_EQ(got[i].meta[kind_ == "nats" ? "x-outbox-correlation-id" : "correlation_id"], "c-" + expected[i][1]);
+    if (kind_ == "nats") {
+      EXPECT_EQ(got[i].meta["Nats-Msg-Id"], expected[i][0]) << "JetStream de-duplicates by the event id";
+      EXPECT_EQ(got[i].meta["h"], "v");
+      EXPECT_EQ(got[i].where.rfind(base_ + ".agg", 0), 0u) << got[i].where;
+    } else {
+      EXPECT_EQ(nospace(got[i].meta["headers"]), "{\"h\":\"v\"}");
+    }
+  }
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(end); }, 15s));
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// The broker restarts mid-stream: the relay reconnects, nothing is lost, the order holds.
+TEST_P(SinkIT, BrokerRestartLosesNothing) {
+  RelayProcess& relay = start();
+  emit_batches(60, 10);
+  ASSERT_EQ(sh(ctl_ + " stop"), 0);
+  emit_batches(60, 10, 60);
+  ASSERT_EQ(sh(ctl_ + " start"), 0);
+  emit_batches(60, 10, 120);
+  auto expected = db_->rows("SELECT id FROM expected ORDER BY seq");
+  std::size_t dups = check_in_order(expected, 40s);
+  std::cout << "[ figures  ] " << kind_ << " broker restart: " << expected.size() << " events, " << dups
+            << " duplicates\n";
+  EXPECT_NE(relay.log().find("reconnecting"), std::string::npos) << relay.log();
+}
+
+// kill -9 of the relay mid-stream: the next relay sends again what was not acknowledged, and the
+// broker's de-duplication (Nats-Msg-Id within the duplicate window; the Redis script's key)
+// keeps every re-sent event out of the stream.
+TEST_P(SinkIT, RelayKill9LosesNothingAndTheBrokerDropsTheResends) {
+  RelayProcess& r1 = start();
+  db_->exec("CREATE TABLE IF NOT EXISTS expected (seq bigserial PRIMARY KEY, id uuid NOT NULL)");
+  for (int round = 0; round < 3; ++round) {
+    emit_batches(80, 10, round * 80);
+    if (round == 0) {
+      // Mid-stream: some events confirmed but not yet acknowledged to the slot.
+      eventually([&] { return read().size() >= 300; }, 10s);
+      r1.kill9();
+      start({}, false);
+    }
+  }
+  auto expected = db_->rows("SELECT id FROM expected ORDER BY seq");
+  std::size_t dups = check_in_order(expected, 40s);
+  std::cout << "[ figures  ] " << kind_ << " relay kill -9: " << expected.size() << " events, " << dups
+            << " duplicates in the stream\n";
+  EXPECT_EQ(dups, 0u) << "the broker's de-duplication drops every re-sent event";
+}
+
+// The broker stops answering (SIGSTOP) with events in flight, then resumes: the slot does not
+// pass what was not confirmed, and everything arrives in order.
+TEST_P(SinkIT, SilentBrokerHoldsTheSlotThenCatchesUp) {
+  RelayProcess& relay = start();
+  emit_batches(5, 2);
+  auto before = db_->rows("SELECT id FROM expected ORDER BY seq");
+  check_in_order(before, 15s);
+  ASSERT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(current_lsn()); }, 15s));
+  ASSERT_EQ(sh(ctl_ + " pause"), 0);
+  std::string held = current_lsn();
+  emit_batches(20, 5, 5);
+  std::this_thread::sleep_for(3s);
+  EXPECT_LE(lsn(db_->slot_confirmed_lsn(slot_)), lsn(held)) << "acknowledged past unconfirmed events";
+  ASSERT_EQ(sh(ctl_ + " resume"), 0);
+  auto expected = db_->rows("SELECT id FROM expected ORDER BY seq");
+  check_in_order(expected, 30s);
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) > lsn(held); }, 20s)) << relay.log();
+}
+
+// Events that the broker can never take become dead letters naming the field; the stream goes on.
+TEST_P(SinkIT, WhatTheBrokerCannotTakeIsADeadLetter) {
+  RelayProcess& relay = start();
+  std::string bad = kind_ == "nats" ? "routing_key => 'has space'" : "headers => '{\"x-outbox-lsn\": \"forged\"}'";
+  std::string id = db_->scalar(emit_sql("bad", "{}", bad));
+  db_->exec(emit_sql("good", "{}"));
+  auto got = wait_for(1, 10s);
+  ASSERT_EQ(got.size(), 1u) << relay.log();
+  EXPECT_EQ(got[0].type, "good");
+  ASSERT_TRUE(eventually([&] { return db_->scalar("SELECT count(*) FROM outbox.dead_letters") == "1"; }, 10s))
+      << relay.log();
+  std::string reason = db_->scalar("SELECT reason FROM outbox.dead_letters");
+  EXPECT_NE(reason.find(kind_ == "nats" ? "NATS" : "Redis"), std::string::npos) << reason;
+  EXPECT_EQ(db_->scalar("SELECT event_id FROM outbox.dead_letters"), id);
+}
+
+// rediss:// and tls:// with the stack's CA and client certificate; a CA that did not sign the
+// server's certificate stops the relay at start (exit 2) with the reason.
+TEST_P(SinkIT, TlsWithClientCertificates) {
+  std::string tls_url = env_or(kind_ == "nats" ? "OUTBOX_NATS_TLS_URL" : "OUTBOX_REDISS_URL", "");
+  ASSERT_FALSE(tls_url.empty());
+  auto tls_args = [&](const std::string& ca) {
+    auto a = with(sink_args(), "--" + kind_, tls_url);
+    a.insert(a.end(), {"--" + kind_ + "-cacert", ca, "--" + kind_ + "-cert", env_or("OUTBOX_TLS_CLIENT_CERT", ""),
+                       "--" + kind_ + "-key", env_or("OUTBOX_TLS_CLIENT_KEY", "")});
+    return a;
+  };
+  {
+    relays_.push_back(std::make_unique<RelayProcess>(args(tls_args(env_or("OUTBOX_TLS_OTHER_CA", ""))), log_));
+    auto rc = relays_.back()->wait_exit(20s);
+    ASSERT_TRUE(rc.has_value()) << relays_.back()->log();
+    EXPECT_EQ(*rc, 2);
+    EXPECT_NE(relays_.back()->log().find("certificate"), std::string::npos) << relays_.back()->log();
+  }
+  // The TLS servers are other processes with stores of their own: read there.
+  relays_.push_back(std::make_unique<RelayProcess>(args(tls_args(env_or("OUTBOX_TLS_CA", ""))), log_));
+  RelayProcess& relay = *relays_.back();
+  ASSERT_TRUE(eventually([&] { return streaming(relay) || !relay.running(); }, 15s) && relay.running()) << relay.log();
+  db_->exec(emit_sql("over_tls", "{}"));
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(current_lsn()); }, 15s))
+      << "the event was confirmed over TLS: " << relay.log();
+  EXPECT_EQ(relay.stop(), 0);
+  EXPECT_EQ(relay.log().find("dead letter"), std::string::npos) << relay.log();
+}
+
+// --check connects to the sink and passes; with the broker down it fails naming the sink.
+TEST_P(SinkIT, CheckCoversTheSink) {
+  auto a = sink_args({"--check"});
+  {
+    RelayProcess check(args(a), log_);
+    auto rc = check.wait_exit(20s);
+    ASSERT_TRUE(rc.has_value());
+    EXPECT_EQ(*rc, 0) << check.log();
+  }
+  ASSERT_EQ(sh(ctl_ + " stop"), 0);
+  RelayProcess check(args(a), log_);
+  auto rc = check.wait_exit(30s);
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 2) << check.log();
+  EXPECT_NE(check.log().find(std::string("check failed: ") + (kind_ == "nats" ? "NATS" : "Redis")), std::string::npos)
+      << check.log();
+}
+
+INSTANTIATE_TEST_SUITE_P(Sinks, SinkIT, ::testing::Values("nats", "redis"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+// One relay, three sinks: "n.*" events to NATS, aggregate type "Ledger" to Redis, the rest to
+// RabbitMQ. Each gets its own, in order. With Redis stopped, RabbitMQ and NATS go on while the
+// slot stays before the first Redis event; when Redis is back its events arrive and the slot
+// catches up.
+TEST_F(RelayIT, RoutesEventsToSeveralSinksAndADownSinkHoldsBackOnlyItsOwn) {
+  SKIP_UNLESS_MAIN_PLUGIN();
+  std::string nats = env_or("OUTBOX_NATS_URL", ""), redis = env_or("OUTBOX_REDIS_URL", ""),
+              redis_ctl = env_or("OUTBOX_REDIS_CTL", "");
+  ASSERT_FALSE(nats.empty() || redis.empty());
+  struct Restart {
+    std::string ctl;
+    ~Restart() { sh(ctl + " start"); }
+  } restart{redis_ctl};
+  std::string stream = "IT_" + tok_, rstream = base_ + ":ledger";
+  std::string cfg = "/tmp/" + base_ + ".toml";
+  std::ofstream(cfg) << "[[jetstream.streams]]\nname = \"" << stream << "\"\nsubjects = [\"" << base_ << ".>\"]\n"
+                     << "[[routes]]\nmatch = \"n.*\"\nsink = \"nats\"\n"
+                     << "[[routes]]\naggregate_type = \"Ledger\"\nsink = \"redis\"\n";
+  RelayProcess& relay = start_relay({"--config", cfg, "--nats", nats, "--nats-subject-prefix", base_ + ".", "--redis",
+                                     redis, "--redis-stream", rstream});
+  db_->exec("CREATE TABLE expected (seq bigserial PRIMARY KEY, id uuid NOT NULL, sink text)");
+  auto emit = [&](int t) {
+    std::string sql = "BEGIN;";
+    sql += "INSERT INTO expected (id, sink) SELECT " + emit_expr("r.x", "{}") + ", 'rabbitmq';";
+    sql += "INSERT INTO expected (id, sink) SELECT " + emit_expr("n.x", "{}") + ", 'nats';";
+    sql += "INSERT INTO expected (id, sink) SELECT " +
+           emit_expr("entry", "{}", "aggregate_type => 'Ledger', aggregate_id => 'L" + std::to_string(t % 3) + "'") +
+           ", 'redis';";
+    db_->exec(sql + "COMMIT;");
+  };
+  auto ids = [&](const std::string& sink) {
+    std::vector<std::string> out;
+    for (auto& r : db_->rows("SELECT id FROM expected WHERE sink = '" + sink + "' ORDER BY seq")) out.push_back(r[0]);
+    return out;
+  };
+  auto nats_ids = [&] {
+    std::vector<std::string> out;
+    for (auto& m : read_stream(nats, stream)) out.push_back(m.headers["x-outbox-event-id"]);
+    return out;
+  };
+  auto redis_ids = [&] {
+    std::vector<std::string> out;
+    for (auto& e : xrange_all(redis, rstream)) out.push_back(e.fields["id"]);
+    return out;
+  };
+  std::vector<std::string> rabbit;
+  auto rabbit_ids = [&](std::size_t n, std::chrono::milliseconds t) {
+    for (auto& m : broker_->collect(n - std::min(n, rabbit.size()), t)) rabbit.push_back(m.message_id);
+    return rabbit;
+  };
+  for (int t = 0; t < 5; ++t) emit(t);
+  EXPECT_EQ(rabbit_ids(5, 10s), ids("rabbitmq"));
+  EXPECT_TRUE(eventually([&] { return nats_ids() == ids("nats"); }, 10s));
+  EXPECT_TRUE(eventually([&] { return redis_ids() == ids("redis"); }, 10s));
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(current_lsn()); }, 15s));
+
+  ASSERT_EQ(sh(redis_ctl + " stop"), 0);
+  std::string held = current_lsn();
+  for (int t = 5; t < 15; ++t) emit(t);
+  EXPECT_EQ(rabbit_ids(15, 15s), ids("rabbitmq")) << "RabbitMQ goes on while Redis is down: " << relay.log();
+  EXPECT_TRUE(eventually([&] { return nats_ids() == ids("nats"); }, 15s)) << "NATS goes on too";
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_LE(lsn(db_->slot_confirmed_lsn(slot_)), lsn(held)) << "the slot waits for the Redis events";
+  EXPECT_NE(relay.log().find("Redis: "), std::string::npos) << relay.log();
+
+  ASSERT_EQ(sh(redis_ctl + " start"), 0);
+  EXPECT_TRUE(eventually([&] { return redis_ids() == ids("redis"); }, 30s)) << relay.log();
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(current_lsn()); }, 20s));
+  EXPECT_TRUE(broker_->collect(1, 300ms).empty()) << "nothing sent twice to RabbitMQ";
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+}  // namespace it
