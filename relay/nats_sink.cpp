@@ -89,7 +89,11 @@ SinkErrorKind classify(natsStatus s, const std::string& text) {
   if (s == NATS_CONNECTION_AUTH_FAILED || contains_ci(text, "authorization violation") ||
       contains_ci(text, "authentication"))
     return SinkErrorKind::Auth;
-  if (contains_ci(text, "certificate verify failed") || contains_ci(text, "certificate verification"))
+  // nats.c reports a failed verification as "SSL handshake error: <X509 verify code>:<reason>:depth=...".
+  static const std::string handshake = "SSL handshake error: ";
+  std::size_t h = text.find(handshake);
+  if ((h != std::string::npos && h + handshake.size() < text.size() && std::isdigit(static_cast<unsigned char>(text[h + handshake.size()]))) ||
+      contains_ci(text, "certificate verify failed") || contains_ci(text, "hostname mismatch"))
     return SinkErrorKind::Tls;
   if (s == NATS_SECURE_CONNECTION_REQUIRED || s == NATS_SECURE_CONNECTION_WANTED || s == NATS_ADDRESS_MISSING)
     return SinkErrorKind::Config;
@@ -128,6 +132,18 @@ std::string url_problem(const std::string& url, bool& tls) {
       return "port \"" + port + "\" is not a number from 1 to 65535";
   }
   return "";
+}
+
+// The host of a URL url_problem() accepted ("" for an IP literal: nats.c checks DNS names only).
+std::string url_host(const std::string& url) {
+  std::string rest = url.substr(url.find("://") + 3);
+  std::size_t at = rest.rfind('@');
+  std::string hp = at == std::string::npos ? rest : rest.substr(at + 1);
+  if (!hp.empty() && hp.back() == '/') hp.pop_back();
+  if (!hp.empty() && hp.front() == '[') return "";
+  std::string host = hp.substr(0, hp.rfind(':') == std::string::npos ? hp.size() : hp.rfind(':'));
+  bool ip = !host.empty() && host.find_first_not_of("0123456789.") == std::string::npos;
+  return ip ? "" : host;
 }
 
 bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
@@ -269,7 +285,12 @@ void NatsSink::connect_(natsConnection** out_nc, jsCtx** out_js, std::uint64_t i
     natsOptions_SetClosedCB(opts, on_closed, id_closure(id));
     natsOptions_SetDisconnectedCB(opts, on_disconnected, id_closure(id));
     natsOptions_SetErrorHandler(opts, on_async_error, nullptr);
-    if (any_tls) natsOptions_SetSecure(opts, true);
+    if (any_tls) {
+      natsOptions_SetSecure(opts, true);
+      // nats.c checks the certificate's name only when told which (unless built to force it).
+      std::string host = url_host(o_.urls[i]);
+      if (!host.empty()) natsOptions_SetExpectedHostname(opts, host.c_str());
+    }
     if (!o_.tls.cacert.empty()) {
       s = natsOptions_LoadCATrustedCertificates(opts, o_.tls.cacert.c_str());
       if (s != NATS_OK)
