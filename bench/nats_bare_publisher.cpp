@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
   long sent = 0;
   auto t0 = std::chrono::steady_clock::now();
   char id[64];
+  // Ids unique to this run: the stream's duplicate window would drop a second run's messages.
+  unsigned run = static_cast<unsigned>(std::chrono::system_clock::now().time_since_epoch().count() & 0xffffffffu);
   while (true) {
     {
       std::unique_lock<std::mutex> l(mu);
@@ -75,7 +77,7 @@ int main(int argc, char** argv) {
       natsMsg* m = nullptr;
       natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
       // A distinct id per message (de-duplication would drop repeats), shaped like a uuid.
-      std::snprintf(id, sizeof id, "01a206d6-e9d5-7ec2-94ef-%012ld", sent);
+      std::snprintf(id, sizeof id, "%08x-e9d5-7ec2-94ef-%012ld", run, sent);
       natsMsgHeader_Set(m, "Nats-Msg-Id", id);
       natsMsgHeader_Set(m, "x-outbox-event-id", id);
       natsMsgHeader_Set(m, "x-outbox-event-type", "order_created");
