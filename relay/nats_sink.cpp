@@ -285,6 +285,9 @@ void NatsSink::connect_(natsConnection** out_nc, jsCtx** out_js, std::uint64_t i
     natsOptions_SetClosedCB(opts, on_closed, id_closure(id));
     natsOptions_SetDisconnectedCB(opts, on_disconnected, id_closure(id));
     natsOptions_SetErrorHandler(opts, on_async_error, nullptr);
+    // A write the server does not take within this long shuts the socket (a lost connection):
+    // bounds how long the writer thread, and close(), can wait for a silent server.
+    natsOptions_SetWriteDeadline(opts, kWriteDeadlineMs);
     if (any_tls) {
       natsOptions_SetSecure(opts, true);
       // nats.c checks the certificate's name only when told which (unless built to force it).
@@ -383,6 +386,11 @@ void NatsSink::open(bool started) {
     throw;
   }
   progress_at_ = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stop_ = false;
+  }
+  sender_ = std::thread([this] { send_loop(); });
   spdlog::info("connected to NATS at {} (JetStream, max payload {} bytes)", node_, max_payload_);
 }
 
@@ -510,9 +518,17 @@ std::vector<std::string> NatsSink::check() {
 
 void NatsSink::close() {
   if (conn_ == nullptr) return;
-  // Stop reading first; then no callback of this connection can reach us (unregistering waits
-  // for one that is running); then free the library's objects, then drop what was queued.
+  // Stop the writer (it may be blocked in a write to a silent server until the write deadline:
+  // closing the connection waits for it), stop reading; then no callback of this connection can
+  // reach us (unregistering waits for one that is running); then free the library's objects,
+  // then drop what was queued.
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
   natsConnection_Close(conn_);
+  if (sender_.joinable()) sender_.join();
   {
     std::lock_guard<std::mutex> g(g_registry_mu);
     g_registry.erase(conn_id_);
@@ -524,6 +540,9 @@ void NatsSink::close() {
   node_.clear();
   {
     std::lock_guard<std::mutex> g(mu_);
+    for (auto* u : unsent_) natsMsg_Destroy(u);
+    unsent_.clear();
+    unsent_bytes_ = 0;
     inflight_.clear();  // the library destroyed the messages it still held
     queue_.clear();
     lost_.clear();
@@ -653,25 +672,65 @@ std::optional<std::string> NatsSink::publish(std::uint64_t ticket, const Event& 
       return "headers: header \"" + k + "\": " + lib_error(s);
     }
   }
-  natsMsg* raw = m;
   {
     std::lock_guard<std::mutex> g(mu_);
     if (inflight_.empty()) progress_at_ = std::chrono::steady_clock::now();
-    inflight_[raw] = ticket;  // before the publish: the ack may come first
+    inflight_[m] = ticket;  // before the write: the ack may come first
+    unsent_.push_back(m);
+    unsent_bytes_ += ev.payload.size();
   }
-  s = js_PublishMsgAsync(js_, &m, nullptr);
-  if (s != NATS_OK) {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      inflight_.erase(raw);
-    }
-    natsMsg_Destroy(m);  // still ours when the call failed
-    if (s == NATS_MAX_PAYLOAD || s == NATS_INVALID_SUBJECT) return "NATS publish: " + lib_error(s);
-    // The connection cannot take it: its fate is that of the messages in flight. The event stays
-    // in flight for the delivery unit, and broken() comes with the next poll().
-    on_lost("publish failed: " + lib_error(s));
-  }
+  cv_.notify_one();
   return std::nullopt;
+}
+
+// The only caller of js_PublishMsgAsync: nats.c writes to the socket under the connection's lock
+// with no deadline of its own once its 32 KiB buffer is full, so a server that stopped reading
+// would block the caller as soon as the kernel's buffers are full. Here it blocks this thread
+// (at most the write deadline, after which nats.c shuts the socket: a lost connection), never
+// the relay's loop.
+void NatsSink::send_loop() {
+  std::vector<natsMsg*> batch;
+  std::unique_lock<std::mutex> l(mu_);
+  while (true) {
+    cv_.wait(l, [&] { return stop_ || !unsent_.empty(); });
+    if (stop_) return;
+    batch.assign(unsent_.begin(), unsent_.end());
+    unsent_.clear();
+    l.unlock();
+    std::size_t i = 0;
+    natsStatus s = NATS_OK;
+    for (; i < batch.size(); ++i) {
+      natsMsg* m = batch[i];
+      std::size_t bytes = static_cast<std::size_t>(natsMsg_GetDataLength(m));
+      s = js_PublishMsgAsync(js_, &m, nullptr);
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        unsent_bytes_ -= std::min(unsent_bytes_, bytes);
+      }
+      if (s != NATS_OK) {
+        std::string why = "NATS publish failed: " + lib_error(s);
+        // Still ours when the call failed. Its fate, and that of the later ones (not written),
+        // is that of the messages in flight: broken() with the next poll().
+        l.lock();
+        for (std::size_t j = i; j < batch.size(); ++j) {
+          inflight_.erase(batch[j]);
+          natsMsg_Destroy(batch[j]);
+        }
+        for (auto* u : unsent_) {
+          inflight_.erase(u);
+          natsMsg_Destroy(u);
+        }
+        unsent_.clear();
+        unsent_bytes_ = 0;
+        if (lost_.empty()) lost_ = why;
+        l.unlock();
+        wake();
+        break;
+      }
+    }
+    batch.clear();
+    l.lock();
+  }
 }
 
 void NatsSink::poll(std::vector<BrokerOutcome>& out) {
@@ -711,6 +770,11 @@ bool NatsSink::has_buffered() const {
 int NatsSink::tick_ms() const {
   if (o_.ack_timeout_ms <= 0) return 1000;
   return std::max(10, std::min(1000, o_.ack_timeout_ms / 4));
+}
+
+bool NatsSink::writable() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return unsent_bytes_ < kUnsentHighWater;
 }
 
 std::size_t NatsSink::in_flight() const {

@@ -8,11 +8,13 @@
 // is unknown: no refusal for them), reported after the answers queued before it.
 #pragma once
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -55,6 +57,10 @@ class NatsSink : public Sink {
   // Subjects longer than this are refused (the PUB line must fit the server's max_control_line,
   // 4096 by default, with the reply inbox and sizes).
   static constexpr std::size_t kMaxSubject = 1024;
+  // A socket write the server does not take within this long fails and shuts the connection.
+  static constexpr int kWriteDeadlineMs = 2000;
+  // writable() turns false beyond this many bytes accepted and not yet written.
+  static constexpr std::size_t kUnsentHighWater = 8u << 20;
 
   explicit NatsSink(Options o);
   ~NatsSink() override;
@@ -80,8 +86,10 @@ class NatsSink : public Sink {
 
   // Returns an error text naming the field when the event can never be published (invalid
   // subject or header, too large for the server's max_payload). Throws SinkError when not
-  // connected or broken() was already reported. Does not wait for the server (MaxPending is far
-  // above any window); the write itself goes to nats.c's buffer (flushed by its flusher thread).
+  // connected or broken() was already reported. Never waits: the message is handed to the
+  // sink's writer thread, the only caller of js_PublishMsgAsync (nats.c writes to the socket
+  // with no deadline once its buffer is full; MaxPending is far above any window, so it never
+  // stalls for acks either).
   std::optional<std::string> publish(std::uint64_t ticket, const Event& ev) override;
 
   int socket() const override { return conn_ ? pipe_[0] : -1; }
@@ -91,6 +99,8 @@ class NatsSink : public Sink {
   // Answers queued by the library thread but not yet taken by poll() (the pipe byte may have
   // been read by an earlier poll).
   bool has_buffered() const override;
+  // Bytes accepted by publish() and not yet written stay under kUnsentHighWater (a hint only).
+  bool writable() const override;
   // poll() runs at least this often to check the ack timeout.
   int tick_ms() const override;
 
@@ -109,6 +119,7 @@ class NatsSink : public Sink {
   void ensure_streams(bool started);
   std::optional<std::string> validate_subject(const std::string& subject, const Event& ev) const;
   void wake();
+  void send_loop();  // the writer thread
 
   Options o_;
   std::vector<std::string> masked_urls_;
@@ -129,6 +140,11 @@ class NatsSink : public Sink {
   std::deque<BrokerOutcome> queue_;  // answers not yet taken by poll()
   std::string lost_;                 // why the connection broke (not yet reported)
   bool progressed_ = false;          // an ack arrived since the last poll()
+  std::deque<__natsMsg*> unsent_;    // accepted by publish(), not yet given to nats.c (ours)
+  std::size_t unsent_bytes_ = 0;
+  bool stop_ = false;
+  std::condition_variable cv_;
+  std::thread sender_;
 };
 
 }  // namespace outbox

@@ -519,3 +519,31 @@ TEST_F(NatsSinkTest, TlsConnectsWithTheCaAndAnUnknownCaIsTls) {
     EXPECT_EQ(e.kind, SinkErrorKind::Tls) << e.what();
   }
 }
+
+// 40 MiB to a paused server: far more than the socket buffers take, so nats.c's writes block;
+// they block the sink's writer thread (until the write deadline shuts the socket), not publish().
+TEST_F(NatsSinkTest, PublishesBeyondTheSocketBuffersToAPausedServerNeverBlock) {
+  OwnServer srv;
+  auto o = options_for(srv.url(), prefix_, stream_);
+  o.ack_timeout_ms = 1000;
+  NatsSink s(o);
+  s.open(false);
+  srv.signal(SIGSTOP);
+  std::string body(512 << 10, 'x');
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 80; ++i) {
+    Event ev = make_event(uuid_like(i));
+    ev.payload = body;
+    ASSERT_EQ(s.publish(i, ev), std::nullopt);
+  }
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 1s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  EXPECT_FALSE(s.writable()) << "40 MiB accepted and not written";
+  auto out = collect(s, 1, 5s);
+  EXPECT_TRUE(out.empty());
+  ASSERT_TRUE(s.broken());
+  auto c0 = std::chrono::steady_clock::now();
+  s.close();  // the writer is blocked in a write: closing waits for the write deadline at most
+  EXPECT_LT(std::chrono::steady_clock::now() - c0, std::chrono::milliseconds(NatsSink::kWriteDeadlineMs + 1500));
+  srv.signal(SIGCONT);
+}
