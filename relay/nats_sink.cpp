@@ -246,6 +246,17 @@ std::string NatsSink::subject_for(const Event& ev) const {
 
 void NatsSink::connect_(natsConnection** out_nc, jsCtx** out_js, std::uint64_t id) {
   if (o_.urls.empty()) throw SinkError("NATS: no server URL configured", SinkErrorKind::Config);
+  for (const auto& st : o_.streams) {
+    auto bad = [&](const std::string& what) {
+      return SinkError("NATS stream \"" + st.name + "\": " + what, SinkErrorKind::Config);
+    };
+    if (st.name.empty() || st.name.find_first_of(".*> \t\r\n/\\") != std::string::npos)
+      throw bad("a name must be non-empty without '.', '*', '>', '/', '\\' or whitespace");
+    if (st.subjects.empty()) throw bad("no subjects");
+    if (st.storage != "file" && st.storage != "memory") throw bad("storage \"" + st.storage + "\" is not file or memory");
+    if (st.replicas < 1 || st.replicas > 5) throw bad("replicas must be 1 to 5");
+    if (st.duplicate_window_ms < 0) throw bad("the duplicate window cannot be negative");
+  }
   bool any_tls = false, any_plain = false;
   for (std::size_t i = 0; i < o_.urls.size(); ++i) {
     bool tls = false;
@@ -408,9 +419,6 @@ void NatsSink::ensure_streams(bool started) {
     }
     if (jerr != JSStreamNotFoundErr)
       throw SinkError("NATS: cannot read stream " + st.name + ": " + lib_error(s));
-    if (st.storage != "file" && st.storage != "memory")
-      throw SinkError("NATS stream " + st.name + ": storage \"" + st.storage + "\" is not file or memory",
-                      SinkErrorKind::Config);
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
     cfg.Name = st.name.c_str();

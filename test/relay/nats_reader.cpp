@@ -143,7 +143,7 @@ void delete_nats_stream(const std::string& url, const std::string& stream) {
 }
 
 void create_nats_stream(const std::string& url, const std::string& stream, const std::vector<std::string>& subjects,
-                        std::int64_t duplicate_window_ms) {
+                        std::int64_t duplicate_window_ms, std::int64_t max_msgs) {
   Js c(url);
   jsStreamConfig cfg;
   jsStreamConfig_Init(&cfg);
@@ -153,6 +153,10 @@ void create_nats_stream(const std::string& url, const std::string& stream, const
   cfg.Subjects = subj.data();
   cfg.SubjectsLen = static_cast<int>(subj.size());
   cfg.Duplicates = duplicate_window_ms * 1000000;
+  if (max_msgs > 0) {
+    cfg.MaxMsgs = max_msgs;
+    cfg.Discard = js_DiscardNew;
+  }
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_AddStream(&si, c.js, &cfg, nullptr, &jerr);

@@ -24,7 +24,8 @@ bool nats_stream_exists(const std::string& url, const std::string& stream);
 // Deletes the stream if it exists (test set-up).
 void delete_nats_stream(const std::string& url, const std::string& stream);
 // Creates a stream (file storage) taking `subjects` (test set-up for "an existing stream").
+// max_msgs > 0: the stream holds at most that many and refuses new ones (discard new).
 void create_nats_stream(const std::string& url, const std::string& stream, const std::vector<std::string>& subjects,
-                        std::int64_t duplicate_window_ms = 120000);
+                        std::int64_t duplicate_window_ms = 120000, std::int64_t max_msgs = 0);
 
 }  // namespace outbox::test

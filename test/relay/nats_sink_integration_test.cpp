@@ -274,6 +274,22 @@ TEST_F(NatsSinkTest, SubjectNoStreamCapturesIsRefusedAsReturned) {
   EXPECT_EQ(ok[0].kind, BrokerOutcome::Kind::Confirmed);
 }
 
+TEST_F(NatsSinkTest, AJetStreamErrorForAMessageIsRefusedAsNacked) {
+  t::create_nats_stream(url_, stream_, {prefix_ + ">"}, 120000, /*max_msgs=*/1);
+  NatsSink s(options_for(url_, prefix_, stream_));
+  s.open(false);
+  ASSERT_EQ(s.publish(1, make_event(uuid_like(1))), std::nullopt);
+  ASSERT_EQ(s.publish(2, make_event(uuid_like(2))), std::nullopt);
+  auto out = collect(s, 2);
+  ASSERT_EQ(out.size(), 2u) << s.broken_reason();
+  EXPECT_EQ(out[0].kind, BrokerOutcome::Kind::Confirmed);
+  EXPECT_EQ(out[1].kind, BrokerOutcome::Kind::Refused);
+  EXPECT_EQ(out[1].why, outbox::Refusal::Nacked);
+  EXPECT_EQ(out[1].ticket, 2u);
+  EXPECT_NE(out[1].reply.find("JetStream error"), std::string::npos) << out[1].reply;
+  EXPECT_FALSE(s.broken());
+}
+
 TEST_F(NatsSinkTest, InvalidSubjectsAndHeadersAreRefusedByPublishAndNeverSent) {
   NatsSink s(options_for(url_, prefix_, stream_));
   s.open(false);
@@ -392,6 +408,21 @@ TEST_F(NatsSinkTest, BadUrlsAndMissingTlsFilesAreConfig) {
       FAIL() << bad;
     } catch (const SinkError& e) {
       EXPECT_EQ(e.kind, SinkErrorKind::Config) << bad << ": " << e.what();
+    }
+  }
+  for (auto edit : std::vector<std::function<void(NatsSink::Options&)>>{
+           [](NatsSink::Options& o) { o.streams[0].storage = "disk"; },
+           [](NatsSink::Options& o) { o.streams[0].name = "a.b"; },
+           [](NatsSink::Options& o) { o.streams[0].subjects.clear(); },
+           [](NatsSink::Options& o) { o.streams[0].replicas = 0; }}) {
+    auto o = options_for(url_, prefix_, stream_);
+    edit(o);
+    NatsSink s(o);
+    try {
+      s.check();
+      FAIL() << "check() accepted a bad stream setting";
+    } catch (const SinkError& e) {
+      EXPECT_EQ(e.kind, SinkErrorKind::Config) << e.what();
     }
   }
   auto o = options_for(url_, prefix_, stream_);
