@@ -65,10 +65,17 @@ void on_closed(natsConnection* nc, void* closure) {
   if (it != g_registry.end()) it->second->on_lost("connection closed" + (why.empty() ? "" : ": " + why));
 }
 
-void on_async_error(natsConnection*, natsSubscription*, natsStatus s, void*) {
-  // Permissions violations and slow consumers are reported here (a publish the server denied
-  // gets no ack: the ack timeout then breaks the connection).
-  spdlog::warn("NATS: asynchronous error: {}", natsStatus_GetText(s));
+void on_async_error(natsConnection* nc, natsSubscription*, natsStatus s, void* closure) {
+  std::string text = last_error_of(nc);
+  if (text.empty()) text = natsStatus_GetText(s);
+  if (s == NATS_NOT_PERMITTED) {
+    // A publish the server denied gets no ack, ever: refuse it here (or break the connection).
+    std::lock_guard<std::mutex> g(g_registry_mu);
+    auto it = g_registry.find(closure_id(closure));
+    if (it != g_registry.end()) it->second->on_permission_violation(text);
+    return;
+  }
+  spdlog::warn("NATS: asynchronous error: {}", text);
 }
 
 std::string lib_error(natsStatus s) {
@@ -295,7 +302,7 @@ void NatsSink::connect_(natsConnection** out_nc, jsCtx** out_js, std::uint64_t i
     natsOptions_SetMaxPingsOut(opts, 3);
     natsOptions_SetClosedCB(opts, on_closed, id_closure(id));
     natsOptions_SetDisconnectedCB(opts, on_disconnected, id_closure(id));
-    natsOptions_SetErrorHandler(opts, on_async_error, nullptr);
+    natsOptions_SetErrorHandler(opts, on_async_error, id_closure(id));
     // A write the server does not take within this long shuts the socket (a lost connection):
     // bounds how long the writer thread, and close(), can wait for a silent server.
     natsOptions_SetWriteDeadline(opts, kWriteDeadlineMs);
@@ -601,6 +608,42 @@ void NatsSink::on_ack(natsMsg* msg, bool ok, bool duplicate, int status, int err
       if (lost_.empty())
         lost_ = fmt::format("no JetStream ack for a message to {}: {}", subj ? subj : "?",
                             err_text ? err_text : natsStatus_GetText(static_cast<natsStatus>(status)));
+    }
+  }
+  wake();
+}
+
+void NatsSink::on_permission_violation(const std::string& text) {
+  // "Permissions Violation for Publish to "<subject>"": every message to that subject is denied
+  // (one -ERR each); the oldest one in flight to it is the one this error is about.
+  static const std::string pub = "Publish to \"";
+  std::size_t p = text.find(pub);
+  std::string subject;
+  if (p != std::string::npos) {
+    std::size_t end = text.find('"', p + pub.size());
+    if (end != std::string::npos) subject = text.substr(p + pub.size(), end - p - pub.size());
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto best = inflight_.end();
+    if (!subject.empty())
+      for (auto it = inflight_.begin(); it != inflight_.end(); ++it) {
+        const char* s = natsMsg_GetSubject(it->first);  // alive while in inflight_ (under mu_)
+        if (s != nullptr && subject == s && (best == inflight_.end() || it->second < best->second)) best = it;
+      }
+    if (best != inflight_.end()) {
+      // nats.c keeps the message in its pending map (no ack will remove it): not ours to free.
+      BrokerOutcome o;
+      o.kind = BrokerOutcome::Kind::Refused;
+      o.ticket = best->second;
+      o.why = Refusal::Nacked;
+      o.reply = "NATS: " + text;
+      inflight_.erase(best);
+      progressed_ = true;
+      queue_.push_back(std::move(o));
+    } else if (lost_.empty()) {
+      // Not a publish of ours (the reply inbox, the JetStream API): no ack can come.
+      lost_ = "NATS " + text;
     }
   }
   wake();

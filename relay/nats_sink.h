@@ -112,6 +112,7 @@ class NatsSink : public Sink {
   // Library callbacks (public for the C trampolines in the .cpp; not for callers).
   void on_ack(__natsMsg* msg, bool ok, bool duplicate, int status, int err_code, const char* err_text);
   void on_lost(const std::string& why);
+  void on_permission_violation(const std::string& text);
 
  private:
   // Builds the connection (open() and check()). Throws SinkError.

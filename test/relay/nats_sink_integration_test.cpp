@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -453,6 +454,42 @@ TEST_F(NatsSinkTest, BadCredentialsAreAuthWithThePasswordMasked) {
   EXPECT_EQ(good.node().find("right-secret"), std::string::npos) << good.node();
   ASSERT_EQ(good.publish(1, make_event(uuid_like(5))), std::nullopt);
   EXPECT_EQ(collect(good, 1).size(), 1u);
+}
+
+// The server answers a publish it denies with -ERR and no ack: that message is refused (not an
+// ack timeout 30 s later, with the whole window re-sent after a reconnect).
+TEST_F(NatsSinkTest, APublishTheServerDeniesIsRefusedAsNacked) {
+  std::string conf = "/tmp/nats-sink-test-perm-" + std::to_string(::getpid()) + ".conf";
+  FILE* f = std::fopen(conf.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fprintf(f,
+               "authorization { users = [ { user: relay, password: pw, permissions: {"
+               " publish: { allow: [\">\"], deny: [\"%sdenied.>\"] } } } ] }\n",
+               prefix_.c_str());
+  std::fclose(f);
+  OwnServer srv({"-c", conf});
+  auto o = options_for(srv.url("relay:pw@"), prefix_, stream_);
+  NatsSink s(o);
+  s.open(false);
+  Event ok = make_event(uuid_like(1));
+  Event denied = make_event(uuid_like(2));
+  denied.routing_key = "denied.x";
+  ASSERT_EQ(s.publish(1, ok), std::nullopt);
+  ASSERT_EQ(s.publish(2, denied), std::nullopt);
+  ok.id = uuid_like(3);
+  ASSERT_EQ(s.publish(3, ok), std::nullopt);
+  auto out = collect(s, 3, 5s);
+  ::unlink(conf.c_str());
+  ASSERT_EQ(out.size(), 3u) << s.broken_reason();
+  std::map<std::uint64_t, BrokerOutcome> by;
+  for (auto& x : out) by[x.ticket] = x;
+  EXPECT_EQ(by[1].kind, BrokerOutcome::Kind::Confirmed);
+  EXPECT_EQ(by[3].kind, BrokerOutcome::Kind::Confirmed);
+  EXPECT_EQ(by[2].kind, BrokerOutcome::Kind::Refused);
+  EXPECT_EQ(by[2].why, outbox::Refusal::Nacked);
+  EXPECT_NE(by[2].reply.find("Permissions Violation"), std::string::npos) << by[2].reply;
+  EXPECT_FALSE(s.broken());
+  EXPECT_EQ(s.in_flight(), 0u);
 }
 
 TEST_F(NatsSinkTest, KilledServerIsBrokenAfterTheOutcomesReadBeforeIt) {
