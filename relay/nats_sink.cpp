@@ -78,7 +78,7 @@ void on_async_error(natsConnection* nc, natsSubscription*, natsStatus s, void* c
   spdlog::warn("NATS: asynchronous error: {}", text);
 }
 
-std::string lib_error(natsStatus s) {
+std::string lib_error(natsStatus s) {  // unmasked: NatsSink::err() masks
   natsStatus ls = NATS_OK;
   const char* t = nats_GetLastError(&ls);
   std::string text = (t != nullptr && *t) ? t : natsStatus_GetText(s);
@@ -233,10 +233,27 @@ std::string header_value_text(const HeaderValue& v) {
 
 bool is_ctl_or_space(unsigned char c) { return c <= 0x20 || c == 0x7f; }
 
+// The secrets of a URL: the password of user:pass@, or the token of token@ (NATS token auth).
+std::vector<std::string> url_secrets(const std::string& url) {
+  std::size_t sep = url.find("://");
+  if (sep == std::string::npos) return {};
+  std::string rest = url.substr(sep + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  std::size_t at = rest.rfind('@');
+  if (at == std::string::npos) return {};
+  std::string userinfo = rest.substr(0, at);
+  std::size_t colon = userinfo.find(':');
+  std::string secret = colon == std::string::npos ? userinfo : userinfo.substr(colon + 1);
+  if (secret.empty()) return {};
+  return {secret};
+}
+
 }  // namespace
 
 NatsSink::NatsSink(Options o) : o_(std::move(o)) {
-  for (const auto& u : o_.urls) masked_urls_.push_back(mask_url(u));
+  for (const auto& u : o_.urls)
+    for (auto& x : url_secrets(u)) secrets_.push_back(x);
+  for (const auto& u : o_.urls) masked_urls_.push_back(mask(mask_url(u)));
   if (::pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0)
     throw SinkError(std::string("NATS sink: pipe: ") + std::strerror(errno));
 }
@@ -246,6 +263,10 @@ NatsSink::~NatsSink() {
   ::close(pipe_[0]);
   ::close(pipe_[1]);
 }
+
+std::string NatsSink::mask(std::string text) const { return mask_secrets(std::move(text), secrets_); }
+
+std::string NatsSink::err(int status) const { return mask(mask_url(lib_error(static_cast<natsStatus>(status)))); }
 
 std::string NatsSink::subject_for(const Event& ev) const {
   return o_.subject_prefix + (ev.routing_key ? *ev.routing_key : default_routing_key(ev));
@@ -285,14 +306,14 @@ void NatsSink::connect_(natsConnection** out_nc, jsCtx** out_js, std::uint64_t i
   for (std::size_t i = 0; i < o_.urls.size(); ++i) {
     natsOptions* opts = nullptr;
     natsStatus s = natsOptions_Create(&opts);
-    if (s != NATS_OK) throw SinkError("NATS: cannot create options: " + lib_error(s));
+    if (s != NATS_OK) throw SinkError("NATS: cannot create options: " + err(s));
     struct OptsGuard {
       natsOptions* o;
       ~OptsGuard() { natsOptions_Destroy(o); }
     } guard{opts};
     s = natsOptions_SetURL(opts, o_.urls[i].c_str());
     if (s != NATS_OK)
-      throw SinkError("NATS URL " + masked_urls_[i] + ": " + mask_url(lib_error(s)), SinkErrorKind::Config);
+      throw SinkError("NATS URL " + masked_urls_[i] + ": " + err(s), SinkErrorKind::Config);
     natsOptions_SetName(opts, o_.name.c_str());
     natsOptions_SetTimeout(opts, o_.connect_timeout_ms);
     natsOptions_SetAllowReconnect(opts, false);  // the relay reconnects (and re-reads the slot)
@@ -315,18 +336,18 @@ void NatsSink::connect_(natsConnection** out_nc, jsCtx** out_js, std::uint64_t i
     if (!o_.tls.cacert.empty()) {
       s = natsOptions_LoadCATrustedCertificates(opts, o_.tls.cacert.c_str());
       if (s != NATS_OK)
-        throw SinkError("NATS TLS CA file " + o_.tls.cacert + ": " + lib_error(s), SinkErrorKind::Config);
+        throw SinkError("NATS TLS CA file " + o_.tls.cacert + ": " + err(s), SinkErrorKind::Config);
     }
     if (!o_.tls.cert.empty()) {
       s = natsOptions_LoadCertificatesChain(opts, o_.tls.cert.c_str(), o_.tls.key.c_str());
       if (s != NATS_OK)
-        throw SinkError("NATS TLS client certificate " + o_.tls.cert + " / " + o_.tls.key + ": " + lib_error(s),
+        throw SinkError("NATS TLS client certificate " + o_.tls.cert + " / " + o_.tls.key + ": " + err(s),
                         SinkErrorKind::Config);
     }
     natsConnection* nc = nullptr;
     s = natsConnection_Connect(&nc, opts);
     if (s != NATS_OK) {
-      std::string why = mask_url(lib_error(s));
+      std::string why = err(s);
       SinkErrorKind k = classify(s, why);
       if (kind_rank(k) > kind_rank(worst)) worst = k;
       reasons += (reasons.empty() ? "" : "; ") + masked_urls_[i] + ": " + why;
@@ -351,14 +372,14 @@ void NatsSink::connect_(natsConnection** out_nc, jsCtx** out_js, std::uint64_t i
     s = natsConnection_JetStream(&js, nc, &jo);
     if (s != NATS_OK) {
       natsConnection_Destroy(nc);
-      throw SinkError("NATS: JetStream context: " + lib_error(s));
+      throw SinkError("NATS: JetStream context: " + err(s));
     }
     jsAccountInfo* ai = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
     s = js_GetAccountInfo(&ai, js, nullptr, &jerr);
     if (s != NATS_OK) {
       std::string why = s == NATS_NO_RESPONDERS ? "JetStream is not enabled on this server (nats-server -js)"
-                                                : "JetStream account info: " + lib_error(s);
+                                                : "JetStream account info: " + err(s);
       jsCtx_Destroy(js);
       natsConnection_Destroy(nc);
       reasons += (reasons.empty() ? "" : "; ") + masked_urls_[i] + ": " + why;
@@ -396,7 +417,7 @@ void NatsSink::open(bool started) {
   broken_reason_.clear();
   max_payload_ = natsConnection_GetMaxPayload(nc);
   char buf[1024] = {0};
-  if (natsConnection_GetConnectedUrl(nc, buf, sizeof buf) == NATS_OK) node_ = mask_url(buf);
+  if (natsConnection_GetConnectedUrl(nc, buf, sizeof buf) == NATS_OK) node_ = mask(mask_url(buf));
   try {
     ensure_streams(started);
   } catch (...) {
@@ -425,7 +446,7 @@ void NatsSink::ensure_streams(bool started) {
       continue;
     }
     if (jerr != JSStreamNotFoundErr)
-      throw SinkError("NATS: cannot read stream " + st.name + ": " + lib_error(s));
+      throw SinkError("NATS: cannot read stream " + st.name + ": " + err(s));
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
     cfg.Name = st.name.c_str();
@@ -439,7 +460,7 @@ void NatsSink::ensure_streams(bool started) {
     s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
     if (s != NATS_OK) {
       std::string why = fmt::format("NATS: cannot create stream {} (subjects [{}]): {} (JetStream error {})", st.name,
-                                    join(st.subjects), lib_error(s), static_cast<int>(jerr));
+                                    join(st.subjects), err(s), static_cast<int>(jerr));
       if (!started) throw SinkError(why, jerr != 0 ? SinkErrorKind::Config : SinkErrorKind::Retryable);
       spdlog::error("{}", why);
       continue;
@@ -476,7 +497,7 @@ std::vector<std::string> NatsSink::check() {
   } cleanup{temp, nc, js};
   char buf[1024] = {0};
   natsConnection_GetConnectedUrl(nc, buf, sizeof buf);
-  lines.push_back("NATS: connected to " + mask_url(buf) + " (JetStream enabled)");
+  lines.push_back("NATS: connected to " + mask(mask_url(buf)) + " (JetStream enabled)");
 
   // Every stream's subjects (existing ones as they are, configured missing ones as they would be).
   std::vector<std::pair<std::string, std::string>> filters;  // stream, subject filter
@@ -491,7 +512,7 @@ std::vector<std::string> NatsSink::check() {
       for (const auto& f : subjects_of(c)) filters.emplace_back(c->Name, f);
     }
   } else if (s != NATS_NOT_FOUND) {
-    throw SinkError("NATS: cannot list streams: " + lib_error(s));
+    throw SinkError("NATS: cannot list streams: " + err(s));
   }
   for (const auto& st : o_.streams) {
     auto it = existing.find(st.name);
@@ -637,13 +658,13 @@ void NatsSink::on_permission_violation(const std::string& text) {
       o.kind = BrokerOutcome::Kind::Refused;
       o.ticket = best->second;
       o.why = Refusal::Nacked;
-      o.reply = "NATS: " + text;
+      o.reply = mask("NATS: " + text);
       inflight_.erase(best);
       progressed_ = true;
       queue_.push_back(std::move(o));
     } else if (lost_.empty()) {
       // Not a publish of ours (the reply inbox, the JetStream API): no ack can come.
-      lost_ = "NATS " + text;
+      lost_ = mask("NATS " + text);
     }
   }
   wake();
@@ -652,7 +673,7 @@ void NatsSink::on_permission_violation(const std::string& text) {
 void NatsSink::on_lost(const std::string& why) {
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (lost_.empty()) lost_ = "NATS " + why;
+    if (lost_.empty()) lost_ = mask("NATS " + why);
   }
   wake();
 }
@@ -715,12 +736,12 @@ std::optional<std::string> NatsSink::publish(std::uint64_t ticket, const Event& 
 
   natsMsg* m = nullptr;
   natsStatus s = natsMsg_Create(&m, subject.c_str(), nullptr, ev.payload.data(), static_cast<int>(ev.payload.size()));
-  if (s != NATS_OK) return "NATS message: " + lib_error(s);
+  if (s != NATS_OK) return "NATS message: " + err(s);
   for (const auto& [k, v] : hdrs) {
     s = natsMsgHeader_Add(m, k.c_str(), v.c_str());
     if (s != NATS_OK) {
       natsMsg_Destroy(m);
-      return "headers: header \"" + k + "\": " + lib_error(s);
+      return "headers: header \"" + k + "\": " + err(s);
     }
   }
   {
@@ -759,7 +780,7 @@ void NatsSink::send_loop() {
         unsent_bytes_ -= std::min(unsent_bytes_, bytes);
       }
       if (s != NATS_OK) {
-        std::string why = "NATS publish failed: " + lib_error(s);
+        std::string why = "NATS publish failed: " + err(s);
         // Still ours when the call failed. Its fate, and that of the later ones (not written),
         // is that of the messages in flight: broken() with the next poll().
         l.lock();

@@ -120,10 +120,13 @@ class NatsSink : public Sink {
   void ensure_streams(bool started);
   std::optional<std::string> validate_subject(const std::string& subject, const Event& ev) const;
   void wake();
+  std::string mask(std::string text) const;  // the URLs' passwords and tokens -> ***
+  std::string err(int status) const;        // nats.c's last error text, masked
   void send_loop();  // the writer thread
 
   Options o_;
   std::vector<std::string> masked_urls_;
+  std::vector<std::string> secrets_;  // passwords and tokens of the URLs
   int pipe_[2] = {-1, -1};
 
   // Owned by the relay's thread.

@@ -456,6 +456,21 @@ TEST_F(NatsSinkTest, BadCredentialsAreAuthWithThePasswordMasked) {
   EXPECT_EQ(collect(good, 1).size(), 1u);
 }
 
+TEST_F(NatsSinkTest, ABadTokenIsAuthWithTheTokenMasked) {
+  OwnServer srv({"--auth", "right-token"});
+  NatsSink bad(options_for(srv.url("wrong-token@"), prefix_, stream_));
+  try {
+    bad.open(false);
+    FAIL() << "open() succeeded";
+  } catch (const SinkError& e) {
+    EXPECT_EQ(e.kind, SinkErrorKind::Auth) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("wrong-token"), std::string::npos) << e.what();
+  }
+  NatsSink good(options_for(srv.url("right-token@"), prefix_, stream_));
+  good.open(false);
+  EXPECT_EQ(good.node().find("right-token"), std::string::npos) << good.node();
+}
+
 // The server answers a publish it denies with -ERR and no ack: that message is refused (not an
 // ack timeout 30 s later, with the whole window re-sent after a reconnect).
 TEST_F(NatsSinkTest, APublishTheServerDeniesIsRefusedAsNacked) {
