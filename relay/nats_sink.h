@@ -1,11 +1,15 @@
 // The NATS JetStream sink: one nats.c connection (the library's own reconnect off: the relay
 // reconnects itself), a JetStream context publishing asynchronously. publish() validates the
 // event as untrusted input, builds the message (subject prefix + routing key, the event's headers,
-// Nats-Msg-Id = event id for JetStream's de-duplication, the x-outbox-* metadata) and hands it to
-// js_PublishMsgAsync without waiting. The PubAcks arrive on a nats.c thread: they are queued under
-// a mutex and a byte is written to a self-pipe, whose read end is socket(); poll() drains both.
-// A lost connection or no ack for ack_timeout_ms is broken() (the fate of the messages in flight
-// is unknown: no refusal for them), reported after the answers queued before it.
+// Nats-Msg-Id = event id for JetStream's de-duplication (none for an event without id), the
+// x-outbox-* metadata) and hands it to the sink's writer thread, the only caller of
+// js_PublishMsgAsync. The PubAcks arrive on a nats.c thread: they are queued under a mutex and a
+// byte is written to a self-pipe, whose read end is socket(); poll() drains both. No stream for
+// the subject is Refused Returned; a JetStream error or a permissions violation for the message
+// is Refused Nacked. A lost connection or no ack for ack_timeout_ms is broken() (the fate of the
+// messages in flight is unknown: no refusal for them), reported after the answers queued before it.
+// Header values are sent as they are, an empty one (null) too: nats.c 3.4.1 consumers misread an
+// empty value (its parser skips the CRLF and takes the next header line as the value).
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -24,7 +28,6 @@
 struct __natsConnection;
 struct __jsCtx;
 struct __natsMsg;
-struct __natsOptions;
 
 namespace outbox {
 
