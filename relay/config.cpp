@@ -31,7 +31,7 @@ const Def kDefs[] = {
     {"pg", "", false, "PostgreSQL connection: libpq conninfo or URI; replication=database is added (default: libpq defaults and PG* variables)"},
     {"amqp", "amqp://guest:guest@127.0.0.1:5672/", false, "RabbitMQ URL amqp://user:pass@host:port/vhost or amqps://..., or several separated by commas (nodes of a cluster; the flag may also be repeated, the file may give an array): tried in order, starting from the last one that worked (falls back to OUTBOX_AMQP_URL)"},
     {"amqp-confirm-timeout-ms", "30000", false, "messages in flight and no confirm or nack for this long (while the broker does not block publishing): the connection counts as lost and is reopened, to the next address (0 = never)"},
-    {"amqp-connect-timeout-ms", "10000", false, "per broker address: the longest wait for the TCP connection, TLS and AMQP handshake and each start-up request, before the next address is tried"},
+    {"amqp-connect-timeout-ms", "10000", false, "per broker address (RabbitMQ, NATS and Redis): the longest wait for the TCP connection, TLS and protocol handshake and each start-up request, before the next address is tried"},
     {"amqp-cacert", "", false, "amqps:// only: PEM file of the CA that signed the broker's certificate (peer and host name are verified)"},
     {"amqp-cert", "", false, "amqps:// only: PEM client certificate, for brokers that require one"},
     {"amqp-key", "", false, "amqps:// only: PEM private key of --amqp-cert"},

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "nats_sink.h"
 #include "rabbitmq_sink.h"
 
 namespace outbox {
@@ -23,12 +24,26 @@ std::unique_ptr<Sink> rabbitmq(const Config& c, const std::string& name) {
   return std::make_unique<RabbitSink>(std::move(o));
 }
 
+std::unique_ptr<Sink> nats(const Config& c, const std::string& name) {
+  NatsSink::Options o;
+  o.urls = c.nats_urls;
+  o.subject_prefix = c.nats_subject_prefix;
+  for (const NatsStream& s : c.nats_streams)
+    o.streams.push_back(NatsSink::Stream{s.name, s.subjects, s.storage, s.replicas, s.duplicate_window_ms});
+  o.tls = NatsSink::Tls{c.nats_cacert, c.nats_cert, c.nats_key};
+  o.connect_timeout_ms = c.amqp_connect_timeout_ms;
+  o.ack_timeout_ms = c.nats_ack_timeout_ms;
+  o.name = name;
+  return std::make_unique<NatsSink>(std::move(o));
+}
+
 }  // namespace
 
 std::vector<std::unique_ptr<Sink>> make_sinks(const Config& c, const std::string& connection_name) {
   std::vector<std::unique_ptr<Sink>> out;
   for (const std::string& kind : c.sinks) {
     if (kind == "rabbitmq") out.push_back(rabbitmq(c, connection_name));
+    else if (kind == "nats") out.push_back(nats(c, connection_name));
     else throw std::logic_error("sink " + kind + " is not built into this relay");
   }
   return out;

@@ -1,0 +1,108 @@
+// The broker's own limit for bench/relay, NATS JetStream: publish N messages of a given body
+// size to a subject with JetStream async publish and a window of unacknowledged messages, with
+// the headers the relay's NATS sink sends (Nats-Msg-Id, x-outbox-*), wait for every PubAck, and
+// print "<count> <seconds> <rate>". A stream must capture SUBJECT. No PostgreSQL.
+#include <nats/nats.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+namespace {
+
+std::mutex mu;
+std::condition_variable cv;
+long acked = 0, failed = 0;
+
+void on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void*) {
+  {
+    std::lock_guard<std::mutex> g(mu);
+    ++acked;
+    if (pa == nullptr && pae != nullptr && ++failed == 1)
+      std::fprintf(stderr, "publish failed: %s\n", pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
+  }
+  cv.notify_one();
+  natsMsg_Destroy(msg);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 5) {
+    std::fprintf(stderr, "usage: nats-bare-publisher URL SUBJECT COUNT SIZE [WINDOW]\n");
+    return 2;
+  }
+  std::string url = argv[1], subject = argv[2];
+  long count = std::atol(argv[3]);
+  long size = std::atol(argv[4]);
+  long window = argc > 5 ? std::atol(argv[5]) : 1000;
+  natsOptions* o = nullptr;
+  natsOptions_Create(&o);
+  natsOptions_SetURL(o, url.c_str());
+  natsOptions_SetAllowReconnect(o, false);
+  natsConnection* nc = nullptr;
+  natsStatus s = natsConnection_Connect(&nc, o);
+  if (s != NATS_OK) {
+    std::fprintf(stderr, "connect: %s\n", natsStatus_GetText(s));
+    return 1;
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = 1 << 24;  // the window below is the limit, as in the relay
+  jo.PublishAsync.AckHandler = on_ack;
+  jsCtx* js = nullptr;
+  if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK) return 1;
+  std::string body = "{\"pad\":\"" + std::string(size > 12 ? static_cast<size_t>(size - 12) : 0, 'x') + "\"}";
+  long sent = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  char id[64];
+  // Ids unique to this run: the stream's duplicate window would drop a second run's messages.
+  unsigned run = static_cast<unsigned>(std::chrono::system_clock::now().time_since_epoch().count() & 0xffffffffu);
+  while (true) {
+    {
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait(l, [&] { return acked >= count || (sent < count && sent - acked < window); });
+      if (acked >= count) break;
+    }
+    long room;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      room = window - (sent - acked);
+    }
+    for (; room > 0 && sent < count; --room) {
+      natsMsg* m = nullptr;
+      natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+      // A distinct id per message (de-duplication would drop repeats), shaped like a uuid.
+      std::snprintf(id, sizeof id, "%08x-e9d5-7ec2-94ef-%012ld", run, sent);
+      natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+      natsMsgHeader_Set(m, "x-outbox-event-id", id);
+      natsMsgHeader_Set(m, "x-outbox-event-type", "order_created");
+      natsMsgHeader_Set(m, "x-outbox-aggregate-type", "bench");
+      natsMsgHeader_Set(m, "x-outbox-aggregate-id", "1234567");
+      natsMsgHeader_Set(m, "x-outbox-lsn", "0/1A2B3C4D");
+      natsMsgHeader_Set(m, "x-outbox-xid", "123456");
+      natsMsgHeader_Set(m, "x-outbox-commit-time", "2026-11-23 05:17:57.590859+00");
+      s = js_PublishMsgAsync(js, &m, nullptr);
+      natsMsg_Destroy(m);
+      if (s != NATS_OK) {
+        std::fprintf(stderr, "publish: %s\n", natsStatus_GetText(s));
+        return 1;
+      }
+      ++sent;
+    }
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (failed > 0) {
+    std::fprintf(stderr, "%ld of %ld publishes failed\n", failed, count);
+    return 1;
+  }
+  std::printf("%ld %.3f %.0f\n", count, secs, count / secs);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  natsOptions_Destroy(o);
+  return 0;
+}
