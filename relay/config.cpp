@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <cstdio>
@@ -708,7 +709,8 @@ std::string describe(const Config& c) {
   for (const auto& u : c.amqp_urls) amqp += (amqp.empty() ? "" : ",") + mask_url(u);
   if (c.amqp_urls.empty()) amqp = mask_url(c.amqp);
   std::ostringstream os;
-  os << "pg=\"" << mask_conninfo(c.pg) << "\" amqp=\"" << amqp << "\" slot=" << c.slot
+  bool rabbit = c.sinks.empty() || std::find(c.sinks.begin(), c.sinks.end(), "rabbitmq") != c.sinks.end();
+  os << "pg=\"" << mask_conninfo(c.pg) << "\"" << (rabbit ? " amqp=\"" + amqp + "\"" : std::string()) << " slot=" << c.slot
      << " plugin=" << c.plugin << (c.shard.empty() ? "" : " shard=" + c.shard) << " create-slot=" << (c.create_slot ? "true" : "false") << " exchange=" << c.exchange
      << " max-in-flight=" << c.max_in_flight << " http=" << (c.http.empty() ? "off" : c.http)
      << " max-attempts=" << c.max_attempts;
