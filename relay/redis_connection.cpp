@@ -204,6 +204,7 @@ void RedisConnection::close() {
     reader_ = redisReaderCreate();
   }
   want_write_ = false;
+  replies_ = 0;
 }
 
 void RedisConnection::wait_fd(short events, Clock::time_point deadline, const char* what) {
@@ -433,10 +434,28 @@ bool RedisConnection::has_buffered() const { return ssl_ && SSL_pending(ssl_) > 
 
 RedisReplyPtr RedisConnection::command(const std::vector<std::string>& argv, Clock::time_point deadline) {
   std::string cmd = redis_format(argv);
+  // With TLS 1.3 a server that wants a client certificate (or rejects ours) says so after the
+  // handshake: its alert, then a closed connection, meet the first request. When the reset
+  // discarded the alert, a TLS connection lost before its first reply is reported the same way.
+  auto lost = [&](const char* when) {
+    if (ssl_ && replies_ == 0) {
+      if (error_.find("client certificate") == std::string::npos) {
+        char b[256];
+        std::string first = error_;
+        if (read_some(b, sizeof b) >= 0 || error_.find("client certificate") == std::string::npos) error_ = first;
+      }
+      throw SinkError("Redis at " + masked_ + " closed the TLS connection before its first reply (" + error_ +
+                          ", " + when + " " + argv[0] + ") -- fix: the server requires a client certificate "
+                          "(tls-auth-clients yes, its default): give the TLS cert and key, signed by a CA the server "
+                          "trusts (its tls-ca-cert-file)",
+                      SinkErrorKind::Tls);
+    }
+    throw SinkError("Redis at " + masked_ + ": " + error_ + " (" + when + " " + argv[0] + ")");
+  };
   std::size_t off = 0;
   while (off < cmd.size()) {
     long n = write_some(cmd.data() + off, cmd.size() - off);
-    if (n < 0) throw SinkError("Redis at " + masked_ + ": " + error_ + " (sending " + argv[0] + ")");
+    if (n < 0) lost("sending");
     off += static_cast<std::size_t>(n);
     if (off < cmd.size()) wait_fd(want_write_ ? POLLOUT : POLLIN, deadline, argv[0].c_str());
   }
@@ -445,13 +464,12 @@ RedisReplyPtr RedisConnection::command(const std::vector<std::string>& argv, Clo
     void* reply = nullptr;
     if (redisReaderGetReply(reader_, &reply) != REDIS_OK)
       throw SinkError("Redis at " + masked_ + ": protocol error: " + reader_->errstr);
-    if (reply) return RedisReplyPtr(static_cast<redisReply*>(reply));
-    long n = read_some(buf, sizeof buf);
-    if (n < 0) {
-      bool cert = error_.find("client certificate") != std::string::npos;
-      throw SinkError("Redis at " + masked_ + ": " + error_ + " (waiting for the reply to " + argv[0] + ")",
-                      cert ? SinkErrorKind::Tls : SinkErrorKind::Retryable);
+    if (reply) {
+      ++replies_;
+      return RedisReplyPtr(static_cast<redisReply*>(reply));
     }
+    long n = read_some(buf, sizeof buf);
+    if (n < 0) lost("waiting for the reply to");
     if (n == 0) {
       wait_fd(want_write_ ? POLLOUT : POLLIN, deadline, argv[0].c_str());
       continue;

@@ -85,6 +85,7 @@ class RedisConnection {
   std::string masked_;
   std::string error_;
   bool want_write_ = false;
+  std::uint64_t replies_ = 0;  // replies command() received on this connection
 };
 
 }  // namespace outbox
