@@ -69,7 +69,9 @@ class RedisSink : public Sink {
   // Encodes the event's EVALSHA (or XADD) into the output buffer and writes what the socket takes
   // now (unless inside batch(true)). Returns the reason when the event can never be published
   // (an empty or over-long stream name, a reserved header name); throws SinkError when the
-  // connection is broken or not open.
+  // connection is broken or not open. De-duplication is keyed by the event id ("outbox:dedup:" +
+  // id, kept dedup_window_ms: about 100 bytes of Redis memory per event of the window): ids must
+  // be unique (the outbox table's default makes them so); an event without an id is a plain XADD.
   std::optional<std::string> publish(std::uint64_t ticket, const Event& ev) override;
 
   int socket() const override { return conn_.fd(); }

@@ -476,6 +476,31 @@ TEST(RedisSink, SeveralUrlsTriedInOrder) {
   EXPECT_EQ(s.node(), srv.url());
 }
 
+TEST(RedisSink, ReplicaReadonlyBreaksAndTheNextOpenTriesTheNextAddress) {
+  OwnServer primary;
+  OwnServer replica({"--replicaof", "127.0.0.1", std::to_string(primary.port)});
+  auto o = opts(replica.url(), "ro");
+  o.urls.push_back(primary.url());
+  RedisSink s(o);
+  s.open(false);
+  ASSERT_EQ(s.node(), replica.url());
+  ASSERT_FALSE(s.publish(1, event("ro-1", "o")));
+  ASSERT_FALSE(s.publish(2, event("ro-2", "o")));
+  auto out = collect(s, 1, 3000);
+  EXPECT_TRUE(out.empty());  // READONLY is not a refusal of the event
+  ASSERT_TRUE(s.broken());
+  EXPECT_NE(s.broken_reason().find("READONLY"), std::string::npos) << s.broken_reason();
+  EXPECT_EQ(s.in_flight(), 2u);
+  s.close();
+  s.open(true);  // the replica failed last: the primary is tried first
+  EXPECT_EQ(s.node(), primary.url());
+  ASSERT_FALSE(s.publish(3, event("ro-1", "o")));
+  out = collect(s, 1);
+  ASSERT_EQ(out.size(), 1u) << s.broken_reason();
+  EXPECT_EQ(out[0].kind, BrokerOutcome::Kind::Confirmed);
+  EXPECT_FALSE(out[0].duplicate);  // the replica wrote no de-duplication key
+}
+
 TEST(RedisSink, BadSettingsAreConfig) {
   auto expect_config = [](RedisSink::Options o) {
     try {
