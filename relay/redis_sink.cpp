@@ -197,7 +197,7 @@ std::vector<std::string> RedisSink::durability_report(Clock::time_point deadline
   if (!get("appendonly", aof, err) || !get("appendfsync", fsync, err)) {
     std::string l = "Redis at " + node_ + ": durability could not be checked (CONFIG GET refused: " + err +
                     "); make sure appendonly is yes, else a Redis restart loses confirmed events";
-    if (log) spdlog::info("{}", l);
+    if (log) spdlog::warn("{}", l);
     lines.push_back(l);
     return lines;
   }

@@ -501,6 +501,41 @@ TEST(RedisSink, ReplicaReadonlyBreaksAndTheNextOpenTriesTheNextAddress) {
   EXPECT_FALSE(out[0].duplicate);  // the replica wrote no de-duplication key
 }
 
+TEST(RedisSink, MaxlenTrimsThroughTheScript) {
+  OwnServer srv;
+  auto o = opts(srv.url(), "trim");
+  o.maxlen = 10;
+  RedisSink s(o);
+  s.open(false);
+  s.batch(true);
+  for (int i = 0; i < 300; ++i) ASSERT_FALSE(s.publish(i, event("m" + std::to_string(i), "o")));
+  s.batch(false);
+  auto out = collect(s, 300);
+  ASSERT_EQ(out.size(), 300u) << s.broken_reason();
+  for (auto& x : out) EXPECT_EQ(x.kind, BrokerOutcome::Kind::Confirmed) << x.reply;
+  RedisReader r(srv.url());
+  auto n = r.length("trim");
+  EXPECT_GE(n, 10);
+  EXPECT_LT(n, 300);  // MAXLEN ~ trims whole nodes (100 entries by default)
+}
+
+TEST(RedisSink, ConfigRefusedByAclStillOpensAndSaysDurabilityIsUnchecked) {
+  OwnServer srv;
+  RedisReader admin(srv.url());
+  admin.command({"ACL", "SETUSER", "relay", "on", ">relaypw", "~*", "+@all", "-@admin", "-config"});
+  RedisSink s(opts(srv.url("relay:relaypw@"), "acl"));
+  auto lines = s.check();
+  std::string all;
+  for (auto& l : lines) all += l + "\n";
+  EXPECT_NE(all.find("durability could not be checked"), std::string::npos) << all;
+  EXPECT_NE(all.find("NOPERM"), std::string::npos) << all;
+  s.open(false);
+  ASSERT_FALSE(s.publish(1, event("acl-1", "o")));
+  auto out = collect(s, 1);
+  ASSERT_EQ(out.size(), 1u) << s.broken_reason();
+  EXPECT_EQ(out[0].kind, BrokerOutcome::Kind::Confirmed) << out[0].reply;
+}
+
 TEST(RedisSink, BadSettingsAreConfig) {
   auto expect_config = [](RedisSink::Options o) {
     try {
