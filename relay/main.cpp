@@ -1,4 +1,5 @@
 // outbox-relay: see relay/README.md and `outbox-relay --help`.
+#include <memory>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -43,8 +44,16 @@ int main(int argc, char** argv) {
   if (!cfg.http.empty() && !cfg.check) http.start(cfg.http);
 
   int rc = 0;
+  std::unique_ptr<outbox::Relay> made;
+  try {
+    made = std::make_unique<outbox::Relay>(cfg, metrics);
+  } catch (const outbox::SinkError& e) {
+    // A sink's settings that only the sink can judge (a Redis stream template, a URL).
+    spdlog::critical("{}", e.what());
+    return 2;
+  }
   {
-    outbox::Relay relay(cfg, metrics);
+    outbox::Relay& relay = *made;
     g_relay = &relay;
     struct sigaction sa {};
     sa.sa_handler = on_signal;
@@ -58,6 +67,7 @@ int main(int argc, char** argv) {
     rc = cfg.check ? relay.check() : relay.run();
     g_relay = nullptr;
   }
+  made.reset();
   if (g_signal == SIGHUP)
     spdlog::info("the stop was asked by SIGHUP, which outbox-relay handles like SIGTERM (it does not reload its "
                  "settings; restart it to apply new ones)");

@@ -4,6 +4,7 @@
 
 #include "nats_sink.h"
 #include "rabbitmq_sink.h"
+#include "redis_sink.h"
 
 namespace outbox {
 
@@ -37,6 +38,22 @@ std::unique_ptr<Sink> nats(const Config& c, const std::string& name) {
   return std::make_unique<NatsSink>(std::move(o));
 }
 
+std::unique_ptr<Sink> redis(const Config& c, const std::string& name) {
+  RedisSink::Options o;
+  o.urls = c.redis_urls;
+  o.stream = c.redis_stream;
+  o.maxlen = static_cast<std::uint64_t>(c.redis_maxlen);
+  o.dedup_window_ms = c.redis_dedup_window_ms;
+  o.tls = RedisTls{c.redis_cacert, c.redis_cert, c.redis_key};
+  o.connect_timeout_ms = c.amqp_connect_timeout_ms;
+  o.ack_timeout_ms = c.redis_ack_timeout_ms;
+  // CLIENT SETNAME takes no spaces.
+  o.name = name;
+  for (char& ch : o.name)
+    if (ch == ' ') ch = '_';
+  return std::make_unique<RedisSink>(std::move(o));
+}
+
 }  // namespace
 
 std::vector<std::unique_ptr<Sink>> make_sinks(const Config& c, const std::string& connection_name) {
@@ -44,6 +61,7 @@ std::vector<std::unique_ptr<Sink>> make_sinks(const Config& c, const std::string
   for (const std::string& kind : c.sinks) {
     if (kind == "rabbitmq") out.push_back(rabbitmq(c, connection_name));
     else if (kind == "nats") out.push_back(nats(c, connection_name));
+    else if (kind == "redis") out.push_back(redis(c, connection_name));
     else throw std::logic_error("sink " + kind + " is not built into this relay");
   }
   return out;

@@ -39,7 +39,9 @@ class RelayIT : public ::testing::Test {
     tok_ = unique_token();
     std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::string lower;
-    for (char c : test) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    // Parameterized tests are named "Name/param": a database name takes letters, digits and _.
+    for (char c : test)
+      lower += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : '_';
     base_ = "it_" + lower.substr(0, 24) + "_" + (g_plugin == "wal2json" ? "w" : "d") + "_" + tok_;
     db_ = std::make_unique<Db>(base_);
     slot_ = base_;
