@@ -94,7 +94,11 @@ int main(int argc, char** argv) {
   long sent = 0, replied = 0;
   auto t0 = std::chrono::steady_clock::now();
   while (replied < count) {
-    while (sent < count && sent - replied < window) {
+    // Refill once half the window came back, not per reply: one write carries many commands,
+    // as the relay's turn does (one reply, one command per write would make Redis run, and with
+    // appendfsync always fsync, once per command).
+    bool refill = sent - replied <= window / 2;
+    while (refill && sent < count && sent - replied < window) {
       ev.id = run_id + "-" + std::to_string(sent);
       auto e = build_entry(stream, ev);
       if (!e.entry) {
