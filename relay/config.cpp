@@ -621,6 +621,11 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   }
   c.nats = val["nats"];
   c.nats_subject_prefix = val["nats-subject-prefix"];
+  if (c.nats_subject_prefix.empty() || c.nats_subject_prefix[0] == '$' || c.nats_subject_prefix.rfind("_INBOX", 0) == 0)
+    throw ConfigError("setting nats-subject-prefix (from " + source_of(c, "nats-subject-prefix") + "): \"" +
+                      c.nats_subject_prefix +
+                      "\" would let an event's routing key choose any subject, the server's API ($JS.API..., $KV...) "
+                      "included -- fix: give a prefix of your own, for example outbox.");
   c.nats_ack_timeout_ms = to_int(c, "nats-ack-timeout-ms", val["nats-ack-timeout-ms"], 0, 3600000);
   c.nats_cacert = val["nats-cacert"];
   c.nats_cert = val["nats-cert"];

@@ -123,6 +123,7 @@ void Delivery::pump(Clock::time_point now, const std::vector<Sink*>& sinks) {
   // Events done here (settled, dead letters) make their key's next event ready with a higher
   // seq: the walk goes on from the seq just handled, so it sees that one too, and skips nothing
   // that waits for its sink.
+  std::vector<bool> failed(sinks.size(), false);  // publish() threw this turn: not tried again
   auto rit = ready_.begin();
   while (rit != ready_.end() && !solo_inflight_) {
     const std::uint64_t seq = rit->first;
@@ -160,7 +161,7 @@ void Delivery::pump(Clock::time_point now, const std::vector<Sink*>& sinks) {
     if (o_.ordering == Ordering::Commit && !unpublished_.empty() && it.seq > *unpublished_.begin())
       break;  // an earlier event waits for its key: first attempts go in commit order
     Sink* sink = it.sink < sinks.size() ? sinks[it.sink] : nullptr;
-    if (!sink || !sink->connected() || sink->blocked()) {
+    if (!sink || !sink->connected() || sink->blocked() || sink->broken() || failed[it.sink]) {
       ++rit;  // waits for its sink; with Ordering::Commit the check above stops the events behind it
       continue;
     }
@@ -168,7 +169,18 @@ void Delivery::pump(Clock::time_point now, const std::vector<Sink*>& sinks) {
     if (inflight_.size() >= o_.max_in_flight) break;
     if (!inflight_.empty() && inflight_bytes_ >= o_.max_in_flight_bytes) break;
     std::uint64_t ticket = next_ticket_;
-    if (auto err = sink->publish(ticket, it.ev)) {
+    std::optional<std::string> err;
+    try {
+      err = sink->publish(ticket, it.ev);
+    } catch (const SinkError& e) {
+      // The connection broke while writing: not this event's fault, and its fate is that of the
+      // messages in flight. It stays first in its key; the loop deals with the sink.
+      failed[it.sink] = true;
+      publish_failures_.emplace_back(it.sink, e.what());
+      ++rit;
+      continue;
+    }
+    if (err) {
       ready_.erase(rit);
       dead_letter(k, std::string("cannot be published to ") + sink->display_name() + ": " + *err);
       done();
@@ -308,6 +320,7 @@ void Delivery::reset() {
   inflight_.clear();
   settled_.clear();
   dead_.clear();
+  publish_failures_.clear();
   held_ = 0;
   held_bytes_ = 0;
   inflight_bytes_ = 0;

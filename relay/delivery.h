@@ -64,6 +64,9 @@ struct DeliveryOptions {
   // Which sink (an index into the sinks given to pump()) takes an event: the routing rules.
   // Unset: every event goes to sink 0.
   std::function<std::size_t(const Event&)> route;
+  // The sink whose exchanges `defaults.exchange` names (RabbitMQ's index; npos: none): only its
+  // events wait while the default exchange is missing.
+  std::size_t default_exchange_sink = 0;
 };
 
 struct DeadLetter {
@@ -125,6 +128,9 @@ class Delivery {
 
   // What the loop must act on (pull, then act).
   std::vector<Settled> take_settled() { return std::exchange(settled_, {}); }
+  // Sinks whose publish() threw (a connection found broken while writing), with the reason:
+  // their events stayed unpublished; the loop treats the sink as lost.
+  std::vector<std::pair<std::size_t, std::string>> take_publish_failures() { return std::exchange(publish_failures_, {}); }
   std::vector<DeadLetter> take_dead_letters() { return std::exchange(dead_, {}); }
   // The loop wrote it to outbox.dead_letters: if the slot sends the event again (its transaction
   // not acknowledged yet), it is settled instead of written twice. Not before the write: a
@@ -143,7 +149,7 @@ class Delivery {
   const DeliveryStats& stats() const { return stats_; }
   // The same counts for the events routed to one sink.
   DeliveryStats stats(std::size_t sink) const { return sink < sink_stats_.size() ? sink_stats_[sink] : DeliveryStats{}; }
-  // Events held for one sink (waiting or in flight).
+  // Messages of one sink in flight (published, not answered).
   std::size_t in_flight(std::size_t sink) const;
 
   static std::string ordering_key(const Event& ev) { return ordering_key(ev.aggregate_type, ev.aggregate_id); }
@@ -185,7 +191,7 @@ class Delivery {
   static MemoryKey memory_key(const Event& ev) { return {ev.lsn, ev.id}; }
   DeliveryStats& sstats(std::size_t sink);
   bool uses_default_exchange(const Item& it) const {
-    return !it.ev.exchange || *it.ev.exchange == o_.defaults.exchange;
+    return it.sink == o_.default_exchange_sink && (!it.ev.exchange || *it.ev.exchange == o_.defaults.exchange);
   }
 
   DeliveryOptions o_;
@@ -200,6 +206,7 @@ class Delivery {
   std::vector<DeadLetter> dead_;
   DeliveryStats stats_;
   std::vector<DeliveryStats> sink_stats_;
+  std::vector<std::pair<std::size_t, std::string>> publish_failures_;
   std::uint64_t next_ticket_ = 1, next_seq_ = 0;
   std::size_t held_ = 0;
   std::uint64_t held_bytes_ = 0, inflight_bytes_ = 0;

@@ -693,6 +693,10 @@ std::optional<std::string> NatsSink::validate_subject(const std::string& subject
     if (t.empty()) return bad("an empty token (\"..\", or a leading or trailing '.')");
     if (t == "*" || t == ">") return bad("the wildcard token \"" + t + "\" (wildcards cannot be published to)");
   }
+  // $JS.API.STREAM.PURGE.X, $KV..., $SYS..., _INBOX...: a request to the server, or a reply to
+  // someone, with the relay's rights. An event must never reach them, whatever the prefix.
+  if (subject[0] == '$' || subject.rfind("_INBOX.", 0) == 0)
+    return bad("starts with '$' or \"_INBOX.\" (the server's API and reply subjects)");
   return std::nullopt;
 }
 
@@ -775,16 +779,23 @@ void NatsSink::send_loop() {
       natsMsg* m = batch[i];
       std::size_t bytes = static_cast<std::size_t>(natsMsg_GetDataLength(m));
       s = js_PublishMsgAsync(js_, &m, nullptr);
+      bool room_again = false;
       {
         std::lock_guard<std::mutex> g(mu_);
+        room_again = unsent_bytes_ >= kUnsentHighWater && unsent_bytes_ - std::min(unsent_bytes_, bytes) < kUnsentHighWater;
         unsent_bytes_ -= std::min(unsent_bytes_, bytes);
       }
+      if (room_again) wake();  // the loop, held back by writable(), may read the slot again
       if (s != NATS_OK) {
         std::string why = "NATS publish failed: " + err(s);
         // Still ours when the call failed. Its fate, and that of the later ones (not written),
         // is that of the messages in flight: broken() with the next poll().
         l.lock();
-        for (std::size_t j = i; j < batch.size(); ++j) {
+        // js_PublishMsgAsync clears its argument when it took the message over: then the
+        // library frees it, and only the map entry is ours to drop.
+        inflight_.erase(batch[i]);
+        if (m) natsMsg_Destroy(m);
+        for (std::size_t j = i + 1; j < batch.size(); ++j) {
           inflight_.erase(batch[j]);
           natsMsg_Destroy(batch[j]);
         }

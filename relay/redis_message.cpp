@@ -135,6 +135,13 @@ RedisEntryOrError build_entry(const std::string& stream_template, const Event& e
               "\": aggregate_type, event_type, routing_key or exchange too long)";
     return r;
   }
+  if (e.stream.rfind(kDedupKeyPrefix, 0) == 0) {
+    // An aggregate_type "dedup:<id>" would make a stream of the key that de-duplicates event
+    // <id>, which then could never be published.
+    r.error = "the Redis stream name \"" + e.stream.substr(0, 200) + "\" is in the relay's de-duplication key space (" +
+              kDedupKeyPrefix + "...); the event's aggregate_type, event_type, routing_key or exchange made it so";
+    return r;
+  }
   e.fields = entry_fields(ev);
   r.entry = std::move(e);
   return r;
@@ -232,7 +239,12 @@ ReplyMeaning classify_reply(const redisReply* r) {
     if (starts_with(m.text, "NOSCRIPT")) m.kind = ReplyMeaning::Kind::NoScript;
     else if (starts_with(m.text, "READONLY") || starts_with(m.text, "LOADING") || starts_with(m.text, "MASTERDOWN") ||
              starts_with(m.text, "NOAUTH") || starts_with(m.text, "MISCONF") || starts_with(m.text, "BUSY") ||
-             starts_with(m.text, "CLUSTERDOWN") || starts_with(m.text, "TRYAGAIN"))
+             starts_with(m.text, "CLUSTERDOWN") || starts_with(m.text, "TRYAGAIN") ||
+             // Out of memory (maxmemory) and a command the relay's user may not run refuse every
+             // event alike: as refusals they would turn the whole stream into dead letters in
+             // seconds. A key the ACL forbids is this event's (its stream's) fault: a refusal.
+             starts_with(m.text, "OOM") ||
+             (starts_with(m.text, "NOPERM") && m.text.find("command") != std::string::npos))
       m.kind = ReplyMeaning::Kind::Broken;
     else
       m.kind = ReplyMeaning::Kind::Refused;

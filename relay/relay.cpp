@@ -41,6 +41,9 @@ DeliveryOptions delivery_options(const Config& c) {
   o.defaults.exchange = c.exchange;
   o.defaults.app_id = c.app_id;
   o.defaults.cloudevents_source = c.cloudevents_source;
+  o.default_exchange_sink = static_cast<std::size_t>(-1);
+  for (std::size_t i = 0; i < c.sinks.size(); ++i)
+    if (c.sinks[i] == "rabbitmq") o.default_exchange_sink = i;
   if (c.sinks.size() > 1) {
     auto router = std::make_shared<Router>(c.routes, c.default_sink, c.sinks);
     o.route = [router](const Event& ev) { return router->route(ev); };
@@ -525,9 +528,12 @@ void Relay::stream() {
     reopen_sinks(now);
     if (recovery_.active && !recovery_.fetched_all && !stopping_) feed_recovery();
     else if (can_read()) process_wal();
+    // Not only a POLLOUT clears it: the NATS sink's descriptor is a pipe, and its writer thread
+    // drains by itself.
+    if (send_full_ && !sinks_full()) send_full_ = false;
     if (!blocked_ && !send_full_) {
       for (Sink* s : sink_ptrs_) s->batch(true);
-      delivery_.pump(Clock::now(), sink_ptrs_);
+      pump_delivery();
       for (Sink* s : sink_ptrs_) s->batch(false);
     }
     act_on_delivery();
@@ -568,8 +574,9 @@ void Relay::stream() {
     int timeout = static_cast<int>(std::max<std::int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1));
     if (sink_work || (pg_more_ && can_read()) || reply_now_) timeout = 0;
-    // Messages waiting for room in a sink's socket buffer (publish never blocks): look again soon.
-    if (sink_pending) timeout = std::min(timeout, Sink::kRecheckMs);
+    // Messages waiting for room in a sink's socket buffer (publish never blocks), or a sink that
+    // took more than it has written: look again soon.
+    if (sink_pending || send_full_) timeout = std::min(timeout, Sink::kRecheckMs);
 
     bool pg_out = !repl_.flush();
     constexpr std::size_t kFixed = 3;  // replication, wake pipe, admin; then one per sink
@@ -582,8 +589,9 @@ void Relay::stream() {
     for (std::size_t i = 0; i < sinks_.size(); ++i) {
       Sink& s = *sinks_[i];
       bool live = s.connected() && !sink_state_[i].down;
+      // POLLOUT only for a sink that cannot take more: a writable socket would wake the loop at once.
       fds[kFixed + i] = {live ? s.socket() : -1,
-                         static_cast<short>(s.poll_events() | (send_full_ ? POLLOUT : 0)), 0};
+                         static_cast<short>(s.poll_events() | (send_full_ && live && !s.writable() ? POLLOUT : 0)), 0};
     }
     int n = ::poll(fds, static_cast<nfds_t>(kFixed + sinks_.size()), timeout);
     if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("poll failed: ") + std::strerror(errno));
@@ -630,13 +638,12 @@ void Relay::process_wal() {
     // A full socket send buffer (a slow or blocked broker not reading) is backpressure too:
     // stop reading before the sinks hold more than their sockets take.
     if (i % 32 == 0) {
-      for (Sink* s : sink_ptrs_)
-        if (s->connected() && !s->writable()) {
-          send_full_ = true;
-          pg_more_ = true;
-          return;
-        }
-      if (i > 0) delivery_.pump(Clock::now(), sink_ptrs_);
+      if (sinks_full()) {
+        send_full_ = true;
+        pg_more_ = true;
+        return;
+      }
+      if (i > 0) pump_delivery();
     }
     if (!can_read()) {
       pg_more_ = true;
@@ -759,26 +766,41 @@ void Relay::act_on_broker(std::size_t i, Clock::time_point now) {
   blocked_ = all_sinks_blocked();
   m_.broker_blocked = blocked_;
   act_on_delivery();
-  if (sink.broken()) {
-    // Whatever was in flight has an unknown fate: the Delivery unit remembers it, so that after
-    // the reconnect a message that closes the channel is found and charged, not its neighbours.
-    delivery_.lost(i, sink.broken_by_message(), sink.broken_reason());
-    if (other_sink_connected(i)) {
-      // The others go on: this sink's messages in flight are sent again once it is back.
-      delivery_.requeue(i);
-      SinkError e(sink.broken_reason());
-      e.sink = sink.display_name();
-      sink_down(i, e, now);
-      return;
-    }
-    // Acknowledge what is settled (dead letters included) before the slot is read again, so that
-    // the reconnect does not hand the same events over a second time.
-    maybe_send_status(now, true);
-    repl_.flush();
-    SinkError e(sink.broken_reason());
+  if (sink.broken()) sink_failed(i, sink.broken_reason(), sink.broken_by_message(), now);
+}
+
+void Relay::sink_failed(std::size_t i, const std::string& reason, bool by_message, Clock::time_point now) {
+  Sink& sink = *sinks_[i];
+  // Whatever was in flight has an unknown fate: the Delivery unit remembers it, so that after
+  // the reconnect a message that closes the channel is found and charged, not its neighbours.
+  delivery_.lost(i, by_message, reason);
+  if (other_sink_connected(i)) {
+    // The others go on: this sink's messages in flight are sent again once it is back.
+    delivery_.requeue(i);
+    SinkError e(reason);
     e.sink = sink.display_name();
-    throw e;
+    sink_down(i, e, now);
+    return;
   }
+  // Acknowledge what is settled (dead letters included) before the slot is read again, so that
+  // the reconnect does not hand the same events over a second time.
+  maybe_send_status(now, true);
+  repl_.flush();
+  SinkError e(reason);
+  e.sink = sink.display_name();
+  throw e;
+}
+
+void Relay::pump_delivery() {
+  delivery_.pump(Clock::now(), sink_ptrs_);
+  for (auto& [i, why] : delivery_.take_publish_failures())
+    if (!sink_state_[i].down) sink_failed(i, why, false, Clock::now());
+}
+
+bool Relay::sinks_full() const {
+  for (std::size_t i = 0; i < sinks_.size(); ++i)
+    if (!sink_state_[i].down && sinks_[i]->connected() && !sinks_[i]->writable()) return true;
+  return false;
 }
 
 void Relay::open_sinks() {
@@ -801,6 +823,9 @@ void Relay::open_sinks() {
     } catch (SinkError& e) {
       e.sink = s.display_name();
       if (e.kind == SinkErrorKind::Auth) sm.auth_failures++;
+      // Once running, the settings were good: what looks like one now (a Redis database index
+      // gone, a server without headers behind a new proxy) changed on the server: retried.
+      if (e.kind == SinkErrorKind::Config && started_) e.kind = SinkErrorKind::Retryable;
       // A settings mistake stops the relay; with one sink there is nothing to go on with.
       if (e.kind == SinkErrorKind::Config || (e.kind == SinkErrorKind::Tls && !started_) || sinks_.size() == 1) throw;
       if (!first) first = e;
@@ -826,8 +851,8 @@ void Relay::sink_down(std::size_t i, const SinkError& e, Clock::time_point now) 
   sm.reconnects++;
   auto log = e.kind == SinkErrorKind::Retryable ? spdlog::level::warn : spdlog::level::err;
   spdlog::log(log, "{}: {}; its events wait (the slot is not acknowledged past the first of them), the other sinks "
-                   "go on; reconnecting in {} ms",
-              s.display_name(), e.what(), d.count());
+                   "go on until {} events wait in all (twice --max-in-flight), then reading pauses; reconnecting in {} ms",
+              s.display_name(), e.what(), 2 * cfg_.max_in_flight, d.count());
 }
 
 void Relay::reopen_sinks(Clock::time_point now) {

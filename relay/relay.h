@@ -62,6 +62,13 @@ class Relay {
   bool other_sink_connected(std::size_t i) const;
   bool all_sinks_blocked() const;
   void act_on_broker(std::size_t sink, Clock::time_point now);
+  // Sink `i` broke (its answers read first): with other sinks connected it is left down and its
+  // messages in flight requeued; alone, the session ends (throws SinkError).
+  void sink_failed(std::size_t i, const std::string& reason, bool by_message, Clock::time_point now);
+  // delivery_.pump, then what it found broken.
+  void pump_delivery();
+  // Some connected sink cannot take more now (its socket buffer is full).
+  bool sinks_full() const;
   void act_on_delivery();
   void reject_line(Lsn lsn, const std::string& reason);
   // The tracker unit one more item of the stream belongs to: the open transaction, or a unit of

@@ -461,3 +461,15 @@ TEST(Config, RouteAndSinkMistakesNameTheLineAndTheFix) {
   e = error_of({"--config", write_file("[[jetstream.streams]]\nname = \"S\"\nsubjects = [\"a\"]\nstorage = \"disk\"\n")});
   EXPECT_TRUE(has(e, "storage = \"disk\" is not one of file, memory")) << e;
 }
+
+TEST(Config, NatsSubjectPrefixCannotOpenTheServersApi) {
+  for (const char* bad : {"", "$JS.API.", "$KV.", "_INBOX."}) {
+    try {
+      load({"--nats", "nats://h:4222", "--nats-subject-prefix", bad});
+      ADD_FAILURE() << "accepted prefix \"" << bad << "\"";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("server's API"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(load({"--nats-subject-prefix", "events."}).nats_subject_prefix, "events.");
+}

@@ -19,7 +19,7 @@ struct RecordingSink : Sink {
     std::string id, exchange;
   };
   std::vector<Pub> pubs;
-  bool up = true, is_blocked = false;
+  bool up = true, is_blocked = false, throws = false;
   std::string reason;
   const char* name() const override { return "rec"; }
   const char* display_name() const override { return "Recorder"; }
@@ -34,6 +34,7 @@ struct RecordingSink : Sink {
   const std::string& broken_reason() const override { return reason; }
   bool blocked() const override { return is_blocked; }
   std::optional<std::string> publish(std::uint64_t ticket, const Event& ev) override {
+    if (throws) throw SinkError("connection reset while writing");
     if (ev.event_type == "too-big-for-this-broker") return std::string("field \"x\" is too big");
     // What RabbitSink refuses (the AMQP mapping), so the dead-letter paths are those of RabbitMQ.
     MessageDefaults d;
@@ -556,6 +557,40 @@ TEST(Delivery, WhatASinkCannotTakeIsADeadLetterNamingTheSink) {
   ASSERT_EQ(dl.size(), 1u);
   EXPECT_NE(dl[0].reason.find("cannot be published to Recorder: field \"x\""), std::string::npos) << dl[0].reason;
   EXPECT_TRUE(f.sink.published("x2"));
+}
+
+TEST(Delivery, APublishThatThrowsLeavesTheEventFirstAndReportsTheSink) {
+  TwoSinks t(Ordering::Aggregate);
+  t.b.throws = true;
+  t.d.add(typed("n1", "B", "n.x"), 1);
+  t.d.add(typed("n2", "C", "n.x"), 1);
+  t.d.add(typed("r1", "A", "r.x"), 1);
+  t.pump();
+  auto failures = t.d.take_publish_failures();
+  ASSERT_EQ(failures.size(), 1u) << "one report per sink and turn, not per event";
+  EXPECT_EQ(failures[0].first, 1u);
+  EXPECT_NE(failures[0].second.find("connection reset"), std::string::npos);
+  EXPECT_EQ(t.a.pubs.size(), 1u) << "the other sink's event still goes";
+  EXPECT_TRUE(t.d.take_dead_letters().empty()) << "not the events' fault";
+  t.b.throws = false;
+  t.pump();
+  ASSERT_EQ(t.b.pubs.size(), 2u);
+  EXPECT_EQ(t.b.pubs[0].id, "n1");
+}
+
+TEST(Delivery, OnlyTheDefaultExchangesSinkWaitsForIt) {
+  DeliveryOptions o = TwoSinks::route(Ordering::Aggregate);
+  o.default_exchange_sink = 0;
+  Delivery d(o);
+  RecordingSink a, b;
+  auto now = Delivery::Clock::time_point{} + 1h;
+  d.add(typed("r1", "A", "r.x"), 1);
+  d.add(typed("n1", "B", "n.x"), 1);
+  d.pump(now, std::vector<Sink*>{&a, &b});
+  d.refused(a.ticket_of("r1"), Refusal::ExchangeMissing, "404 NOT_FOUND", now);
+  EXPECT_TRUE(d.default_exchange_missing());
+  d.confirmed(b.ticket_of("n1"), now);
+  EXPECT_TRUE(d.default_exchange_missing()) << "a NATS confirm says nothing about RabbitMQ's default exchange";
 }
 
 }  // namespace

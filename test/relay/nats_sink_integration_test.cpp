@@ -630,3 +630,20 @@ TEST_F(NatsSinkTest, PublishesBeyondTheSocketBuffersToAPausedServerNeverBlock) {
   EXPECT_LT(std::chrono::steady_clock::now() - c0, std::chrono::milliseconds(NatsSink::kWriteDeadlineMs + 1500));
   srv.signal(SIGCONT);
 }
+
+// Without a prefix (the relay's settings refuse one, a sink built by other code may not), an
+// event's routing key must still not reach the server's API or someone's reply inbox.
+TEST_F(NatsSinkTest, NoEventReachesTheServersApiOrAnInbox) {
+  auto o = options_for(url_, prefix_, stream_);  // the stream takes the prefix's subjects
+  o.subject_prefix.clear();
+  NatsSink s(o);
+  s.open(false);
+  for (const char* rk : {"$JS.API.STREAM.PURGE.ORDERS", "$KV.bucket.key", "$SYS.REQ.SERVER.PING", "_INBOX.abc"}) {
+    Event ev = make_event(uuid_like(1));
+    ev.routing_key = rk;
+    auto err = s.publish(1, ev);
+    ASSERT_TRUE(err.has_value()) << rk;
+    EXPECT_NE(err->find("server's API"), std::string::npos) << *err;
+  }
+  EXPECT_EQ(s.in_flight(), 0u);
+}

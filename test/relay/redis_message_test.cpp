@@ -115,6 +115,12 @@ TEST(RedisEntry, RefusesWhatCanNeverBePublished) {
   EXPECT_FALSE(r.entry);
   EXPECT_NE(r.error.find("over 1024"), std::string::npos);
 
+  Event dedup = base();
+  dedup.aggregate_type = "dedup:01a234d3-5ada-711d-ad48-c7f58eb6170c";
+  r = build_entry("outbox:{aggregate_type}", dedup);
+  EXPECT_FALSE(r.entry) << "a stream in the de-duplication key space would make that event unpublishable";
+  EXPECT_NE(r.error.find("de-duplication key space"), std::string::npos) << r.error;
+
   Event invalid = base();
   invalid.invalid = "headers is not an object";
   EXPECT_EQ(build_entry("s", invalid).error, "headers is not an object");
@@ -157,8 +163,14 @@ TEST(RedisReply, Classification) {
 
   auto wt = mk(REDIS_REPLY_ERROR, "WRONGTYPE Operation against a key holding the wrong kind of value");
   EXPECT_EQ(classify_reply(&wt).kind, ReplyMeaning::Kind::Refused);
+  // Out of memory, or a command the user may not run: every event alike, so the connection (not
+  // the event) is at fault; else the whole stream would become dead letters in seconds.
   auto oom = mk(REDIS_REPLY_ERROR, "OOM command not allowed when used memory > 'maxmemory'.");
-  EXPECT_EQ(classify_reply(&oom).kind, ReplyMeaning::Kind::Refused);
+  EXPECT_EQ(classify_reply(&oom).kind, ReplyMeaning::Kind::Broken);
+  auto noperm_cmd = mk(REDIS_REPLY_ERROR, "NOPERM this user has no permissions to run the 'evalsha' command");
+  EXPECT_EQ(classify_reply(&noperm_cmd).kind, ReplyMeaning::Kind::Broken);
+  auto noperm_key = mk(REDIS_REPLY_ERROR, "NOPERM this user has no permissions to access one of the keys used as arguments");
+  EXPECT_EQ(classify_reply(&noperm_key).kind, ReplyMeaning::Kind::Refused);
   auto ns = mk(REDIS_REPLY_ERROR, "NOSCRIPT No matching script.");
   EXPECT_EQ(classify_reply(&ns).kind, ReplyMeaning::Kind::NoScript);
   auto ro = mk(REDIS_REPLY_ERROR, "READONLY You can't write against a read only replica.");

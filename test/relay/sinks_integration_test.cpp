@@ -261,6 +261,26 @@ TEST_P(SinkIT, SilentBrokerHoldsTheSlotThenCatchesUp) {
   EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) > lsn(held); }, 20s)) << relay.log();
 }
 
+// A burst of big events fills the sink's unwritten bytes past its high-water mark (writable()
+// false: the relay stops reading). It must read again once the sink wrote them: the NATS
+// sink's descriptor is a pipe that never reports POLLOUT, which once left the relay stalled.
+TEST_P(SinkIT, ABurstOfBigEventsDoesNotStallTheStream) {
+  RelayProcess& relay = start();
+  // A broker that stops reading for a moment (shorter than the sinks' write deadlines) lets the
+  // unwritten bytes pile up.
+  ASSERT_EQ(sh(ctl_ + " pause"), 0);
+  std::string big = "SET outbox.max_payload_bytes = 16000000; BEGIN;";
+  for (int i = 0; i < 20; ++i)
+    big += "SELECT outbox_emit('big', jsonb_build_object('b', repeat('x', 900000), 'i', " + std::to_string(i) + "));";
+  db_->exec(big + "COMMIT;");
+  db_->exec(emit_sql("after", "{}"));
+  std::this_thread::sleep_for(1s);
+  ASSERT_EQ(sh(ctl_ + " resume"), 0);
+  auto got = wait_for(21, 30s);
+  EXPECT_EQ(got.size(), 21u) << relay.log();
+  if (!got.empty()) EXPECT_EQ(got.back().type, "after");
+}
+
 // An event the broker can never take is a dead letter naming the sink and the reason; the
 // stream goes on. NATS: a subject with a space (refused before sending). Redis: its stream's key
 // holds a string (WRONGTYPE, retried, then a dead letter).
