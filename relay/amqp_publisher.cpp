@@ -1,3 +1,4 @@
+#include "tls_alerts.h"
 #include "amqp_publisher.h"
 
 #include <linux/sock_diag.h>
@@ -53,25 +54,6 @@ std::string rpc_error(const amqp_rpc_reply_t& r) {
       return "server exception";
   }
   return "unknown";
-}
-
-// The broker refused our side of the TLS handshake: it wants a client certificate, or does not
-// trust the one given (an alert it sent; in TLS 1.3 it arrives after the handshake looked done,
-// at the first read of the login).
-bool client_certificate_refused(unsigned long ssl_err) {
-  if (ERR_GET_LIB(ssl_err) != ERR_LIB_SSL) return false;
-  switch (ERR_GET_REASON(ssl_err)) {
-    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
-    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
-    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
-    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
-      return true;
-    default:
-      return false;
-  }
 }
 
 std::string ssl_error_text(unsigned long e) {

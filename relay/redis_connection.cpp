@@ -1,3 +1,4 @@
+#include "tls_alerts.h"
 #include "redis_connection.h"
 
 #include <arpa/inet.h>
@@ -59,24 +60,6 @@ std::string ssl_error_text(unsigned long e) {
   char buf[256];
   ERR_error_string_n(e, buf, sizeof buf);
   return buf;
-}
-
-// The server refused our side of the TLS handshake (wants a client certificate, or does not
-// trust ours); with TLS 1.3 the alert arrives at the first read after the handshake.
-bool client_certificate_refused(unsigned long e) {
-  if (ERR_GET_LIB(e) != ERR_LIB_SSL) return false;
-  switch (ERR_GET_REASON(e)) {
-    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
-    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
-    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
-    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
-      return true;
-    default:
-      return false;
-  }
 }
 
 void check_readable(const std::string& file, const char* what) {

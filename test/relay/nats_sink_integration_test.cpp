@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "sink_open_error.h"
 #include "nats_reader.h"
 #include "nats_sink.h"
 
@@ -392,11 +393,10 @@ TEST_F(NatsSinkTest, StreamsAreCreatedFromOptionsAndAnExistingOneIsLeftAlone) {
 TEST_F(NatsSinkTest, OpenAgainstAClosedPortIsRetryable) {
   auto o = options_for("nats://127.0.0.1:" + std::to_string(free_port()), prefix_, stream_);
   NatsSink s(o);
-  try {
-    s.open(false);
-    FAIL() << "open() succeeded";
-  } catch (const SinkError& e) {
-    EXPECT_EQ(e.kind, SinkErrorKind::Retryable) << e.what();
+  {
+    auto e = outbox::test::open_error(s);
+    ASSERT_TRUE(e) << "open() succeeded";
+    EXPECT_EQ(e->kind, SinkErrorKind::Retryable) << e->what();
   }
   EXPECT_FALSE(s.connected());
 }
@@ -404,11 +404,10 @@ TEST_F(NatsSinkTest, OpenAgainstAClosedPortIsRetryable) {
 TEST_F(NatsSinkTest, BadUrlsAndMissingTlsFilesAreConfig) {
   for (std::string bad : {"http://127.0.0.1:4222", "nats://", "nats://127.0.0.1:99999", "127.0.0.1:4222"}) {
     NatsSink s(options_for(bad, prefix_, stream_));
-    try {
-      s.open(false);
-      FAIL() << bad;
-    } catch (const SinkError& e) {
-      EXPECT_EQ(e.kind, SinkErrorKind::Config) << bad << ": " << e.what();
+    {
+      auto e = outbox::test::open_error(s);
+      ASSERT_TRUE(e) << bad;
+      EXPECT_EQ(e->kind, SinkErrorKind::Config) << bad << ": " << e->what();
     }
   }
   for (auto edit : std::vector<std::function<void(NatsSink::Options&)>>{
@@ -429,12 +428,11 @@ TEST_F(NatsSinkTest, BadUrlsAndMissingTlsFilesAreConfig) {
   auto o = options_for(url_, prefix_, stream_);
   o.tls.cacert = "/nonexistent/ca.pem";
   NatsSink s(o);
-  try {
-    s.open(false);
-    FAIL() << "open() succeeded";
-  } catch (const SinkError& e) {
-    EXPECT_EQ(e.kind, SinkErrorKind::Config) << e.what();
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/ca.pem"), std::string::npos) << e.what();
+  {
+    auto e = outbox::test::open_error(s);
+    ASSERT_TRUE(e) << "open() succeeded";
+    EXPECT_EQ(e->kind, SinkErrorKind::Config) << e->what();
+    EXPECT_NE(std::string(e->what()).find("/nonexistent/ca.pem"), std::string::npos) << e->what();
   }
 }
 
@@ -442,12 +440,11 @@ TEST_F(NatsSinkTest, BadCredentialsAreAuthWithThePasswordMasked) {
   OwnServer srv({"--user", "relay", "--pass", "right-secret"});
   ASSERT_TRUE(port_open(srv.port));
   NatsSink bad(options_for(srv.url("relay:wrong-secret@"), prefix_, stream_));
-  try {
-    bad.open(false);
-    FAIL() << "open() succeeded";
-  } catch (const SinkError& e) {
-    EXPECT_EQ(e.kind, SinkErrorKind::Auth) << e.what();
-    EXPECT_EQ(std::string(e.what()).find("wrong-secret"), std::string::npos) << e.what();
+  {
+    auto e = outbox::test::open_error(bad);
+    ASSERT_TRUE(e) << "open() succeeded";
+    EXPECT_EQ(e->kind, SinkErrorKind::Auth) << e->what();
+    EXPECT_EQ(std::string(e->what()).find("wrong-secret"), std::string::npos) << e->what();
   }
   NatsSink good(options_for(srv.url("relay:right-secret@"), prefix_, stream_));
   good.open(false);
@@ -459,12 +456,11 @@ TEST_F(NatsSinkTest, BadCredentialsAreAuthWithThePasswordMasked) {
 TEST_F(NatsSinkTest, ABadTokenIsAuthWithTheTokenMasked) {
   OwnServer srv({"--auth", "right-token"});
   NatsSink bad(options_for(srv.url("wrong-token@"), prefix_, stream_));
-  try {
-    bad.open(false);
-    FAIL() << "open() succeeded";
-  } catch (const SinkError& e) {
-    EXPECT_EQ(e.kind, SinkErrorKind::Auth) << e.what();
-    EXPECT_EQ(std::string(e.what()).find("wrong-token"), std::string::npos) << e.what();
+  {
+    auto e = outbox::test::open_error(bad);
+    ASSERT_TRUE(e) << "open() succeeded";
+    EXPECT_EQ(e->kind, SinkErrorKind::Auth) << e->what();
+    EXPECT_EQ(std::string(e->what()).find("wrong-token"), std::string::npos) << e->what();
   }
   NatsSink good(options_for(srv.url("right-token@"), prefix_, stream_));
   good.open(false);
@@ -595,11 +591,10 @@ TEST_F(NatsSinkTest, TlsConnectsWithTheCaAndAnUnknownCaIsTls) {
   auto u = o;
   u.tls.cacert = o.tls.cert.empty() ? "/etc/ssl/certs/ca-certificates.crt" : o.tls.cert;
   NatsSink bad(u);
-  try {
-    bad.open(false);
-    FAIL() << "open() succeeded";
-  } catch (const SinkError& e) {
-    EXPECT_EQ(e.kind, SinkErrorKind::Tls) << e.what();
+  {
+    auto e = outbox::test::open_error(bad);
+    ASSERT_TRUE(e) << "open() succeeded";
+    EXPECT_EQ(e->kind, SinkErrorKind::Tls) << e->what();
   }
 }
 

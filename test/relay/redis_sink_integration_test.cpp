@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sink_open_error.h"
 #include "redis_reader.h"
 #include "redis_sink.h"
 
@@ -427,11 +428,10 @@ TEST(RedisSink, BackpressureHintBeyondTheOutputBound) {
 
 TEST(RedisSink, ClosedPortIsRetryable) {
   RedisSink s(opts("redis://127.0.0.1:" + std::to_string(free_port()), "x"));
-  try {
-    s.open(false);
-    FAIL() << "connected to a closed port";
-  } catch (const SinkError& e) {
-    EXPECT_EQ(e.kind, SinkErrorKind::Retryable) << e.what();
+  {
+    auto e = outbox::test::open_error(s);
+    ASSERT_TRUE(e) << "connected to a closed port";
+    EXPECT_EQ(e->kind, SinkErrorKind::Retryable) << e->what();
   }
   EXPECT_FALSE(s.connected());
 }
@@ -440,22 +440,20 @@ TEST(RedisSink, WrongPasswordIsAuthAndMasked) {
   OwnServer srv({"--requirepass", "rightpw"});
   for (std::string auth : {":wrongpw@", "default:wrongpw@"}) {
     RedisSink s(opts(srv.url(auth), "x"));
-    try {
-      s.open(false);
-      FAIL() << "logged in with a wrong password";
-    } catch (const SinkError& e) {
-      EXPECT_EQ(e.kind, SinkErrorKind::Auth) << e.what();
-      EXPECT_EQ(std::string(e.what()).find("wrongpw"), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("WRONGPASS"), std::string::npos) << e.what();
+    {
+      auto e = outbox::test::open_error(s);
+      ASSERT_TRUE(e) << "logged in with a wrong password";
+      EXPECT_EQ(e->kind, SinkErrorKind::Auth) << e->what();
+      EXPECT_EQ(std::string(e->what()).find("wrongpw"), std::string::npos) << e->what();
+      EXPECT_NE(std::string(e->what()).find("WRONGPASS"), std::string::npos) << e->what();
     }
   }
   {
     RedisSink s(opts(srv.url(), "x"));  // no password at all
-    try {
-      s.open(false);
-      FAIL() << "used without a password";
-    } catch (const SinkError& e) {
-      EXPECT_EQ(e.kind, SinkErrorKind::Auth) << e.what();
+    {
+      auto e = outbox::test::open_error(s);
+      ASSERT_TRUE(e) << "used without a password";
+      EXPECT_EQ(e->kind, SinkErrorKind::Auth) << e->what();
     }
   }
   RedisSink ok(opts(srv.url(":rightpw@"), "x"));
@@ -596,12 +594,11 @@ TEST_F(RedisSinkTls, WrongCaIsTls) {
   auto o = tls_opts();
   o.tls.cacert = dir + "/ca.pem";
   RedisSink s(o);
-  try {
-    s.open(false);
-    FAIL() << "a server certificate from another CA verified";
-  } catch (const SinkError& e) {
-    EXPECT_EQ(e.kind, SinkErrorKind::Tls) << e.what();
-    EXPECT_NE(std::string(e.what()).find("does not verify"), std::string::npos) << e.what();
+  {
+    auto e = outbox::test::open_error(s);
+    ASSERT_TRUE(e) << "a server certificate from another CA verified";
+    EXPECT_EQ(e->kind, SinkErrorKind::Tls) << e->what();
+    EXPECT_NE(std::string(e->what()).find("does not verify"), std::string::npos) << e->what();
   }
   (void)std::system(("rm -rf " + dir).c_str());
 }
@@ -615,12 +612,11 @@ TEST_F(RedisSinkTls, WithoutTheClientCertificateIsTls) {
   o.tls.cert.clear();
   o.tls.key.clear();
   RedisSink s(o);
-  try {
-    s.open(false);
-    FAIL() << "connected without the client certificate";
-  } catch (const SinkError& e) {
-    EXPECT_EQ(e.kind, SinkErrorKind::Tls) << e.what();
-    EXPECT_NE(std::string(e.what()).find("certificate"), std::string::npos) << e.what();
+  {
+    auto e = outbox::test::open_error(s);
+    ASSERT_TRUE(e) << "connected without the client certificate";
+    EXPECT_EQ(e->kind, SinkErrorKind::Tls) << e->what();
+    EXPECT_NE(std::string(e->what()).find("certificate"), std::string::npos) << e->what();
   }
 }
 
@@ -629,10 +625,9 @@ TEST_F(RedisSinkTls, PlainUrlOnTheTlsPortIsRetryable) {
   auto o = opts(plain, "x");
   o.connect_timeout_ms = 1000;
   RedisSink s(o);
-  try {
-    s.open(false);
-    FAIL() << "spoke plain RESP to a TLS port";
-  } catch (const SinkError& e) {
-    EXPECT_EQ(e.kind, SinkErrorKind::Retryable) << e.what();
+  {
+    auto e = outbox::test::open_error(s);
+    ASSERT_TRUE(e) << "spoke plain RESP to a TLS port";
+    EXPECT_EQ(e->kind, SinkErrorKind::Retryable) << e->what();
   }
 }
