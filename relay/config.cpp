@@ -691,6 +691,32 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
     else if (configured(sink) && std::string(sink) != "rabbitmq")
       c.unused_sinks.push_back(sink);
   }
+  auto in_use = [&](const char* sink) { return std::find(c.sinks.begin(), c.sinks.end(), sink) != c.sinks.end(); };
+  auto given = [&](const std::string& name) { return source_of(c, name) != "default"; };
+  if (!in_use("rabbitmq")) {
+    if (!c.topology.empty()) c.ignored.push_back("[topology] (RabbitMQ is not in use)");
+    for (const char* s : {"exchange", "amqp-cacert", "amqp-cert", "amqp-key", "heartbeat", "amqp-confirm-timeout-ms"})
+      if (given(s)) c.ignored.push_back(std::string(s) + " (RabbitMQ is not in use)");
+  }
+  if (!in_use("nats")) {
+    if (!c.nats_streams.empty()) c.ignored.push_back("[[jetstream.streams]] (NATS is not in use)");
+    for (const char* s : {"nats-subject-prefix", "nats-ack-timeout-ms", "nats-cacert", "nats-cert", "nats-key"})
+      if (given(s)) c.ignored.push_back(std::string(s) + " (NATS is not in use)");
+  }
+  if (!in_use("redis")) {
+    for (const char* s : {"redis-stream", "redis-maxlen", "redis-dedup-window-ms", "redis-ack-timeout-ms", "redis-cacert",
+                          "redis-cert", "redis-key"})
+      if (given(s)) c.ignored.push_back(std::string(s) + " (Redis is not in use)");
+  }
+  bool redis_tls = false, nats_tls = false;
+  for (const auto& u : c.redis_urls) redis_tls = redis_tls || u.rfind("rediss://", 0) == 0;
+  for (const auto& u : c.nats_urls) nats_tls = nats_tls || u.rfind("tls://", 0) == 0;
+  if (in_use("redis") && !redis_tls)
+    for (const char* s : {"redis-cacert", "redis-cert", "redis-key"})
+      if (given(s)) c.ignored.push_back(std::string(s) + " (no rediss:// URL)");
+  if (in_use("nats") && !nats_tls)
+    for (const char* s : {"nats-cacert", "nats-cert", "nats-key"})
+      if (given(s)) c.ignored.push_back(std::string(s) + " (no tls:// URL)");
   return c;
 }
 

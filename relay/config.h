@@ -99,6 +99,8 @@ struct Config {
   // The sinks in use (the default and every one a route names), in the order rabbitmq, nats,
   // redis; and those configured but used by nothing (a warning at start).
   std::vector<std::string> sinks, unused_sinks;
+  // Settings given that nothing in use reads (a warning at start, naming each).
+  std::vector<std::string> ignored;
 
   // name -> "flag" | "env OUTBOX_RELAY_X" | "file" | "default": where each value came from.
   std::map<std::string, std::string> sources;

@@ -266,6 +266,7 @@ int Relay::check() {
     // Every sink in use, each checked without creating anything.
     for (const std::string& unused : cfg_.unused_sinks)
       spdlog::warn("check: setting {} is given but no [[routes]] rule and not --default-sink sends events there", unused);
+    for (const std::string& what : cfg_.ignored) spdlog::warn("check: ignored: {}", what);
     for (auto& sink : sinks) {
       try {
         for (const std::string& line : sink->check()) spdlog::info("check: {}", line);
@@ -807,10 +808,12 @@ void Relay::open_sinks() {
   std::optional<SinkError> first;
   std::size_t up = 0;
   auto now = Clock::now();
-  for (const std::string& unused : cfg_.unused_sinks)
-    if (!started_)
+  if (!started_) {
+    for (const std::string& unused : cfg_.unused_sinks)
       spdlog::warn("setting {} is given but no [[routes]] rule and not --default-sink sends events there: not connected",
                    unused);
+    for (const std::string& what : cfg_.ignored) spdlog::warn("ignored: {}", what);
+  }
   for (std::size_t i = 0; i < sinks_.size(); ++i) {
     Sink& s = *sinks_[i];
     Metrics::SinkMetrics& sm = m_.sinks[sink_state_[i].metrics];

@@ -473,3 +473,17 @@ TEST(Config, NatsSubjectPrefixCannotOpenTheServersApi) {
   }
   EXPECT_EQ(load({"--nats-subject-prefix", "events."}).nats_subject_prefix, "events.");
 }
+
+TEST(Config, SettingsThatNothingInUseReadsAreNamed) {
+  Config c = load({"--nats", "nats://h:4222", "--default-sink", "nats", "--exchange", "events", "--redis-stream", "s",
+                   "--nats-cacert", "ca.pem"});
+  auto has = [&](const std::string& part) {
+    for (const auto& i : c.ignored)
+      if (i.find(part) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("exchange (RabbitMQ is not in use)"));
+  EXPECT_TRUE(has("redis-stream (Redis is not in use)"));
+  EXPECT_TRUE(has("nats-cacert (no tls:// URL)"));
+  EXPECT_TRUE(load({}).ignored.empty());
+}
