@@ -119,6 +119,7 @@ TEST_F(RelayIT, PreparedTransactionsPublishOnlyWhenCommitted) {
 // the unconfirmed transaction; the relay stays connected (keepalives); after the alarm clears,
 // everything arrives and the slot catches up.
 TEST_F(RelayIT, BrokerBlockedHoldsTheSlotThenCatchesUp) {
+  SKIP_UNLESS_MAIN_PLUGIN();  // the broker side and the walsender: the plugin is not its subject
   std::string ctl = env_or("RABBITMQCTL", "");
   if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
   RelayProcess& relay = start_relay();
@@ -159,6 +160,7 @@ TEST_F(RelayIT, BrokerBlockedHoldsTheSlotThenCatchesUp) {
 // relay's walsender and the broker blocked for 7 s, the walsender never times the relay out (the
 // relay keeps sending status updates while it does not read), so no reconnect happens.
 TEST_F(RelayIT, BlockedBrokerDoesNotTripWalSenderTimeout) {
+  SKIP_UNLESS_MAIN_PLUGIN();  // the broker side and the walsender: the plugin is not its subject
   std::string ctl = env_or("RABBITMQCTL", "");
   if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
   auto a = with(with(args(), "--status-interval-ms", "500"), "--pg", db_->conninfo() + " options='-c wal_sender_timeout=2s'");
@@ -406,6 +408,7 @@ TEST_F(RelayIT, ReconnectsAfterLosingTheBroker) {
 // RabbitMQ itself restarts (stop_app / start_app) under the relay: connection refused for a while,
 // then the relay reconnects and nothing is lost or reordered (durable queue, persistent messages).
 TEST_F(RelayIT, SurvivesARabbitMqRestart) {
+  SKIP_UNLESS_MAIN_PLUGIN();  // the broker side and the walsender: the plugin is not its subject
   std::string ctl = env_or("RABBITMQCTL", "");
   if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
   RelayProcess& relay = start_relay();
@@ -501,6 +504,7 @@ TEST_F(RelayIT, MetricsAndHealthEndpoints) {
 // SIGTERM while the broker holds confirms back: the relay waits at most --drain-timeout-ms, exits
 // 0, and has not acknowledged the unconfirmed transaction; a new relay then delivers it.
 TEST_F(RelayIT, SigtermWhileBrokerBlockedExitsCleanlyWithoutAcknowledging) {
+  SKIP_UNLESS_MAIN_PLUGIN();  // the broker side and the walsender: the plugin is not its subject
   std::string ctl = env_or("RABBITMQCTL", "");
   if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
   RelayProcess& relay = start_relay({"--drain-timeout-ms", "1500"});

@@ -151,6 +151,7 @@ TEST_F(RelayIT, PostgresqlLoginRefusedIsRetriedLoudlyUntilFixed) {
 // The same for RabbitMQ: a user that does not exist yet (403 ACCESS_REFUSED) is retried at level
 // error with the fix, shown on /readyz, and the relay streams once the user is added.
 TEST_F(RelayIT, RabbitmqLoginRefusedIsRetriedLoudlyUntilFixed) {
+  SKIP_UNLESS_MAIN_PLUGIN();  // the broker side and the walsender: the plugin is not its subject
   std::string ctl = env_or("RABBITMQCTL", "");
   if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
   std::string user = base_ + "_mq", port_s = env_or("AMQP_PORT", "5672");
@@ -381,6 +382,7 @@ TEST_F(RelayIT, StandbyWaitsWithoutChurningTheBroker) {
 // connect (SHOW wal_sender_timeout), caps the interval with a warning that says so, and keeps
 // its walsender through a blocked broker.
 TEST_F(RelayIT, StatusIntervalIsCappedToAThirdOfWalSenderTimeout) {
+  SKIP_UNLESS_MAIN_PLUGIN();  // the broker side and the walsender: the plugin is not its subject
   std::string ctl = env_or("RABBITMQCTL", "");
   if (ctl.empty()) GTEST_SKIP() << "RABBITMQCTL not set";
   auto a = with(with(args(), "--status-interval-ms", "10000"), "--pg",
