@@ -12,14 +12,6 @@ namespace {
 
 constexpr std::size_t kShort = OUTBOX_SHORTSTR_MAX;
 
-Header str_header(const char* name, const std::string& v) {
-  Header h;
-  h.name = name;
-  h.value.kind = HeaderValue::Kind::String;
-  h.value.s = v;
-  return h;
-}
-
 std::string too_long(const char* field, std::size_t n, std::size_t max) {
   return std::string("field \"") + field + "\" is " + std::to_string(n) + " bytes, more than the " +
          std::to_string(max) + " AMQP allows";
@@ -82,12 +74,12 @@ std::variant<AmqpMessage, std::string> build_message(const Event& ev, const Mess
   }
   for (Header& h : outbox_metadata(ev)) m.headers.push_back(std::move(h));
   if (!d.cloudevents_source.empty()) {
-    m.headers.push_back(str_header("cloudEvents:specversion", "1.0"));
-    m.headers.push_back(str_header("cloudEvents:id", ev.id));
-    m.headers.push_back(str_header("cloudEvents:source", d.cloudevents_source));
-    m.headers.push_back(str_header("cloudEvents:type", ev.event_type));
-    m.headers.push_back(str_header("cloudEvents:time", format_rfc3339_us(ts_us)));
-    if (ev.aggregate_id) m.headers.push_back(str_header("cloudEvents:subject", *ev.aggregate_id));
+    m.headers.push_back(string_header("cloudEvents:specversion", "1.0"));
+    m.headers.push_back(string_header("cloudEvents:id", ev.id));
+    m.headers.push_back(string_header("cloudEvents:source", d.cloudevents_source));
+    m.headers.push_back(string_header("cloudEvents:type", ev.event_type));
+    m.headers.push_back(string_header("cloudEvents:time", format_rfc3339_us(ts_us)));
+    if (ev.aggregate_id) m.headers.push_back(string_header("cloudEvents:subject", *ev.aggregate_id));
   }
   std::size_t table = encoded_table_size(m.headers);
   if (table > OUTBOX_HEADER_TABLE_MAX)

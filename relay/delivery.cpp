@@ -3,15 +3,11 @@
 #include <algorithm>
 
 #include "backoff.h"
+#include "timestamp.h"
 
 namespace outbox {
 
 namespace {
-
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr std::size_t kMaxMemory = 100000;  // remembered failing events (oldest LSN forgotten first)
 

@@ -7,31 +7,27 @@
 
 namespace outbox {
 
-namespace {
-
-Header str_header(const char* name, const std::string& v) {
+Header string_header(const char* name, const std::string& value) {
   Header h;
   h.name = name;
   h.value.kind = HeaderValue::Kind::String;
-  h.value.s = v;
+  h.value.s = value;
   return h;
 }
-
-}  // namespace
 
 std::vector<Header> outbox_metadata(const Event& ev) {
   std::vector<Header> m;
   m.reserve(6);
-  if (ev.aggregate_type) m.push_back(str_header("x-outbox-aggregate-type", *ev.aggregate_type));
-  if (ev.aggregate_id) m.push_back(str_header("x-outbox-aggregate-id", *ev.aggregate_id));
-  m.push_back(str_header("x-outbox-lsn", format_lsn(ev.lsn)));
+  if (ev.aggregate_type) m.push_back(string_header("x-outbox-aggregate-type", *ev.aggregate_type));
+  if (ev.aggregate_id) m.push_back(string_header("x-outbox-aggregate-id", *ev.aggregate_id));
+  m.push_back(string_header("x-outbox-lsn", format_lsn(ev.lsn)));
   Header x;
   x.name = "x-outbox-xid";
   x.value.kind = HeaderValue::Kind::Int;
   x.value.i = static_cast<std::int64_t>(ev.xid);
   m.push_back(std::move(x));
-  if (!ev.commit_time.empty()) m.push_back(str_header("x-outbox-commit-time", ev.commit_time));
-  if (ev.causation_id) m.push_back(str_header("x-outbox-causation-id", *ev.causation_id));
+  if (!ev.commit_time.empty()) m.push_back(string_header("x-outbox-commit-time", ev.commit_time));
+  if (ev.causation_id) m.push_back(string_header("x-outbox-causation-id", *ev.causation_id));
   return m;
 }
 

@@ -10,6 +10,9 @@
 
 namespace outbox {
 
+// A header holding a string.
+Header string_header(const char* name, const std::string& value);
+
 // x-outbox-aggregate-type, -aggregate-id (when set), -lsn, -xid, -commit-time (when known),
 // -causation-id (when set), in this order.
 std::vector<Header> outbox_metadata(const Event& ev);

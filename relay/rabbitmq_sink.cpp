@@ -5,16 +5,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "timestamp.h"
+
 namespace outbox {
-
-namespace {
-
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 void RabbitSink::open(bool started) {
   blocked_ = false;

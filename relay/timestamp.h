@@ -10,6 +10,9 @@ namespace outbox {
 
 std::optional<std::int64_t> parse_timestamp_us(std::string_view text);
 
+// The wall clock, in microseconds since the Unix epoch.
+std::int64_t wall_us();
+
 // RFC 3339 in UTC with microseconds: "2026-11-23T05:01:53.002315Z".
 std::string format_rfc3339_us(std::int64_t us);
 

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "sink_open_error.h"
+#include "sink_test_support.h"
 #include "nats_reader.h"
 #include "nats_sink.h"
 
@@ -81,29 +81,8 @@ std::string hv(const t::NatsStoredMessage& m, const std::string& k) {
   return it == m.headers.end() ? "<no header " + k + ">" : it->second;
 }
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t l = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-bool port_open(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
+using outbox::test::free_port;
+using outbox::test::port_open;
 
 // A nats-server of this test alone (killed, paused), stopped by its PID.
 struct OwnServer {

@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sink_open_error.h"
+#include "sink_test_support.h"
 #include "redis_reader.h"
 #include "redis_sink.h"
 
@@ -51,29 +51,8 @@ std::string unique(const std::string& what) {
          std::to_string(++n) + "_" + what;
 }
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t l = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l);
-  int port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
-bool port_open(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  close(fd);
-  return ok;
-}
+using outbox::test::free_port;
+using outbox::test::port_open;
 
 // A redis-server of the test's own (to kill or stop), stopped by its PID.
 struct OwnServer {
