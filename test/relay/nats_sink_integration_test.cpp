@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "process_pause.h"
 #include "sink_test_support.h"
 #include "nats_reader.h"
 #include "nats_sink.h"
@@ -512,7 +513,7 @@ TEST_F(NatsSinkTest, PausedServerNeverBlocksPublishAndTheAckTimeoutBreaks) {
   ASSERT_EQ(s.publish(1, make_event(uuid_like(1))), std::nullopt);
   ASSERT_EQ(collect(s, 1).size(), 1u);
   EXPECT_LE(s.tick_ms(), 500);
-  srv.signal(SIGSTOP);
+  ASSERT_TRUE(outbox::test::pause_process(srv.pid)) << "nats-server did not stop";
   const int n = 2000;
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
@@ -585,7 +586,7 @@ TEST_F(NatsSinkTest, PublishesBeyondTheSocketBuffersToAPausedServerNeverBlock) {
   o.ack_timeout_ms = 1000;
   NatsSink s(o);
   s.open(false);
-  srv.signal(SIGSTOP);
+  ASSERT_TRUE(outbox::test::pause_process(srv.pid)) << "nats-server did not stop";
   std::string body(512 << 10, 'x');
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < 80; ++i) {

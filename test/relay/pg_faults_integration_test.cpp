@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include "harness.h"
+#include "process_pause.h"
 #include "relay_it.h"
 
 using namespace it;
@@ -26,7 +27,7 @@ namespace {
 // SIGCONT for a stopped backend whatever happens to the test.
 struct Stopped {
   int pid;
-  explicit Stopped(int p) : pid(p) { ::kill(pid, SIGSTOP); }
+  explicit Stopped(int p) : pid(p) { outbox::test::pause_process(pid); }
   ~Stopped() { ::kill(pid, SIGCONT); }
 };
 

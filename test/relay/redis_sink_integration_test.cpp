@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "process_pause.h"
 #include "sink_test_support.h"
 #include "redis_reader.h"
 #include "redis_sink.h"
@@ -370,7 +371,7 @@ TEST(RedisSink, StoppedServerPublishNeverBlocksAndAckTimeoutBreaks) {
   o.ack_timeout_ms = 500;
   RedisSink s(o);
   s.open(false);
-  ASSERT_EQ(::kill(srv.pid, SIGSTOP), 0);
+  ASSERT_TRUE(outbox::test::pause_process(srv.pid)) << "redis-server did not stop";
   std::string payload = "{\"pad\":\"" + std::string(1000, 'x') + "\"}";
   auto t0 = Clock::now();
   for (int i = 0; i < 10000; ++i) ASSERT_FALSE(s.publish(i, event("s" + std::to_string(i), "o", payload)));
@@ -391,7 +392,7 @@ TEST(RedisSink, BackpressureHintBeyondTheOutputBound) {
   o.max_output_bytes = 1 << 20;
   RedisSink s(o);
   s.open(false);
-  ASSERT_EQ(::kill(srv.pid, SIGSTOP), 0);
+  ASSERT_TRUE(outbox::test::pause_process(srv.pid)) << "redis-server did not stop";
   std::string payload = "{\"pad\":\"" + std::string(10000, 'x') + "\"}";
   EXPECT_TRUE(s.writable());
   for (int i = 0; i < 1000 && s.writable(); ++i) ASSERT_FALSE(s.publish(i, event("b" + std::to_string(i), "o", payload)));
