@@ -66,6 +66,7 @@ Relay::Relay(Config cfg, Metrics& metrics)
   sinks_ = make_sinks(cfg_, "outbox-relay slot=" + cfg_.slot);
   for (auto& s : sinks_) {
     sink_ptrs_.push_back(s.get());
+    openers_.emplace_back();
     SinkState st;
     st.metrics = Metrics::sink_index(s->name());
     m_.sinks[st.metrics].active = true;
@@ -119,8 +120,12 @@ void Relay::close_session(bool finish_writes) {
   m_.amqp_connected = false;
   repl_.close();
   for (std::size_t i = 0; i < sinks_.size(); ++i) {
+    if (openers_[i].running())
+      spdlog::info("{}: waiting for the reconnect under way to end (at most the connect timeout)",
+                   sinks_[i]->display_name());
+    openers_[i].abandon();
     sinks_[i]->close();
-    sink_state_[i].down = false;
+    set_down(i, false);
     m_.sinks[sink_state_[i].metrics].connected = false;
     m_.sinks[sink_state_[i].metrics].blocked = false;
   }
@@ -533,9 +538,13 @@ void Relay::stream() {
     // drains by itself.
     if (send_full_ && !sinks_full()) send_full_ = false;
     if (!blocked_ && !send_full_) {
-      for (Sink* s : sink_ptrs_) s->batch(true);
+      // A sink that breaks in pump_delivery() is down (null) afterwards: unbatch what was batched.
+      std::vector<Sink*> batched = sink_ptrs_;
+      for (Sink* s : batched)
+        if (s) s->batch(true);
       pump_delivery();
-      for (Sink* s : sink_ptrs_) s->batch(false);
+      for (Sink* s : batched)
+        if (s) s->batch(false);
     }
     act_on_delivery();
     maybe_checkpoint(Clock::now(), false);
@@ -564,7 +573,8 @@ void Relay::stream() {
     for (std::size_t i = 0; i < sinks_.size(); ++i) {
       Sink& s = *sinks_[i];
       if (sink_state_[i].down) {
-        earliest(sink_state_[i].retry_at);
+        // An open under way wakes the loop through the wake pipe when it ends.
+        if (!openers_[i].running()) earliest(sink_state_[i].retry_at);
         continue;
       }
       if (!s.connected()) continue;
@@ -589,7 +599,7 @@ void Relay::stream() {
     if (!fds[2].events) fds[2].fd = -1;
     for (std::size_t i = 0; i < sinks_.size(); ++i) {
       Sink& s = *sinks_[i];
-      bool live = s.connected() && !sink_state_[i].down;
+      bool live = !sink_state_[i].down && s.connected();
       // POLLOUT only for a sink that cannot take more: a writable socket would wake the loop at once.
       fds[kFixed + i] = {live ? s.socket() : -1,
                          static_cast<short>(s.poll_events() | (send_full_ && live && !s.writable() ? POLLOUT : 0)), 0};
@@ -628,13 +638,16 @@ void Relay::stream() {
 }
 
 void Relay::process_wal() {
-  for (Sink* s : sink_ptrs_) s->batch(true);
+  // A sink that breaks while the slot is read is down (null) afterwards: unbatch what was batched.
   struct Unbatch {
-    std::vector<Sink*>& sinks;
+    std::vector<Sink*> sinks;
     ~Unbatch() {
-      for (Sink* s : sinks) s->batch(false);
+      for (Sink* s : sinks)
+        if (s) s->batch(false);
     }
   } unbatch{sink_ptrs_};
+  for (Sink* s : unbatch.sinks)
+    if (s) s->batch(true);
   for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
     // A full socket send buffer (a slow or blocked broker not reading) is backpressure too:
     // stop reading before the sinks hold more than their sockets take.
@@ -820,6 +833,7 @@ void Relay::open_sinks() {
     try {
       s.open(started_);
       sink_state_[i] = SinkState{false, {}, now, 0, sink_state_[i].metrics};
+      set_down(i, false);
       sm.connected = true;
       if (std::string(s.name()) == "rabbitmq") m_.auth_failing_amqp = false;
       ++up;
@@ -846,7 +860,7 @@ void Relay::sink_down(std::size_t i, const SinkError& e, Clock::time_point now) 
   BackoffPolicy p{std::chrono::milliseconds(cfg_.reconnect_min_ms), std::chrono::milliseconds(cfg_.reconnect_max_ms), 0.5};
   ++st.attempt;
   auto d = backoff_delay(p, st.attempt, rng_);
-  st.down = true;
+  set_down(i, true);
   st.retry_at = now + d;
   Metrics::SinkMetrics& sm = m_.sinks[st.metrics];
   sm.connected = false;
@@ -861,13 +875,19 @@ void Relay::sink_down(std::size_t i, const SinkError& e, Clock::time_point now) 
 void Relay::reopen_sinks(Clock::time_point now) {
   for (std::size_t i = 0; i < sinks_.size(); ++i) {
     SinkState& st = sink_state_[i];
-    if (!st.down || now < st.retry_at) continue;
+    SinkOpener& opener = openers_[i];
     Sink& s = *sinks_[i];
+    if (!st.down) continue;
+    if (!opener.running()) {
+      if (now >= st.retry_at) opener.start(s, true, wake_pipe_[1]);
+      continue;
+    }
+    if (!opener.finished()) continue;
     try {
-      s.open(true);
-      st.down = false;
+      if (std::exception_ptr e = opener.take()) std::rethrow_exception(e);
+      set_down(i, false);
       st.attempt = 0;
-      st.last_poll = now;
+      st.last_poll = Clock::now();
       m_.sinks[st.metrics].connected = true;
       spdlog::info("{}: connected to {} again; its waiting events go out now", s.display_name(), s.node());
     } catch (SinkError& e) {
@@ -876,6 +896,11 @@ void Relay::reopen_sinks(Clock::time_point now) {
       sink_down(i, e, Clock::now());
     }
   }
+}
+
+void Relay::set_down(std::size_t i, bool down) {
+  sink_state_[i].down = down;
+  sink_ptrs_[i] = down ? nullptr : sinks_[i].get();
 }
 
 bool Relay::other_sink_connected(std::size_t i) const {

@@ -21,6 +21,7 @@
 #include "pg_replication.h"
 #include "shard.h"
 #include "sink.h"
+#include "sink_opener.h"
 #include "wal2json_parser.h"
 
 namespace outbox {
@@ -58,7 +59,10 @@ class Relay {
   // when none can be reached, the error is thrown (the session is retried with backoff).
   void open_sinks();
   void sink_down(std::size_t i, const SinkError& e, Clock::time_point now);
+  // Starts the open of each down sink whose retry time has come (SinkOpener), and takes the
+  // outcome of those that ended.
   void reopen_sinks(Clock::time_point now);
+  void set_down(std::size_t i, bool down);
   bool other_sink_connected(std::size_t i) const;
   bool all_sinks_blocked() const;
   void act_on_broker(std::size_t sink, Clock::time_point now);
@@ -101,7 +105,10 @@ class Relay {
   PgAdmin admin_;
   ReplicationStream repl_;
   std::vector<std::unique_ptr<Sink>> sinks_;  // Config::sinks, in that order (the Router's indexes)
+  // The sinks the loop may use, by the same index: null while one is down (and perhaps being
+  // opened by its SinkOpener's thread), so that nothing reads a sink another thread writes.
   std::vector<Sink*> sink_ptrs_;
+  std::deque<SinkOpener> openers_;  // one per sink
   struct SinkState {
     bool down = false;  // left out of this session until retry_at
     Clock::time_point retry_at{}, last_poll{};

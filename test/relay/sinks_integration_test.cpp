@@ -5,6 +5,8 @@
 // down; TLS and --check per sink. Each test runs once (the plugin is not their subject).
 #include <signal.h>
 
+#include <iostream>
+
 #include <map>
 #include <regex>
 #include <set>
@@ -431,6 +433,63 @@ TEST_F(RelayIT, RoutesEventsToSeveralSinksAndADownSinkHoldsBackOnlyItsOwn) {
   EXPECT_TRUE(eventually([&] { return redis_ids() == ids("redis"); }, 30s)) << relay.log();
   EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(current_lsn()); }, 20s));
   EXPECT_TRUE(broker_->collect(1, 300ms).empty()) << "nothing sent twice to RabbitMQ";
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// A sink whose server accepts connections and then says nothing (paused: the kernel still
+// completes the TCP handshake) holds each reconnect for the connect timeout. That wait is the
+// reconnecting sink's alone: RabbitMQ's events go on arriving within a second meanwhile, and the
+// silent sink's events arrive once its server answers again. (Run on the loop, each reconnect
+// stopped every sink for the whole connect timeout.)
+TEST_F(RelayIT, ASilentSinksReconnectsDoNotHoldTheOtherSinks) {
+  SKIP_UNLESS_MAIN_PLUGIN();
+  std::string redis = env_or("OUTBOX_REDIS_URL", ""), redis_ctl = env_or("OUTBOX_REDIS_CTL", "");
+  ASSERT_FALSE(redis.empty() || redis_ctl.empty());
+  struct Resume {
+    std::string ctl;
+    ~Resume() { sh(ctl + " resume"); }
+  } resume{redis_ctl};
+  std::string rstream = base_ + ":ledger", cfg = "/tmp/" + base_ + ".toml";
+  std::ofstream(cfg) << "[[routes]]\naggregate_type = \"Ledger\"\nsink = \"redis\"\n";
+  RelayProcess& relay =
+      start_relay({"--config", cfg, "--redis", redis, "--redis-stream", rstream, "--redis-ack-timeout-ms", "800",
+                   "--amqp-connect-timeout-ms", "3000"});
+  auto ledger = [&](int t) {
+    db_->exec("SELECT " + emit_expr("entry", "{\"t\": " + std::to_string(t) + "}",
+                                    "aggregate_type => 'Ledger', aggregate_id => 'L'"));
+  };
+  auto redis_count = [&] {
+    try {
+      return outbox::test::RedisReader(redis).entries(rstream).size();
+    } catch (const std::exception&) {
+      return std::size_t{0};
+    }
+  };
+  ledger(0);
+  ASSERT_TRUE(eventually([&] { return redis_count() == 1; }, 10s)) << relay.log();
+
+  ASSERT_EQ(sh(redis_ctl + " pause"), 0);
+  ledger(1);  // unanswered: the ack timeout takes the sink down, its reconnects (every 100 ms to 1 s) wait 3 s each
+  auto t0 = std::chrono::steady_clock::now();
+  std::chrono::milliseconds worst{0};
+  int sent = 0;
+  while (std::chrono::steady_clock::now() - t0 < 7s) {
+    auto e0 = std::chrono::steady_clock::now();  // commit to delivery
+    db_->exec("SELECT " + emit_expr("r.x", "{}"));
+    ++sent;
+    auto got = broker_->collect(1, 10s);
+    ASSERT_EQ(got.size(), 1u) << "RabbitMQ event " << sent << " did not arrive:\n" << relay.log();
+    worst = std::max(worst, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - e0));
+    std::this_thread::sleep_for(100ms);
+  }
+  std::string log = relay.log();
+  EXPECT_NE(log.find("ack timeout"), std::string::npos) << "the paused Redis was noticed:\n" << log;
+  std::cout << "slowest of " << sent << " RabbitMQ events while Redis was paused: " << worst.count() << " ms\n";
+  EXPECT_LT(worst.count(), 1500) << "a RabbitMQ event waited for Redis's reconnect:\n" << log;
+
+  ASSERT_EQ(sh(redis_ctl + " resume"), 0);
+  EXPECT_TRUE(eventually([&] { return redis_count() == 2; }, 20s)) << relay.log();
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(current_lsn()); }, 20s));
   EXPECT_EQ(relay.stop(), 0);
 }
 
