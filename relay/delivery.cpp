@@ -119,9 +119,18 @@ void Delivery::pump(Clock::time_point now, const std::vector<Sink*>& sinks) {
   // Events done here (settled, dead letters) make their key's next event ready with a higher
   // seq: the walk goes on from the seq just handled, so it sees that one too, and skips nothing
   // that waits for its sink.
-  std::vector<bool> failed(sinks.size(), false);  // publish() threw this turn: not tried again
+  // Sinks that take nothing more this turn (down, blocked, window full, publish() threw): once
+  // all are, the walk stops.
+  std::vector<bool> closed(sinks.size(), false);
+  std::size_t n_closed = 0;
+  auto close = [&](std::size_t sink) {
+    if (sink < closed.size() && !closed[sink]) {
+      closed[sink] = true;
+      ++n_closed;
+    }
+  };
   auto rit = ready_.begin();
-  while (rit != ready_.end() && !solo_inflight_) {
+  while (rit != ready_.end() && (sinks.empty() || n_closed < sinks.size())) {
     const std::uint64_t seq = rit->first;
     KeyQueue* k = rit->second;
     Item& it = head(*k);
@@ -157,13 +166,15 @@ void Delivery::pump(Clock::time_point now, const std::vector<Sink*>& sinks) {
     if (o_.ordering == Ordering::Commit && !unpublished_.empty() && it.seq > *unpublished_.begin())
       break;  // an earlier event waits for its key: first attempts go in commit order
     Sink* sink = it.sink < sinks.size() ? sinks[it.sink] : nullptr;
-    if (!sink || !sink->connected() || sink->blocked() || sink->broken() || failed[it.sink]) {
+    Window& w = window(it.sink);
+    // A suspect goes alone: it waits for its sink's window to empty, and nothing passes it
+    // there meanwhile, or the window might never empty.
+    if (!sink || !sink->connected() || sink->blocked() || sink->broken() || closed[it.sink] || w.solo ||
+        (it.solo && w.count > 0) || w.count >= o_.max_in_flight || (w.count > 0 && w.bytes >= o_.max_in_flight_bytes)) {
+      close(it.sink);
       ++rit;  // waits for its sink; with Ordering::Commit the check above stops the events behind it
       continue;
     }
-    if (it.solo && !inflight_.empty()) break;  // a suspect goes alone: wait for the window to empty
-    if (inflight_.size() >= o_.max_in_flight) break;
-    if (!inflight_.empty() && inflight_bytes_ >= o_.max_in_flight_bytes) break;
     std::uint64_t ticket = next_ticket_;
     std::optional<std::string> err;
     try {
@@ -171,7 +182,7 @@ void Delivery::pump(Clock::time_point now, const std::vector<Sink*>& sinks) {
     } catch (const SinkError& e) {
       // The connection broke while writing: not this event's fault, and its fate is that of the
       // messages in flight. It stays first in its key; the loop deals with the sink.
-      failed[it.sink] = true;
+      close(it.sink);
       publish_failures_.emplace_back(it.sink, e.what());
       ++rit;
       continue;
@@ -186,9 +197,10 @@ void Delivery::pump(Clock::time_point now, const std::vector<Sink*>& sinks) {
     rit = ready_.erase(rit);
     unpublished_.erase(it.seq);
     inflight_.emplace(ticket, k);
-    inflight_bytes_ += it.bytes;
+    ++w.count;
+    w.bytes += it.bytes;
     it.published = now;
-    if (it.solo) solo_inflight_ = true;
+    if (it.solo) w.solo = true;
     ++stats_.published;
     ++sstats(it.sink).published;
   }
@@ -199,11 +211,16 @@ DeliveryStats& Delivery::sstats(std::size_t sink) {
   return sink_stats_[sink];
 }
 
-std::size_t Delivery::in_flight(std::size_t sink) const {
-  std::size_t n = 0;
-  for (const auto& [ticket, k] : inflight_)
-    if (k->items.front()->sink == sink) ++n;
-  return n;
+Delivery::Window& Delivery::window(std::size_t sink) {
+  if (sink >= windows_.size()) windows_.resize(sink + 1);
+  return windows_[sink];
+}
+
+void Delivery::leave_window(const Item& it) {
+  Window& w = window(it.sink);
+  if (w.count) --w.count;
+  w.bytes -= std::min<std::uint64_t>(w.bytes, it.bytes);
+  if (it.solo) w.solo = false;
 }
 
 void Delivery::confirmed(std::uint64_t ticket, Clock::time_point now, bool duplicate) {
@@ -212,8 +229,7 @@ void Delivery::confirmed(std::uint64_t ticket, Clock::time_point now, bool dupli
   KeyQueue* k = f->second;
   inflight_.erase(f);
   Item& it = head(*k);
-  inflight_bytes_ -= std::min<std::uint64_t>(inflight_bytes_, it.bytes);
-  if (it.solo) solo_inflight_ = false;
+  leave_window(it);
   if (uses_default_exchange(it)) default_missing_ = false;
   settled_.push_back(Settled{it.txn, now - it.published});
   memory_.erase(memory_key(it.ev));
@@ -232,8 +248,7 @@ void Delivery::refused(std::uint64_t ticket, Refusal why, const std::string& rep
   KeyQueue* k = f->second;
   inflight_.erase(f);
   Item& it = head(*k);
-  inflight_bytes_ -= std::min<std::uint64_t>(inflight_bytes_, it.bytes);
-  if (it.solo) solo_inflight_ = false;
+  leave_window(it);
   for (DeliveryStats* st : {&stats_, &sstats(it.sink)}) switch (why) {
       case Refusal::Returned: ++st->returned; break;
       case Refusal::Nacked: ++st->nacked; break;
@@ -299,8 +314,7 @@ void Delivery::requeue(std::size_t sink) {
       ++f;
       continue;
     }
-    inflight_bytes_ -= std::min<std::uint64_t>(inflight_bytes_, it.bytes);
-    if (it.solo) solo_inflight_ = false;
+    leave_window(it);
     ready_.emplace(it.seq, k);  // its key's head again: it goes first when the sink is back
     f = inflight_.erase(f);
   }
@@ -319,8 +333,7 @@ void Delivery::reset() {
   publish_failures_.clear();
   held_ = 0;
   held_bytes_ = 0;
-  inflight_bytes_ = 0;
-  solo_inflight_ = false;
+  windows_.clear();
 }
 
 void Delivery::dead_letter_written(const DeadLetter& d) {

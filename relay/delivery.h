@@ -150,7 +150,7 @@ class Delivery {
   // The same counts for the events routed to one sink.
   DeliveryStats stats(std::size_t sink) const { return sink < sink_stats_.size() ? sink_stats_[sink] : DeliveryStats{}; }
   // Messages of one sink in flight (published, not answered).
-  std::size_t in_flight(std::size_t sink) const;
+  std::size_t in_flight(std::size_t sink) const { return sink < windows_.size() ? windows_[sink].count : 0; }
 
   static std::string ordering_key(const Event& ev) { return ordering_key(ev.aggregate_type, ev.aggregate_id); }
   static std::string ordering_key(const std::optional<std::string>& aggregate_type,
@@ -209,8 +209,17 @@ class Delivery {
   std::vector<std::pair<std::size_t, std::string>> publish_failures_;
   std::uint64_t next_ticket_ = 1, next_seq_ = 0;
   std::size_t held_ = 0;
-  std::uint64_t held_bytes_ = 0, inflight_bytes_ = 0;
-  bool solo_inflight_ = false;
+  std::uint64_t held_bytes_ = 0;
+  // Each sink's confirm window (--max-in-flight, --max-in-flight-bytes): a slow or silent
+  // broker fills its own, not the others'. A suspect (solo) goes alone within its sink.
+  struct Window {
+    std::size_t count = 0;
+    std::uint64_t bytes = 0;
+    bool solo = false;  // a suspect is in flight: nothing else goes to this sink
+  };
+  std::vector<Window> windows_;
+  Window& window(std::size_t sink);
+  void leave_window(const Item& it);  // it was answered or taken back
   bool default_missing_ = false;
 };
 

@@ -456,10 +456,11 @@ struct TwoSinks {
   Delivery d;
   RecordingSink a, b;
   Delivery::Clock::time_point now = Delivery::Clock::time_point{} + 1h;
-  explicit TwoSinks(Ordering ord) : d(route(ord)) {}
-  static DeliveryOptions route(Ordering ord) {
+  explicit TwoSinks(Ordering ord, std::size_t window = 1000) : d(route(ord, window)) {}
+  static DeliveryOptions route(Ordering ord, std::size_t window = 1000) {
     DeliveryOptions o = opts();
     o.ordering = ord;
+    o.max_in_flight = window;
     o.route = [](const Event& e) -> std::size_t { return e.event_type.rfind("n.", 0) == 0 ? 1 : 0; };
     return o;
   }
@@ -544,6 +545,37 @@ TEST(Delivery, ALostSinkRequeuesOnlyItsOwnMessagesInFlight) {
   t.d.confirmed(t.b.pubs[1].ticket, t.now);
   t.pump();
   EXPECT_EQ(t.b.pubs.back().id, "n2");
+}
+
+// A silent broker (unanswered, not yet timed out) fills its own window, not the other sinks':
+// they go on publishing. A suspect is alone within its sink only.
+TEST(Delivery, EachSinkHasAWindowOfItsOwn) {
+  TwoSinks t(Ordering::Aggregate, 2);
+  for (int i = 0; i < 3; ++i) t.d.add(typed("n" + std::to_string(i), "B" + std::to_string(i), "n.x"), 1);
+  for (int i = 0; i < 2; ++i) t.d.add(typed("r" + std::to_string(i), "A" + std::to_string(i), "r.x"), 2);
+  t.pump();
+  EXPECT_EQ(t.b.pubs.size(), 2u) << "sink 1's window is 2";
+  ASSERT_EQ(t.a.pubs.size(), 2u) << "sink 0 publishes past sink 1's full window";
+  EXPECT_EQ(t.d.in_flight(0), 2u);
+  EXPECT_EQ(t.d.in_flight(1), 2u);
+  EXPECT_EQ(t.d.in_flight(), 4u);
+  t.d.confirmed(t.a.pubs[0].ticket, t.now);
+  t.d.confirmed(t.a.pubs[1].ticket, t.now);
+  // Sink 1's connection closed with one message out: that one is a suspect and goes alone there.
+  t.d.confirmed(t.b.pubs[1].ticket, t.now);
+  t.d.lost(1, true, "406 PRECONDITION_FAILED");
+  t.d.requeue(1);
+  t.b.pubs.clear();
+  t.d.add(typed("r2", "A2", "r.x"), 3);
+  t.d.add(typed("r3", "A3", "r.x"), 3);
+  t.pump();
+  ASSERT_EQ(t.b.pubs.size(), 1u) << "the suspect alone";
+  EXPECT_EQ(t.b.pubs[0].id, "n0");
+  EXPECT_EQ(t.a.pubs.size(), 4u) << "sink 0 is not held by sink 1's suspect";
+  t.d.confirmed(t.b.pubs[0].ticket, t.now);
+  t.pump();
+  ASSERT_EQ(t.b.pubs.size(), 2u);
+  EXPECT_EQ(t.b.pubs[1].id, "n2");
 }
 
 TEST(Delivery, WhatASinkCannotTakeIsADeadLetterNamingTheSink) {

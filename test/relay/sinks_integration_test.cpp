@@ -493,4 +493,38 @@ TEST_F(RelayIT, ASilentSinksReconnectsDoNotHoldTheOtherSinks) {
   EXPECT_EQ(relay.stop(), 0);
 }
 
+// A broker that stops answering, before its ack timeout, fills its own window: RabbitMQ's events
+// go on (a shared window held them until Redis's ack timeout).
+TEST_F(RelayIT, ASilentSinkFillsOnlyItsOwnWindow) {
+  SKIP_UNLESS_MAIN_PLUGIN();
+  std::string redis = env_or("OUTBOX_REDIS_URL", ""), redis_ctl = env_or("OUTBOX_REDIS_CTL", "");
+  ASSERT_FALSE(redis.empty() || redis_ctl.empty());
+  struct Resume {
+    std::string ctl;
+    ~Resume() { sh(ctl + " resume"); }
+  } resume{redis_ctl};
+  std::string rstream = base_ + ":ledger", cfg = "/tmp/" + base_ + ".toml";
+  std::ofstream(cfg) << "[[routes]]\naggregate_type = \"Ledger\"\nsink = \"redis\"\n";
+  RelayProcess& relay = start_relay({"--config", cfg, "--redis", redis, "--redis-stream", rstream, "--max-in-flight",
+                                     "5", "--redis-ack-timeout-ms", "30000"});
+  ASSERT_EQ(sh(redis_ctl + " pause"), 0);
+  std::string sql = "BEGIN;";
+  for (int i = 0; i < 8; ++i)
+    sql += "SELECT " + emit_expr("entry", "{}", "aggregate_type => 'Ledger', aggregate_id => 'L" + std::to_string(i) + "'") + ";";
+  db_->exec(sql + "COMMIT;");
+  std::this_thread::sleep_for(300ms);  // Redis's window fills (5 of the 8 go out, unanswered)
+  for (int i = 0; i < 3; ++i) db_->exec("SELECT " + emit_expr("r.x", "{}"));
+  EXPECT_EQ(broker_->collect(3, 5s).size(), 3u) << "RabbitMQ waited for Redis's window:\n" << relay.log();
+  ASSERT_EQ(sh(redis_ctl + " resume"), 0);
+  EXPECT_TRUE(eventually([&] {
+    try {
+      return outbox::test::RedisReader(redis).entries(rstream).size() == 8;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }, 20s)) << relay.log();
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(current_lsn()); }, 20s));
+  EXPECT_EQ(relay.stop(), 0);
+}
+
 }  // namespace it
