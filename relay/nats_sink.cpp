@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 #include <nats/nats.h>
@@ -218,6 +219,19 @@ std::string stream_differences(const NatsSink::Stream& want, const jsStreamConfi
     d.push_back(fmt::format("duplicate window {} ms (settings: {} ms)", have->Duplicates / 1000000,
                             want.duplicate_window_ms));
   return join(d);
+}
+
+// What a JetStream ack means for "nothing lost", for a stream with this storage ("" when the ack
+// means a copy on more than one machine). nats-server writes a message to its file store before
+// it acknowledges it, but calls fsync only every sync_interval: 2 minutes, fixed in nats-server
+// 2.9 (Debian 12's), `jetstream { sync_interval: always }` from 2.10.
+std::string durability_note(bool memory, int replicas) {
+  if (memory)
+    return "memory storage: its confirmed events are lost when nats-server restarts -- fix: storage = \"file\"";
+  if (replicas > 1) return "";
+  return "file storage, 1 replica: a crash of nats-server loses nothing, a crash of its machine can lose the "
+         "events confirmed since nats-server last synced to disk (every 2 minutes by default) -- fix: replicas = 3 "
+         "in a JetStream cluster, or nats-server 2.10 or later with jetstream { sync_interval: always }";
 }
 
 std::string header_value_text(const HeaderValue& v) {
@@ -442,6 +456,8 @@ void NatsSink::ensure_streams(bool started) {
       std::string d = stream_differences(st, si->Config);
       if (!d.empty())
         spdlog::info("NATS stream {} exists and is left as it is; it differs from the settings: {}", st.name, d);
+      std::string note = durability_note(si->Config->Storage == js_MemoryStorage, si->Config->Replicas);
+      if (!started && !note.empty()) spdlog::warn("NATS stream {}: {}", st.name, note);
       jsStreamInfo_Destroy(si);
       continue;
     }
@@ -468,6 +484,8 @@ void NatsSink::ensure_streams(bool started) {
     jsStreamInfo_Destroy(si);
     spdlog::info("created NATS stream {} (subjects [{}], {} storage, {} replicas, duplicate window {} ms)", st.name,
                  join(st.subjects), st.storage, st.replicas, st.duplicate_window_ms);
+    std::string note = durability_note(st.storage == "memory", st.replicas);
+    if (!started && !note.empty()) spdlog::warn("NATS stream {}: {}", st.name, note);
   }
 }
 
@@ -505,10 +523,12 @@ std::vector<std::string> NatsSink::check() {
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_Streams(&list, js, nullptr, &jerr);
   std::map<std::string, const jsStreamConfig*> existing;
+  std::map<std::string, std::string> durability;  // stream -> note, as it is or would be created
   if (s == NATS_OK) {
     for (int i = 0; i < list->Count; ++i) {
       const jsStreamConfig* c = list->List[i]->Config;
       existing[c->Name] = c;
+      durability[c->Name] = durability_note(c->Storage == js_MemoryStorage, c->Replicas);
       for (const auto& f : subjects_of(c)) filters.emplace_back(c->Name, f);
     }
   } else if (s != NATS_NOT_FOUND) {
@@ -524,6 +544,7 @@ std::vector<std::string> NatsSink::check() {
       lines.push_back(fmt::format("NATS stream {} does not exist: would be created (subjects [{}], {} storage, "
                                   "{} replicas, duplicate window {} ms)",
                                   st.name, join(st.subjects), st.storage, st.replicas, st.duplicate_window_ms));
+      durability[st.name] = durability_note(st.storage == "memory", st.replicas);
       for (const auto& f : st.subjects) filters.emplace_back(st.name, f);
     }
   }
@@ -536,12 +557,18 @@ std::vector<std::string> NatsSink::check() {
   }
   std::string pattern = pre + ">";
   std::vector<std::string> whole, part;
+  std::set<std::string> capturing;
   for (const auto& [name, f] : filters) {
     if (covers(f, pattern))
       whole.push_back(name + " (" + f + ")");
     else if (overlaps(f, pattern))
       part.push_back(name + " (" + f + ")");
+    else
+      continue;
+    capturing.insert(name);
   }
+  for (const auto& name : capturing)
+    if (!durability[name].empty()) lines.push_back("NATS stream " + name + ": " + durability[name]);
   if (!whole.empty())
     lines.push_back("NATS subjects " + pattern + " are captured by stream " + join(whole));
   else if (!part.empty())

@@ -341,6 +341,11 @@ TEST_F(NatsSinkTest, StreamsAreCreatedFromOptionsAndAnExistingOneIsLeftAlone) {
   EXPECT_NE(all.find(existing + " exists"), std::string::npos) << all;
   EXPECT_NE(all.find("storage file (settings: memory)"), std::string::npos) << all;
   EXPECT_NE(all.find("captured only in part"), std::string::npos) << all;
+  // What an ack is worth on these streams: one replica on file syncs to disk every 2 minutes.
+  EXPECT_NE(all.find("NATS stream " + stream_ + ": file storage, 1 replica: a crash of nats-server loses nothing, "
+                     "a crash of its machine can lose"),
+            std::string::npos)
+      << all;
 
   s.open(false);
   EXPECT_TRUE(t::nats_stream_exists(url_, stream_));
@@ -368,6 +373,16 @@ TEST_F(NatsSinkTest, StreamsAreCreatedFromOptionsAndAnExistingOneIsLeftAlone) {
   std::string w;
   for (auto& l : wl) w += l + "\n";
   EXPECT_NE(w.find("are captured by stream " + stream_ + "W"), std::string::npos) << w;
+
+  auto mo = options_for(url_, prefix_ + "m.", stream_ + "M");
+  mo.streams[0].storage = "memory";
+  auto ml = NatsSink(mo).check();
+  std::string m;
+  for (auto& l : ml) m += l + "\n";
+  EXPECT_NE(m.find("NATS stream " + stream_ + "M: memory storage: its confirmed events are lost when nats-server "
+                   "restarts"),
+            std::string::npos)
+      << m;
 }
 
 TEST_F(NatsSinkTest, OpenAgainstAClosedPortIsRetryable) {
