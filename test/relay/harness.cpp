@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace it {
 
@@ -99,7 +100,16 @@ Db::~Db() {
       // a failed test may leave prepared transactions, which would block DROP DATABASE
       for (auto& r : rows("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"))
         exec("ROLLBACK PREPARED '" + r[0] + "'");
-      exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active");
+      // A relay just killed or stopped may still have its walsender: a slot in use cannot be
+      // dropped, and DROP DATABASE refuses a database with any slot, so the database and its
+      // slot (holding WAL, and one of max_replication_slots) would be left behind.
+      for (int i = 0; i < 50; ++i) {
+        exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active");
+        if (rows("SELECT count(*) FROM pg_replication_slots WHERE database = current_database()")[0][0] == "0") break;
+        if (i == 20)
+          exec("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = current_database() AND active");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
     } catch (...) {
     }
     PQfinish(conn_);

@@ -376,7 +376,7 @@ TEST_F(RelayIT, PasswordsAreMaskedInLogs) {
   a.push_back("--amqp");
   a.push_back("amqp://guest:guest@127.0.0.1:1/");  // unreachable: the error is logged
   RelayProcess r(a, log_);
-  std::this_thread::sleep_for(1500ms);
+  EXPECT_TRUE(eventually([&] { return r.log().find("guest:***") != std::string::npos; }, 15s)) << r.log();
   r.stop();
   std::string log = r.log();
   EXPECT_EQ(log.find("Sup3rSecret"), std::string::npos) << log;
@@ -803,14 +803,16 @@ TEST_F(RelayIT, FirstEventToANewExchangeIsNotStalled) {
     std::string ex = base_ + ".new" + std::to_string(i);
     broker_->declare_exchange(ex);
     broker_->bind(queue_, ex, "#");
-    auto t0 = std::chrono::steady_clock::now();
     db_->exec(emit_sql("new", "{}", "exchange => '" + ex + "'"));
+    // From the commit's return: the commit's fsync is no part of what is measured, and a slow
+    // disk (100 ms and more under load) made the bound fail for nothing.
+    auto t0 = std::chrono::steady_clock::now();
     ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     broker_->delete_exchange(ex);
   }
   std::sort(ms.begin(), ms.end());
-  std::cout << "first event to a new exchange, commit to delivery: median " << ms[1] << " ms\n";
+  std::cout << "first event to a new exchange, commit returned to delivery: median " << ms[1] << " ms\n";
   EXPECT_LT(ms[1], 150.0);
 }
 

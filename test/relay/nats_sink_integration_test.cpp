@@ -114,15 +114,25 @@ struct OwnServer {
   void signal(int sig) const {
     if (pid > 0) ::kill(pid, sig);
   }
-  void stop() {
+  // SIGKILL, and gone once this returns (kill() alone does not wait).
+  void kill_and_reap() {
     if (pid <= 0) return;
-    ::kill(pid, SIGCONT);
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     pid = -1;
+  }
+  void stop() {
+    if (pid > 0) {
+      ::kill(pid, SIGCONT);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      pid = -1;
+    }
+    if (dir.empty()) return;
     std::string rm = "rm -rf '" + dir + "' '" + dir + ".log'";
     int r = std::system(rm.c_str());
     (void)r;
+    dir.clear();
   }
   ~OwnServer() { stop(); }
 };
@@ -504,15 +514,20 @@ TEST_F(NatsSinkTest, KilledServerIsBrokenAfterTheOutcomesReadBeforeIt) {
   s.open(false);
   for (int i = 0; i < 20; ++i) ASSERT_EQ(s.publish(i + 1, make_event(uuid_like(i))), std::nullopt);
   // The acks are queued; the server dies before poll() reads them.
-  for (int i = 0; i < 200 && s.in_flight() > 0; ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 1000 && s.in_flight() > 0; ++i) std::this_thread::sleep_for(10ms);
   ASSERT_EQ(s.in_flight(), 0u);
-  srv.signal(SIGKILL);
-  std::this_thread::sleep_for(300ms);
+  srv.kill_and_reap();
+  // nats.c reports the loss on a thread of its own, some time after the server is gone.
   std::vector<BrokerOutcome> out;
+  auto until = std::chrono::steady_clock::now() + 10s;
   s.poll(out);
+  while (!s.broken() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(20ms);
+    s.poll(out);
+  }
+  ASSERT_TRUE(s.broken());
   ASSERT_EQ(out.size(), 20u) << "answers read before the loss come first";
   for (auto& o : out) EXPECT_EQ(o.kind, BrokerOutcome::Kind::Confirmed);
-  ASSERT_TRUE(s.broken());
   EXPECT_NE(s.broken_reason().find("NATS connection"), std::string::npos) << s.broken_reason();
   EXPECT_THROW(s.publish(99, make_event(uuid_like(99))), SinkError);
   s.close();
@@ -530,22 +545,24 @@ TEST_F(NatsSinkTest, PausedServerNeverBlocksPublishAndTheAckTimeoutBreaks) {
   EXPECT_LE(s.tick_ms(), 500);
   ASSERT_TRUE(outbox::test::pause_process(srv.pid)) << "nats-server did not stop";
   const int n = 2000;
-  auto t0 = std::chrono::steady_clock::now();
+  // A publish that blocked would wait for the write deadline (2 s); a busy host stalls for less.
+  std::chrono::steady_clock::duration slowest{};
   for (int i = 0; i < n; ++i) {
     Event ev = make_event(uuid_like(10 + i));
     ev.payload = std::string(200, 'x');
+    auto t0 = std::chrono::steady_clock::now();
     ASSERT_EQ(s.publish(100 + i, ev), std::nullopt);
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
   }
-  auto took = std::chrono::steady_clock::now() - t0;
-  EXPECT_LT(took, 1s) << n << " publishes to a paused server took "
-                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  EXPECT_LT(slowest, 500ms) << "the slowest of " << n << " publishes to a paused server took "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count() << " ms";
   auto out = collect(s, 1, 5s);
   EXPECT_TRUE(out.empty());
   ASSERT_TRUE(s.broken());
   EXPECT_NE(s.broken_reason().find("no JetStream ack"), std::string::npos) << s.broken_reason();
   auto c0 = std::chrono::steady_clock::now();
-  s.close();  // with the server still paused
-  EXPECT_LT(std::chrono::steady_clock::now() - c0, 3s);
+  s.close();  // with the server still paused: up to the write deadline; a hang lasts until SIGCONT
+  EXPECT_LT(std::chrono::steady_clock::now() - c0, 10s);
   srv.signal(SIGCONT);
 }
 
@@ -603,21 +620,24 @@ TEST_F(NatsSinkTest, PublishesBeyondTheSocketBuffersToAPausedServerNeverBlock) {
   s.open(false);
   ASSERT_TRUE(outbox::test::pause_process(srv.pid)) << "nats-server did not stop";
   std::string body(512 << 10, 'x');
-  auto t0 = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration slowest{};
   for (int i = 0; i < 80; ++i) {
     Event ev = make_event(uuid_like(i));
     ev.payload = body;
+    auto t0 = std::chrono::steady_clock::now();
     ASSERT_EQ(s.publish(i, ev), std::nullopt);
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
   }
-  auto took = std::chrono::steady_clock::now() - t0;
-  EXPECT_LT(took, 1s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  EXPECT_LT(slowest, 500ms) << "slowest publish: "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count() << " ms";
   EXPECT_FALSE(s.writable()) << "40 MiB accepted and not written";
   auto out = collect(s, 1, 5s);
   EXPECT_TRUE(out.empty());
   ASSERT_TRUE(s.broken());
   auto c0 = std::chrono::steady_clock::now();
   s.close();  // the writer is blocked in a write: closing waits for the write deadline at most
-  EXPECT_LT(std::chrono::steady_clock::now() - c0, std::chrono::milliseconds(NatsSink::kWriteDeadlineMs + 1500));
+  EXPECT_LT(std::chrono::steady_clock::now() - c0, std::chrono::milliseconds(NatsSink::kWriteDeadlineMs + 8000))
+      << "a hang would last until SIGCONT";
   srv.signal(SIGCONT);
 }
 

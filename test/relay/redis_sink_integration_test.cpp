@@ -376,7 +376,7 @@ TEST(RedisSink, StoppedServerPublishNeverBlocksAndAckTimeoutBreaks) {
   auto t0 = Clock::now();
   for (int i = 0; i < 10000; ++i) ASSERT_FALSE(s.publish(i, event("s" + std::to_string(i), "o", payload)));
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
-  EXPECT_LT(took, 1000);
+  EXPECT_LT(took, 5000) << "a publish that blocked would wait for the server forever";
   EXPECT_TRUE(s.pending());  // 10 MB do not fit in the socket buffers
   EXPECT_EQ(s.poll_events() & POLLOUT, POLLOUT);
   auto out = collect(s, 1, 3000);
