@@ -449,40 +449,57 @@ TEST_F(RelayIT, RoutesEventsToSeveralSinksAndADownSinkHoldsBackOnlyItsOwn) {
   EXPECT_EQ(relay.stop(), 0);
 }
 
+// Two sinks: aggregate type "Ledger" to the stack's Redis (paused by the test), the rest to
+// RabbitMQ. The server is resumed whatever happens to the test.
+class LedgerToRedisIT : public RelayIT {
+ protected:
+  void SetUp() override {
+    RelayIT::SetUp();
+    if (IsSkipped()) return;
+    SKIP_UNLESS_MAIN_PLUGIN();
+    if (IsSkipped()) return;
+    redis_ = env_or("OUTBOX_REDIS_URL", "");
+    ctl_ = env_or("OUTBOX_REDIS_CTL", "");
+    ASSERT_FALSE(redis_.empty() || ctl_.empty()) << "the stack env has no Redis (scripts/stack up; . .run/env)";
+    stream_ = base_ + ":ledger";
+    cfg_ = "/tmp/" + base_ + ".toml";
+    std::ofstream(cfg_) << "[[routes]]\naggregate_type = \"Ledger\"\nsink = \"redis\"\n";
+  }
+  void TearDown() override {
+    if (!ctl_.empty()) sh(ctl_ + " resume");
+    RelayIT::TearDown();
+  }
+  RelayProcess& start(std::vector<std::string> extra) {
+    std::vector<std::string> a = {"--config", cfg_, "--redis", redis_, "--redis-stream", stream_};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return start_relay(a);
+  }
+  std::string ledger_sql(int aggregate) {
+    return "SELECT " + emit_expr("entry", "{}", "aggregate_type => 'Ledger', aggregate_id => 'L" +
+                                                    std::to_string(aggregate) + "'") + ";";
+  }
+  std::size_t redis_count() {
+    try {
+      return outbox::test::RedisReader(redis_).entries(stream_).size();
+    } catch (const std::exception&) {
+      return 0;  // still loading, or paused
+    }
+  }
+  std::string redis_, ctl_, stream_, cfg_;
+};
+
 // A sink whose server accepts connections and then says nothing (paused: the kernel still
 // completes the TCP handshake) holds each reconnect for the connect timeout. That wait is the
-// reconnecting sink's alone: RabbitMQ's events go on arriving within a second meanwhile, and the
-// silent sink's events arrive once its server answers again. (Run on the loop, each reconnect
-// stopped every sink for the whole connect timeout.)
-TEST_F(RelayIT, ASilentSinksReconnectsDoNotHoldTheOtherSinks) {
-  SKIP_UNLESS_MAIN_PLUGIN();
-  std::string redis = env_or("OUTBOX_REDIS_URL", ""), redis_ctl = env_or("OUTBOX_REDIS_CTL", "");
-  ASSERT_FALSE(redis.empty() || redis_ctl.empty());
-  struct Resume {
-    std::string ctl;
-    ~Resume() { sh(ctl + " resume"); }
-  } resume{redis_ctl};
-  std::string rstream = base_ + ":ledger", cfg = "/tmp/" + base_ + ".toml";
-  std::ofstream(cfg) << "[[routes]]\naggregate_type = \"Ledger\"\nsink = \"redis\"\n";
-  RelayProcess& relay =
-      start_relay({"--config", cfg, "--redis", redis, "--redis-stream", rstream, "--redis-ack-timeout-ms", "800",
-                   "--amqp-connect-timeout-ms", "6000"});
-  auto ledger = [&](int t) {
-    db_->exec("SELECT " + emit_expr("entry", "{\"t\": " + std::to_string(t) + "}",
-                                    "aggregate_type => 'Ledger', aggregate_id => 'L'"));
-  };
-  auto redis_count = [&] {
-    try {
-      return outbox::test::RedisReader(redis).entries(rstream).size();
-    } catch (const std::exception&) {
-      return std::size_t{0};
-    }
-  };
-  ledger(0);
+// reconnecting sink's alone: RabbitMQ's events go on arriving meanwhile, and the silent sink's
+// events arrive once its server answers again. (Run on the loop, each reconnect stopped every
+// sink for the whole connect timeout.)
+TEST_F(LedgerToRedisIT, ASilentSinksReconnectsDoNotHoldTheOtherSinks) {
+  RelayProcess& relay = start({"--redis-ack-timeout-ms", "800", "--amqp-connect-timeout-ms", "6000"});
+  db_->exec(ledger_sql(0));
   ASSERT_TRUE(eventually([&] { return redis_count() == 1; }, 10s)) << relay.log();
 
-  ASSERT_EQ(sh(redis_ctl + " pause"), 0);
-  ledger(1);  // unanswered: the ack timeout takes the sink down, its reconnects (every 100 ms to 1 s) wait 6 s each
+  ASSERT_EQ(sh(ctl_ + " pause"), 0);
+  db_->exec(ledger_sql(0));  // unanswered: the ack timeout takes the sink down, its reconnects (every 100 ms to 1 s) wait 6 s each
   auto t0 = std::chrono::steady_clock::now();
   std::chrono::milliseconds worst{0};
   int sent = 0;
@@ -500,7 +517,7 @@ TEST_F(RelayIT, ASilentSinksReconnectsDoNotHoldTheOtherSinks) {
   std::cout << "slowest of " << sent << " RabbitMQ events while Redis was paused: " << worst.count() << " ms\n";
   EXPECT_LT(worst.count(), 3000) << "a RabbitMQ event waited for Redis's reconnect (6 s):\n" << log;
 
-  ASSERT_EQ(sh(redis_ctl + " resume"), 0);
+  ASSERT_EQ(sh(ctl_ + " resume"), 0);
   EXPECT_TRUE(eventually([&] { return redis_count() == 2; }, 20s)) << relay.log();
   EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(current_lsn()); }, 20s));
   EXPECT_EQ(relay.stop(), 0);
@@ -508,34 +525,17 @@ TEST_F(RelayIT, ASilentSinksReconnectsDoNotHoldTheOtherSinks) {
 
 // A broker that stops answering, before its ack timeout, fills its own window: RabbitMQ's events
 // go on (a shared window held them until Redis's ack timeout).
-TEST_F(RelayIT, ASilentSinkFillsOnlyItsOwnWindow) {
-  SKIP_UNLESS_MAIN_PLUGIN();
-  std::string redis = env_or("OUTBOX_REDIS_URL", ""), redis_ctl = env_or("OUTBOX_REDIS_CTL", "");
-  ASSERT_FALSE(redis.empty() || redis_ctl.empty());
-  struct Resume {
-    std::string ctl;
-    ~Resume() { sh(ctl + " resume"); }
-  } resume{redis_ctl};
-  std::string rstream = base_ + ":ledger", cfg = "/tmp/" + base_ + ".toml";
-  std::ofstream(cfg) << "[[routes]]\naggregate_type = \"Ledger\"\nsink = \"redis\"\n";
-  RelayProcess& relay = start_relay({"--config", cfg, "--redis", redis, "--redis-stream", rstream, "--max-in-flight",
-                                     "5", "--redis-ack-timeout-ms", "30000"});
-  ASSERT_EQ(sh(redis_ctl + " pause"), 0);
+TEST_F(LedgerToRedisIT, ASilentSinkFillsOnlyItsOwnWindow) {
+  RelayProcess& relay = start({"--max-in-flight", "5", "--redis-ack-timeout-ms", "30000"});
+  ASSERT_EQ(sh(ctl_ + " pause"), 0);
   std::string sql = "BEGIN;";
-  for (int i = 0; i < 8; ++i)
-    sql += "SELECT " + emit_expr("entry", "{}", "aggregate_type => 'Ledger', aggregate_id => 'L" + std::to_string(i) + "'") + ";";
+  for (int i = 0; i < 8; ++i) sql += ledger_sql(i);
   db_->exec(sql + "COMMIT;");
   std::this_thread::sleep_for(300ms);  // Redis's window fills (5 of the 8 go out, unanswered)
   for (int i = 0; i < 3; ++i) db_->exec("SELECT " + emit_expr("r.x", "{}"));
   EXPECT_EQ(broker_->collect(3, 5s).size(), 3u) << "RabbitMQ waited for Redis's window:\n" << relay.log();
-  ASSERT_EQ(sh(redis_ctl + " resume"), 0);
-  EXPECT_TRUE(eventually([&] {
-    try {
-      return outbox::test::RedisReader(redis).entries(rstream).size() == 8;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }, 20s)) << relay.log();
+  ASSERT_EQ(sh(ctl_ + " resume"), 0);
+  EXPECT_TRUE(eventually([&] { return redis_count() == 8; }, 20s)) << relay.log();
   EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(current_lsn()); }, 20s));
   EXPECT_EQ(relay.stop(), 0);
 }
