@@ -86,6 +86,12 @@ void Relay::request_stop() {
   [[maybe_unused]] auto n = ::write(wake_pipe_[1], &c, 1);
 }
 
+void Relay::drain_wake_pipe() {
+  char buf[64];
+  while (::read(wake_pipe_[0], buf, sizeof buf) > 0) {
+  }
+}
+
 bool Relay::wait_interruptible(std::chrono::milliseconds d) {
   auto until = Clock::now() + d;
   while (!stop_.load()) {
@@ -95,7 +101,8 @@ bool Relay::wait_interruptible(std::chrono::milliseconds d) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
     if (left <= 0) return true;
     pollfd p{wake_pipe_[0], POLLIN, 0};
-    ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left, 1000)));
+    // A byte a sink's opener left when its session ended would make every poll return at once.
+    if (::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left, 1000))) > 0) drain_wake_pipe();
   }
   return false;
 }
@@ -126,6 +133,7 @@ void Relay::close_session(bool finish_writes) {
     openers_[i].abandon();
     sinks_[i]->close();
     set_down(i, false);
+    drain_wake_pipe();  // what an abandoned open wrote: stop_ keeps a stop request
     m_.sinks[sink_state_[i].metrics].connected = false;
     m_.sinks[sink_state_[i].metrics].blocked = false;
   }
@@ -601,16 +609,13 @@ void Relay::stream() {
       Sink& s = *sinks_[i];
       bool live = !sink_state_[i].down && s.connected();
       // POLLOUT only for a sink that cannot take more: a writable socket would wake the loop at once.
+      // Nothing is asked of a down sink: its opener's thread may be writing it.
       fds[kFixed + i] = {live ? s.socket() : -1,
-                         static_cast<short>(s.poll_events() | (send_full_ && live && !s.writable() ? POLLOUT : 0)), 0};
+                         static_cast<short>(live ? s.poll_events() | (send_full_ && !s.writable() ? POLLOUT : 0) : 0), 0};
     }
     int n = ::poll(fds, static_cast<nfds_t>(kFixed + sinks_.size()), timeout);
     if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("poll failed: ") + std::strerror(errno));
-    if (fds[1].revents & POLLIN) {
-      char buf[64];
-      while (::read(wake_pipe_[0], buf, sizeof buf) > 0) {
-      }
-    }
+    if (fds[1].revents & POLLIN) drain_wake_pipe();
     // Read each sink when it has something, and at least every tick_ms.
     auto after = Clock::now();
     bool any_out = false;

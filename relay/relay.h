@@ -63,6 +63,7 @@ class Relay {
   // outcome of those that ended.
   void reopen_sinks(Clock::time_point now);
   void set_down(std::size_t i, bool down);
+  void drain_wake_pipe();
   bool other_sink_connected(std::size_t i) const;
   bool all_sinks_blocked() const;
   void act_on_broker(std::size_t sink, Clock::time_point now);
