@@ -234,6 +234,16 @@ std::string durability_note(bool memory, int replicas) {
          "in a JetStream cluster, or nats-server 2.10 or later with jetstream { sync_interval: always }";
 }
 
+// The same for a stream as it is, and as the settings would create it.
+std::string durability_note(const jsStreamConfig* c) {
+  return durability_note(c->Storage == js_MemoryStorage, c->Replicas);
+}
+std::string durability_note(const NatsSink::Stream& st) { return durability_note(st.storage == "memory", st.replicas); }
+
+void warn_durability(const std::string& stream, const std::string& note) {
+  if (!note.empty()) spdlog::warn("NATS stream {}: {}", stream, note);
+}
+
 std::string header_value_text(const HeaderValue& v) {
   switch (v.kind) {
     case HeaderValue::Kind::String: return v.s;
@@ -456,8 +466,7 @@ void NatsSink::ensure_streams(bool started) {
       std::string d = stream_differences(st, si->Config);
       if (!d.empty())
         spdlog::info("NATS stream {} exists and is left as it is; it differs from the settings: {}", st.name, d);
-      std::string note = durability_note(si->Config->Storage == js_MemoryStorage, si->Config->Replicas);
-      if (!started && !note.empty()) spdlog::warn("NATS stream {}: {}", st.name, note);
+      if (!started) warn_durability(st.name, durability_note(si->Config));
       jsStreamInfo_Destroy(si);
       continue;
     }
@@ -484,8 +493,7 @@ void NatsSink::ensure_streams(bool started) {
     jsStreamInfo_Destroy(si);
     spdlog::info("created NATS stream {} (subjects [{}], {} storage, {} replicas, duplicate window {} ms)", st.name,
                  join(st.subjects), st.storage, st.replicas, st.duplicate_window_ms);
-    std::string note = durability_note(st.storage == "memory", st.replicas);
-    if (!started && !note.empty()) spdlog::warn("NATS stream {}: {}", st.name, note);
+    if (!started) warn_durability(st.name, durability_note(st));
   }
 }
 
@@ -528,7 +536,7 @@ std::vector<std::string> NatsSink::check() {
     for (int i = 0; i < list->Count; ++i) {
       const jsStreamConfig* c = list->List[i]->Config;
       existing[c->Name] = c;
-      durability[c->Name] = durability_note(c->Storage == js_MemoryStorage, c->Replicas);
+      durability[c->Name] = durability_note(c);
       for (const auto& f : subjects_of(c)) filters.emplace_back(c->Name, f);
     }
   } else if (s != NATS_NOT_FOUND) {
@@ -544,7 +552,7 @@ std::vector<std::string> NatsSink::check() {
       lines.push_back(fmt::format("NATS stream {} does not exist: would be created (subjects [{}], {} storage, "
                                   "{} replicas, duplicate window {} ms)",
                                   st.name, join(st.subjects), st.storage, st.replicas, st.duplicate_window_ms));
-      durability[st.name] = durability_note(st.storage == "memory", st.replicas);
+      durability[st.name] = durability_note(st);
       for (const auto& f : st.subjects) filters.emplace_back(st.name, f);
     }
   }

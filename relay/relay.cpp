@@ -26,6 +26,25 @@ constexpr int kMaxMessagesPerTurn = 2000;                      // then look at t
 constexpr std::uint64_t kRejectLogFirst = 20;
 constexpr std::uint64_t kRejectLogEvery = 1000;
 
+// The usable sinks batch their writes for a scope (one pump, one read of the slot), and the same
+// ones write at its end: a sink that broke meanwhile is down (null in the live list) by then.
+class SinkBatch {
+ public:
+  explicit SinkBatch(const std::vector<Sink*>& live) : sinks_(live) {
+    for (Sink* s : sinks_)
+      if (s) s->batch(true);
+  }
+  ~SinkBatch() {
+    for (Sink* s : sinks_)
+      if (s) s->batch(false);
+  }
+  SinkBatch(const SinkBatch&) = delete;
+  SinkBatch& operator=(const SinkBatch&) = delete;
+
+ private:
+  std::vector<Sink*> sinks_;
+};
+
 DeliveryOptions delivery_options(const Config& c) {
   DeliveryOptions o;
   o.ordering = c.ordering == "commit" ? Ordering::Commit : Ordering::Aggregate;
@@ -133,10 +152,10 @@ void Relay::close_session(bool finish_writes) {
     openers_[i].abandon();
     sinks_[i]->close();
     set_down(i, false);
-    drain_wake_pipe();  // what an abandoned open wrote: stop_ keeps a stop request
     m_.sinks[sink_state_[i].metrics].connected = false;
     m_.sinks[sink_state_[i].metrics].blocked = false;
   }
+  drain_wake_pipe();  // what the abandoned opens wrote: stop_ keeps a stop request
   delivery_.reset();
   outcomes_.clear();
   // A write may be under way on the database connection: the next session opens a new one.
@@ -546,13 +565,8 @@ void Relay::stream() {
     // drains by itself.
     if (send_full_ && !sinks_full()) send_full_ = false;
     if (!blocked_ && !send_full_) {
-      // A sink that breaks in pump_delivery() is down (null) afterwards: unbatch what was batched.
-      std::vector<Sink*> batched = sink_ptrs_;
-      for (Sink* s : batched)
-        if (s) s->batch(true);
+      SinkBatch batch(sink_ptrs_);
       pump_delivery();
-      for (Sink* s : batched)
-        if (s) s->batch(false);
     }
     act_on_delivery();
     maybe_checkpoint(Clock::now(), false);
@@ -643,16 +657,7 @@ void Relay::stream() {
 }
 
 void Relay::process_wal() {
-  // A sink that breaks while the slot is read is down (null) afterwards: unbatch what was batched.
-  struct Unbatch {
-    std::vector<Sink*> sinks;
-    ~Unbatch() {
-      for (Sink* s : sinks)
-        if (s) s->batch(false);
-    }
-  } unbatch{sink_ptrs_};
-  for (Sink* s : unbatch.sinks)
-    if (s) s->batch(true);
+  SinkBatch batch(sink_ptrs_);
   for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
     // A full socket send buffer (a slow or blocked broker not reading) is backpressure too:
     // stop reading before the sinks hold more than their sockets take.

@@ -28,12 +28,20 @@ struct Delivered {
 
 }  // namespace
 
-class SinkIT : public RelayIT, public ::testing::WithParamInterface<std::string> {
+// The tests of this file run once, with the main plugin (their subject is the sink).
+class MainPluginIT : public RelayIT {
  protected:
   void SetUp() override {
     RelayIT::SetUp();
     if (IsSkipped()) return;
     SKIP_UNLESS_MAIN_PLUGIN();
+  }
+};
+
+class SinkIT : public MainPluginIT, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    MainPluginIT::SetUp();
     if (IsSkipped()) return;
     kind_ = GetParam();
     url_ = env_or(kind_ == "nats" ? "OUTBOX_NATS_URL" : "OUTBOX_REDIS_URL", "");
@@ -48,7 +56,7 @@ class SinkIT : public RelayIT, public ::testing::WithParamInterface<std::string>
       sh(ctl_ + " resume");
       sh(ctl_ + " start");
     }
-    RelayIT::TearDown();
+    MainPluginIT::TearDown();
   }
 
   // A config file with the test's JetStream stream and the routes given.
@@ -451,12 +459,10 @@ TEST_F(RelayIT, RoutesEventsToSeveralSinksAndADownSinkHoldsBackOnlyItsOwn) {
 
 // Two sinks: aggregate type "Ledger" to the stack's Redis (paused by the test), the rest to
 // RabbitMQ. The server is resumed whatever happens to the test.
-class LedgerToRedisIT : public RelayIT {
+class LedgerToRedisIT : public MainPluginIT {
  protected:
   void SetUp() override {
-    RelayIT::SetUp();
-    if (IsSkipped()) return;
-    SKIP_UNLESS_MAIN_PLUGIN();
+    MainPluginIT::SetUp();
     if (IsSkipped()) return;
     redis_ = env_or("OUTBOX_REDIS_URL", "");
     ctl_ = env_or("OUTBOX_REDIS_CTL", "");
@@ -467,7 +473,7 @@ class LedgerToRedisIT : public RelayIT {
   }
   void TearDown() override {
     if (!ctl_.empty()) sh(ctl_ + " resume");
-    RelayIT::TearDown();
+    MainPluginIT::TearDown();
   }
   RelayProcess& start(std::vector<std::string> extra) {
     std::vector<std::string> a = {"--config", cfg_, "--redis", redis_, "--redis-stream", stream_};
