@@ -18,17 +18,29 @@
 
 /*
  * A wal-storage message is authenticated, because any role may call pg_logical_emit_message():
- *   content = OUTBOX_MAC_OPEN <64 lower-case hex digits> OUTBOX_MAC_CLOSE <body without its '{'>
+ *   content = OUTBOX_MAC_OPEN <64 lower-case hex> OUTBOX_MAC_KID <key id, decimal> ","
+ *             <body without its '{'>
  * where body is the event as one JSON object ({"id":...}) and the hex digits are
- * HMAC-SHA256(key, body) with the database's key from outbox.message_key(). That key is derived
- * for each database from the stored one, K in outbox.message_key_store (which CREATE DATABASE ...
- * TEMPLATE copies): key = HMAC-SHA256(K, "outbox-db:" <system identifier> ":" <database oid>),
- * both in decimal. The content stays one JSON object whose first member is "mac".
+ *   HMAC-SHA256(key, <xid> OUTBOX_MAC_XID_SEPARATOR <body in UTF-8>)
+ * with <xid> the top-level transaction id in decimal (the "xid" of the decoded message: a copy
+ * written in another transaction does not verify) and key the database's key of that id, from
+ * outbox.message_keys(). Keys are derived for each database from the stored ones, K in
+ * outbox.message_key_store (which CREATE DATABASE ... TEMPLATE copies):
+ *   key = HMAC-SHA256(K, "outbox-db:" <system identifier> ":" <database oid>), both in decimal.
+ * The content stays one JSON object whose first member is "mac".
+ *
+ * Version 0.2 wrote OUTBOX_MAC_OPEN <hex> OUTBOX_MAC_CLOSE <body without '{'>, the MAC over the
+ * body alone, with the one key 0.2 had, which became key OUTBOX_LEGACY_KEY_ID. The relay still
+ * verifies that form (a backend that loaded the old module signs so until it reconnects); it is
+ * not bound to a transaction, so rotate the key once after upgrading to retire it.
  */
 #define OUTBOX_MAC_OPEN "{\"mac\":\""
 #define OUTBOX_MAC_CLOSE "\","
+#define OUTBOX_MAC_KID "\",\"kid\":"
+#define OUTBOX_MAC_XID_SEPARATOR ":"
 #define OUTBOX_MAC_HEX_LEN 64
 #define OUTBOX_MAC_KEY_BYTES 32
+#define OUTBOX_LEGACY_KEY_ID 1
 
 /*
  * A control message is signed like an event; its body starts with this member:
@@ -37,6 +49,13 @@
  */
 #define OUTBOX_CONTROL_FIELD "control"
 #define OUTBOX_CONTROL_RELEASE "release"
+/*
+ *   {"control":"keys","key_id":<new key id>}
+ * (outbox.rotate_message_key(), signed with the key it supersedes): a relay reloads its keys
+ * when it reads this, so it knows a new key before any transaction that signed with it, which
+ * commits later, reaches it.
+ */
+#define OUTBOX_CONTROL_KEYS "keys"
 
 /* AMQP 0-9-1 short strings (exchange, routing key, type, message_id, header names). */
 #define OUTBOX_SHORTSTR_MAX 255

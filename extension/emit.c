@@ -102,40 +102,43 @@ append_text_field(StringInfo buf, const char *name, text *value)
 		escape_json(buf, text_to_cstring(value));
 }
 
-/* Bytes of the content in front of the body's second byte (common/outbox_wire.h). */
-#define MAC_PREFIX_LEN (sizeof(OUTBOX_MAC_OPEN) - 1 + OUTBOX_MAC_HEX_LEN + sizeof(OUTBOX_MAC_CLOSE) - 1)
-
-StaticAssertDecl(sizeof(OUTBOX_MAC_CLOSE) > 1, "the MAC prefix takes the place of the body's '{'");
+/*
+ * Room kept in front of the body for the signature: OUTBOX_MAC_OPEN, the hex MAC, OUTBOX_MAC_KID,
+ * up to 10 digits of key id and the ',' that takes the place of the body's '{'.
+ */
+#define MAC_PREFIX_MAX (sizeof(OUTBOX_MAC_OPEN) - 1 + OUTBOX_MAC_HEX_LEN + sizeof(OUTBOX_MAC_KID) - 1 + 11)
 
 /*
  * Every logical message with prefix OUTBOX_MESSAGE_PREFIX, an event or a control message, is
- * authenticated as common/outbox_wire.h says: OUTBOX_MAC_OPEN, the hex HMAC of the body,
- * OUTBOX_MAC_CLOSE, then the body (one JSON object) without its '{'. signed_message_start
- * leaves room for that prefix, the caller appends the body, and signed_message_log writes the
- * prefix, whose last byte then replaces the body's '{' (so nothing is copied), and logs the
- * message, transactionally.
+ * authenticated as common/outbox_wire.h says. signed_message_start leaves room for the
+ * signature, the caller appends the body, and signed_message_log writes the signature so that
+ * its last byte replaces the body's '{' (the body is not copied) and logs the message,
+ * transactionally.
  */
 static void
 signed_message_start(StringInfo buf)
 {
 	initStringInfo(buf);
-	appendStringInfoSpaces(buf, MAC_PREFIX_LEN - 1);
+	appendStringInfoSpaces(buf, MAC_PREFIX_MAX - 1);
 }
 
 static void
 signed_message_log(StringInfo buf)
 {
-	int			body = MAC_PREFIX_LEN - 1;
-	char	   *p = buf->data;
+	int			body = MAC_PREFIX_MAX - 1;
+	OutboxSignature sig;
+	char		prefix[MAC_PREFIX_MAX + 1];
+	int			n;
 
 	Assert(buf->len > body && buf->data[body] == '{');
-	memcpy(p, OUTBOX_MAC_OPEN, sizeof(OUTBOX_MAC_OPEN) - 1);
-	p += sizeof(OUTBOX_MAC_OPEN) - 1;
-	outbox_message_mac_hex(buf->data + body, buf->len - body, p);
-	p += OUTBOX_MAC_HEX_LEN;
-	memcpy(p, OUTBOX_MAC_CLOSE, sizeof(OUTBOX_MAC_CLOSE) - 1);
-
-	LogLogicalMessage(OUTBOX_MESSAGE_PREFIX, buf->data, buf->len, true);
+	outbox_message_sign(buf->data + body, buf->len - body, &sig);
+	if (sig.legacy)
+		n = snprintf(prefix, sizeof(prefix), "%s%s%s", OUTBOX_MAC_OPEN, sig.mac_hex, OUTBOX_MAC_CLOSE);
+	else
+		n = snprintf(prefix, sizeof(prefix), "%s%s%s%d,", OUTBOX_MAC_OPEN, sig.mac_hex, OUTBOX_MAC_KID, sig.key_id);
+	Assert(n > 0 && n <= body + 1);
+	memcpy(buf->data + body + 1 - n, prefix, n);
+	LogLogicalMessage(OUTBOX_MESSAGE_PREFIX, buf->data + body + 1 - n, buf->len - (body + 1 - n), true);
 	pfree(buf->data);
 }
 
@@ -260,6 +263,28 @@ outbox_emit_release(PG_FUNCTION_ARGS)
 	append_text_field(&buf, "slot_name", slot_name);
 	appendStringInfoChar(&buf, '}');
 
+	signed_message_log(&buf);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(outbox_emit_keys_changed);
+
+/*
+ * outbox.emit_keys_changed(key_id): the control message that tells relays, in stream order, to
+ * reload the message keys (common/outbox_wire.h). outbox.rotate_message_key calls it before it
+ * supersedes the current key, so the message is signed with a key every relay already holds;
+ * EXECUTE is the owner's only.
+ */
+Datum
+outbox_emit_keys_changed(PG_FUNCTION_ARGS)
+{
+	int32		key_id = PG_GETARG_INT32(0);
+	StringInfoData buf;
+
+	if (!XLogLogicalInfoActive())
+		PG_RETURN_VOID();		/* nothing is decoded: no relay to tell */
+	signed_message_start(&buf);
+	appendStringInfo(&buf, "{\"" OUTBOX_CONTROL_FIELD "\":\"" OUTBOX_CONTROL_KEYS "\",\"key_id\":%d}", key_id);
 	signed_message_log(&buf);
 	PG_RETURN_VOID();
 }

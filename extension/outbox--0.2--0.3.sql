@@ -6,6 +6,215 @@
 ------------------------------------------------------------------------------------------------
 -- Message keys with ids: rotation without losing events
 ------------------------------------------------------------------------------------------------
+-- Several keys, each with an id that every signed message names. The newest key not yet
+-- superseded signs; a superseded one stays until nothing can still need it
+-- (outbox.retire_message_keys), so a transaction that signed with it and commits after the
+-- rotation is still verified. Rotating is one call: SELECT outbox.rotate_message_key();
+
+-- Random ids: they stay distinct across DROP and CREATE EXTENSION, so a relay that still holds a
+-- key of the dropped extension never takes it for the new one. Id 1 is the key of 0.2, whose
+-- messages name no id.
+CREATE FUNCTION outbox.new_message_key_id() RETURNS integer
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 2 + floor(random() * 2147483645)::integer $$;
+
+ALTER TABLE outbox.message_key_store
+    DROP CONSTRAINT message_key_store_pkey,
+    DROP COLUMN singleton,
+    ADD COLUMN key_id integer,
+    ADD COLUMN superseded_at timestamptz,
+    ADD COLUMN drain_from timestamptz,
+    ADD COLUMN retire_lsn pg_lsn;
+-- An upgraded database keeps its key as id 1 (its messages in the WAL name no id); a key made by
+-- this very CREATE EXTENSION gets a random one.
+UPDATE outbox.message_key_store
+   SET key_id = CASE WHEN created_at = now() THEN outbox.new_message_key_id() ELSE 1 END;
+ALTER TABLE outbox.message_key_store
+    ALTER COLUMN key_id SET NOT NULL,
+    ALTER COLUMN key_id SET DEFAULT outbox.new_message_key_id(),
+    ADD PRIMARY KEY (key_id);
+CREATE UNIQUE INDEX message_key_store_one_current ON outbox.message_key_store ((true)) WHERE superseded_at IS NULL;
+COMMENT ON TABLE outbox.message_key_store IS
+    'The keys that authenticate wal-storage events: the current one (superseded_at NULL) signs, superseded ones are kept until outbox.retire_message_keys() retires them (readable by the owner only)';
+COMMENT ON COLUMN outbox.message_key_store.drain_from IS
+    'Set by outbox.retire_message_keys once the rotation committed: transactions begun before it may still sign with this key';
+COMMENT ON COLUMN outbox.message_key_store.retire_lsn IS
+    'Set once those transactions ended: the key is deleted when every registered relay acknowledged past this position';
+
+-- A key is never changed in place: a relay holding the old bytes under the same id would take
+-- every event signed with the new ones for a forgery (0.2 documented UPDATE ... SET key = ...).
+CREATE FUNCTION outbox.message_key_unchanged() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.key IS DISTINCT FROM OLD.key OR NEW.key_id IS DISTINCT FROM OLD.key_id THEN
+        RAISE EXCEPTION 'a message key is never changed in place'
+            USING ERRCODE = 'OB010',
+                  DETAIL = 'Relays hold the keys by id; events signed with the changed bytes would not verify, and transactions that signed with the old ones would be lost.',
+                  HINT = 'Rotate instead: SELECT outbox.rotate_message_key();';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER message_key_unchanged BEFORE UPDATE ON outbox.message_key_store
+    FOR EACH ROW EXECUTE FUNCTION outbox.message_key_unchanged();
+
+-- The relay's view of the keys: every key still kept, derived for this database as
+-- outbox.message_key() derives the current one (message_key.c).
+CREATE FUNCTION outbox.derive_message_key(key bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'outbox_derive_message_key' LANGUAGE C STRICT STABLE;
+CREATE FUNCTION outbox.message_keys() RETURNS TABLE (key_id integer, key bytea)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.key_id, outbox.derive_message_key(s.key) FROM outbox.message_key_store s ORDER BY s.key_id
+$$;
+COMMENT ON FUNCTION outbox.message_keys() IS
+    'Every kept key of the wal-storage MACs by id (derived per database), for outbox-relay (EXECUTE given by outbox.grant_relay)';
+
+-- Written into the stream by a rotation: relays reload their keys when they read it.
+CREATE FUNCTION outbox.emit_keys_changed(key_id integer) RETURNS void
+    AS 'MODULE_PATHNAME', 'outbox_emit_keys_changed' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION outbox.rotate_message_key() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    new_id integer;
+BEGIN
+    -- One rotation at a time: two would each supersede the key the other just made.
+    LOCK TABLE outbox.message_key_store IN SHARE ROW EXCLUSIVE MODE;
+    LOOP
+        new_id := outbox.new_message_key_id();
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM outbox.message_key_store s WHERE s.key_id = new_id);
+    END LOOP;
+    -- Before the new key exists, so it is signed with the key every relay already holds.
+    PERFORM outbox.emit_keys_changed(new_id);
+    UPDATE outbox.message_key_store SET superseded_at = clock_timestamp() WHERE superseded_at IS NULL;
+    INSERT INTO outbox.message_key_store (key_id) VALUES (new_id);
+    PERFORM outbox.retire_message_keys();
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION outbox.rotate_message_key() IS
+    'Make a new current message key; the old one stays valid until outbox.retire_message_keys() can retire it';
+
+-- A superseded key is deleted only when no event signed with it can still reach a relay:
+--  1. drain_from: set once the rotation committed (this call sees it from another transaction),
+--     a second later, since backends take the new key at their next transaction;
+--  2. retire_lsn: set once no session of this database has a transaction begun before
+--     drain_from and no transaction is prepared (each may still sign with the old key, and
+--     commit later): every commit that used the key lies before this WAL position;
+--  3. deleted once every relay registered in outbox.relay_checkpoints (of this cluster)
+--     acknowledged past retire_lsn.
+-- Each step needs a later call than the one before: rotate_message_key() calls it, and so should
+-- whatever runs outbox.purge(). It says for each superseded key what it waits for.
+CREATE FUNCTION outbox.retire_message_keys()
+RETURNS TABLE (key_id integer, state text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k      record;
+    sysid  bigint := (SELECT s.system_identifier FROM pg_control_system() s);
+    behind text;
+BEGIN
+    FOR k IN SELECT s.key_id, s.superseded_at, s.drain_from, s.retire_lsn FROM outbox.message_key_store s
+              WHERE s.superseded_at IS NOT NULL ORDER BY s.superseded_at FOR UPDATE LOOP
+        key_id := k.key_id;
+        IF k.drain_from IS NULL THEN
+            IF k.superseded_at >= now() THEN
+                state := 'superseded in this transaction: call again after it committed';
+            ELSE
+                UPDATE outbox.message_key_store s SET drain_from = clock_timestamp() + interval '1 second'
+                 WHERE s.key_id = k.key_id;
+                state := 'waiting for transactions that began before the rotation: call again later';
+            END IF;
+        ELSIF k.retire_lsn IS NULL THEN
+            IF clock_timestamp() <= k.drain_from
+               OR EXISTS (SELECT 1 FROM pg_stat_activity a
+                           WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+                             AND a.backend_type <> 'walsender'
+                             AND (a.xact_start < k.drain_from OR (a.xact_start IS NULL AND a.state IS NULL)))
+               OR EXISTS (SELECT 1 FROM pg_prepared_xacts p WHERE p.database = current_database()) THEN
+                state := 'waiting for transactions that began before the rotation (or prepared ones): call again later';
+            ELSE
+                UPDATE outbox.message_key_store s SET retire_lsn = pg_current_wal_insert_lsn() WHERE s.key_id = k.key_id;
+                state := 'waiting for every registered relay to acknowledge the rotation: call again later';
+            END IF;
+        ELSE
+            SELECT string_agg(format('%s at %s', quote_literal(c.slot_name), c.acknowledged_lsn), ', ') INTO behind
+              FROM outbox.relay_checkpoints c
+             WHERE c.acknowledged_lsn < k.retire_lsn AND c.system_identifier IS NOT DISTINCT FROM sysid;
+            IF behind IS NULL THEN
+                DELETE FROM outbox.message_key_store s WHERE s.key_id = k.key_id;
+                state := 'retired';
+            ELSE
+                state := format('waiting for relays to acknowledge %s: %s (a relay gone for good: outbox.unregister_relay)',
+                                k.retire_lsn, behind);
+            END IF;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION outbox.retire_message_keys() IS
+    'Delete the superseded message keys no event can still need; says what each remaining one waits for (call it periodically, e.g. with outbox.purge)';
+
+-- What the relay could not verify or parse, for operators: where it was and why, never its
+-- content, so nothing here can be replayed as an event. Written by the relay.
+CREATE TABLE outbox.rejected_messages (
+    slot_name text        NOT NULL,
+    lsn       pg_lsn      NOT NULL,
+    xid       bigint,
+    key_id    integer,
+    bytes     integer     NOT NULL,
+    reason    text        NOT NULL,
+    seen_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (slot_name, lsn)
+);
+COMMENT ON TABLE outbox.rejected_messages IS
+    'Lines of the slot outbox-relay did not publish because they are not genuine outbox events (forged, replayed, unparseable): position and reason only';
+SELECT pg_catalog.pg_extension_config_dump('outbox.rejected_messages', '');
+
+REVOKE ALL ON FUNCTION outbox.new_message_key_id(), outbox.message_key_unchanged(), outbox.derive_message_key(bytea),
+    outbox.message_keys(), outbox.emit_keys_changed(integer), outbox.rotate_message_key(),
+    outbox.retire_message_keys() FROM PUBLIC;
+REVOKE ALL ON outbox.rejected_messages FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION outbox.grant_relay(relay_role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF relay_role IS NULL OR relay_role::oid = 0 THEN
+        RAISE EXCEPTION 'outbox.grant_relay: no role given'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Name an existing role: SELECT outbox.grant_relay(''relay'');';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA outbox TO %s', relay_role);
+    EXECUTE format('GRANT SELECT ON outbox.relay_checkpoints, outbox.status TO %s', relay_role);
+    EXECUTE format('GRANT SELECT, INSERT ON outbox.dead_letters TO %s', relay_role);
+    EXECUTE format('GRANT USAGE ON SEQUENCE outbox.dead_letters_id_seq TO %s', relay_role);
+    EXECUTE format('GRANT INSERT ON outbox.rejected_messages TO %s', relay_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.record_checkpoint(text, pg_lsn, timestamptz) TO %s', relay_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.message_key(), outbox.message_keys() TO %s', relay_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.events_before_slot(text) TO %s', relay_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.begin_slot_recovery(text), outbox.slot_recovery_upper(text), '
+                   'outbox.slot_recovery_events(text, uuid, int), outbox.finish_slot_recovery(text) TO %s', relay_role);
+    IF NOT (SELECT rolreplication OR rolsuper FROM pg_roles WHERE oid = relay_role) THEN
+        RAISE NOTICE 'role % has no REPLICATION attribute, which outbox-relay needs to stream the slot', relay_role
+            USING HINT = format('ALTER ROLE %s REPLICATION;', relay_role);
+    END IF;
+END
+$$;
+
+-- Relay roles of 0.2 (those that may read the key) get what 0.3 adds to grant_relay.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee::regrole AS role
+               FROM pg_proc p, aclexplode(p.proacl) a
+              WHERE p.oid = 'outbox.message_key()'::regprocedure AND a.privilege_type = 'EXECUTE'
+                AND a.grantee <> 0 AND a.grantee <> p.proowner LOOP
+        EXECUTE format('GRANT INSERT ON outbox.rejected_messages TO %s', r.role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.message_keys() TO %s', r.role);
+    END LOOP;
+END
+$$;
 
 ------------------------------------------------------------------------------------------------
 -- Encodings

@@ -61,7 +61,15 @@ extern void outbox_validate_event(const OutboxEvent *ev);
 
 /* message_key.c: HMAC-SHA256 of a wal-storage body under the database's key, as
  * OUTBOX_MAC_HEX_LEN lower-case hex digits (not NUL-terminated). */
-extern void outbox_message_mac_hex(const char *body, size_t len, char *hex);
+/* The signature of a wal-storage message (message_key.c, common/outbox_wire.h). */
+typedef struct OutboxSignature
+{
+	char		mac_hex[OUTBOX_MAC_HEX_LEN + 1];
+	int32		key_id;
+	bool		legacy;			/* 0.2's form: no key id, the body alone */
+} OutboxSignature;
+
+extern void outbox_message_sign(const char *body, size_t len, OutboxSignature *sig);
 
 /* uuidv7.c */
 extern void outbox_uuidv7_generate(unsigned char out[16]);

@@ -47,10 +47,11 @@ void MessageAuth::set_key(std::string_view key) {
   key_size_ = key.size();
 }
 
-void MessageAuth::mac(std::string_view data, unsigned char* out) {
+void MessageAuth::mac(std::string_view head, std::string_view data, unsigned char* out) {
   if (!impl_) throw std::logic_error("MessageAuth::mac without a key");
   std::size_t len = 0;
   if (!EVP_MAC_init(impl_->ctx, nullptr, 0, nullptr) ||
+      !EVP_MAC_update(impl_->ctx, reinterpret_cast<const unsigned char*>(head.data()), head.size()) ||
       !EVP_MAC_update(impl_->ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) ||
       !EVP_MAC_final(impl_->ctx, out, &len, kHmacSha256Bytes) || len != kHmacSha256Bytes)
     throw std::runtime_error("OpenSSL: HMAC-SHA256 failed");
@@ -66,7 +67,7 @@ int hex_digit(char c) {
 
 }  // namespace
 
-bool MessageAuth::verify_hex(std::string_view hex, std::string_view data) {
+bool MessageAuth::verify_hex(std::string_view hex, std::string_view head, std::string_view data) {
   if (!impl_ || hex.size() != 2 * kHmacSha256Bytes) return false;
   unsigned char given[kHmacSha256Bytes];
   for (std::size_t i = 0; i < kHmacSha256Bytes; ++i) {
@@ -75,7 +76,7 @@ bool MessageAuth::verify_hex(std::string_view hex, std::string_view data) {
     given[i] = static_cast<unsigned char>(hi << 4 | lo);
   }
   unsigned char expected[kHmacSha256Bytes];
-  mac(data, expected);
+  mac(head, data, expected);
   bool ok = CRYPTO_memcmp(given, expected, kHmacSha256Bytes) == 0;
   return ok;
 }

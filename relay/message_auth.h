@@ -24,12 +24,15 @@ class MessageAuth {
   bool has_key() const { return has_key_; }
   std::size_t key_size() const { return key_size_; }
 
-  // HMAC-SHA256(key, data) into out (kHmacSha256Bytes). Requires has_key().
-  void mac(std::string_view data, unsigned char* out);
+  // HMAC-SHA256(key, head + data) into out (kHmacSha256Bytes). Requires has_key().
+  void mac(std::string_view data, unsigned char* out) { mac({}, data, out); }
+  void mac(std::string_view head, std::string_view data, unsigned char* out);
 
   // True when `hex` is the lower-case hex of HMAC-SHA256(key, data). The comparison of the MAC
   // takes the same time wherever the first difference is (CRYPTO_memcmp). False without a key.
-  bool verify_hex(std::string_view hex, std::string_view data);
+  bool verify_hex(std::string_view hex, std::string_view data) { return verify_hex(hex, {}, data); }
+  // The same over head + data, without joining them.
+  bool verify_hex(std::string_view hex, std::string_view head, std::string_view data);
 
  private:
   struct Impl;

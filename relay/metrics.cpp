@@ -49,6 +49,9 @@ std::string Metrics::render_prometheus() const {
   counter("outbox_relay_rejected_lines_total",
           "stream lines skipped as not genuine outbox events (forged or unverifiable messages, unparseable lines)",
           rejected_lines.load());
+  counter("outbox_relay_key_reloads_total",
+          "message keys read again while streaming (a rotation in the stream, or a message that did not verify)",
+          key_reloads.load());
   counter("outbox_relay_pg_silences_total",
           "PostgreSQL connections given up because nothing came back within --pg-timeout-ms (a silent network)",
           pg_silences.load());

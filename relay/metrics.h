@@ -26,6 +26,7 @@ struct Metrics {
   std::atomic<std::uint64_t> exchange_missing{0};  // refusals: the event's exchange does not exist
   std::atomic<std::uint64_t> suspects{0};          // events published alone after an unpinned channel close
   std::atomic<std::uint64_t> rejected_lines{0};    // lines that are not genuine outbox events (forged, unparseable)
+  std::atomic<std::uint64_t> key_reloads{0};       // message keys read again (a rotation, or a MAC that did not verify)
   std::atomic<std::uint64_t> pg_silences{0};       // PostgreSQL connections given up for want of an answer
   std::atomic<std::uint64_t> slot_recoveries{0};   // lost slots recreated, their events republished
   std::atomic<std::uint64_t> republished{0};       // events republished by slot recoveries

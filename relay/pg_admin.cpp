@@ -190,18 +190,31 @@ std::string PgAdmin::missing_privileges() {
   return PQgetisnull(r.r, 0, 0) ? "" : PQgetvalue(r.r, 0, 0);
 }
 
-std::optional<std::string> PgAdmin::message_key(std::string& why) {
-  if (!connected()) {
-    why = "not connected";
-    return std::nullopt;
+std::vector<std::pair<std::uint32_t, std::string>> PgAdmin::message_keys() {
+  // Binary result: the bytea's bytes as they are, the id as a network-order int4.
+  Result r(query_params("SELECT key_id, key FROM outbox.message_keys()", 0, nullptr, nullptr, nullptr, nullptr, 1));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) {
+    std::string err = trim(PQresultErrorMessage(r.r));
+    const char* state = PQresultErrorField(r.r, PG_DIAG_SQLSTATE);
+    std::string code = state ? state : "";
+    std::string fix = code == "42883" || code == "3F000"
+                          ? "CREATE EXTENSION outbox (or ALTER EXTENSION outbox UPDATE to 0.3 or later) in this database"
+                          : "SELECT outbox.grant_relay('<relay role>') as the extension's owner";
+    throw PgError(PgErrorKind::Fatal, "cannot read the message keys (" + err +
+                                          "): without them the relay cannot tell events of outbox.storage = wal from "
+                                          "forged ones and would skip them -- fix: " + fix);
   }
-  // Binary result: the bytea's bytes as they are.
-  Result r(query_params( "SELECT outbox.message_key()", 0, nullptr, nullptr, nullptr, nullptr, 1));
-  if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQntuples(r.r) != 1 || PQgetisnull(r.r, 0, 0)) {
-    why = PQresultStatus(r.r) == PGRES_TUPLES_OK ? "outbox.message_key() returned nothing" : trim(PQresultErrorMessage(r.r));
-    return std::nullopt;
+  std::vector<std::pair<std::uint32_t, std::string>> keys;
+  for (int i = 0; i < PQntuples(r.r); ++i) {
+    if (PQgetisnull(r.r, i, 0) || PQgetisnull(r.r, i, 1) || PQgetlength(r.r, i, 0) != 4) continue;
+    const auto* b = reinterpret_cast<const unsigned char*>(PQgetvalue(r.r, i, 0));
+    std::uint32_t id = std::uint32_t{b[0]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[2]} << 8 | b[3];
+    keys.emplace_back(id, std::string(PQgetvalue(r.r, i, 1), static_cast<std::size_t>(PQgetlength(r.r, i, 1))));
   }
-  return std::string(PQgetvalue(r.r, 0, 0), static_cast<std::size_t>(PQgetlength(r.r, 0, 0)));
+  if (keys.empty())
+    throw PgError(PgErrorKind::Fatal, "outbox.message_keys() returned no key -- fix: SELECT outbox.rotate_message_key() "
+                                      "as the extension's owner");
+  return keys;
 }
 
 std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>> PgAdmin::parked_aggregates() {
@@ -359,6 +372,16 @@ void PgAdmin::queue_dead_letter(std::uint64_t tag, const Event& ev, const std::s
                          {!looks_like_uuid(ev.id), false, false, false, false, false, reply.empty(), false}});
 }
 
+void PgAdmin::queue_rejected(Lsn lsn, std::uint64_t xid, std::optional<std::uint32_t> key_id, std::size_t bytes,
+                             const std::string& reason) {
+  queue_.push_back(Write{AdminDone::Kind::Rejected, 0,
+                         "INSERT INTO outbox.rejected_messages (slot_name, lsn, xid, key_id, bytes, reason) "
+                         "VALUES ($1, $2::pg_lsn, $3::bigint, $4::int, $5::int, $6) ON CONFLICT DO NOTHING",
+                         {slot_, format_lsn(lsn), std::to_string(xid), key_id ? std::to_string(*key_id) : "",
+                          std::to_string(std::min<std::size_t>(bytes, 2147483647)), valid_text(reason)},
+                         {false, false, xid == 0, !key_id, false, false}});
+}
+
 void PgAdmin::queue_finish_recovery() {
   queue_.push_back(Write{AdminDone::Kind::FinishRecovery, 0, "SELECT outbox.finish_slot_recovery($1)", {slot_}, {false}});
 }
@@ -379,6 +402,15 @@ void PgAdmin::complete(PGresult* r, const Write& w) {
                      "this database, and outbox.grant_relay() given to the relay role?)",
                      err);
         warned_no_checkpoint_ = true;
+      }
+      return;
+    case AdminDone::Kind::Rejected:
+      // The line was counted and logged already; the table is for operators, not for delivery.
+      if (!warned_no_rejected_) {
+        spdlog::warn("cannot record a rejected line in outbox.rejected_messages: {} -- fix: SELECT "
+                     "outbox.grant_relay('<relay role>') after ALTER EXTENSION outbox UPDATE",
+                     err);
+        warned_no_rejected_ = true;
       }
       return;
     case AdminDone::Kind::FinishRecovery:

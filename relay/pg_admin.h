@@ -47,7 +47,7 @@ struct RecoveredEvent {
 
 // A queued write that completed.
 struct AdminDone {
-  enum class Kind { Checkpoint, DeadLetter, FinishRecovery } kind = Kind::Checkpoint;
+  enum class Kind { Checkpoint, DeadLetter, FinishRecovery, Rejected } kind = Kind::Checkpoint;
   std::uint64_t tag = 0;  // the dead letter's, as queued
 };
 
@@ -75,9 +75,10 @@ class PgAdmin {
   // outbox.record_checkpoint, INSERT on outbox.dead_letters. Writes nothing.
   std::string missing_privileges();
 
-  // The database's key for wal-storage messages (SELECT outbox.message_key(), raw bytes), or
-  // nullopt with `why` set (extension older than 0.2, or EXECUTE not granted).
-  std::optional<std::string> message_key(std::string& why);
+  // Every key of the database for wal-storage messages by id (SELECT * FROM outbox.message_keys(),
+  // raw bytes). Throws PgError(Fatal) naming the fix when the relay cannot read them (extension
+  // older than 0.3, or EXECUTE not granted): a relay without the keys would skip genuine events.
+  std::vector<std::pair<std::uint32_t, std::string>> message_keys();
 
   // Aggregates (type, id) with a dead letter of this slot not yet replayed: parked under
   // --on-dead-letter=park. Throws PgError when the query fails.
@@ -107,6 +108,10 @@ class PgAdmin {
   void queue_dead_letter(std::uint64_t tag, const Event& ev, const std::string& reason, int attempts,
                          std::int64_t first_failed_us, std::int64_t last_failed_us, const std::string& broker_reply);
   void queue_finish_recovery();
+  // A line that is not a genuine outbox event, recorded in outbox.rejected_messages (position and
+  // reason, never the content). Once per slot and LSN: a line sent again is not recorded twice.
+  void queue_rejected(Lsn lsn, std::uint64_t xid, std::optional<std::uint32_t> key_id, std::size_t bytes,
+                      const std::string& reason);
   // The WAL insert position right after the newest checkpoint written: its fence lies before.
   // Once the acknowledged LSN passes it, one more checkpoint makes the fence acked_snapshot.
   Lsn last_fence() const { return fence_; }
@@ -142,6 +147,7 @@ class PgAdmin {
 
   std::string slot_, plugin_;
   pg_conn* conn_ = nullptr;
+  bool warned_no_rejected_ = false;
   bool warned_no_checkpoint_ = false;
   std::chrono::milliseconds timeout_{30000};
   std::deque<Write> queue_;

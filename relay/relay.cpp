@@ -336,6 +336,7 @@ int Relay::check() {
       throw PgError(PgErrorKind::Fatal, "the relay role lacks: " + missing +
                                             " -- fix: SELECT outbox.grant_relay('<relay role>') (dead letters and "
                                             "checkpoints need it)");
+    spdlog::info("check: {} message keys readable", admin_.message_keys().size());
     spdlog::info("check: PostgreSQL ok (database {}, plugin {})", db, cfg_.plugin);
   } catch (const PgError& e) {
     spdlog::critical("check failed: {}", e.what());
@@ -435,7 +436,7 @@ void Relay::connect_session() {
   slot = admin_.slot_info();
   if (!slot) throw PgError(PgErrorKind::Retryable, "slot \"" + cfg_.slot + "\" vanished right after creation");
   admin_.check_slot(*slot, db);
-  load_message_key();
+  load_message_keys();
   if (cfg_.on_dead_letter == "park") {
     auto parked = admin_.parked_aggregates();
     for (auto& [type, id] : parked) delivery_.park(type, id);
@@ -720,6 +721,10 @@ void Relay::reject_line(Lsn lsn, const std::string& reason) {
 void Relay::handle_xlogdata(Lsn start, std::string_view data) {
   ParsedLine line;
   parser_.parse(data, start, line);
+  // A key the relay does not hold yet is announced in the stream before any use (a "keys"
+  // control message), so this is for forgeries; the keys are read again anyway before calling a
+  // message forged, at most once a second (forgeries must not turn into a query each).
+  if (line.kind == LineKind::Rejected && line.unverified && reload_message_keys(true)) parser_.parse(data, start, line);
   switch (line.kind) {
     case LineKind::Begin:
       if (in_txn_) throw ParseError("B line inside an open transaction (at " + format_lsn(start) + ")");
@@ -749,6 +754,11 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
     }
     case LineKind::Control: {
       const ControlMessage& c = line.control;
+      if (c.kind == OUTBOX_CONTROL_KEYS) {
+        spdlog::info("the message key was rotated (at {}); reading the keys again", format_lsn(start));
+        reload_message_keys(false);
+        return;
+      }
       if (c.slot_name && *c.slot_name != cfg_.slot) return;
       spdlog::info("release of parked aggregate ({}, {}) at {}", c.aggregate_type.value_or("null"),
                    c.aggregate_id.value_or("null"), format_lsn(start));
@@ -757,6 +767,9 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
     }
     case LineKind::Rejected:
       reject_line(start, line.reject_reason);
+      if (admin_.connected())
+        admin_.queue_rejected(start, line.xid ? line.xid : (in_txn_ ? txn_xid_ : 0), line.key_id, data.size(),
+                              line.reject_reason);
       return;
     case LineKind::Ignored:
       return;
@@ -966,16 +979,32 @@ void Relay::act_on_delivery() {
   }
 }
 
-void Relay::load_message_key() {
-  std::string why;
-  auto key = admin_.message_key(why);
-  if (key) {
-    parser_.set_message_key(*key);
-    return;
+void Relay::load_message_keys() {
+  // Throws PgError(Fatal) when the keys cannot be read: a relay that cannot verify wal-storage
+  // events must not stream, or it would skip them and acknowledge past them.
+  auto keys = admin_.message_keys();
+  std::size_t before = parser_.message_key_count();
+  for (auto& [id, key] : keys) {
+    try {
+      parser_.add_message_key(id, std::move(key));
+    } catch (const std::invalid_argument& e) {
+      throw PgError(PgErrorKind::Fatal, e.what());
+    }
   }
-  spdlog::warn("cannot read the message key ({}): events of outbox.storage = wal will be skipped as unverifiable "
-               "-- fix: SELECT outbox.grant_relay('<relay role>') and ALTER EXTENSION outbox UPDATE",
-               why);
+  last_key_reload_ = Clock::now();
+  if (parser_.message_key_count() != before)
+    spdlog::info("holding {} message keys ({} in outbox.message_key_store)", parser_.message_key_count(), keys.size());
+}
+
+bool Relay::reload_message_keys(bool rate_limited) {
+  constexpr auto kEvery = std::chrono::seconds(1);
+  if (rate_limited && Clock::now() - last_key_reload_ < kEvery) return false;
+  // The normal connection answers one query at a time: the queued writes first (what they
+  // complete is taken by the next pump_admin).
+  admin_.finish(admin_done_);
+  load_message_keys();
+  m_.key_reloads++;
+  return true;
 }
 
 void Relay::maybe_send_status(Clock::time_point now, bool force) {

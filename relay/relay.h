@@ -79,7 +79,9 @@ class Relay {
   // The tracker unit one more item of the stream belongs to: the open transaction, or a unit of
   // its own at `lsn`.
   AckTracker::TxnId unit_for(Lsn lsn);
-  void load_message_key();
+  void load_message_keys();
+  // Reads the keys again (rate_limited: not if that was done within the last second); true if it did.
+  bool reload_message_keys(bool rate_limited);
   void maybe_send_status(Clock::time_point now, bool force);
   void maybe_checkpoint(Clock::time_point now, bool force);
   // The position to stream from: the slot's, or the relay's own durable checkpoint when that is
@@ -144,6 +146,7 @@ class Relay {
   bool send_full_ = false;
   bool stopping_ = false;
   Clock::time_point drain_deadline_{};
+  Clock::time_point last_key_reload_{};
   Lsn ack_sent_ = 0;
   Lsn session_start_ = 0;  // where this session's stream began: never sent again
   Clock::time_point last_status_{};

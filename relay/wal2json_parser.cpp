@@ -1,6 +1,8 @@
 #include "wal2json_parser.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -169,29 +171,24 @@ std::size_t entry_size(std::string_view name, const HeaderValue& v) {
 }
 
 const char* const kNoKey =
-    "outbox message rejected: the relay does not know this database's message key, so it cannot tell messages "
+    "outbox message rejected: the relay holds no message key of this database, so it cannot tell messages "
     "written by outbox_emit from forged ones (any role can call pg_logical_emit_message) -- fix: SELECT "
-    "outbox.grant_relay('<relay role>') so the relay role may call outbox.message_key(), then restart the relay";
+    "outbox.grant_relay('<relay role>') so the relay role may call outbox.message_keys(), then restart the relay";
 
 }  // namespace
 
-const char* Wal2jsonParser::no_key_reason() { return kNoKey; }
-
-void Wal2jsonParser::set_message_key(std::string key_bytes) {
-  if (key_bytes.empty()) {
-    auth_.set_key({});
-    key_problem_ = kNoKey;
-  } else if (key_bytes.size() != OUTBOX_MAC_KEY_BYTES) {
-    auth_.set_key({});
-    key_problem_ = "outbox message rejected: the message key the relay was given has " +
-                   std::to_string(key_bytes.size()) + " bytes, not " + std::to_string(OUTBOX_MAC_KEY_BYTES) +
-                   " -- fix: check what SELECT outbox.message_key() returns (a bytea of " +
-                   std::to_string(OUTBOX_MAC_KEY_BYTES) + " bytes) and restart the relay";
-  } else {
-    auth_.set_key(key_bytes);
-    key_problem_.clear();
+void Wal2jsonParser::add_message_key(std::uint32_t id, std::string key_bytes) {
+  if (key_bytes.size() != OUTBOX_MAC_KEY_BYTES) {
+    std::size_t n = key_bytes.size();
+    OPENSSL_cleanse(key_bytes.data(), key_bytes.size());
+    throw std::invalid_argument("message key " + std::to_string(id) + " has " + std::to_string(n) +
+                                " bytes, not " + std::to_string(OUTBOX_MAC_KEY_BYTES) +
+                                " -- fix: check what SELECT key_id, length(key) FROM outbox.message_keys() returns");
   }
+  auto auth = std::make_unique<MessageAuth>();
+  auth->set_key(key_bytes);
   OPENSSL_cleanse(key_bytes.data(), key_bytes.size());
+  keys_[id] = std::move(auth);
 }
 
 void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
@@ -199,6 +196,8 @@ void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
   out.xid = 0;
   out.timestamp.clear();
   out.reject_reason.clear();
+  out.unverified = false;
+  out.key_id.reset();
   auto reject = [&](std::string why) {
     out.kind = LineKind::Rejected;
     out.reject_reason = std::move(why);
@@ -399,23 +398,68 @@ void Wal2jsonParser::event_from_message(std::string_view content, Event& ev, Par
     out.reject_reason = std::move(why);
     ev = Event{};
   };
-  if (!key_problem_.empty()) return reject(key_problem_);
-  static constexpr std::string_view open = OUTBOX_MAC_OPEN, close = OUTBOX_MAC_CLOSE;
+  if (keys_.empty()) return reject(kNoKey);
+  static constexpr std::string_view open = OUTBOX_MAC_OPEN, close = OUTBOX_MAC_CLOSE, kid = OUTBOX_MAC_KID;
   constexpr std::size_t hex_len = OUTBOX_MAC_HEX_LEN;
   if (content.substr(0, open.size()) != open)
     return reject("outbox message without a MAC (" + std::to_string(content.size()) +
                   " bytes): not written by outbox_emit; any role can call pg_logical_emit_message('" + prefix_ +
                   "', ...), so it is not published");
   std::string_view hex = content.substr(open.size(), hex_len);
-  bool hex_ok = hex.size() == hex_len && content.substr(open.size() + hex_len, close.size()) == close;
+  bool hex_ok = hex.size() == hex_len;
   for (char c : hex) hex_ok = hex_ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+  // After the hex: `","kid":<id>,` (0.3) or `",` (0.2: key OUTBOX_LEGACY_KEY_ID, not bound to the xid).
+  std::string_view rest = content.substr(std::min(content.size(), open.size() + hex_len));
+  std::uint32_t key_id = OUTBOX_LEGACY_KEY_ID;
+  bool bound = false;
+  std::size_t body_at = 0;
+  if (hex_ok && rest.substr(0, kid.size()) == kid) {
+    std::size_t i = kid.size();
+    std::uint64_t id = 0;
+    while (i < rest.size() && i < kid.size() + 10 && rest[i] >= '0' && rest[i] <= '9') id = id * 10 + (rest[i++] - '0');
+    hex_ok = i > kid.size() && i < rest.size() && rest[i] == ',' && id <= 0xffffffffu;
+    key_id = static_cast<std::uint32_t>(id);
+    bound = true;
+    body_at = i + 1;
+  } else if (hex_ok && rest.substr(0, close.size()) == close) {
+    body_at = close.size();
+  } else {
+    hex_ok = false;
+  }
   if (!hex_ok)
     return reject("outbox message with a malformed MAC (expected " + std::to_string(hex_len) +
-                  " lower-case hex digits): not written by outbox_emit, not published");
-  fill(body_buf_, "{", content.substr(open.size() + hex_len + close.size()));
-  if (!auth_.verify_hex(hex, body_buf_))
-    return reject("outbox message whose MAC does not verify (forged or changed, or written with another "
-                  "database's key): not published");
+                  " lower-case hex digits and a key id): not written by outbox_emit, not published");
+  out.key_id = key_id;
+  if (bound && !out.xid)
+    return reject("outbox message outside a transaction (no xid): outbox_emit writes transactional messages only, "
+                  "not published");
+  auto key = keys_.find(key_id);
+  if (key == keys_.end()) {
+    out.kind = LineKind::Rejected;
+    out.unverified = true;
+    out.reject_reason = "outbox message signed with key " + std::to_string(key_id) +
+                        ", which the relay does not hold (forged, or a key retired before this relay acknowledged "
+                        "the rotation): not published";
+    ev = Event{};
+    return;
+  }
+  fill(body_buf_, "{", rest.substr(body_at));
+  char xid_text[24];
+  std::string_view head;
+  if (bound) {
+    int n = std::snprintf(xid_text, sizeof xid_text, "%llu" OUTBOX_MAC_XID_SEPARATOR,
+                          static_cast<unsigned long long>(out.xid));
+    head = std::string_view(xid_text, static_cast<std::size_t>(n));
+  }
+  if (!key->second->verify_hex(hex, head, body_buf_)) {
+    out.kind = LineKind::Rejected;
+    out.unverified = true;
+    out.reject_reason = "outbox message whose MAC does not verify with key " + std::to_string(key_id) +
+                        " (forged or changed, copied from another transaction, or written with another database's "
+                        "key): not published";
+    ev = Event{};
+    return;
+  }
   if (control_from_body(out)) return;
   out.kind = LineKind::Event;
   event_from_body(ev);
@@ -459,7 +503,7 @@ bool Wal2jsonParser::control_from_body(ParsedLine& out) {
     out.reject_reason = not_json("authenticated control message is not valid JSON", e.err);
     return true;
   }
-  if (c.kind != OUTBOX_CONTROL_RELEASE) {
+  if (c.kind != OUTBOX_CONTROL_RELEASE && c.kind != OUTBOX_CONTROL_KEYS) {
     out.kind = LineKind::Rejected;
     out.reject_reason = "authenticated control message of unknown kind \"" + c.kind + "\" (a newer extension?)";
     return true;

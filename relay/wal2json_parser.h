@@ -12,6 +12,8 @@
 // `Event`; when it can never be published as it is, `Event::invalid` says why.
 #pragma once
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -36,7 +38,7 @@ enum class LineKind { Begin, Commit, Event, Control, Rejected, Ignored };
 // An authenticated control message from the extension (outbox.release_parked()): it takes
 // effect in stream order, like an event.
 struct ControlMessage {
-  std::string kind;  // OUTBOX_CONTROL_RELEASE
+  std::string kind;  // OUTBOX_CONTROL_RELEASE, OUTBOX_CONTROL_KEYS
   std::optional<std::string> aggregate_type, aggregate_id, slot_name;
 };
 
@@ -46,6 +48,10 @@ struct ParsedLine {
   std::string timestamp;      // B/C lines: commit timestamp text ("" without include-timestamp)
   Event event;                // kind == Event
   std::string reject_reason;  // kind == Rejected: why the line is not a genuine outbox event
+  // kind == Rejected: an outbox message whose MAC did not verify or whose key id is unknown.
+  // Only this can change with the keys the relay holds (a key it has not loaded yet).
+  bool unverified = false;
+  std::optional<std::uint32_t> key_id;  // the key id the message names, when it names one
   ControlMessage control;     // kind == Control
 };
 
@@ -55,10 +61,15 @@ class Wal2jsonParser {
                           std::string prefix = OUTBOX_MESSAGE_PREFIX)
       : schema_(std::move(schema)), table_(std::move(table)), prefix_(std::move(prefix)) {}
 
-  // The database's key for wal-storage messages (raw OUTBOX_MAC_KEY_BYTES bytes, from
-  // SELECT outbox.message_key()). Without it (or with a key of another size) every outbox
-  // message is Rejected with a reason naming the fix. An empty string forgets the key.
-  void set_message_key(std::string key_bytes);
+  // A key of the database for wal-storage messages, by id (raw OUTBOX_MAC_KEY_BYTES bytes, from
+  // SELECT * FROM outbox.message_keys()). Keys are only added: a key retired from the table may
+  // still be needed for what the slot sends again. Throws std::invalid_argument for a key of
+  // another size. Without any key every outbox message is Rejected with a reason naming the fix.
+  void add_message_key(std::uint32_t id, std::string key_bytes);
+  bool has_message_key(std::uint32_t id) const { return keys_.count(id) != 0; }
+  std::size_t message_key_count() const { return keys_.size(); }
+  // The key of extension 0.2, whose messages name no key id (OUTBOX_LEGACY_KEY_ID).
+  void set_message_key(std::string key_bytes) { add_message_key(OUTBOX_LEGACY_KEY_ID, std::move(key_bytes)); }
 
   // Fills `out` from one line; `lsn` is the XLogData start of the line. Throws ParseError only
   // when the plugin's framing is broken (see ParseError); anything a role can write is an
@@ -75,9 +86,7 @@ class Wal2jsonParser {
   void check_limits(Event& ev);
 
   std::string schema_, table_, prefix_;
-  MessageAuth auth_;
-  static const char* no_key_reason();
-  std::string key_problem_ = no_key_reason();  // why messages cannot be authenticated ("": key set)
+  std::map<std::uint32_t, std::unique_ptr<MessageAuth>> keys_;
   // Each parser needs its input followed by SIMDJSON_PADDING readable bytes: reused buffers.
   std::string line_buf_, body_buf_, headers_buf_, minify_buf_;
   simdjson::ondemand::parser outer_;  // the plugin's line

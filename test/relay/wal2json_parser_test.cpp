@@ -43,9 +43,17 @@ std::string signed_content(const std::string& body, const std::string& key = kKe
   return "{\"mac\":\"" + hmac_hex(key, body) + "\"," + body.substr(1);
 }
 
+// What outbox_emit of 0.3 writes (common/outbox_wire.h): the key id, and the MAC over
+// "<xid>:" + body.
+std::string signed_content_v2(const std::string& body, std::uint32_t key_id, const std::string& key = kKey,
+                              std::uint64_t xid = 728) {
+  return "{\"mac\":\"" + hmac_hex(key, std::to_string(xid) + ":" + body) + "\",\"kid\":" + std::to_string(key_id) +
+         "," + body.substr(1);
+}
+
 // A format-2 message line as the plugin writes it, content escaped as a JSON string.
-std::string message_line(const std::string& content, bool transactional = true) {
-  return std::string(R"({"action":"M","xid":)") + (transactional ? "728" : "null") +
+std::string message_line(const std::string& content, bool transactional = true, std::uint64_t xid = 728) {
+  return std::string(R"({"action":"M","xid":)") + (transactional ? std::to_string(xid) : "null") +
          R"(,"timestamp":"2026-11-23 05:01:53.004129+00","transactional":)" + (transactional ? "true" : "false") +
          R"(,"prefix":"outbox","content":)" + nlohmann::json(content).dump() + "}";
 }
@@ -330,16 +338,84 @@ TEST(Parser, WithoutKeyEveryMessageIsRejectedNamingTheFix) {
   // table rows need no key
   p.parse(kInsert, 2, out);
   EXPECT_EQ(out.kind, LineKind::Event);
-  // a key of the wrong size is no key
-  p.set_message_key("short");
-  p.parse(message_line(signed_content(kBody, "short")), 1, out);
-  EXPECT_EQ(out.kind, LineKind::Rejected);
-  EXPECT_NE(out.reject_reason.find("5 bytes"), std::string::npos) << out.reject_reason;
+  // a key of the wrong size is refused, naming its size
+  try {
+    p.set_message_key("short");
+    FAIL() << "a 5-byte key was taken";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("5 bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(p.message_key_count(), 0u);
   p.set_message_key(kKey);
   p.parse(message_line(signed_content(kBody)), 1, out);
   EXPECT_EQ(out.kind, LineKind::Event) << out.reject_reason;
-  p.set_message_key("");
+}
+
+// 0.3's messages name their key and are bound to their transaction.
+TEST(Parser, SignedMessageNamesItsKeyAndItsTransaction) {
+  const std::string other_key = "fedcba9876543210fedcba9876543210";
+  Wal2jsonParser p;
+  p.add_message_key(7, kKey);
+  p.add_message_key(123456789, other_key);
+  ParsedLine out;
+  p.parse(message_line(signed_content_v2(kBody, 7)), 1, out);
+  ASSERT_EQ(out.kind, LineKind::Event) << out.reject_reason;
+  EXPECT_EQ(out.event.id, "0190");
+  p.parse(message_line(signed_content_v2(kBody, 123456789, other_key)), 1, out);
+  ASSERT_EQ(out.kind, LineKind::Event) << out.reject_reason;
+
+  // a genuine message copied into another transaction (a role with REPLICATION replaying it)
+  p.parse(message_line(signed_content_v2(kBody, 7), true, 729), 1, out);
+  EXPECT_EQ(out.kind, LineKind::Rejected);
+  EXPECT_TRUE(out.unverified);
+  EXPECT_NE(out.reject_reason.find("another transaction"), std::string::npos) << out.reject_reason;
+  // the right MAC under the other key's id
+  p.parse(message_line(signed_content_v2(kBody, 123456789)), 1, out);
+  EXPECT_EQ(out.kind, LineKind::Rejected);
+  EXPECT_TRUE(out.unverified);
+  ASSERT_TRUE(out.key_id);
+  EXPECT_EQ(*out.key_id, 123456789u);
+  // a key the relay does not hold: the one case a reload of the keys can change
+  p.parse(message_line(signed_content_v2(kBody, 8)), 1, out);
+  EXPECT_EQ(out.kind, LineKind::Rejected);
+  EXPECT_TRUE(out.unverified);
+  EXPECT_NE(out.reject_reason.find("key 8"), std::string::npos) << out.reject_reason;
+  p.add_message_key(8, kKey);
+  p.parse(message_line(signed_content_v2(kBody, 8)), 1, out);
+  EXPECT_EQ(out.kind, LineKind::Event) << out.reject_reason;
+  // a non-transactional message has no xid to be bound to: outbox_emit never writes one
+  p.parse(message_line(signed_content_v2(kBody, 7), false), 1, out);
+  EXPECT_EQ(out.kind, LineKind::Rejected);
+  EXPECT_FALSE(out.unverified);
+  // malformed key ids
+  for (const std::string& bad : {std::string("\",\"kid\":,"), std::string("\",\"kid\":12x,"),
+                                 std::string("\",\"kid\":99999999999,"), std::string("\",\"kid\":7")}) {
+    std::string c = signed_content_v2(kBody, 7);
+    std::size_t at = c.find("\",\"kid\":");
+    std::size_t comma = c.find(',', at + 8);
+    p.parse(message_line(c.substr(0, at) + bad + c.substr(comma + 1)), 1, out);
+    EXPECT_EQ(out.kind, LineKind::Rejected) << bad;
+    EXPECT_FALSE(out.unverified) << bad;
+  }
+  // 0.2's form (no key id, not bound) verifies with key 1 only
   p.parse(message_line(signed_content(kBody)), 1, out);
+  EXPECT_EQ(out.kind, LineKind::Rejected);
+  p.set_message_key(kKey);
+  p.parse(message_line(signed_content(kBody), true, 4242), 1, out);
+  EXPECT_EQ(out.kind, LineKind::Event) << out.reject_reason;
+}
+
+// A rotation's notice ({"control":"keys",...}) is an authenticated control message.
+TEST(Parser, KeyRotationNoticeIsAControlMessage) {
+  Wal2jsonParser p;
+  p.add_message_key(7, kKey);
+  ParsedLine out;
+  p.parse(message_line(signed_content_v2(R"({"control":"keys","key_id":8})", 7)), 1, out);
+  ASSERT_EQ(out.kind, LineKind::Control) << out.reject_reason;
+  EXPECT_EQ(out.control.kind, "keys");
+  // unsigned, it is a forgery like any other
+  p.parse(message_line(signed_content_v2(R"({"control":"keys","key_id":8})", 7, "fedcba9876543210fedcba9876543210")),
+          1, out);
   EXPECT_EQ(out.kind, LineKind::Rejected);
 }
 
