@@ -393,6 +393,8 @@ void Relay::connect_session() {
                  want, timeout_text, use, use);
   cfg_.status_interval_ms = use;
   repl_silence_ms_ = std::max<long long>(cfg_.pg_timeout_ms, timeout_ms > 0 ? timeout_ms * 3 / 4 : 0);
+  // Before a slot is made: a relay that cannot verify wal-storage events must not stream.
+  load_message_keys();
   bool recover = false;
   if (!slot) {
     // A slot that is gone while this relay's checkpoint (of this cluster) remains: a failover
@@ -436,7 +438,6 @@ void Relay::connect_session() {
   slot = admin_.slot_info();
   if (!slot) throw PgError(PgErrorKind::Retryable, "slot \"" + cfg_.slot + "\" vanished right after creation");
   admin_.check_slot(*slot, db);
-  load_message_keys();
   if (cfg_.on_dead_letter == "park") {
     auto parked = admin_.parked_aggregates();
     for (auto& [type, id] : parked) delivery_.park(type, id);
