@@ -12,7 +12,7 @@ CREATE FUNCTION pg_temp.mask(t text) RETURNS text LANGUAGE sql AS $$
     '[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}', '<uuidv7>', 'g'),
     '("txid","value":")\d+"', '\1<txid>"', 'g'),
     '\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+\d\d(:\d\d)?|Z)', '<time>', 'g'),
-    '("mac\\?"\s*:\s*\\?")[0-9a-f]{64}', '\1<mac>', 'g')  -- the wal-storage MAC (outbox_message_key checks it)
+    '("mac\\?"\s*:\s*\\?")[0-9a-f]{64}(\\?",\\?"kid\\?":)[0-9]+', '\1<mac>\2<kid>', 'g')  -- the wal-storage MAC (outbox_message_key checks it)
 $$;
 -- the outbox preset, with xids and commit timestamps turned off again (later options win)
 CREATE FUNCTION pg_temp.changes(slot text) RETURNS SETOF text LANGUAGE sql AS $$

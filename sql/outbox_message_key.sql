@@ -1,6 +1,7 @@
 -- wal storage authenticates its messages: pg_logical_emit_message() is PUBLIC, so the content
--- carries HMAC-SHA256(key, body) under a per-database key that only the owner can read
--- (common/outbox_wire.h). The relay gets the key through outbox.message_key() (grant_relay).
+-- carries HMAC-SHA256(key, xid ':' body) under a per-database key that only the owner can read,
+-- and names the key's id (common/outbox_wire.h). The relay gets the keys through
+-- outbox.message_keys() (grant_relay).
 \set SHOW_CONTEXT never
 \pset null '(null)'
 SET client_min_messages = warning;
@@ -36,29 +37,36 @@ CREATE FUNCTION pg_temp.db_key(stored bytea, db oid) RETURNS bytea LANGUAGE sql 
   SELECT decode(pg_temp.hmac_sha256(stored, convert_to(format('outbox-db:%s:%s',
                   (SELECT system_identifier FROM pg_control_system()), db), 'UTF8')), 'hex')
 $$;
-CREATE FUNCTION pg_temp.db_key() RETURNS bytea LANGUAGE sql STABLE AS $$
-  SELECT pg_temp.db_key((SELECT key FROM outbox.message_key_store),
+CREATE FUNCTION pg_temp.db_key(key_id int) RETURNS bytea LANGUAGE sql STABLE AS $$
+  SELECT pg_temp.db_key((SELECT s.key FROM outbox.message_key_store s WHERE s.key_id = db_key.key_id),
                         (SELECT oid FROM pg_database WHERE datname = current_database()))
+$$;
+CREATE FUNCTION pg_temp.db_key() RETURNS bytea LANGUAGE sql STABLE AS $$
+  SELECT pg_temp.db_key(s.key_id) FROM outbox.message_key_store s WHERE s.superseded_at IS NULL
 $$;
 SELECT outbox.message_key() = pg_temp.db_key() AS function_gives_the_derived_key,
        outbox.message_key() <> (SELECT key FROM outbox.message_key_store) AS not_the_stored_key,
-       octet_length(outbox.message_key()) AS derived_key_bytes;
+       octet_length(outbox.message_key()) AS derived_key_bytes,
+       (SELECT array_agg(k.key = pg_temp.db_key(k.key_id)) FROM outbox.message_keys() k) AS message_keys_derived;
 
--- Messages as test_decoding shows them, as bytes: content = '{"mac":"' hex '",' body-without-'{'
-CREATE FUNCTION pg_temp.messages(slot text) RETURNS TABLE (content bytea) LANGUAGE sql AS $$
-  SELECT substring(data FROM position('content:'::bytea IN data) + 8)
+-- Messages as test_decoding shows them, as bytes, with the transaction that wrote them:
+-- content = '{"mac":"' hex '","kid":' id ',' body-without-'{', the MAC over xid ':' body
+CREATE FUNCTION pg_temp.messages(slot text) RETURNS TABLE (xid xid, content bytea) LANGUAGE sql AS $$
+  SELECT xid, substring(data FROM position('content:'::bytea IN data) + 8)
     FROM pg_logical_slot_get_binary_changes(slot, NULL, NULL)
    WHERE position('message: transactional: 1 prefix: outbox,'::bytea IN data) = 1
 $$;
-CREATE FUNCTION pg_temp.check(content bytea) RETURNS TABLE (opens_with_mac boolean, hex_ok boolean, mac_verifies boolean,
+CREATE FUNCTION pg_temp.check(xid xid, content bytea) RETURNS TABLE (opens_with_mac boolean, hex_ok boolean, mac_verifies boolean,
                                                              one_object boolean, event_type text) LANGUAGE sql AS $$
   SELECT substring(content FROM 1 FOR 8) = '{"mac":"'::bytea,
-         convert_from(substring(content FROM 9 FOR 64), 'UTF8') ~ '^[0-9a-f]{64}$'
-           AND convert_from(substring(content FROM 73 FOR 2), 'UTF8') = '",',
-         convert_from(substring(content FROM 9 FOR 64), 'UTF8')
-           = pg_temp.hmac_sha256(pg_temp.db_key(), '{'::bytea || substring(content FROM 75)),
-         convert_from(content, 'UTF8')::jsonb - 'mac' = convert_from('{'::bytea || substring(content FROM 75), 'UTF8')::jsonb,
+         m IS NOT NULL,
+         m[1] = pg_temp.hmac_sha256(pg_temp.db_key(m[2]::int),
+                                    convert_to(xid::text || ':', 'UTF8') || '{'::bytea || substring(content FROM 82 + length(m[2]))),
+         convert_from(content, 'UTF8')::jsonb - 'mac' - 'kid'
+           = convert_from('{'::bytea || substring(content FROM 82 + length(m[2])), 'UTF8')::jsonb,
          convert_from(content, 'UTF8')::jsonb ->> 'event_type'
+    FROM (SELECT regexp_match(convert_from(substring(content FROM 1 FOR 100), 'UTF8'),
+                              '^\{"mac":"([0-9a-f]{64})","kid":([0-9]+),') AS m) r
 $$;
 SELECT 'init' FROM pg_create_logical_replication_slot('outbox_mac', 'test_decoding');
 
@@ -73,7 +81,7 @@ SET ROLE outbox_key_forger;
 SELECT pg_logical_emit_message(true, 'outbox',
   '{"mac":"' || repeat('0', 64) || '","id":"0190b3f0-0000-7000-8000-000000000000","event_type":"forged","payload":{}}') IS NOT NULL AS forged;
 RESET ROLE;
-SELECT c.* FROM pg_temp.messages('outbox_mac') m, LATERAL pg_temp.check(m.content) c;
+SELECT c.* FROM pg_temp.messages('outbox_mac') m, LATERAL pg_temp.check(m.xid, m.content) c;
 SELECT pg_drop_replication_slot('outbox_mac');
 
 -- Roles: without grants nothing in outbox is reachable; an application role can emit but not
@@ -104,15 +112,21 @@ INSERT INTO outbox.events (event_type, payload) VALUES ('forged', '{}');
 RESET ROLE;
 SELECT event_type FROM outbox.events ORDER BY id;
 
--- A new key reaches sessions that already hold the old one, from their next event on (checked
--- with the new key: the event before the change does not verify with it, the one after does)
+-- A key is never changed in place (relays hold keys by id): it is rotated. The new key reaches
+-- sessions that already hold the old one from their next event on; the rotation writes a signed
+-- notice (control "keys") first; both keys verify their own events, and the old one stays.
 SELECT 'init' FROM pg_create_logical_replication_slot('outbox_mac', 'test_decoding');
 SET outbox.storage = wal;
 SELECT outbox_emit('old.key', '{}') IS NOT NULL AS ok;
 UPDATE outbox.message_key_store SET key = outbox.new_message_key();
+CREATE TEMP TABLE rotated AS SELECT outbox.rotate_message_key() AS new_id;
 SELECT outbox_emit('new.key', '{}') IS NOT NULL AS ok;
 RESET outbox.storage;
-SELECT c.event_type, c.mac_verifies FROM pg_temp.messages('outbox_mac') m, LATERAL pg_temp.check(m.content) c;
+SELECT coalesce(c.event_type, convert_from(m.content, 'UTF8')::jsonb ->> 'control') AS what, c.mac_verifies,
+       substring(convert_from(m.content, 'UTF8') FROM '"kid":([0-9]+)')::int = (SELECT new_id FROM rotated) AS new_key
+  FROM pg_temp.messages('outbox_mac') m, LATERAL pg_temp.check(m.xid, m.content) c;
+SELECT count(*) AS keys_kept, count(*) FILTER (WHERE superseded_at IS NULL) AS current FROM outbox.message_key_store;
+
 SELECT pg_drop_replication_slot('outbox_mac');
 
 -- CREATE DATABASE ... TEMPLATE copies the stored key, but not the key in use: a relay role of the

@@ -23,14 +23,14 @@ $$;
 -- with skip-empty-xacts writes BEGIN only in front of a transaction's first row change, so
 -- after a message that comes before it (the message is transactional: 1, in that transaction).
 CREATE FUNCTION pg_temp.stream() RETURNS TABLE (change text, mac_verifies boolean) LANGUAGE sql AS $$
-  WITH c AS (SELECT convert_from(data, 'UTF8') AS line,
+  WITH c AS (SELECT convert_from(data, 'UTF8') AS line, xid,
                     CASE WHEN position('message: transactional: 1 prefix: outbox,'::bytea IN data) = 1
                          THEN substring(data FROM position('content:'::bytea IN data) + 8) END AS content
                FROM pg_logical_slot_get_binary_changes('outbox_parked', NULL, NULL, 'include-xids', '0',
                                                        'skip-empty-xacts', '1'))
   SELECT CASE
            WHEN content IS NOT NULL AND convert_from(content, 'UTF8')::jsonb ? 'control'
-             THEN 'message ' || regexp_replace(convert_from(content, 'UTF8'), '^\{"mac":"[0-9a-f]{64}"', '{"mac":"<mac>"')
+             THEN 'message ' || regexp_replace(convert_from(content, 'UTF8'), '^\{"mac":"[0-9a-f]{64}","kid":[0-9]+', '{"mac":"<mac>","kid":<kid>')
            WHEN content IS NOT NULL
              THEN 'message event ' || (convert_from(content, 'UTF8')::jsonb ->> 'event_type')
            WHEN line LIKE 'table outbox.events: INSERT:%'
@@ -43,10 +43,14 @@ CREATE FUNCTION pg_temp.stream() RETURNS TABLE (change text, mac_verifies boolea
              THEN 'dead letter replayed: ' || substring(line FROM '"name": "([^"]*)"')
            ELSE line
          END,
+         -- common/outbox_wire.h: '{"mac":"' hex '","kid":' id ',' body-without-'{', over xid ':' body
          CASE WHEN content IS NOT NULL THEN
            substring(content FROM 1 FOR 8) = '{"mac":"'::bytea
            AND convert_from(substring(content FROM 9 FOR 64), 'UTF8')
-               = pg_temp.hmac_sha256(outbox.message_key(), '{'::bytea || substring(content FROM 75))
+               = pg_temp.hmac_sha256(outbox.message_key(),
+                   convert_to(xid::text || ':', 'UTF8') || '{'::bytea ||
+                   substring(content FROM 82 + length((SELECT key_id::text FROM outbox.message_key_store
+                                                        WHERE superseded_at IS NULL))))
          END
     FROM c
    WHERE line <> 'BEGIN'
