@@ -139,6 +139,22 @@ signed_message_log(StringInfo buf)
 	pfree(buf->data);
 }
 
+/*
+ * outbox_decoder passes on no `outbox` message above OUTBOX_MESSAGE_MAX_BYTES_DEFAULT (it writes
+ * only its size, and the relay records it as rejected: common/outbox_wire.h). Refused here, so
+ * nothing outbox_emit writes can end there.
+ */
+static void
+check_message_size(StringInfo buf)
+{
+	if (buf->len > OUTBOX_MESSAGE_MAX_BYTES_DEFAULT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("outbox message would be %d bytes, more than the %d bytes the relay's decoder passes on",
+						buf->len, OUTBOX_MESSAGE_MAX_BYTES_DEFAULT),
+				 errhint("Send a reference to large data instead, or use outbox.storage = table.")));
+}
+
 /* The wal mode's message: the event as one JSON object with the table's column names. */
 static void
 store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
@@ -172,6 +188,7 @@ store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 	JsonEncodeDateTime(ts, TimestampTzGetDatum(created_at), TIMESTAMPTZOID, &utc);
 	appendStringInfo(&buf, ",\"created_at\":\"%s\"}", ts);
 
+	check_message_size(&buf);
 	signed_message_log(&buf);
 }
 
@@ -260,6 +277,7 @@ outbox_emit_release(PG_FUNCTION_ARGS)
 	append_text_field(&buf, "slot_name", slot_name);
 	appendStringInfoChar(&buf, '}');
 
+	check_message_size(&buf);
 	signed_message_log(&buf);
 	PG_RETURN_VOID();
 }
