@@ -6,12 +6,13 @@
 SET client_min_messages = warning;
 SELECT 'init' FROM pg_create_logical_replication_slot('dec_limit', 'outbox_decoder');
 CREATE FUNCTION pg_temp.changes(VARIADIC opts text[]) RETURNS SETOF text LANGUAGE sql AS $$
-  SELECT regexp_replace(data, '"timestamp":"[^"]*"', '"timestamp":"<time>"')
+  SELECT regexp_replace(regexp_replace(data, '"timestamp":"[^"]*"', '"timestamp":"<time>"'),
+                        '"value":"[0-9a-f-]{36}"', '"value":"<id>"')
     FROM pg_logical_slot_peek_changes('dec_limit', NULL, NULL, VARIADIC opts)
 $$;
 
--- at the limit, above it, another prefix above it, then a genuine event: only the second is
--- replaced, and the stream goes on past it
+-- at the limit, above it (transactional and not), another prefix above it, then a genuine
+-- event: only the outbox messages above the limit are replaced, and the stream goes on past them
 SELECT 'm' FROM pg_logical_emit_message(true, 'outbox', repeat('a', 100));
 SELECT 'm' FROM pg_logical_emit_message(true, 'outbox', repeat(chr(1), 101));
 SELECT 'm' FROM pg_logical_emit_message(false, 'outbox', repeat('b', 5000));
@@ -40,13 +41,19 @@ SELECT * FROM pg_temp.changes('max-outbox-message-bytes', '64MB');
 -- real size: the default limit, one byte above it
 SELECT 'm' FROM pg_logical_emit_message(true, 'outbox', repeat('x', 64 * 1024 * 1024 + 1));
 SELECT outbox_emit('after.big', '{}') IS NOT NULL AS ok;
-SELECT left(regexp_replace(data, '"xid":\d+', '"xid":<xid>', 'g'), 140)
+SELECT left(regexp_replace(regexp_replace(data, '"xid":\d+', '"xid":<xid>', 'g'), '"value":"[0-9a-f-]{36}"', '"value":"<id>"'), 140)
   FROM pg_logical_slot_get_changes('dec_limit', NULL, NULL, 'outbox', '1', 'include-timestamp', '0');
 
--- outbox_emit writes no message above the default limit (wal storage); the table keeps any size
+-- outbox_emit writes no message above the default limit (wal storage)
 SET outbox.max_payload_bytes = '100MB';
 SET outbox.storage = wal;
-SELECT outbox_emit('huge', jsonb_build_object('s', repeat('y', 64 * 1024 * 1024)));
+DO $$
+BEGIN
+  PERFORM outbox_emit('huge', jsonb_build_object('s', repeat('y', 64 * 1024 * 1024)));
+EXCEPTION WHEN program_limit_exceeded THEN  -- its size varies with created_at's digits
+  RAISE WARNING '%', regexp_replace(SQLERRM, 'be 6710\d{4} bytes', 'be 6710.... bytes');
+END
+$$;
 SELECT outbox_emit('just.below', jsonb_build_object('s', repeat('y', 64 * 1024 * 1024 - 400))) IS NOT NULL AS ok;
 RESET outbox.storage;
 RESET outbox.max_payload_bytes;
