@@ -57,6 +57,23 @@
  */
 #define OUTBOX_CONTROL_KEYS "keys"
 
+/*
+ * An `outbox` message larger than outbox_decoder's option OUTBOX_MESSAGE_MAX_BYTES_OPTION (bytes of
+ * content, default OUTBOX_MESSAGE_MAX_BYTES_DEFAULT, at most OUTBOX_MESSAGE_MAX_BYTES_CEILING) is
+ * not written: escaping a ~180 MB content as JSON exceeds PostgreSQL's 1 GB string limit, the
+ * walsender fails, and fails again at the same message after every reconnect. Its M line
+ * carries, in place of the content, a member of the line itself:
+ *   {"action":"M",...,"prefix":"outbox","content":null,"oversized":{"bytes":<size>,"limit":<limit>}}
+ * Only the plugin writes line members (a role chooses the prefix and content, both escaped
+ * strings), so no message a role writes can look like this, and the relay knows it without the
+ * key. outbox_emit refuses to write a message above the default limit, so nothing genuine is
+ * ever replaced (the ceiling keeps six-fold escaping of the content, \u00XX, below 1 GB).
+ */
+#define OUTBOX_MESSAGE_MAX_BYTES_OPTION "max-outbox-message-bytes"
+#define OUTBOX_MESSAGE_MAX_BYTES_DEFAULT (64 * 1024 * 1024)
+#define OUTBOX_MESSAGE_MAX_BYTES_CEILING (128 * 1024 * 1024)
+#define OUTBOX_OVERSIZED_FIELD "oversized"
+
 /* AMQP 0-9-1 short strings (exchange, routing key, type, message_id, header names). */
 #define OUTBOX_SHORTSTR_MAX 255
 

@@ -82,6 +82,7 @@ struct Options
 	bool		shard_enabled;
 	uint32		shard_index;
 	uint32		shard_count;
+	uint32		max_outbox_message_bytes;	/* larger `outbox` messages: the oversized marker */
 
 	/* pretty-print strings: "" or "\t", "\n", " " */
 	const char *ht;
@@ -93,6 +94,12 @@ void		options_set_defaults(Options *o);
 void		options_parse(Options *o, List *defelems);	/* may ereport(ERROR) */
 bool		table_selected(const Options *o, const char *schemaname, const char *tablename);
 bool		message_prefix_selected(const Options *o, const char *prefix);
+/* An `outbox` message that is written as the oversized marker (common/outbox_wire.h). */
+inline bool
+message_oversized(const Options *o, const char *prefix, Size sz)
+{
+	return sz > o->max_outbox_message_bytes && strcmp(prefix, OUTBOX_MESSAGE_PREFIX) == 0;
+}
 
 /* ---------------- JSON output (jsonout.cpp) ---------------- */
 /* Same bytes as PostgreSQL's escape_json() on a NUL-terminated string. */
@@ -101,6 +108,9 @@ inline void json_escape_cstr(StringInfo out, const char *s) { json_escape(out, s
 /* Escape arbitrary bytes as a JSON string: NUL as \u0000, invalid UTF-8 bytes as \u00XX. */
 void		json_escape_bytes(StringInfo out, const char *s, size_t len);
 void		append_lsn(StringInfo out, XLogRecPtr lsn);
+/* The value of a message's "content": its escaped bytes, or null and the oversized marker. */
+void		write_message_content(StringInfo out, const Options *o, const char *prefix,
+								  const char *content, Size sz);
 
 /* How a value is written (decided by the column's type oid, like wal2json). */
 enum ValueCategory : uint8

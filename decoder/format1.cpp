@@ -401,7 +401,7 @@ v1_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn,
 	cat(out, ",", o->nl);
 	tabs(out, o, 3);
 	appendStringInfo(out, "\"content\":%s", o->sp);
-	json_escape_bytes(out, content, sz);
+	write_message_content(out, o, prefix, content, sz);
 	app(out, o->nl);
 	tabs(out, o, 2);
 	appendStringInfoChar(out, '}');

@@ -301,7 +301,10 @@ v2_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn,
 {
 	const Options *o = &st->opt;
 
-	if (o->shard_enabled && (strcmp(prefix, OUTBOX_MESSAGE_PREFIX) != 0 || !message_in_shard(st, content, sz)))
+	/* an oversized message's aggregate is not read: its marker goes to shard 0 */
+	if (o->shard_enabled &&
+		(strcmp(prefix, OUTBOX_MESSAGE_PREFIX) != 0 ||
+		 (message_oversized(o, prefix, sz) ? o->shard_index != 0 : !message_in_shard(st, content, sz))))
 		return;
 	if (transactional)
 		ensure_begin(ctx, st, txn);
@@ -342,7 +345,7 @@ v2_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn,
 	json_escape_cstr(out, prefix);
 	app(out, ",\"content\":");
 	/* wal2json stops at the first NUL and passes invalid UTF-8 through; we keep it all (README) */
-	json_escape_bytes(out, content, sz);
+	write_message_content(out, o, prefix, content, sz);
 	appendStringInfoChar(out, '}');
 	OutputPluginWrite(ctx, true);
 }

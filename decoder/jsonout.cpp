@@ -114,6 +114,20 @@ json_escape_bytes(StringInfo out, const char *s, size_t len)
 }
 
 void
+write_message_content(StringInfo out, const Options *o, const char *prefix, const char *content, Size sz)
+{
+	/*
+	 * Only the size of an oversized `outbox` message, never its bytes: escaped, ~180 MB passes
+	 * PostgreSQL's 1 GB string limit, and the walsender would fail on it after every reconnect.
+	 */
+	if (message_oversized(o, prefix, sz))
+		appendStringInfo(out, "null,\"" OUTBOX_OVERSIZED_FIELD "\":{\"bytes\":" UINT64_FORMAT ",\"limit\":%u}",
+						 (uint64) sz, o->max_outbox_message_bytes);
+	else
+		json_escape_bytes(out, content, sz);
+}
+
+void
 append_lsn(StringInfo out, XLogRecPtr lsn)
 {
 	appendStringInfo(out, "%X/%X", (uint32) (lsn >> 32), (uint32) lsn);

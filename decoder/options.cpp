@@ -33,6 +33,7 @@ options_set_defaults(Options *o)
 	o->act_insert = o->act_update = o->act_delete = o->act_truncate = true;
 	o->add_tables = lappend(NIL, all_tables_sel());
 	o->format_version = 1;
+	o->max_outbox_message_bytes = OUTBOX_MESSAGE_MAX_BYTES_DEFAULT;
 	o->ht = o->nl = o->sp = "";
 }
 
@@ -363,6 +364,21 @@ options_parse(Options *o, List *defelems)
 			if (o->outbox)
 				apply_outbox_preset(o);
 			o->skip_empty_xacts = o->outbox || o->shard_enabled;
+		}
+		else if (strcmp(n, OUTBOX_MESSAGE_MAX_BYTES_OPTION) == 0)
+		{
+			int			v;
+
+			/* above the ceiling, escaping (six bytes per byte at worst) could pass 1 GB again */
+			if (e->arg == NULL || !parse_int(strVal(e->arg), &v, 0, NULL) ||
+				v < 1 || v > OUTBOX_MESSAGE_MAX_BYTES_CEILING)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("could not parse value \"%s\" for parameter \"%s\"",
+								e->arg ? strVal(e->arg) : "", n),
+						 errhint("Give a number of bytes from 1 to %d (default %d).",
+								 OUTBOX_MESSAGE_MAX_BYTES_CEILING, OUTBOX_MESSAGE_MAX_BYTES_DEFAULT)));
+			o->max_outbox_message_bytes = (uint32) v;
 		}
 		else if (strcmp(n, "shard") == 0)
 		{

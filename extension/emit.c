@@ -122,6 +122,22 @@ signed_message_start(StringInfo buf)
 	appendStringInfoSpaces(buf, MAC_PREFIX_MAX - 1);
 }
 
+/*
+ * outbox_decoder passes on no `outbox` message above OUTBOX_MESSAGE_MAX_BYTES_DEFAULT (it writes
+ * only its size, and the relay records it as rejected: common/outbox_wire.h). Refused here, so
+ * nothing outbox_emit writes can end there.
+ */
+static void
+check_message_size(StringInfo buf)
+{
+	if (buf->len > OUTBOX_MESSAGE_MAX_BYTES_DEFAULT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("outbox message would be %d bytes, more than the %d bytes the relay's decoder passes on",
+						buf->len, OUTBOX_MESSAGE_MAX_BYTES_DEFAULT),
+				 errhint("Send a reference to large data instead, or use outbox.storage = table.")));
+}
+
 static void
 signed_message_log(StringInfo buf)
 {
@@ -131,6 +147,7 @@ signed_message_log(StringInfo buf)
 	int			n;
 
 	Assert(buf->len > body && buf->data[body] == '{');
+	check_message_size(buf);
 	outbox_message_sign(buf->data + body, buf->len - body, &sig);
 	if (sig.legacy)
 		n = snprintf(prefix, sizeof(prefix), "%s%s%s", OUTBOX_MAC_OPEN, sig.mac_hex, OUTBOX_MAC_CLOSE);

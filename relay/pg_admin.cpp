@@ -365,7 +365,10 @@ void PgAdmin::queue_dead_letter(std::uint64_t tag, const Event& ev, const std::s
   queue_.push_back(Write{AdminDone::Kind::DeadLetter, tag,
                          "INSERT INTO outbox.dead_letters (event_id, event, reason, attempts, first_failed_at, "
                          "last_failed_at, broker_reply, slot_name) VALUES ($1::uuid, $2::jsonb, $3, $4::int, "
-                         "to_timestamp($5::float8), to_timestamp($6::float8), $7, $8)",
+                         "to_timestamp($5::float8), to_timestamp($6::float8), $7, $8) "
+                         // written once per slot and event (outbox--0.2--0.3.sql): a restart
+                         // before the acknowledgement settles the event again
+                         "ON CONFLICT DO NOTHING",
                          {looks_like_uuid(ev.id) ? ev.id : "", event_to_json(ev), valid_text(reason),
                           std::to_string(attempts), std::to_string(static_cast<double>(first_failed_us) / 1e6),
                           std::to_string(static_cast<double>(last_failed_us) / 1e6), reply, slot_},

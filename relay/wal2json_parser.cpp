@@ -218,7 +218,8 @@ void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
     std::string_view action, timestamp, schema, table, prefix, content;
     bool have_action = false, have_timestamp = false, have_schema = false, have_table = false, have_prefix = false, have_content = false;
     bool transactional = true, columns_done = false, columns_early = false, columns_bad = false;
-    std::uint64_t xid = 0;
+    bool oversized = false;
+    std::uint64_t xid = 0, oversized_bytes = 0, oversized_limit = 0;
     for (auto field : o) {
       od::raw_json_string key;
       need(field.key().get(key));
@@ -249,6 +250,19 @@ void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
         if (err == simdjson::STRING_ERROR) return reject("message content is not a valid JSON string");
         if (err != simdjson::INCORRECT_TYPE) need(err);
         have_content = !err;
+      } else if (key == OUTBOX_OVERSIZED_FIELD) {
+        // outbox_decoder's marker for a message it did not write (common/outbox_wire.h).
+        od::object m;
+        if (v.get_object().get(m)) throw ParseError("\"" OUTBOX_OVERSIZED_FIELD "\" member is not an object");
+        for (auto f : m) {
+          od::raw_json_string k;
+          need(f.key().get(k));
+          std::uint64_t n = 0;
+          if (f.value().get_uint64().get(n)) throw ParseError("\"" OUTBOX_OVERSIZED_FIELD "\" member holds a non-number");
+          if (k == "bytes") oversized_bytes = n;
+          else if (k == "limit") oversized_limit = n;
+        }
+        oversized = true;
       } else if (key == "columns") {
         if (!(have_action && action == "I" && have_schema && have_table)) {
           columns_early = true;  // unusual order: read them in a second pass if they are ours
@@ -300,6 +314,17 @@ void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
       case 'M': {
         if (!have_prefix) throw ParseError("message line without \"prefix\"");
         if (prefix != prefix_) return;
+        if (oversized) {
+          // Nothing to verify: the plugin left the content out. outbox_emit refuses to write a
+          // message this large, so no genuine event can be one.
+          out.xid = xid;
+          out.event = Event{};
+          return reject("outbox message of " + std::to_string(oversized_bytes) +
+                        " bytes left out by outbox_decoder, more than its " OUTBOX_MESSAGE_MAX_BYTES_OPTION " (" +
+                        std::to_string(oversized_limit) +
+                        " bytes): outbox_emit writes no message that large, so a role wrote it with "
+                        "pg_logical_emit_message; not published");
+        }
         if (!have_content) throw ParseError("message line without \"content\" string");
         out.xid = xid;
         out.event = Event{};

@@ -898,3 +898,73 @@ TEST_F(RelayIT, BrokerReplyCutInsideACharacterStillMakesADeadLetter) {
   EXPECT_TRUE(relay.running());
   EXPECT_EQ(relay.stop(), 0);
 }
+
+// A role with no outbox grants writes a logical message with the prefix outbox of 180 MB, every
+// byte one that JSON escapes as \u00XX: escaped it would pass PostgreSQL's 1 GB string limit, and
+// the walsender failed on it after every reconnect, so the slot never moved again. outbox_decoder
+// writes only its size (common/outbox_wire.h); the relay rejects that line naming the size and
+// the limit, and the events behind it are published. (Stock wal2json escapes every message: it
+// cannot do this, decoder/README.md.)
+TEST_F(RelayIT, OversizedOutboxMessageIsRejectedAndTheStreamGoesOn) {
+  if (g_plugin == "wal2json") GTEST_SKIP() << "stock wal2json has no message size limit (decoder/README.md)";
+  std::string role = make_role(base_ + "_x");
+  RelayProcess& relay = start_relay();
+  std::string as_role = "psql -X -q -v ON_ERROR_STOP=1 \"" + db_->conninfo() + " user=" + role + "\" -c ";
+  std::string out;
+  ASSERT_EQ(sh(as_role + "\"SELECT pg_logical_emit_message(true, 'outbox', repeat(chr(1), 180 * 1024 * 1024))\" 2>&1", &out), 0)
+      << out;
+  std::string w = db_->scalar("SET outbox.storage = 'wal'; " + emit_sql("after.wal", "{}"));
+  std::string t = db_->scalar("SET outbox.storage = 'table'; " + emit_sql("after.table", "{}"));
+  auto msgs = broker_->collect(2, 60s);
+  ASSERT_EQ(msgs.size(), 2u) << relay.log();
+  EXPECT_EQ(msgs[0].message_id, w);
+  EXPECT_EQ(msgs[1].message_id, t);
+  std::string log = relay.log();
+  EXPECT_NE(log.find("outbox message of 188743680 bytes left out by outbox_decoder, more than its "
+                     "max-outbox-message-bytes (67108864 bytes)"),
+            std::string::npos)
+      << log;
+  std::string l = current_lsn();
+  EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(l); }, 10s));
+  EXPECT_TRUE(relay.running());
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// A dead letter is written when its event is settled; a relay killed before the slot
+// acknowledged that transaction gets the event again after its restart and wrote the dead letter
+// a second time (release_parked would then emit it twice). Now one row per slot and event.
+// The transaction holds a poison event (dead-lettered at once: a CC header) and, in the same
+// aggregate behind it, an unroutable one that is retried and holds the acknowledgement.
+TEST_F(RelayIT, DeadLetterIsWrittenOnceAcrossARestartBeforeAcknowledgement) {
+  std::string lonely = base_ + ".lonely";
+  broker_->declare_exchange(lonely);
+  std::vector<std::string> flags = {"--max-attempts", "1000", "--retry-base-ms", "100", "--retry-max-ms", "200"};
+  RelayProcess& r1 = start_relay(flags);
+  db_->exec("BEGIN");
+  std::string poison = db_->scalar(
+      "INSERT INTO outbox.events (event_type, payload, headers) VALUES ('p.cc', '{}', '{\"CC\": \"audit\"}') "
+      "RETURNING id");
+  db_->exec(emit_sql("held", "{}", "exchange => '" + lonely + "'"));
+  db_->exec("COMMIT");
+  std::string committed = current_lsn();
+  ASSERT_TRUE(eventually([&] { return db_->scalar("SELECT count(*) FROM outbox.dead_letters") == "1"; }, 15s))
+      << r1.log();
+  r1.kill9();
+  ASSERT_LT(lsn(db_->slot_confirmed_lsn(slot_)), lsn(committed)) << "the transaction must not be acknowledged yet";
+  broker_->bind(queue_, lonely, "#");
+  RelayProcess& r2 = start_relay(flags);
+  auto msgs = broker_->collect(1, 15s);
+  ASSERT_EQ(msgs.size(), 1u) << r2.log();
+  EXPECT_EQ(msgs[0].type, "held");
+  // the transaction is acknowledged now, so its dead letter was settled a second time
+  std::string l = current_lsn();
+  ASSERT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(l); }, 10s)) << r2.log();
+  auto dl = db_->rows("SELECT event_id, slot_name, reason FROM outbox.dead_letters");
+  ASSERT_EQ(dl.size(), 1u) << "the dead letter was written twice";
+  EXPECT_EQ(dl[0][0], poison);
+  EXPECT_EQ(dl[0][1], slot_);
+  EXPECT_NE(dl[0][2].find("CC"), std::string::npos) << dl[0][2];
+  EXPECT_TRUE(r2.running());
+  EXPECT_EQ(r2.stop(), 0);
+  broker_->delete_exchange(lonely);
+}

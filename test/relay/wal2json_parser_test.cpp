@@ -328,6 +328,38 @@ TEST(Parser, ForgedMessagesAreRejected) {
   EXPECT_EQ(out.kind, LineKind::Event) << out.reject_reason;
 }
 
+// outbox_decoder's line for an `outbox` message above its max-outbox-message-bytes: the content
+// left out, its size in a member of the line (common/outbox_wire.h). Rejected naming the size
+// and the limit, with or without the key; a role's content that looks like the marker is not it.
+TEST(Parser, OversizedMessageMarkerIsRejectedNamingSizeAndLimit) {
+  const std::string marker =
+      R"({"action":"M","xid":731,"timestamp":"2026-11-23 05:01:53.004129+00","transactional":true,"prefix":"outbox","content":null,"oversized":{"bytes":188743680,"limit":67108864}})";
+  for (bool with_key : {true, false}) {
+    Wal2jsonParser p;
+    if (with_key) p.set_message_key(kKey);
+    ParsedLine out;
+    p.parse(marker, 5, out);
+    EXPECT_EQ(out.kind, LineKind::Rejected);
+    EXPECT_EQ(out.xid, 731u);
+    EXPECT_NE(out.reject_reason.find("188743680 bytes"), std::string::npos) << out.reject_reason;
+    EXPECT_NE(out.reject_reason.find("max-outbox-message-bytes (67108864 bytes)"), std::string::npos)
+        << out.reject_reason;
+    // the marker of a message under another prefix is not ours
+    std::string other = marker;
+    other.replace(other.find("\"outbox\""), 8, "\"other\"");
+    p.parse(other, 5, out);
+    EXPECT_EQ(out.kind, LineKind::Ignored);
+    // content that imitates the marker is an ordinary forged message
+    p.parse(message_line(R"({"oversized":{"bytes":1,"limit":1}})"), 5, out);
+    EXPECT_EQ(out.kind, LineKind::Rejected);
+    EXPECT_EQ(out.reject_reason.find("left out by outbox_decoder"), std::string::npos) << out.reject_reason;
+  }
+  // a marker member that is not what the plugin writes is broken framing
+  Wal2jsonParser p;
+  ParsedLine out;
+  EXPECT_THROW(p.parse(R"({"action":"M","xid":1,"prefix":"outbox","content":null,"oversized":7})", 5, out), ParseError);
+}
+
 TEST(Parser, WithoutKeyEveryMessageIsRejectedNamingTheFix) {
   Wal2jsonParser p;
   ParsedLine out;
