@@ -14,6 +14,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "replication/message.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -122,16 +123,34 @@ signed_message_start(StringInfo buf)
 	appendStringInfoSpaces(buf, MAC_PREFIX_LEN - 1);
 }
 
+/*
+ * The bytes the MAC covers: the body in UTF-8. The relay receives the content in the database's
+ * encoding, converts every line to UTF-8 before parsing it and verifies what it will publish;
+ * the content written to WAL stays in the server encoding, as wal2json passes it on. Returns
+ * the body itself in a UTF-8 database (and in SQL_ASCII, where outbox_emit lets only ASCII in).
+ */
+static const char *
+mac_input(const char *body, int len, int *mac_len)
+{
+	const char *utf8 = pg_server_to_any(body, len, PG_UTF8);
+
+	*mac_len = utf8 == body ? len : (int) strlen(utf8);
+	return utf8;
+}
+
 static void
 signed_message_log(StringInfo buf)
 {
 	int			body = MAC_PREFIX_LEN - 1;
 	char	   *p = buf->data;
+	const char *mac_body;
+	int			mac_len;
 
 	Assert(buf->len > body && buf->data[body] == '{');
+	mac_body = mac_input(buf->data + body, buf->len - body, &mac_len);
 	memcpy(p, OUTBOX_MAC_OPEN, sizeof(OUTBOX_MAC_OPEN) - 1);
 	p += sizeof(OUTBOX_MAC_OPEN) - 1;
-	outbox_message_mac_hex(buf->data + body, buf->len - body, p);
+	outbox_message_mac_hex(mac_body, mac_len, p);
 	p += OUTBOX_MAC_HEX_LEN;
 	memcpy(p, OUTBOX_MAC_CLOSE, sizeof(OUTBOX_MAC_CLOSE) - 1);
 
@@ -175,6 +194,60 @@ store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 	signed_message_log(&buf);
 }
 
+/*
+ * In a SQL_ASCII database a byte above 0x7F has no defined character: the relay could not know
+ * which characters to publish (and the MAC's UTF-8 input, above, would not exist). Such events
+ * are refused here, where the application sees why, instead of being lost downstream.
+ */
+static void
+refuse_non_ascii(const char *field, const char *s, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (IS_HIGHBIT_SET(s[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_OUTBOX_NON_ASCII_IN_SQL_ASCII),
+					 errmsg("outbox event field \"%s\" has a byte above 0x7F, and this database's encoding is SQL_ASCII", field),
+					 errdetail("In a SQL_ASCII database such bytes have no defined character, so the event could not be published as UTF-8 JSON with the same characters."),
+					 errhint("Keep the event's fields, payload and headers ASCII, or use a database with a real encoding, e.g. CREATE DATABASE ... ENCODING 'UTF8'.")));
+}
+
+static void
+refuse_non_ascii_text(const char *field, text *value)
+{
+	if (value != NULL)
+		refuse_non_ascii(field, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+}
+
+/* Keys and string values: the only parts of a jsonb that hold the caller's bytes. */
+static void
+refuse_non_ascii_jsonb(const char *field, Jsonb *value)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (value == NULL)
+		return;
+	it = JsonbIteratorInit(&value->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+		if ((tok == WJB_KEY || tok == WJB_VALUE || tok == WJB_ELEM) && v.type == jbvString)
+			refuse_non_ascii(field, v.val.string.val, v.val.string.len);
+}
+
+static void
+refuse_non_ascii_event(const OutboxEvent *ev)
+{
+	refuse_non_ascii_text("event_type", ev->event_type);
+	refuse_non_ascii_jsonb("payload", ev->payload);
+	refuse_non_ascii_text("aggregate_type", ev->aggregate_type);
+	refuse_non_ascii_text("aggregate_id", ev->aggregate_id);
+	refuse_non_ascii_text("routing_key", ev->routing_key);
+	refuse_non_ascii_text("exchange", ev->exchange);
+	refuse_non_ascii_jsonb("headers", ev->headers);
+	refuse_non_ascii_text("correlation_id", ev->correlation_id);
+	refuse_non_ascii_text("causation_id", ev->causation_id);
+}
+
 PG_FUNCTION_INFO_V1(outbox_emit);
 
 Datum
@@ -208,6 +281,8 @@ outbox_emit(PG_FUNCTION_ARGS)
 						 "SELECT source, sourcefile FROM pg_settings WHERE name = 'outbox.storage';")));
 
 	outbox_validate_event(&ev);
+	if (GetDatabaseEncoding() == PG_SQL_ASCII)
+		refuse_non_ascii_event(&ev);
 	if (ev.headers == NULL)
 		ev.headers = empty_object();
 
