@@ -62,6 +62,18 @@ TEST(LineEncoding, ConvertsTheDatabasesCharactersToUtf8) {
   EXPECT_EQ(convert(koi8r, "\xf0\xd2\xc9\xd7\xc5\xd4"), "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82");  // Привет
 }
 
+// Where glibc's iconv and PostgreSQL part ways (line_encoding.h): the relay follows PostgreSQL.
+TEST(LineEncoding, MapsAsPostgreSqlWhereGlibcDiffers) {
+  LineEncoding eucjp, win1258, jis2004;
+  ASSERT_EQ(eucjp.use("EUC_JP"), "");
+  ASSERT_EQ(win1258.use("WIN1258"), "");
+  ASSERT_EQ(jis2004.use("EUC_JIS_2004"), "");
+  EXPECT_EQ(convert(eucjp, "\xa1\xc1"), "\xef\xbd\x9e");  // U+FF5E, glibc's EUC-JP: U+301C
+  EXPECT_EQ(convert(eucjp, "\xad\xa1"), "\xe2\x91\xa0");  // U+2460 (NEC row 13), not in glibc's EUC-JP
+  EXPECT_EQ(convert(win1258, "a\xec"), "a\xcc\x81");        // a + U+0301, glibc composes U+00E1
+  EXPECT_EQ(convert(jis2004, "x\xa1\xb1\xa1\xefy"), "x\xe2\x80\xbe\xc2\xa5y");  // U+203E U+00A5
+}
+
 TEST(LineEncoding, AsciiLinesAreNotCopied) {
   LineEncoding e;
   ASSERT_EQ(e.use("EUC_JP"), "");
