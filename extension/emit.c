@@ -218,9 +218,31 @@ refuse_non_ascii_text(const char *field, text *value)
 		refuse_non_ascii(field, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
 }
 
+/*
+ * A database in another encoding accepts text its conversion to UTF-8 has no character for
+ * (0x81 in WIN1252, unassigned EUC codes: PostgreSQL checks only their form on input). The relay
+ * could not read such an event; PostgreSQL's conversion raises its own error (22P05, naming the
+ * bytes). Text fields and headers are converted by outbox_validate_event already, and a wal
+ * message's whole body by mac_input: this is for the payload of a table-storage event.
+ */
+static void
+refuse_unconvertible(const char *s, int len)
+{
+	const char *utf8;
+
+	for (int i = 0; i < len; i++)
+		if (IS_HIGHBIT_SET(s[i]))
+		{
+			utf8 = pg_server_to_any(s, len, PG_UTF8);
+			if (utf8 != s)
+				pfree((char *) utf8);
+			return;
+		}
+}
+
 /* Keys and string values: the only parts of a jsonb that hold the caller's bytes. */
 static void
-refuse_non_ascii_jsonb(const char *field, Jsonb *value)
+refuse_undeliverable_jsonb(const char *field, Jsonb *value, bool sql_ascii)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -231,19 +253,24 @@ refuse_non_ascii_jsonb(const char *field, Jsonb *value)
 	it = JsonbIteratorInit(&value->root);
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 		if ((tok == WJB_KEY || tok == WJB_VALUE || tok == WJB_ELEM) && v.type == jbvString)
-			refuse_non_ascii(field, v.val.string.val, v.val.string.len);
+		{
+			if (sql_ascii)
+				refuse_non_ascii(field, v.val.string.val, v.val.string.len);
+			else
+				refuse_unconvertible(v.val.string.val, v.val.string.len);
+		}
 }
 
 static void
 refuse_non_ascii_event(const OutboxEvent *ev)
 {
 	refuse_non_ascii_text("event_type", ev->event_type);
-	refuse_non_ascii_jsonb("payload", ev->payload);
+	refuse_undeliverable_jsonb("payload", ev->payload, true);
 	refuse_non_ascii_text("aggregate_type", ev->aggregate_type);
 	refuse_non_ascii_text("aggregate_id", ev->aggregate_id);
 	refuse_non_ascii_text("routing_key", ev->routing_key);
 	refuse_non_ascii_text("exchange", ev->exchange);
-	refuse_non_ascii_jsonb("headers", ev->headers);
+	refuse_undeliverable_jsonb("headers", ev->headers, true);
 	refuse_non_ascii_text("correlation_id", ev->correlation_id);
 	refuse_non_ascii_text("causation_id", ev->causation_id);
 }
@@ -283,6 +310,8 @@ outbox_emit(PG_FUNCTION_ARGS)
 	outbox_validate_event(&ev);
 	if (GetDatabaseEncoding() == PG_SQL_ASCII)
 		refuse_non_ascii_event(&ev);
+	else if (GetDatabaseEncoding() != PG_UTF8 && outbox_storage == OUTBOX_STORAGE_TABLE)
+		refuse_undeliverable_jsonb("payload", ev.payload, false);
 	if (ev.headers == NULL)
 		ev.headers = empty_object();
 
