@@ -105,7 +105,8 @@ message_oversized(const Options *o, const char *prefix, Size sz)
 /* Same bytes as PostgreSQL's escape_json() on a NUL-terminated string. */
 void		json_escape(StringInfo out, const char *s, size_t len);
 inline void json_escape_cstr(StringInfo out, const char *s) { json_escape(out, s, strlen(s)); }
-/* Escape arbitrary bytes as a JSON string: NUL as \u0000, invalid UTF-8 bytes as \u00XX. */
+/* Escape message content as a JSON string: NUL as \u0000; in a UTF-8 database, bytes that are
+ * not valid UTF-8 as \u00XX; in any other, bytes >= 0x80 copied (the database's text). */
 void		json_escape_bytes(StringInfo out, const char *s, size_t len);
 void		append_lsn(StringInfo out, XLogRecPtr lsn);
 /* The value of a message's "content": its escaped bytes, or null and the oversized marker. */

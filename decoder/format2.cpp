@@ -344,7 +344,8 @@ v2_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn,
 	app(out, ",\"prefix\":");
 	json_escape_cstr(out, prefix);
 	app(out, ",\"content\":");
-	/* wal2json stops at the first NUL and passes invalid UTF-8 through; we keep it all (README) */
+	/* wal2json stops at the first NUL and, in a UTF-8 database, passes invalid UTF-8 through; we keep
+	 * it all (README) */
 	write_message_content(out, o, prefix, content, sz);
 	appendStringInfoChar(out, '}');
 	OutputPluginWrite(ctx, true);

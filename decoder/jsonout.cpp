@@ -72,11 +72,19 @@ json_escape(StringInfo out, const char *s, size_t len)
 	appendStringInfoCharMacro(out, '"');
 }
 
+/*
+ * In a UTF-8 database, bytes that are not UTF-8 cannot be the database's text: they are escaped
+ * so that the line stays valid JSON. In any other database the content is the database's text
+ * in its own encoding, as column values are, and is copied as wal2json copies it; the reader
+ * converts the whole line (the relay does). Nothing here can raise an error, whatever the bytes:
+ * an ERROR in the walsender would stop the slot at this message for good.
+ */
 void
 json_escape_bytes(StringInfo out, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *) s;
 	const unsigned char *end = p + len;
+	const bool	utf8_database = GetDatabaseEncoding() == PG_UTF8;
 
 	enlargeStringInfo(out, (int) len + 2);
 	out->data[out->len++] = '"';
@@ -84,7 +92,7 @@ json_escape_bytes(StringInfo out, const char *s, size_t len)
 	{
 		const unsigned char *run = p;
 
-		while (p < end && *p < 0x80 && !needs_escape[*p])
+		while (p < end && (*p < 0x80 ? !needs_escape[*p] : !utf8_database))
 			p++;
 		if (p > run)
 			appendBinaryStringInfo(out, (const char *) run, (int) (p - run));

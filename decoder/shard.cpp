@@ -6,6 +6,8 @@
 
 extern "C" {
 #include "access/sysattr.h"
+#include "catalog/namespace.h"
+#include "mb/pg_wchar.h"
 }
 
 namespace outbox_decoder {
@@ -23,12 +25,53 @@ fnv1a64(const char *s, size_t len)
 	return h;
 }
 
+/*
+ * The hash is over UTF-8, which the relay hashes too (its slot recovery reads outbox.events with
+ * client_encoding UTF8). In a database in another encoding a non-ASCII aggregate_id is converted
+ * first, without raising an error (an ERROR here would stop the slot): bytes that do not convert
+ * can only be a forged message's, which is hashed as it is and rejected by the relay anyway.
+ */
+static uint64
+utf8_hash(const char *s, size_t len)
+{
+	static bool looked_up = false;
+	static Oid	proc = InvalidOid;
+	int			encoding = GetDatabaseEncoding();
+	size_t		i;
+
+	if (encoding == PG_UTF8 || encoding == PG_SQL_ASCII)
+		return fnv1a64(s, len);
+	for (i = 0; i < len && !IS_HIGHBIT_SET(s[i]); i++)
+		;
+	/* genuine ids have at most OUTBOX_AGGREGATE_ID_MAX bytes: no large buffer for forged ones */
+	if (i == len || len > 4 * OUTBOX_AGGREGATE_ID_MAX)
+		return fnv1a64(s, len);
+	if (!looked_up)
+	{
+		proc = FindDefaultConversionProc(encoding, PG_UTF8);
+		looked_up = true;
+	}
+	if (!OidIsValid(proc))
+		return fnv1a64(s, len);
+
+	int			destlen = (int) len * MAX_CONVERSION_GROWTH + 1;
+	unsigned char *dest = (unsigned char *) palloc(destlen);
+	int			converted = pg_do_encoding_conversion_buf(proc, encoding, PG_UTF8,
+														  (unsigned char *) s, (int) len,
+														  dest, destlen, true);
+	uint64		h = converted == (int) len ? fnv1a64((const char *) dest, strlen((const char *) dest))
+		: fnv1a64(s, len);
+
+	pfree(dest);
+	return h;
+}
+
 uint32
 shard_of(const char *s, size_t len, bool isnull, uint32 n)
 {
 	if (isnull || n <= 1)
 		return 0;
-	return (uint32) (fnv1a64(s, len) % n);
+	return (uint32) (utf8_hash(s, len) % n);
 }
 
 /* ---- a tiny JSON scanner: enough to find a top-level "aggregate_id" string ---- */

@@ -14,6 +14,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "replication/message.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -195,6 +196,87 @@ store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 	signed_message_log(&buf);
 }
 
+/*
+ * In a SQL_ASCII database a byte above 0x7F has no defined character: the relay could not know
+ * which characters to publish (and the MAC's UTF-8 input, above, would not exist). Such events
+ * are refused here, where the application sees why, instead of being lost downstream.
+ */
+static void
+refuse_non_ascii(const char *field, const char *s, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (IS_HIGHBIT_SET(s[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_OUTBOX_NON_ASCII_IN_SQL_ASCII),
+					 errmsg("outbox event field \"%s\" has a byte above 0x7F, and this database's encoding is SQL_ASCII", field),
+					 errdetail("In a SQL_ASCII database such bytes have no defined character, so the event could not be published as UTF-8 JSON with the same characters."),
+					 errhint("Keep the event's fields, payload and headers ASCII, or use a database with a real encoding, e.g. CREATE DATABASE ... ENCODING 'UTF8'.")));
+}
+
+static void
+refuse_non_ascii_text(const char *field, text *value)
+{
+	if (value != NULL)
+		refuse_non_ascii(field, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+}
+
+/*
+ * A database in another encoding accepts text its conversion to UTF-8 has no character for
+ * (0x81 in WIN1252, unassigned EUC codes: PostgreSQL checks only their form on input). The relay
+ * could not read such an event; PostgreSQL's conversion raises its own error (22P05, naming the
+ * bytes). Text fields and headers are converted by outbox_validate_event already, and a wal
+ * message's whole body by outbox_message_sign (message_key.c): this is for the payload of a table-storage event.
+ */
+static void
+refuse_unconvertible(const char *s, int len)
+{
+	const char *utf8;
+
+	for (int i = 0; i < len; i++)
+		if (IS_HIGHBIT_SET(s[i]))
+		{
+			utf8 = pg_server_to_any(s, len, PG_UTF8);
+			if (utf8 != s)
+				pfree((char *) utf8);
+			return;
+		}
+}
+
+/* Keys and string values: the only parts of a jsonb that hold the caller's bytes. */
+static void
+refuse_undeliverable_jsonb(const char *field, Jsonb *value, bool sql_ascii)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (value == NULL)
+		return;
+	it = JsonbIteratorInit(&value->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+		if ((tok == WJB_KEY || tok == WJB_VALUE || tok == WJB_ELEM) && v.type == jbvString)
+		{
+			if (sql_ascii)
+				refuse_non_ascii(field, v.val.string.val, v.val.string.len);
+			else
+				refuse_unconvertible(v.val.string.val, v.val.string.len);
+		}
+}
+
+static void
+refuse_non_ascii_event(const OutboxEvent *ev)
+{
+	refuse_non_ascii_text("event_type", ev->event_type);
+	refuse_undeliverable_jsonb("payload", ev->payload, true);
+	refuse_non_ascii_text("aggregate_type", ev->aggregate_type);
+	refuse_non_ascii_text("aggregate_id", ev->aggregate_id);
+	refuse_non_ascii_text("routing_key", ev->routing_key);
+	refuse_non_ascii_text("exchange", ev->exchange);
+	refuse_undeliverable_jsonb("headers", ev->headers, true);
+	refuse_non_ascii_text("correlation_id", ev->correlation_id);
+	refuse_non_ascii_text("causation_id", ev->causation_id);
+}
+
 PG_FUNCTION_INFO_V1(outbox_emit);
 
 Datum
@@ -228,6 +310,10 @@ outbox_emit(PG_FUNCTION_ARGS)
 						 "SELECT source, sourcefile FROM pg_settings WHERE name = 'outbox.storage';")));
 
 	outbox_validate_event(&ev);
+	if (GetDatabaseEncoding() == PG_SQL_ASCII)
+		refuse_non_ascii_event(&ev);
+	else if (GetDatabaseEncoding() != PG_UTF8 && outbox_storage == OUTBOX_STORAGE_TABLE)
+		refuse_undeliverable_jsonb("payload", ev.payload, false);
 	if (ev.headers == NULL)
 		ev.headers = empty_object();
 

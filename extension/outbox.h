@@ -41,6 +41,8 @@ extern int	outbox_max_payload_bytes;
  * every code is in one place. */
 #define ERRCODE_OUTBOX_CAPTURE_OWN_TABLE MAKE_SQLSTATE('O','B','0','1','1')
 #define ERRCODE_OUTBOX_KEY_COLUMN_MISSING MAKE_SQLSTATE('O','B','0','1','2')
+/* An event with a byte above 0x7F in a SQL_ASCII database (no defined character). */
+#define ERRCODE_OUTBOX_NON_ASCII_IN_SQL_ASCII MAKE_SQLSTATE('O','B','0','1','3')
 
 /* One event as outbox_emit received it; NULL pointers are SQL NULLs. */
 typedef struct OutboxEvent

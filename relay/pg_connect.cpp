@@ -76,6 +76,11 @@ pg_conn* pg_connect(const std::string& conninfo, bool replication, std::string& 
     keys.push_back("replication");
     vals.push_back("database");
   }
+  // After the user's conninfo, so that it always holds: the relay's strings (dead letters it
+  // writes, rows it reads back, error texts) are UTF-8 whatever the database's encoding, and
+  // the server converts them.
+  keys.push_back("client_encoding");
+  vals.push_back("UTF8");
   keys.push_back(nullptr);
   vals.push_back(nullptr);
   auto fail = [&](pg_conn* c, bool verbose) -> pg_conn* {

@@ -313,6 +313,7 @@ int Relay::check() {
     std::string db = admin_.current_database();
     repl_.connect(cfg_.pg);
     repl_.identify_system();
+    use_server_encoding();
     auto slot = admin_.slot_info();
     if (!slot) {
       if (!cfg_.create_slot)
@@ -376,6 +377,7 @@ void Relay::connect_session() {
   repl_.connect(cfg_.pg);
   m_.pg_connected = true;
   ReplicationStream::SystemInfo sys = repl_.identify_system();
+  use_server_encoding();
   // The relay's own checkpoint: newer than the slot after a restart of PostgreSQL 15, and the
   // only trace left of the slot after a failover.
   std::optional<CheckpointRow> cp = admin_.checkpoint_row();
@@ -719,7 +721,16 @@ void Relay::reject_line(Lsn lsn, const std::string& reason) {
                   format_lsn(lsn), rejected_, reason);
 }
 
+void Relay::use_server_encoding() {
+  std::string why = line_encoding_.use(repl_.show("server_encoding"));
+  if (!why.empty()) throw PgError(PgErrorKind::Fatal, why);
+  if (line_encoding_.converts())
+    spdlog::info("the database's encoding is {}: lines are converted to UTF-8", line_encoding_.server_encoding());
+}
+
 void Relay::handle_xlogdata(Lsn start, std::string_view data) {
+  std::string why;
+  if (!line_encoding_.to_utf8(data, data, why)) return reject_line(start, why);
   ParsedLine line;
   parser_.parse(data, start, line);
   // A key the relay does not hold yet is announced in the stream before any use (a "keys"

@@ -16,6 +16,7 @@
 #include "ack_tracker.h"
 #include "config.h"
 #include "delivery.h"
+#include "line_encoding.h"
 #include "metrics.h"
 #include "pg_admin.h"
 #include "pg_replication.h"
@@ -120,6 +121,8 @@ class Relay {
   };
   std::vector<SinkState> sink_state_;
   Wal2jsonParser parser_;
+  LineEncoding line_encoding_;  // the plugin writes the database's encoding; the parser reads UTF-8
+  void use_server_encoding();
   AckTracker tracker_;
   Delivery delivery_;
   std::vector<BrokerOutcome> outcomes_;

@@ -79,11 +79,11 @@ void exec_on(pg_conn* c, const std::string& sql) {
 }
 }  // namespace
 
-Db::Db(const std::string& name) : name_(name) {
+Db::Db(const std::string& name, const std::string& create_options) : name_(name) {
   pg_conn* admin = connect_db("postgres");
   try {
     exec_on(admin, "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
-    exec_on(admin, "CREATE DATABASE " + name_);
+    exec_on(admin, "CREATE DATABASE " + name_ + (create_options.empty() ? "" : " " + create_options));
   } catch (...) {
     PQfinish(admin);
     throw;

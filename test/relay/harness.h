@@ -33,7 +33,8 @@ int sh(const std::string& cmd, std::string* out = nullptr);
 
 class Db {
  public:
-  explicit Db(const std::string& name);  // CREATE DATABASE name; CREATE EXTENSION outbox
+  // CREATE DATABASE name <create_options>; CREATE EXTENSION outbox
+  explicit Db(const std::string& name, const std::string& create_options = "");
   ~Db();
   const std::string& name() const { return name_; }
   std::string conninfo() const;  // for --pg
