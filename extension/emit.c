@@ -154,7 +154,8 @@ signed_message_log(StringInfo buf)
 		n = snprintf(prefix, sizeof(prefix), "%s%s%s", OUTBOX_MAC_OPEN, sig.mac_hex, OUTBOX_MAC_CLOSE);
 	else
 		n = snprintf(prefix, sizeof(prefix), "%s%s%s%d,", OUTBOX_MAC_OPEN, sig.mac_hex, OUTBOX_MAC_KID, sig.key_id);
-	Assert(n > 0 && n <= body + 1);
+	if (n <= 0 || n > body + 1)
+		elog(ERROR, "outbox: the signature of key %d does not fit its room", sig.key_id);
 	memcpy(buf->data + body + 1 - n, prefix, n);
 	LogLogicalMessage(OUTBOX_MESSAGE_PREFIX, buf->data + body + 1 - n, buf->len - (body + 1 - n), true);
 	pfree(buf->data);

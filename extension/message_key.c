@@ -29,6 +29,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "outbox.h"
 
@@ -41,6 +42,7 @@ static uint8 *message_key = NULL;	/* K_db, OUTBOX_MAC_KEY_BYTES, in TopMemoryCon
 static int32 message_key_id = 0;	/* its id in outbox.message_key_store */
 static bool message_key_legacy = false;	/* objects of 0.2: one key, no id, unbound MACs */
 static bool message_key_valid = false;
+static uint64 message_key_invalidations = 0;	/* counts the callback's calls */
 static Oid	message_key_relid = InvalidOid;
 
 /*
@@ -52,7 +54,10 @@ static void
 message_key_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == message_key_relid)
+	{
 		message_key_valid = false;
+		message_key_invalidations++;
+	}
 }
 
 static void
@@ -120,6 +125,7 @@ load_message_key(void)
 	Datum		d;
 	bytea	   *key;
 	int32		key_id = OUTBOX_LEGACY_KEY_ID;
+	uint64		invalidations;
 	int			rc;
 
 	if (!OidIsValid(relid))
@@ -140,11 +146,19 @@ load_message_key(void)
 	legacy = get_attnum(relid, "key_id") == InvalidAttrNumber;
 
 	/*
+	 * An invalidation that arrives while the key is read (a rotation committing) leaves the key
+	 * invalid (below), so the next event reads it again. Read with the latest snapshot, not the
+	 * transaction's: a REPEATABLE READ transaction that began before a rotation would otherwise
+	 * cache the old key and keep signing with it in later transactions, after it may be retired.
+	 */
+	invalidations = message_key_invalidations;
+	/*
 	 * outbox_emit is SECURITY DEFINER, so this runs as the extension's owner, the only role that
 	 * may read the table. Schema-qualified: the caller's search_path plays no part.
 	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "outbox_emit: SPI_connect failed");
+	PushActiveSnapshot(GetLatestSnapshot());
 	rc = SPI_execute(legacy ? "SELECT key FROM " OUTBOX_SCHEMA "." MESSAGE_KEY_TABLE
 					 : "SELECT key, key_id FROM " OUTBOX_SCHEMA "." MESSAGE_KEY_TABLE
 					 " WHERE superseded_at IS NULL",
@@ -173,10 +187,11 @@ load_message_key(void)
 	if (message_key == NULL)
 		message_key = MemoryContextAlloc(TopMemoryContext, OUTBOX_MAC_KEY_BYTES);
 	derive_database_key((const uint8 *) VARDATA_ANY(key), message_key);
+	PopActiveSnapshot();
 	SPI_finish();
 	message_key_id = key_id;
 	message_key_legacy = legacy;
-	message_key_valid = true;
+	message_key_valid = message_key_invalidations == invalidations;
 }
 
 /*

@@ -18,6 +18,24 @@ CREATE FUNCTION outbox.new_message_key_id() RETURNS integer
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 2 + floor(random() * 2147483645)::integer $$;
 
+-- A relay of 0.2 reads the messages 0.3 writes as forged (their key id looks like part of the
+-- body to it) and would acknowledge past them: it must be stopped before the update and the 0.3
+-- relay started after (it refuses 0.2 objects). Only an update can meet a running relay: a key
+-- made by this very transaction means CREATE EXTENSION.
+DO $$
+BEGIN
+    IF (SELECT min(created_at) FROM outbox.message_key_store) < now()
+       AND EXISTS (SELECT 1 FROM pg_replication_slots s
+                    WHERE s.database = current_database() AND s.active
+                      AND s.plugin IN ('wal2json', 'outbox_decoder')) THEN
+        RAISE EXCEPTION 'outbox 0.3 cannot be installed while outbox-relay streams this database'
+            USING ERRCODE = 'object_in_use',
+                  DETAIL = 'A relay of 0.2 takes the messages 0.3 signs for forgeries and skips them.',
+                  HINT = 'Stop outbox-relay, run ALTER EXTENSION outbox UPDATE, then start outbox-relay 0.3.';
+    END IF;
+END
+$$;
+
 ALTER TABLE outbox.message_key_store
     DROP CONSTRAINT message_key_store_pkey,
     DROP COLUMN singleton,
@@ -32,6 +50,7 @@ UPDATE outbox.message_key_store
 ALTER TABLE outbox.message_key_store
     ALTER COLUMN key_id SET NOT NULL,
     ALTER COLUMN key_id SET DEFAULT outbox.new_message_key_id(),
+    ADD CONSTRAINT message_key_store_key_id_check CHECK (key_id > 0),
     ADD PRIMARY KEY (key_id);
 CREATE UNIQUE INDEX message_key_store_one_current ON outbox.message_key_store ((true)) WHERE superseded_at IS NULL;
 COMMENT ON TABLE outbox.message_key_store IS
@@ -101,8 +120,9 @@ COMMENT ON FUNCTION outbox.rotate_message_key() IS
 --  2. retire_lsn: set once no session of this database has a transaction begun before
 --     drain_from and no transaction is prepared (each may still sign with the old key, and
 --     commit later): every commit that used the key lies before this WAL position;
---  3. deleted once every relay registered in outbox.relay_checkpoints (of this cluster)
---     acknowledged past retire_lsn.
+--  3. deleted once every relay registered in outbox.relay_checkpoints (of this cluster), and
+--     every logical slot of this database with a plugin a relay reads, acknowledged past
+--     retire_lsn.
 -- Each step needs a later call than the one before: rotate_message_key() calls it, and so should
 -- whatever runs outbox.purge(). It says for each superseded key what it waits for.
 CREATE FUNCTION outbox.retire_message_keys()
@@ -125,11 +145,17 @@ BEGIN
                 state := 'waiting for transactions that began before the rotation: call again later';
             END IF;
         ELSIF k.retire_lsn IS NULL THEN
-            IF clock_timestamp() <= k.drain_from
+            -- now() > drain_from: drain_from was set by an earlier transaction, not this one.
+            -- Key 1 is 0.2's: a session that loaded the 0.2 module before the update signs with
+            -- whatever single key it reads, in the unbound form only key 1 verifies, for as long
+            -- as it lives, so for key 1 every session older than drain_from counts, idle or not.
+            IF now() <= k.drain_from
                OR EXISTS (SELECT 1 FROM pg_stat_activity a
                            WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
-                             AND a.backend_type <> 'walsender'
-                             AND (a.xact_start < k.drain_from OR (a.xact_start IS NULL AND a.state IS NULL)))
+                             AND (a.xact_start < k.drain_from
+                                  OR (a.backend_type = 'client backend'
+                                      AND (a.state IS NULL  -- a session this role cannot see
+                                           OR (k.key_id = 1 AND a.backend_start < k.drain_from)))))
                OR EXISTS (SELECT 1 FROM pg_prepared_xacts p WHERE p.database = current_database()) THEN
                 state := 'waiting for transactions that began before the rotation (or prepared ones): call again later';
             ELSE
@@ -137,14 +163,23 @@ BEGIN
                 state := 'waiting for every registered relay to acknowledge the rotation: call again later';
             END IF;
         ELSE
-            SELECT string_agg(format('%s at %s', quote_literal(c.slot_name), c.acknowledged_lsn), ', ') INTO behind
-              FROM outbox.relay_checkpoints c
-             WHERE c.acknowledged_lsn < k.retire_lsn AND c.system_identifier IS NOT DISTINCT FROM sysid;
+            -- Registered relays, and every slot that could feed one (a relay made with
+            -- --create-slot that has not checkpointed yet, or one unregistered by mistake).
+            SELECT string_agg(w, ', ') INTO behind
+              FROM (SELECT format('relay %s at %s', quote_literal(c.slot_name), c.acknowledged_lsn) AS w
+                      FROM outbox.relay_checkpoints c
+                     WHERE c.acknowledged_lsn < k.retire_lsn AND c.system_identifier IS NOT DISTINCT FROM sysid
+                    UNION ALL
+                    SELECT format('slot %s at %s', quote_literal(r.slot_name), r.confirmed_flush_lsn)
+                      FROM pg_replication_slots r
+                     WHERE r.database = current_database() AND r.slot_type = 'logical'
+                       AND r.plugin IN ('wal2json', 'outbox_decoder')
+                       AND r.confirmed_flush_lsn < k.retire_lsn) b;
             IF behind IS NULL THEN
                 DELETE FROM outbox.message_key_store s WHERE s.key_id = k.key_id;
                 state := 'retired';
             ELSE
-                state := format('waiting for relays to acknowledge %s: %s (a relay gone for good: outbox.unregister_relay)',
+                state := format('waiting for relays to acknowledge %s: %s (gone for good: outbox.unregister_relay, pg_drop_replication_slot)',
                                 k.retire_lsn, behind);
             END IF;
         END IF;

@@ -197,7 +197,12 @@ std::vector<std::pair<std::uint32_t, std::string>> PgAdmin::message_keys() {
     std::string err = trim(PQresultErrorMessage(r.r));
     const char* state = PQresultErrorField(r.r, PG_DIAG_SQLSTATE);
     std::string code = state ? state : "";
-    std::string fix = code == "42883" || code == "3F000"
+    // Only what a human must fix is fatal; a server restarting or a lock held by an ALTER
+    // EXTENSION under way ends the session (nothing acknowledged past this line) and is retried.
+    bool missing = code == "42883" || code == "3F000" || code == "42P01";
+    if (!missing && code != "42501")
+      throw PgError(PgErrorKind::Retryable, "cannot read the message keys now (" + err + ")");
+    std::string fix = missing
                           ? "CREATE EXTENSION outbox (or ALTER EXTENSION outbox UPDATE to 0.3 or later) in this database"
                           : "SELECT outbox.grant_relay('<relay role>') as the extension's owner";
     throw PgError(PgErrorKind::Fatal, "cannot read the message keys (" + err +

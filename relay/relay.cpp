@@ -713,12 +713,13 @@ AckTracker::TxnId Relay::unit_for(Lsn lsn) {
   return t;
 }
 
-void Relay::reject_line(Lsn lsn, const std::string& reason) {
+bool Relay::reject_line(Lsn lsn, const std::string& reason) {
   ++rejected_;
   m_.rejected_lines++;
-  if (rejected_ <= kRejectLogFirst || rejected_ % kRejectLogEvery == 0)
-    spdlog::error("skipped a line at {} that is not a genuine outbox event ({} such lines so far): {}",
-                  format_lsn(lsn), rejected_, reason);
+  if (!(rejected_ <= kRejectLogFirst || rejected_ % kRejectLogEvery == 0)) return false;
+  spdlog::error("skipped a line at {} that is not a genuine outbox event ({} such lines so far): {}", format_lsn(lsn),
+                rejected_, reason);
+  return true;
 }
 
 void Relay::use_server_encoding() {
@@ -730,13 +731,21 @@ void Relay::use_server_encoding() {
 
 void Relay::handle_xlogdata(Lsn start, std::string_view data) {
   std::string why;
-  if (!line_encoding_.to_utf8(data, data, why)) return reject_line(start, why);
+  if (!line_encoding_.to_utf8(data, data, why)) {
+    if (reject_line(start, why) && admin_.connected())
+      admin_.queue_rejected(start, in_txn_ ? txn_xid_ : 0, std::nullopt, data.size(), why);
+    return;
+  }
   ParsedLine line;
   parser_.parse(data, start, line);
-  // A key the relay does not hold yet is announced in the stream before any use (a "keys"
-  // control message), so this is for forgeries; the keys are read again anyway before calling a
-  // message forged, at most once a second (forgeries must not turn into a query each).
-  if (line.kind == LineKind::Rejected && line.unverified && reload_message_keys(true)) parser_.parse(data, start, line);
+  // Before calling a message forged, the keys are read again. A key id the relay does not hold
+  // is read every time: a key made without a notice the relay saw (CREATE EXTENSION after a
+  // DROP, a notice that went to another shard's relay) must never meet a rate limit, and a
+  // forger pays with a WAL record for each query it causes. A key the relay holds never
+  // changes (an UPDATE of a key is refused), so a MAC that fails with it is read again at most
+  // once a second.
+  if (line.kind == LineKind::Rejected && line.unverified && reload_message_keys(!line.unknown_key))
+    parser_.parse(data, start, line);
   switch (line.kind) {
     case LineKind::Begin:
       if (in_txn_) throw ParseError("B line inside an open transaction (at " + format_lsn(start) + ")");
@@ -778,8 +787,9 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
       return;
     }
     case LineKind::Rejected:
-      reject_line(start, line.reject_reason);
-      if (admin_.connected())
+      // Recorded as often as logged: a role that forges in a loop must not grow the table
+      // without bound either (the metric counts every one).
+      if (reject_line(start, line.reject_reason) && admin_.connected())
         admin_.queue_rejected(start, line.xid ? line.xid : (in_txn_ ? txn_xid_ : 0), line.key_id, data.size(),
                               line.reject_reason);
       return;

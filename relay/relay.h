@@ -76,7 +76,8 @@ class Relay {
   // Some connected sink cannot take more now (its socket buffer is full).
   bool sinks_full() const;
   void act_on_delivery();
-  void reject_line(Lsn lsn, const std::string& reason);
+  // Counts the line; logs it (and returns true) for the first ones, then one in a thousand.
+  bool reject_line(Lsn lsn, const std::string& reason);
   // The tracker unit one more item of the stream belongs to: the open transaction, or a unit of
   // its own at `lsn`.
   AckTracker::TxnId unit_for(Lsn lsn);

@@ -197,6 +197,7 @@ void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
   out.timestamp.clear();
   out.reject_reason.clear();
   out.unverified = false;
+  out.unknown_key = false;
   out.key_id.reset();
   auto reject = [&](std::string why) {
     out.kind = LineKind::Rejected;
@@ -455,13 +456,14 @@ void Wal2jsonParser::event_from_message(std::string_view content, Event& ev, Par
     return reject("outbox message with a malformed MAC (expected " + std::to_string(hex_len) +
                   " lower-case hex digits and a key id): not written by outbox_emit, not published");
   out.key_id = key_id;
-  if (bound && !out.xid)
+  if (!out.xid)
     return reject("outbox message outside a transaction (no xid): outbox_emit writes transactional messages only, "
                   "not published");
   auto key = keys_.find(key_id);
   if (key == keys_.end()) {
     out.kind = LineKind::Rejected;
     out.unverified = true;
+    out.unknown_key = true;
     out.reject_reason = "outbox message signed with key " + std::to_string(key_id) +
                         ", which the relay does not hold (forged, or a key retired before this relay acknowledged "
                         "the rotation): not published";

@@ -51,6 +51,7 @@ struct ParsedLine {
   // kind == Rejected: an outbox message whose MAC did not verify or whose key id is unknown.
   // Only this can change with the keys the relay holds (a key it has not loaded yet).
   bool unverified = false;
+  bool unknown_key = false;  // unverified because the relay holds no key of that id
   std::optional<std::uint32_t> key_id;  // the key id the message names, when it names one
   ControlMessage control;     // kind == Control
 };

@@ -133,4 +133,41 @@ TEST_F(RelayIT, RelayThatCannotReadTheKeysDoesNotStream) {
   EXPECT_EQ(r.log().find("streaming from slot"), std::string::npos) << r.log();
 }
 
+// A rotation's notice names no aggregate, so with --shard every shard's relay gets it: two
+// rotations in a row, each followed by events of every shard, reach every relay (before, only
+// shard 0 saw the notice, and the others had to discover each key by a rate-limited reload).
+TEST_F(RelayIT, KeyRotationReachesEveryShard) {
+  if (g_plugin != "outbox_decoder") GTEST_SKIP() << "sharding is an outbox_decoder option";
+  std::vector<RelayProcess*> rs;
+  for (int i = 0; i < 2; ++i) {
+    auto a = with(with(args(), "--slot", slot_ + "_" + std::to_string(i)), "--shard", std::to_string(i) + "/2");
+    relays_.push_back(std::make_unique<RelayProcess>(a, log_));
+    rs.push_back(relays_.back().get());
+  }
+  for (int i = 0; i < 2; ++i) {
+    std::string slot = slot_ + "_" + std::to_string(i);
+    ASSERT_TRUE(eventually([&] {
+      return db_->slot_active(slot) && rs[i]->log().find("streaming from slot \"" + slot + "\"") != std::string::npos;
+    }, 15s)) << rs[i]->log();
+  }
+  db_->exec("CREATE TABLE expected (id uuid PRIMARY KEY)");
+  for (int round = 0; round < 2; ++round) {
+    db_->exec("SELECT outbox.rotate_message_key()");
+    std::string sql = "BEGIN; SET LOCAL outbox.storage = 'wal';";
+    for (int e = 0; e < 10; ++e)
+      sql += "INSERT INTO expected SELECT " + emit_expr("r", "{}", "aggregate_id => 'a" + std::to_string(e) + "'") + ";";
+    db_->exec(sql + "COMMIT;");
+  }
+  std::set<std::string> want, got;
+  for (auto& r : db_->rows("SELECT id FROM expected")) want.insert(r[0]);
+  auto until = std::chrono::steady_clock::now() + 20s;
+  while (got.size() < want.size() && std::chrono::steady_clock::now() < until)
+    for (auto& m : broker_->collect(want.size() - got.size(), 1s)) got.insert(m.message_id);
+  EXPECT_EQ(got, want);
+  for (RelayProcess* r : rs) {
+    EXPECT_NE(r->log().find("the message key was rotated"), std::string::npos) << r->log();
+    EXPECT_EQ(r->log().find("not a genuine outbox event"), std::string::npos) << r->log();
+  }
+}
+
 }  // namespace it

@@ -178,16 +178,19 @@ TEST(Parser, OutboxDecoderLines) {
   EXPECT_EQ(out.xid, 1010163u);
 }
 
-TEST(Parser, NonTransactionalMessage) {
+// outbox_emit writes transactional messages only. A signed one outside a transaction is a copy
+// (pg_logical_emit_message(false, ...)) that would be published even if its writer rolled back:
+// rejected, in 0.2's unbound form too.
+TEST(Parser, NonTransactionalMessageIsRejected) {
   Wal2jsonParser p;
   p.set_message_key(kKey);
   ParsedLine out;
   p.parse(message_line(signed_content(R"({"event_type":"x","payload":[1]})"), false), 5, out);
-  ASSERT_EQ(out.kind, LineKind::Event) << out.reject_reason;
-  EXPECT_FALSE(out.event.transactional);
-  EXPECT_EQ(out.event.xid, 0u);
-  EXPECT_EQ(out.event.payload, "[1]");
-  EXPECT_EQ(out.event.invalid, "");
+  ASSERT_EQ(out.kind, LineKind::Rejected);
+  EXPECT_NE(out.reject_reason.find("outside a transaction"), std::string::npos) << out.reject_reason;
+  EXPECT_FALSE(out.unverified);
+  p.parse(message_line(signed_content(R"({"event_type":"x","payload":[1]})"), true), 5, out);
+  EXPECT_EQ(out.kind, LineKind::Event) << out.reject_reason;
 }
 
 TEST(Parser, IgnoresWhatIsNotOurs) {
