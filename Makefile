@@ -22,6 +22,14 @@ include $(PGXS)
 
 $(OBJS): extension/outbox.h common/outbox_wire.h
 
+# A full script of a version the chain now builds (outbox--0.2.sql): left installed by an older
+# checkout, it would be the shorter path CREATE EXTENSION takes, and the chain would go untested.
+RETIRED_SCRIPTS = outbox--0.2.sql
+install: remove-retired-scripts
+remove-retired-scripts:
+	rm -f $(addprefix '$(DESTDIR)$(datadir)/$(datamoduledir)/',$(RETIRED_SCRIPTS))
+.PHONY: remove-retired-scripts
+
 # The decoder is its own shared library (outbox_decoder.so), so it has its own PGXS makefile.
 DECODER_DIR = decoder
 # NO_DECODER=1 builds the extension alone.

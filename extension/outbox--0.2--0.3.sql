@@ -1,6 +1,6 @@
--- outbox 0.2 -> 0.3. CREATE EXTENSION outbox runs outbox--0.2.sql and then this script (the
--- contrib convention: one base script and a chain of upgrades), so everything 0.3 adds is
--- written once, here.
+-- outbox 0.2 -> 0.3. CREATE EXTENSION outbox runs the chain outbox--0.1.sql,
+-- outbox--0.1--0.2.sql and this script (contrib's convention: one base script and a chain of
+-- upgrades), so everything a version adds is written once, in its upgrade script.
 \echo Use "ALTER EXTENSION outbox UPDATE TO '0.3'" to load this file. \quit
 
 ------------------------------------------------------------------------------------------------

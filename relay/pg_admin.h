@@ -96,7 +96,7 @@ class PgAdmin {
   // The relay's checkpoint row (nullopt when there is none or it cannot be read: older
   // extension, no grant).
   std::optional<CheckpointRow> checkpoint_row();
-  // Slot recovery (outbox--0.2.sql, "Slot recovery"). Throws PgError(Fatal) naming the fix when
+  // Slot recovery (outbox--0.1--0.2.sql, "Slot recovery"). Throws PgError(Fatal) naming the fix when
   // the extension or the grants are missing: a lost slot must not be recreated without it.
   // False when there was nothing to begin: the slot exists again (another relay made it).
   bool begin_slot_recovery();

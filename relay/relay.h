@@ -91,7 +91,7 @@ class Relay {
   Lsn start_position(const SlotInfo& slot, const std::optional<CheckpointRow>& cp,
                      const ReplicationStream::SystemInfo& sys);
   // Slot recovery: before any line of the new slot, the events of outbox.events it will never
-  // decode (pg_admin.h, outbox--0.2.sql "Slot recovery"), one page per turn.
+  // decode (pg_admin.h, outbox--0.1--0.2.sql "Slot recovery"), one page per turn.
   void feed_recovery();
   // Sends queued database writes and acts on the completed ones (dead letters settle events).
   void pump_admin();
