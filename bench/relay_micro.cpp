@@ -99,9 +99,8 @@ void BM_TrackOneEventTransaction(benchmark::State& st) {
   std::vector<ConfirmWindow<AckTracker::TxnId>::Settled> out;
   Lsn lsn = 0;
   for (auto _ : st) {
-    auto id = t.begin();
-    t.add_event(id);
-    auto tag = w.add(id);
+    auto id = t.begin(TxnIdentity{7, lsn + 1});
+    auto tag = w.add(t.add_event(id, lsn + 1));
     t.commit(id, ++lsn);
     out.clear();
     w.confirm(tag, false, false, out);

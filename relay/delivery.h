@@ -75,11 +75,11 @@ struct DeadLetter {
   int attempts = 0;
   std::int64_t first_failed_us = 0, last_failed_us = 0;
   std::string broker_reply;
-  AckTracker::TxnId txn = 0;
+  AckTracker::Unit txn = 0;  // the tracker unit it settles
 };
 
 struct Settled {
-  AckTracker::TxnId txn = 0;
+  AckTracker::Unit txn = 0;  // the tracker unit it settles
   std::chrono::steady_clock::duration latency{};
 };
 
@@ -91,7 +91,9 @@ struct DeliveryStats {
 class Delivery {
  public:
   using Clock = std::chrono::steady_clock;
-  using TxnId = AckTracker::TxnId;
+  // The tag given with each event and handed back when it settles (Settled, DeadLetter): the
+  // relay passes the AckTracker unit of the event.
+  using TxnId = AckTracker::Unit;
 
   explicit Delivery(DeliveryOptions o) : o_(std::move(o)) {}
 

@@ -62,6 +62,10 @@ std::string Metrics::render_prometheus() const {
           republished.load());
   counter("outbox_relay_checkpoint_starts_total",
           "streaming started at the relay's own checkpoint, ahead of the slot's saved position", checkpoint_skips.load());
+  counter("outbox_relay_resent_events_skipped_total",
+          "events of a transaction the slot sent again that were confirmed or dead-lettered before the restart (not "
+          "published again)",
+          resent_skipped.load());
   o << "# HELP outbox_relay_reconnects_total reconnections after a lost connection\n"
        "# TYPE outbox_relay_reconnects_total counter\n"
     << "outbox_relay_reconnects_total{server=\"postgresql\"} " << reconnects_pg.load() << '\n'

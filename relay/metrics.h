@@ -31,6 +31,7 @@ struct Metrics {
   std::atomic<std::uint64_t> slot_recoveries{0};   // lost slots recreated, their events republished
   std::atomic<std::uint64_t> republished{0};       // events republished by slot recoveries
   std::atomic<std::uint64_t> checkpoint_skips{0};  // starts ahead of the slot, at the relay's own checkpoint
+  std::atomic<std::uint64_t> resent_skipped{0};    // events of a transaction sent again, settled before a restart
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::int64_t> held{0};               // events received and not yet settled
   std::atomic<bool> default_exchange_missing{false};

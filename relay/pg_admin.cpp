@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -284,16 +285,59 @@ static std::string valid_text(std::string_view in) {
 }
 
 std::optional<CheckpointRow> PgAdmin::checkpoint_row() {
+  // Transaction progress needs outbox 0.3's record_checkpoint(..., jsonb) and EXECUTE on it
+  // (grant_relay of 0.3, or the upgrade's grant to the roles that had the 0.2 one).
+  {
+    Result p(query("SELECT coalesce((SELECT has_function_privilege(f, 'EXECUTE') FROM "
+                   "to_regprocedure('outbox.record_checkpoint(text,pg_lsn,timestamptz,jsonb)') f WHERE f IS NOT NULL), "
+                   "false)"));
+    bool can = PQresultStatus(p.r) == PGRES_TUPLES_OK && PQntuples(p.r) == 1 && std::strcmp(PQgetvalue(p.r, 0, 0), "t") == 0;
+    if (!can && records_progress_ != can)
+      spdlog::warn("checkpoints no longer record transaction progress (outbox.record_checkpoint with jsonb is gone or not "
+                   "granted): a restart sends a large unacknowledged transaction again whole");
+    records_progress_ = can;
+  }
   const char* params[] = {slot_.c_str()};
+  // to_jsonb(c): the row of an extension older than 0.3 has no txn_progress column, and that
+  // must not cost the checkpoint.
   Result r(query_params("SELECT acknowledged_lsn::text, "
                         "coalesce(system_identifier = (SELECT system_identifier FROM pg_control_system()), false), "
-                        "recovery_snapshot IS NOT NULL FROM outbox.relay_checkpoints WHERE slot_name = $1",
+                        "recovery_snapshot IS NOT NULL, p->>'xid', p->>'begin_lsn', p->>'settled_before_lsn', "
+                        "p->>'settled_events', p->>'timeline', coalesce(p->>'shard', ''), "
+                        "coalesce(p->>'system_identifier' = (SELECT system_identifier::text FROM pg_control_system()), "
+                        "false) "
+                        "FROM outbox.relay_checkpoints c, LATERAL (SELECT to_jsonb(c)->'txn_progress' AS p) x "
+                        "WHERE slot_name = $1",
                         1, nullptr, params, nullptr, nullptr, 0));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQntuples(r.r) != 1) return std::nullopt;
   CheckpointRow c;
   c.acknowledged = parse_lsn(PQgetvalue(r.r, 0, 0)).value_or(0);
   c.same_system = std::strcmp(PQgetvalue(r.r, 0, 1), "t") == 0;
   c.recovering = std::strcmp(PQgetvalue(r.r, 0, 2), "t") == 0;
+  auto number = [&](int col) -> std::optional<std::uint64_t> {
+    if (PQgetisnull(r.r, 0, col)) return std::nullopt;
+    const char* v = PQgetvalue(r.r, 0, col);
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long n = std::strtoull(v, &end, 10);
+    if (!*v || *end || errno || *v == '-') return std::nullopt;
+    return n;
+  };
+  auto xid = number(3), settled = number(6), timeline = number(7);
+  auto begin = PQgetisnull(r.r, 0, 4) ? std::nullopt : parse_lsn(PQgetvalue(r.r, 0, 4));
+  auto before = PQgetisnull(r.r, 0, 5) ? std::nullopt : parse_lsn(PQgetvalue(r.r, 0, 5));
+  // Anything malformed is not used: the transaction is then sent again whole (duplicates).
+  // Counted on another cluster (a restored dump): its positions mean nothing here.
+  bool here = std::strcmp(PQgetvalue(r.r, 0, 9), "t") == 0;
+  if (here && xid && settled && timeline && begin && before && *xid && *begin && *settled) {
+    TxnProgress tp;
+    tp.txn = TxnIdentity{*xid, *begin};
+    tp.settled_before = *before;
+    tp.settled = *settled;
+    c.progress = tp;
+    c.progress_timeline = static_cast<int>(*timeline);
+    c.progress_shard = PQgetvalue(r.r, 0, 8);
+  }
   return c;
 }
 
@@ -350,11 +394,30 @@ std::vector<RecoveredEvent> PgAdmin::slot_recovery_events(const std::string& aft
   return out;
 }
 
-void PgAdmin::queue_checkpoint(Lsn ack, std::int64_t commit_time_us) {
+void PgAdmin::queue_checkpoint(Lsn ack, std::int64_t commit_time_us, const std::optional<TxnProgress>& progress,
+                               int timeline, const std::string& shard) {
   Write w{AdminDone::Kind::Checkpoint, 0,
           "SELECT outbox.record_checkpoint($1, $2::pg_lsn, to_timestamp($3::float8)), pg_current_wal_insert_lsn()",
           {slot_, format_lsn(ack), std::to_string(static_cast<double>(commit_time_us) / 1e6)},
           {false, false, commit_time_us == 0}};
+  if (records_progress_) {
+    // NULL clears what an earlier checkpoint said: the progress is always the newest one's.
+    w.sql = "SELECT outbox.record_checkpoint($1, $2::pg_lsn, to_timestamp($3::float8), $4::jsonb), "
+            "pg_current_wal_insert_lsn()";
+    std::string json;
+    if (progress) {
+      // The shard is "i/n" (digits and a slash, checked by the settings); nothing else is text.
+      std::string s;
+      for (char ch : shard)
+        if (std::isdigit(static_cast<unsigned char>(ch)) || ch == '/') s += ch;
+      json = "{\"xid\": " + std::to_string(progress->txn.xid) + ", \"begin_lsn\": \"" +
+             format_lsn(progress->txn.begin_lsn) + "\", \"settled_before_lsn\": \"" +
+             format_lsn(progress->settled_before) + "\", \"settled_events\": " + std::to_string(progress->settled) +
+             ", \"timeline\": " + std::to_string(timeline) + ", \"shard\": \"" + s + "\"}";
+    }
+    w.params.push_back(json);
+    w.null.push_back(!progress);
+  }
   for (Write& q : queue_)
     if (q.kind == AdminDone::Kind::Checkpoint) {
       q = std::move(w);

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "ack_tracker.h"  // TxnProgress, kept with the checkpoint
 #include "event.h"
 #include "event_json.h"  // event_to_json, what insert_dead_letter writes
 #include "lsn.h"
@@ -36,6 +37,11 @@ struct CheckpointRow {
   Lsn acknowledged = 0;
   bool same_system = false;  // written on this cluster (not restored from another one's dump)
   bool recovering = false;   // a slot recovery has begun and not finished
+  // How far into its oldest unacknowledged transaction the relay had settled (DESIGN 6.1), with
+  // the timeline and --shard of the stream it was counted on (column txn_progress, 0.3).
+  std::optional<TxnProgress> progress;
+  int progress_timeline = 0;
+  std::string progress_shard;
 };
 
 // One event to republish in a slot recovery: the line the decoder's outbox preset writes for its
@@ -104,7 +110,12 @@ class PgAdmin {
   std::vector<RecoveredEvent> slot_recovery_events(const std::string& after_id, int max_rows);
 
   // Queued writes. A checkpoint replaces one that is still queued (only the newest matters).
-  void queue_checkpoint(Lsn ack, std::int64_t commit_time_us);
+  // `progress` (with the stream's timeline and --shard) is recorded when the extension and the
+  // grant allow it (outbox 0.3: record_checkpoint with txn_progress), else left out.
+  void queue_checkpoint(Lsn ack, std::int64_t commit_time_us, const std::optional<TxnProgress>& progress = std::nullopt,
+                        int timeline = 0, const std::string& shard = "");
+  // Whether checkpoints carry the transaction progress (found by checkpoint_row()).
+  bool records_progress() const { return records_progress_; }
   void queue_dead_letter(std::uint64_t tag, const Event& ev, const std::string& reason, int attempts,
                          std::int64_t first_failed_us, std::int64_t last_failed_us, const std::string& broker_reply);
   void queue_finish_recovery();
@@ -149,6 +160,7 @@ class PgAdmin {
   pg_conn* conn_ = nullptr;
   bool warned_no_rejected_ = false;
   bool warned_no_checkpoint_ = false;
+  bool records_progress_ = false;
   std::chrono::milliseconds timeout_{30000};
   std::deque<Write> queue_;
   std::optional<Write> in_flight_;

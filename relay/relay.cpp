@@ -169,6 +169,11 @@ void Relay::close_session(bool finish_writes) {
   pg_more_ = false;
   blocked_ = false;
   m_.broker_blocked = false;
+  // What this session settled of its oldest unacknowledged transaction: the next session (same
+  // process) skips it if the slot sends that transaction again. Taken before the tracker forgets.
+  if (auto p = tracker_.progress(); p && !session_system_.empty())
+    last_progress_ = LastProgress{*p, session_system_, session_timeline_};
+  skip_.reset();
   tracker_.reset(tracker_.ack_lsn());
   m_.in_flight = 0;
 }
@@ -381,6 +386,7 @@ void Relay::connect_session() {
   // The relay's own checkpoint: newer than the slot after a restart of PostgreSQL 15, and the
   // only trace left of the slot after a failover.
   std::optional<CheckpointRow> cp = admin_.checkpoint_row();
+  bool slot_missing = !slot;
   // Status updates at least three times per wal_sender_timeout (this walsender's value), or the
   // server drops a relay that the broker holds back (it then reads no keepalives).
   if (!status_interval_configured_ms_) status_interval_configured_ms_ = cfg_.status_interval_ms;
@@ -457,6 +463,7 @@ void Relay::connect_session() {
                    missing);
   }
   Lsn from = start_position(*slot, cp, sys);
+  load_progress(cp, sys, slot_missing);
   session_start_ = from;
   tracker_.reset(from);
   ack_sent_ = from;
@@ -482,6 +489,28 @@ void Relay::connect_session() {
   pinged_ = false;
   last_checkpoint_ = Clock::time_point{};  // one at once: registers the relay, takes the first fence
   checkpoint_sent_ = 0;
+  progress_sent_.reset();
+}
+
+void Relay::load_progress(const std::optional<CheckpointRow>& cp, const ReplicationStream::SystemInfo& sys,
+                          bool slot_created) {
+  resume_.clear();
+  std::optional<LastProgress> last = std::exchange(last_progress_, std::nullopt);
+  session_system_ = sys.system_id;
+  session_timeline_ = sys.timeline;
+  // A slot made in this start decodes only what commits from now on: no transaction counted on
+  // the old one comes again. A transaction is recognised by its xid and first WAL record, which
+  // mean the same thing only on the cluster (system identifier) and timeline they were counted
+  // on (after a promotion the same position may hold another transaction), and with the same
+  // --shard (another one would send events the old stream never had).
+  if (slot_created) return;
+  if (last && last->system_id == sys.system_id && last->timeline == sys.timeline) resume_.push_back(last->progress);
+  if (cp && cp->same_system && cp->progress && cp->progress_timeline == sys.timeline && cp->progress_shard == cfg_.shard)
+    resume_.push_back(*cp->progress);
+  for (const TxnProgress& p : resume_)
+    spdlog::info("transaction xid {} (first record at {}) was not acknowledged; its first {} events, below {}, were "
+                 "settled: if the slot sends it again they are not published again",
+                 p.txn.xid, format_lsn(p.txn.begin_lsn), p.settled, format_lsn(p.settled_before));
 }
 
 Lsn Relay::start_position(const SlotInfo& slot, const std::optional<CheckpointRow>& cp,
@@ -700,17 +729,40 @@ void Relay::process_wal() {
   pg_more_ = true;
 }
 
-AckTracker::TxnId Relay::unit_for(Lsn lsn) {
-  if (in_txn_) {
-    tracker_.add_event(txn_);
-    return txn_;
-  }
+AckTracker::Unit Relay::unit_for(Lsn lsn) {
+  if (in_txn_) return tracker_.add_event(txn_, lsn);
   // Outside a transaction (a non-transactional message): a unit of its own, acknowledged at
   // its own LSN once settled.
   AckTracker::TxnId t = tracker_.begin();
-  tracker_.add_event(t);
+  AckTracker::Unit u = tracker_.add_event(t, lsn);
   tracker_.commit(t, lsn, 0);
-  return t;
+  return u;
+}
+
+bool Relay::skip_settled(Lsn lsn) {
+  if (!in_txn_ || !skip_) return false;
+  // Both bounds: below the LSN, and never more than were counted (a stream that differs from
+  // the one counted on must not make the relay skip what it never settled).
+  if (lsn < skip_->settled_before && skipped_ < skip_->settled) {
+    tracker_.add_settled(txn_, lsn);
+    ++skipped_;
+    m_.resent_skipped++;
+    return true;
+  }
+  end_skip();
+  return false;
+}
+
+void Relay::end_skip() {
+  if (!skip_) return;
+  if (skipped_ == skip_->settled)
+    spdlog::info("transaction xid {} sent again: its first {} events were settled before and are not published again",
+                 skip_->txn.xid, skipped_);
+  else
+    spdlog::warn("transaction xid {} sent again: {} of its events below {} skipped as settled before, where {} were "
+                 "counted; the rest is published again",
+                 skip_->txn.xid, skipped_, format_lsn(skip_->settled_before), skip_->settled);
+  skip_.reset();
 }
 
 bool Relay::reject_line(Lsn lsn, const std::string& reason) {
@@ -732,6 +784,7 @@ void Relay::use_server_encoding() {
 void Relay::handle_xlogdata(Lsn start, std::string_view data) {
   std::string why;
   if (!line_encoding_.to_utf8(data, data, why)) {
+    if (in_txn_) tracker_.hold_progress(txn_, start);
     if (reject_line(start, why) && admin_.connected())
       admin_.queue_rejected(start, in_txn_ ? txn_xid_ : 0, std::nullopt, data.size(), why);
     return;
@@ -749,13 +802,19 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
   switch (line.kind) {
     case LineKind::Begin:
       if (in_txn_) throw ParseError("B line inside an open transaction (at " + format_lsn(start) + ")");
-      txn_ = tracker_.begin();
+      txn_ = tracker_.begin(TxnIdentity{line.xid, start});
       in_txn_ = true;
       txn_time_ = line.timestamp;
       txn_xid_ = line.xid;
+      skip_.reset();
+      skipped_ = 0;
+      // The newest fact about this transaction: the most of it settled.
+      for (const TxnProgress& p : resume_)
+        if (p.txn == TxnIdentity{line.xid, start} && (!skip_ || p.settled_before > skip_->settled_before)) skip_ = p;
       return;
     case LineKind::Commit:
       if (!in_txn_) throw ParseError("C line without a B line (at " + format_lsn(start) + ")");
+      end_skip();
       tracker_.commit(txn_, start, parse_timestamp_us(line.timestamp).value_or(0));
       in_txn_ = false;
       m_.transactions++;
@@ -768,6 +827,7 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
         return;
       }
       if (!in_txn_) throw ParseError("event outside a transaction (at " + format_lsn(start) + ")");
+      if (skip_settled(start)) return;
       if (ev.xid == 0) ev.xid = txn_xid_;
       ev.commit_time = txn_time_;
       delivery_.add(std::move(ev), unit_for(start));
@@ -781,12 +841,18 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
         return;
       }
       if (c.slot_name && *c.slot_name != cfg_.slot) return;
+      // Applied before the restart: its effect is in outbox.dead_letters (replayed_at), which the
+      // parked set is loaded from.
+      if (skip_settled(start)) return;
       spdlog::info("release of parked aggregate ({}, {}) at {}", c.aggregate_type.value_or("null"),
                    c.aggregate_id.value_or("null"), format_lsn(start));
       delivery_.add_release(c.aggregate_type, c.aggregate_id, unit_for(start));
       return;
     }
     case LineKind::Rejected:
+      // Another session (with the message key it lacks now) may take it for an event: the
+      // transaction's progress must not pass it.
+      if (in_txn_) tracker_.hold_progress(txn_, start);
       // Recorded as often as logged: a role that forges in a loop must not grow the table
       // without bound either (the metric counts every one).
       if (reject_line(start, line.reject_reason) && admin_.connected())
@@ -968,9 +1034,9 @@ void Relay::act_on_delivery() {
   for (const Settled& s : delivery_.take_settled()) {
     m_.observe_confirm_latency_us(
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(s.latency).count()));
-    tracker_.settle(s.txn);
+    AckTracker::TxnId txn = tracker_.settle(s.txn);  // Delivery hands back the tracker's unit
     ++settled_;
-    if (recovery_.active && s.txn == recovery_.txn) --recovery_.pending;
+    if (recovery_.active && txn == recovery_.txn) --recovery_.pending;
   }
   for (DeadLetter& d : delivery_.take_dead_letters()) {
     spdlog::error("event {} ({}) at {} becomes a dead letter after {} attempts: {}", d.ev.id, d.ev.event_type,
@@ -1050,7 +1116,10 @@ void Relay::maybe_checkpoint(Clock::time_point now, bool force) {
   constexpr auto kIdleEvery = std::chrono::seconds(10);
   Lsn ack = tracker_.ack_lsn();
   auto since = now - last_checkpoint_;
-  bool news = settled_ != settled_at_checkpoint_ && ack != checkpoint_sent_;
+  // Within a large transaction the acknowledged LSN stays put while its progress moves: that is
+  // news too (a restart then skips what was settled of it).
+  std::optional<TxnProgress> progress = admin_.records_progress() ? tracker_.progress() : std::nullopt;
+  bool news = settled_ != settled_at_checkpoint_ && (ack != checkpoint_sent_ || progress != progress_sent_);
   // The fence of the last checkpoint is passed: one more makes it acked_snapshot, so that what
   // it covers is not republished after a failover (without waiting for the idle write).
   bool promote = fence_ && ack >= fence_ && fenced_settled_ > covered_settled_;
@@ -1067,7 +1136,8 @@ void Relay::maybe_checkpoint(Clock::time_point now, bool force) {
   if (promote) covered_settled_ = fenced_settled_;
   settled_at_checkpoint_ = settled_;
   checkpoint_sent_ = ack;
-  admin_.queue_checkpoint(ack, tracker_.ack_commit_time_us());
+  progress_sent_ = progress;
+  admin_.queue_checkpoint(ack, tracker_.ack_commit_time_us(), progress, session_timeline_, cfg_.shard);
 }
 
 void Relay::pump_admin() {
@@ -1083,9 +1153,9 @@ void Relay::pump_admin() {
     const DeadLetter& d = it->second;
     delivery_.dead_letter_written(d);
     m_.dead_letters++;
-    tracker_.settle(d.txn);
+    AckTracker::TxnId txn = tracker_.settle(d.txn);
     ++settled_;
-    if (recovery_.active && d.txn == recovery_.txn) --recovery_.pending;
+    if (recovery_.active && txn == recovery_.txn) --recovery_.pending;
     dead_letters_writing_.erase(it);
   }
   if (!admin_done_.empty()) {
@@ -1139,8 +1209,7 @@ void Relay::feed_recovery() {
     if (shard_ && !shard_->owns(ev.aggregate_id)) continue;
     if (ev.xid == 0) ev.xid = r.xid;
     ev.commit_time = r.created_at;  // the commit time is not kept in outbox.events
-    tracker_.add_event(recovery_.txn);
-    delivery_.add(std::move(ev), recovery_.txn);
+    delivery_.add(std::move(ev), tracker_.add_event(recovery_.txn, recovery_.at));
     ++recovery_.pending;
     ++recovery_.total;
     m_.republished++;

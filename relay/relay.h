@@ -78,9 +78,18 @@ class Relay {
   void act_on_delivery();
   // Counts the line; logs it (and returns true) for the first ones, then one in a thousand.
   bool reject_line(Lsn lsn, const std::string& reason);
-  // The tracker unit one more item of the stream belongs to: the open transaction, or a unit of
-  // its own at `lsn`.
-  AckTracker::TxnId unit_for(Lsn lsn);
+  // A new unit of the stream at `lsn`: in the open transaction, or in a transaction of its own
+  // (acknowledged at `lsn`).
+  AckTracker::Unit unit_for(Lsn lsn);
+  // True when the unit of the open transaction at `lsn` was settled before a restart (the
+  // transaction's progress, DESIGN 6.1): it is counted as settled and not published again.
+  bool skip_settled(Lsn lsn);
+  // The skipping of the open transaction ends (at its first unit not skipped, or its commit).
+  void end_skip();
+  // At session start: the transaction progress this session may use (the checkpoint row's and
+  // this process's last session's, when they were taken on this cluster, timeline and --shard).
+  void load_progress(const std::optional<CheckpointRow>& cp, const ReplicationStream::SystemInfo& sys,
+                     bool slot_created);
   void load_message_keys();
   // Reads the keys again (rate_limited: not if that was done within the last second); true if it did.
   bool reload_message_keys(bool rate_limited);
@@ -157,6 +166,21 @@ class Relay {
   Clock::time_point last_checkpoint_{};
   Clock::time_point next_checkpoint_{};
   Lsn checkpoint_sent_ = 0;
+  std::optional<TxnProgress> progress_sent_;  // with the newest checkpoint queued
+  // Large transactions (DESIGN 6.1): what is known settled of transactions the slot may send
+  // again, where this session's stream comes from, the last session's progress (a reconnect of
+  // this process), and the open transaction's skipping.
+  std::vector<TxnProgress> resume_;
+  std::string session_system_;
+  int session_timeline_ = 0;
+  struct LastProgress {
+    TxnProgress progress;
+    std::string system_id;
+    int timeline = 0;
+  };
+  std::optional<LastProgress> last_progress_;
+  std::optional<TxnProgress> skip_;
+  std::uint64_t skipped_ = 0;
   std::uint64_t settled_ = 0, settled_at_checkpoint_ = 0;  // events settled: does a checkpoint say something new?
   // The fence of the newest checkpoint written, and how many settled events it and the newest
   // fence passed (acked_snapshot) cover: a recovery after a failover republishes at most what
