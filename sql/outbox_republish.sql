@@ -61,13 +61,18 @@ SELECT * FROM pg_temp.published();
 
 -- committed: new events (new ids), the same fields, the original id in outbox-original-id, in
 -- created_at order; the slot decodes them
+-- created_at is the republishing transaction's time (not the original's): compared with now()
+-- read in that same transaction
+BEGIN;
 SELECT outbox.republish(:'before_oldest') AS republished;
+SELECT now() AS republish_now \gset
+COMMIT;
 SELECT e.event_type, e.payload, e.aggregate_type, e.aggregate_id, e.routing_key, e.exchange, e.headers - 'outbox-original-id' AS headers,
        e.correlation_id, e.causation_id,
        e.headers ->> 'outbox-original-id' = CASE e.event_type WHEN 'order.created' THEN :'first_id'
                                                               WHEN 'order.paid' THEN :'second_id' ELSE :'third_id' END AS original_id_ok,
        e.id NOT IN (:'first_id', :'second_id', :'third_id') AS new_id,
-       e.created_at = now() AS created_now
+       e.created_at = :'republish_now' AS created_now
   FROM outbox.events e WHERE e.headers ? 'outbox-original-id' ORDER BY e.id;
 SELECT * FROM pg_temp.published();
 

@@ -111,4 +111,18 @@ bool eventually(F pred, std::chrono::milliseconds timeout) {
   }
 }
 
+// The opposite of eventually: polls `pred` every 50 ms for the whole duration; false as soon as
+// it is false once. For "did not happen" checks, so that a fault anywhere in the window counts,
+// not only one sampled at its end.
+template <typename F>
+bool throughout(F pred, std::chrono::milliseconds duration) {
+  auto until = std::chrono::steady_clock::now() + duration;
+  while (true) {
+    if (!pred()) return false;
+    if (std::chrono::steady_clock::now() > until) return true;
+    struct timespec ts{0, 50 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
 }  // namespace it

@@ -170,11 +170,15 @@ TEST_F(RelayIT, BlockedBrokerDoesNotTripWalSenderTimeout) {
   ASSERT_TRUE(eventually([&] { return streaming(relay); }, 15s)) << relay.log();
   std::string pid = db_->scalar("SELECT active_pid FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'");
   BrokerAlarm alarm{ctl};
-  ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0"), 0);
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(raise_memory_alarm(ctl)) << "RabbitMQ raised no memory alarm";
   // enough events to fill the window and leave more in the slot
+  db_->exec("BEGIN");
   db_->exec("SELECT count(" + emit_expr("bp", "{}") + ") FROM generate_series(1, 3000)");
-  std::this_thread::sleep_for(7s);
+  std::string before_commit = db_->scalar("SELECT pg_current_wal_insert_lsn()");
+  db_->exec("COMMIT");
+  // The broker did block: nothing confirmed, so the slot stays before the commit all along.
+  EXPECT_TRUE(throughout([&] { return lsn(db_->slot_confirmed_lsn(slot_)) <= lsn(before_commit); }, 7s))
+      << "the slot passed events the blocked broker cannot have confirmed:\n" << relay.log();
   ASSERT_EQ(sh(ctl + " set_vm_memory_high_watermark 0.4"), 0);
   auto msgs = broker_->collect(3000, 30s);
   EXPECT_EQ(msgs.size(), 3000u);
@@ -853,22 +857,31 @@ TEST_F(RelayIT, FirstEventToANewExchangeIsNotStalled) {
   start_relay();
   db_->exec(emit_sql("warm", "{}"));
   ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
-  std::vector<double> ms;
-  for (int i = 0; i < 3; ++i) {
-    std::string ex = base_ + ".new" + std::to_string(i);
-    broker_->declare_exchange(ex);
-    broker_->bind(queue_, ex, "#");
-    db_->exec(emit_sql("new", "{}", "exchange => '" + ex + "'"));
+  // Compared with an event to an exchange already seen, measured alongside: on a loaded 2-core
+  // host both take longer, and an absolute bound failed for nothing; the synchronous check this
+  // guards against added 200-420 ms to the first event only.
+  auto delivery_ms = [&](const std::string& sql) {
+    db_->exec(sql);
     // From the commit's return: the commit's fsync is no part of what is measured, and a slow
     // disk (100 ms and more under load) made the bound fail for nothing.
     auto t0 = std::chrono::steady_clock::now();
-    ASSERT_EQ(broker_->collect(1, 10s).size(), 1u);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    EXPECT_EQ(broker_->collect(1, 10s).size(), 1u);
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<double> ms, seen_ms;
+  for (int i = 0; i < 5; ++i) {
+    std::string ex = base_ + ".new" + std::to_string(i);
+    broker_->declare_exchange(ex);
+    broker_->bind(queue_, ex, "#");
+    ms.push_back(delivery_ms(emit_sql("new", "{}", "exchange => '" + ex + "'")));
+    seen_ms.push_back(delivery_ms(emit_sql("seen", "{}", "exchange => '" + ex + "'")));
     broker_->delete_exchange(ex);
   }
   std::sort(ms.begin(), ms.end());
-  std::cout << "first event to a new exchange, commit returned to delivery: median " << ms[1] << " ms\n";
-  EXPECT_LT(ms[1], 150.0);
+  std::sort(seen_ms.begin(), seen_ms.end());
+  std::cout << "first event to a new exchange, commit returned to delivery: median " << ms[2]
+            << " ms (to an exchange already seen: " << seen_ms[2] << " ms)\n";
+  EXPECT_LT(ms[2] - seen_ms[2], 150.0);
 }
 
 // --on-dead-letter=park: once an event of an aggregate is a dead letter, its later events are

@@ -195,6 +195,16 @@ class RelayIT : public ::testing::Test {
     ~BrokerAlarm() { sh(ctl + " set_vm_memory_high_watermark 0.4"); }
   };
 
+  // Sets the watermark to 0 and waits until the broker reports its memory alarm (publishers are
+  // blocked from then on): a fixed sleep let a test assume a block that was not there yet.
+  static bool raise_memory_alarm(const std::string& ctl) {
+    if (sh(ctl + " set_vm_memory_high_watermark 0") != 0) return false;
+    return eventually([&] {
+      std::string out;
+      return sh(ctl + " eval 'rabbit_alarm:get_alarms().'", &out) == 0 && out.find("memory") != std::string::npos;
+    }, std::chrono::seconds(15));
+  }
+
   std::string tok_, base_, slot_, exchange_, exchange2_, queue_, log_;
   // Deliveries collected by a disruption before it drops the consumer's connection (the test
   // consumer acknowledges on delivery, so what it was sent but had not read would be gone).
