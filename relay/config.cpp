@@ -427,7 +427,8 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   } catch (const CLI::CallForHelp&) {
     throw ConfigExit{0, app.help()};
   } catch (const CLI::ParseError& e) {
-    throw ConfigError(std::string(e.what()) +
+    // The parser quotes arguments it did not expect: a URL or password=... given without its flag.
+    throw ConfigError(mask_text(e.what()) +
                       " (boolean flags take =true, =false, =1, =0, =yes or =no; see outbox-relay --help)");
   }
   if (version) throw ConfigExit{0, std::string("outbox-relay ") + kRelayVersion + "\n"};
@@ -442,10 +443,10 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
       file = toml::parse_file(config_file);
     } catch (const toml::parse_error& e) {
       std::ostringstream os;
-      os << "config file " << config_file << ": " << e.description() << " at line " << e.source().begin.line;
+      os << "config file " << config_file << ": " << mask_text(e.description()) << " at line " << e.source().begin.line;
       throw ConfigError(os.str());
     } catch (const std::exception& e) {
-      throw ConfigError("config file " + config_file + ": " + e.what());
+      throw ConfigError("config file " + config_file + ": " + mask_text(e.what()));
     }
     for (auto& [k, v] : file) {
       std::string key(k.str());
@@ -502,17 +503,39 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   {
     // Unknown keywords (key=value and URI query forms) and malformed strings are found now,
     // not at every reconnect.
-    char* err = nullptr;
-    PQconninfoOption* opts = PQconninfoParse(c.pg.c_str(), &err);
-    std::string why = err ? err : "out of memory";
-    if (err) PQfreemem(err);
-    if (opts) PQconninfoFree(opts);
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    if (!opts)
-      throw ConfigError("setting pg (from " + source_of(c, "pg") + "): \"" + mask_conninfo(c.pg) + "\": " + why +
+    auto parse_error = [](const std::string& ci) -> std::optional<std::string> {
+      char* err = nullptr;
+      PQconninfoOption* opts = PQconninfoParse(ci.c_str(), &err);
+      std::string why = err ? err : "out of memory";
+      if (err) PQfreemem(err);
+      if (opts) {
+        PQconninfoFree(opts);
+        return std::nullopt;
+      }
+      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+      return why;
+    };
+    if (auto why = parse_error(c.pg)) {
+      // libpq's message quotes the text it stumbled on, which can be part of a password: only the
+      // masked conninfo's own error is shown. When the masked one parses, the mistake is inside a secret.
+      std::string masked = mask_conninfo(c.pg);
+      std::string head = "setting pg (from " + source_of(c, "pg") + "): \"" + masked + "\": ";
+      auto masked_why = masked == c.pg ? why : parse_error(masked);
+      if (!masked_why)
+        throw ConfigError(head + "libpq cannot read the value of a secret keyword (password, sslpassword, ...) -- fix: "
+                                 "in key=value form quote it (password='...', with \\' for ' and \\\\ for \\); in a "
+                                 "URI percent-encode its special characters (/ as %2F, ? as %3F, # as %23, @ as %40, "
+                                 "a space as %20)");
+      throw ConfigError(head + *masked_why +
                         " -- fix: use libpq's keywords (host, port, dbname, user, password, sslmode, ...; see "
                         "https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-PARAMKEYWORDS)");
+    }
   }
+  // A key's contents given where its path belongs would be echoed by every error about the file.
+  for (const char* k : {"amqp-key", "nats-key", "redis-key"})
+    if (val[k].find('\n') != std::string::npos || val[k].find("-----BEGIN") != std::string::npos)
+      throw ConfigError("setting " + std::string(k) + " (from " + source_of(c, k) + ") holds a key's contents, not the "
+                        "path of its file -- fix: write the key to a file only the relay can read and give its path");
   c.amqp = val["amqp"];
   c.amqp_cacert = val["amqp-cacert"];
   c.amqp_cert = val["amqp-cert"];

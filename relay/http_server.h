@@ -17,8 +17,10 @@ class HttpServer {
  public:
   explicit HttpServer(const Metrics& m);
   ~HttpServer();
-  // "host:port". Returns false (and logs) when the address cannot be bound; the relay runs on.
-  bool start(const std::string& address);
+  // "host:port". Returns "" when it listens, else why not, naming the port and --http: a port in
+  // use is refused, never shared (two relays answering /readyz at random), and the relay must
+  // not start. `serve` false binds and releases the port at once (--check).
+  std::string start(const std::string& address, bool serve = true);
   void stop();
   int port() const { return port_; }
 

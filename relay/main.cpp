@@ -41,7 +41,14 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   outbox::Metrics metrics;
   outbox::HttpServer http(metrics);
-  if (!cfg.http.empty() && !cfg.check) http.start(cfg.http);
+  // A port in use stops the start (and fails --check): shared, /readyz would answer for either relay.
+  if (!cfg.http.empty()) {
+    std::string why = http.start(cfg.http, !cfg.check);
+    if (!why.empty()) {
+      spdlog::critical("{}", why);
+      return 2;
+    }
+  }
 
   int rc = 0;
   std::unique_ptr<outbox::Relay> made;

@@ -261,8 +261,8 @@ bool is_ctl_or_space(unsigned char c) { return c <= 0x20 || c == 0x7f; }
 std::vector<std::string> url_secrets(const std::string& url) {
   std::size_t sep = url.find("://");
   if (sep == std::string::npos) return {};
+  // To the last '@' of the URL, as url_problem() and mask_url read it (a password may hold '/').
   std::string rest = url.substr(sep + 3);
-  rest = rest.substr(0, rest.find_first_of("/?#"));
   std::size_t at = rest.rfind('@');
   if (at == std::string::npos) return {};
   std::string userinfo = rest.substr(0, at);
@@ -290,7 +290,7 @@ NatsSink::~NatsSink() {
 
 std::string NatsSink::mask(std::string text) const { return mask_secrets(std::move(text), secrets_); }
 
-std::string NatsSink::err(int status) const { return mask(mask_url(lib_error(static_cast<natsStatus>(status)))); }
+std::string NatsSink::err(int status) const { return mask(mask_text(lib_error(static_cast<natsStatus>(status)))); }
 
 std::string NatsSink::subject_for(const Event& ev) const {
   return o_.subject_prefix + (ev.routing_key ? *ev.routing_key : default_routing_key(ev));

@@ -114,7 +114,10 @@ RedisUrl parse_redis_url(const std::string& url) {
     u.tls = true;
   } else
     throw bad("the scheme is not redis:// or rediss://");
-  std::size_t end = url.find_first_of("/?#", p);
+  // The user info runs to the last '@', as mask_url reads it: a password with an unencoded '/',
+  // '?' or '#' is a password, not a port and a path that would be echoed in an error.
+  std::size_t last_at = url.rfind('@');
+  std::size_t end = url.find_first_of("/?#", last_at != std::string::npos && last_at >= p ? last_at + 1 : p);
   if (end == std::string::npos) end = url.size();
   std::string authority = url.substr(p, end - p);
   std::string rest = url.substr(end);
@@ -147,7 +150,8 @@ RedisUrl parse_redis_url(const std::string& url) {
   if (!port.empty()) {
     char* e = nullptr;
     long v = std::strtol(port.c_str(), &e, 10);
-    if (*e != '\0' || v < 1 || v > 65535) throw bad("the port \"" + port + "\" is not 1-65535");
+    if (*e != '\0' || v < 1 || v > 65535) throw bad(port.find_first_not_of("0123456789") == std::string::npos ? "the port \"" + port + "\" is not 1-65535"
+                                                                            : "the port is not a number from 1 to 65535");
     u.port = static_cast<int>(v);
   }
   if (!rest.empty() && rest[0] != '/') throw bad("query parameters and fragments are not supported");

@@ -56,3 +56,40 @@ TEST(Mask, ArbitraryText) {
   EXPECT_EQ(mask_secrets("connection to x failed: password secret wrong", {"secret", ""}),
             "connection to x failed: password *** wrong");
 }
+
+// Issue 15 item 4: a NATS token, and passwords with characters a URL parser stops at, were
+// printed in clear (the start line; exit-2 errors of the settings).
+TEST(Mask, TokensAndMalformedPasswords) {
+  EXPECT_EQ(mask_url("nats://S3cretTok3n@127.0.0.1:4222"), "nats://***@127.0.0.1:4222");
+  EXPECT_EQ(mask_url("tls://S3cretTok3n@h:4222"), "tls://***@h:4222");
+  EXPECT_EQ(mask_url("nats://u:S3cret@h:4222"), "nats://u:***@h:4222");
+  EXPECT_EQ(mask_url("natz://S3cretTok3n@h"), "natz://***@h");  // an unknown scheme: may be a token
+  EXPECT_EQ(mask_url("redis://S3cret@h"), "redis://***@h");
+  EXPECT_EQ(mask_url("postgresql://u@h/db"), "postgresql://u@h/db");
+  EXPECT_EQ(mask_url("amqp://u:pa/ss?w0rd@h/"), "amqp://u:***@h/");
+  EXPECT_EQ(mask_url("redis://u:pa/ss?w0rd@h:6379/2"), "redis://u:***@h:6379/2");
+  EXPECT_EQ(mask_url("amqp://u:pa#ss@h/vh"), "amqp://u:***@h/vh");
+  EXPECT_EQ(mask_url("amqp://u:pa"), "amqp://u:***");  // "amqp://u:pa,ss@h" split at its comma
+  EXPECT_EQ(mask_url("amqp://h:5672,h2:x"), "amqp://h:5672,h2:***");
+  EXPECT_EQ(mask_url("amqp://[::1]:5672/"), "amqp://[::1]:5672/");
+  EXPECT_EQ(mask_url("u:S3cret@h"), "u:***@h");  // no scheme
+  EXPECT_EQ(mask_url("S3cret@h"), "***@h");
+  EXPECT_EQ(mask_url("postgresql://h/db?password=S3cret&application_name=a@b"), "postgresql://***@b");
+  EXPECT_EQ(mask_url("postgresql://h/db?password=S3cret&x=a:b@c"), "postgresql://***@c");
+  EXPECT_EQ(mask_conninfo("postgresql://u:pa/ss?w0rd@h/db"), "postgresql://u:***@h/db");
+}
+
+TEST(Mask, UnquotedSecretRunsToTheNextKeyword) {
+  EXPECT_EQ(mask_conninfo("host=x password=pa ss?w0rd dbname=d"), "host=x password=*** dbname=d");
+  EXPECT_EQ(mask_conninfo("password=pa ss=w0rd host = x"), "password=*** host = x");
+  EXPECT_EQ(mask_conninfo("host=x password='pa ss?w0rd"), "host=x password=***");
+  EXPECT_EQ(mask_conninfo("host=x PASSWORD=S3cret"), "host=x PASSWORD=***");
+}
+
+TEST(Mask, FreeText) {
+  EXPECT_EQ(mask_text("The following argument was not expected: amqp://u:S3cret@h (see --help)"),
+            "The following argument was not expected: amqp://u:***@h (see --help)");
+  EXPECT_EQ(mask_text("not expected: password=S3cret x=y"), "not expected: password=*** x=y");
+  EXPECT_EQ(mask_text("\"nats://S3cretTok3n@h\" is bad"), "\"nats://***@h\" is bad");
+  EXPECT_EQ(mask_text("no secrets here: 1 = 2"), "no secrets here: 1 = 2");
+}
