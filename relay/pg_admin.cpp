@@ -213,20 +213,22 @@ void PgAdmin::check_extension(const std::string& database) {
 
 std::string PgAdmin::missing_privileges(std::string* role) {
   // What outbox.grant_relay() gives, checked one by one (has_table_privilege with a list is true
-  // when any one is held). Functions by name, whatever their signature in this version.
+  // when any one is held), by oid: looking a name up in schema outbox already needs USAGE on it.
+  // Functions by name, whatever their signature in this version.
   Result r(query(
+      "WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = 'outbox'), "
+      "rel AS (SELECT c.oid, c.relname FROM pg_class c, ns WHERE c.relnamespace = ns.oid) "
       "SELECT current_user, concat_ws(', ', "
-      "CASE WHEN NOT has_schema_privilege('outbox', 'USAGE') THEN 'USAGE on schema outbox' END, "
-      "CASE WHEN NOT has_table_privilege('outbox.relay_checkpoints', 'SELECT') "
-      "THEN 'SELECT on outbox.relay_checkpoints' END, "
-      "CASE WHEN NOT has_table_privilege('outbox.dead_letters', 'INSERT') THEN 'INSERT on outbox.dead_letters' END, "
-      "CASE WHEN NOT has_table_privilege('outbox.dead_letters', 'SELECT') THEN 'SELECT on outbox.dead_letters' END, "
-      "CASE WHEN NOT has_sequence_privilege('outbox.dead_letters_id_seq', 'USAGE') "
-      "THEN 'USAGE on sequence outbox.dead_letters_id_seq' END, "
-      "(SELECT 'EXECUTE on ' || string_agg(DISTINCT 'outbox.' || proname, ', ') FROM pg_proc "
-      "WHERE pronamespace = 'outbox'::regnamespace AND proname IN ('record_checkpoint', 'events_before_slot', "
-      "'begin_slot_recovery', 'slot_recovery_upper', 'slot_recovery_events', 'finish_slot_recovery') "
-      "AND NOT has_function_privilege(oid, 'EXECUTE')))"));
+      "CASE WHEN NOT has_schema_privilege((SELECT oid FROM ns), 'USAGE') THEN 'USAGE on schema outbox' END, "
+      "(SELECT string_agg(w.priv || ' on outbox.' || w.name, ', ') "
+      " FROM (VALUES ('SELECT', 'relay_checkpoints'), ('INSERT', 'dead_letters'), ('SELECT', 'dead_letters'), "
+      "              ('USAGE', 'dead_letters_id_seq')) AS w(priv, name) JOIN rel ON rel.relname = w.name "
+      " WHERE NOT CASE WHEN w.priv = 'USAGE' THEN has_sequence_privilege(rel.oid, w.priv) "
+      "                ELSE has_table_privilege(rel.oid, w.priv) END), "
+      "(SELECT 'EXECUTE on ' || string_agg(DISTINCT 'outbox.' || proname, ', ') FROM pg_proc, ns "
+      " WHERE pronamespace = ns.oid AND proname IN ('record_checkpoint', 'events_before_slot', "
+      " 'begin_slot_recovery', 'slot_recovery_upper', 'slot_recovery_events', 'finish_slot_recovery') "
+      " AND NOT has_function_privilege(pg_proc.oid, 'EXECUTE')))"));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
     throw pg_result_error("checking the relay role's privileges failed", r.r, PgOp::Query, slot_, plugin_);
   if (role) *role = PQgetvalue(r.r, 0, 0);

@@ -602,8 +602,8 @@ TEST_F(NatsStreamIT, NoStreamForTheSubjectsStopsTheStartAndTheCheck) {
 TEST_F(NatsStreamIT, AStreamDeletedWhileRunningMakesEventsWaitUntilItIsBack) {
   outbox::test::create_nats_stream(nats_, stream_, {base_ + ".>"});
   int port = free_port();
-  RelayProcess& relay = start_relay(args(nats_args({"--max-attempts", "2", "--retry-base-ms", "50", "--retry-max-ms",
-                                                    "500", "--http", "127.0.0.1:" + std::to_string(port)})));
+  RelayProcess& relay = start_relay(nats_args({"--max-attempts", "2", "--retry-base-ms", "50", "--retry-max-ms", "500",
+                                               "--http", "127.0.0.1:" + std::to_string(port)}));
   db_->exec(emit_sql("before", "{}"));
   ASSERT_TRUE(eventually([&] { return stored() == 1; }, 10s)) << relay.log();
   outbox::test::delete_nats_stream(nats_, stream_);
