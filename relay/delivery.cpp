@@ -231,6 +231,8 @@ void Delivery::confirmed(std::uint64_t ticket, Clock::time_point now, bool dupli
   Item& it = head(*k);
   leave_window(it);
   if (uses_default_exchange(it)) default_missing_ = false;
+  // One event that waited for its destination got through: it exists again.
+  if (it.waited_destination && it.sink < destination_missing_.size()) destination_missing_[it.sink].clear();
   settled_.push_back(Settled{it.txn, now - it.published});
   memory_.erase(memory_key(it.ev));
   ++stats_.confirmed;
@@ -253,12 +255,21 @@ void Delivery::refused(std::uint64_t ticket, Refusal why, const std::string& rep
       case Refusal::Returned: ++st->returned; break;
       case Refusal::Nacked: ++st->nacked; break;
       case Refusal::ExchangeMissing: ++st->exchange_missing; break;
+      case Refusal::DestinationMissing: break;
     }
   it.last_reply = reply;
   if (why == Refusal::ExchangeMissing && uses_default_exchange(it)) {
     // Not this event's fault: every event without an exchange would fail the same way. Wait for
     // the exchange (the loop reports it) instead of turning the whole stream into dead letters.
     default_missing_ = true;
+    waiting_.emplace(now + o_.retry_max, k);
+    return;
+  }
+  if (why == Refusal::DestinationMissing) {
+    // The sink's settings are wrong now (a stream deleted), not the event: it waits the same way.
+    if (it.sink >= destination_missing_.size()) destination_missing_.resize(it.sink + 1);
+    destination_missing_[it.sink] = reply;
+    it.waited_destination = true;
     waiting_.emplace(now + o_.retry_max, k);
     return;
   }
@@ -320,8 +331,14 @@ void Delivery::requeue(std::size_t sink) {
   }
 }
 
+const std::string& Delivery::destination_missing(std::size_t sink) const {
+  static const std::string none;
+  return sink < destination_missing_.size() ? destination_missing_[sink] : none;
+}
+
 void Delivery::reset() {
   default_missing_ = false;  // known again after the reconnect's checks
+  destination_missing_.clear();
   keys_.clear();
   ready_.clear();
   unpublished_.clear();

@@ -147,6 +147,9 @@ class Delivery {
   // True while events to the default exchange wait because it does not exist (a configuration
   // problem: they are not charged attempts and never become dead letters for it).
   bool default_exchange_missing() const { return default_missing_; }
+  // The reply of the latest Refusal::DestinationMissing of `sink` while its events wait for
+  // their destination ("" when none waits for it): not charged, never dead letters for it.
+  const std::string& destination_missing(std::size_t sink) const;
   std::size_t remembered() const { return memory_.size(); }
   const DeliveryStats& stats() const { return stats_; }
   // The same counts for the events routed to one sink.
@@ -169,6 +172,7 @@ class Delivery {
     std::string last_reply;
     bool solo = false;
     bool release = false;  // a release marker, not an event
+    bool waited_destination = false;  // refused with DestinationMissing at least once
     std::size_t sink = 0;
     Clock::time_point published{};
   };
@@ -223,6 +227,7 @@ class Delivery {
   Window& window(std::size_t sink);
   void leave_window(const Item& it);  // it was answered or taken back
   bool default_missing_ = false;
+  std::vector<std::string> destination_missing_;  // by sink
 };
 
 }  // namespace outbox

@@ -38,11 +38,13 @@ std::string HttpServer::start(const std::string& address, bool serve) {
     res.set_content(alive ? "ok\n" : "event loop stalled\n", "text/plain");
   });
   server_->Get("/readyz", [&m](const httplib::Request&, httplib::Response& res) {
-    bool ready = m.streaming.load() && !m.default_exchange_missing.load();
+    std::string paused = m.paused();
+    bool ready = m.streaming.load() && !m.default_exchange_missing.load() && paused.empty();
     res.status = ready ? 200 : 503;
     std::string why = m.not_ready();
     res.set_content(ready                              ? "ready\n"
                     : m.default_exchange_missing.load() ? "paused: the default exchange does not exist (see the log)\n"
+                    : !paused.empty() && m.streaming.load() ? "paused: " + paused + "\n"
                     : !why.empty()                      ? "not streaming: " + why + "\n"
                                                         : "not streaming (connecting, standby or reconnecting)\n",
                     "text/plain");

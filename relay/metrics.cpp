@@ -117,6 +117,9 @@ std::string Metrics::render_prometheus() const {
            [](const SinkMetrics& s) { return s.connected.load() ? 1 : 0; });
   per_sink("outbox_relay_sink_blocked", "gauge", "1 while this sink's broker blocks publishing",
            [](const SinkMetrics& s) { return s.blocked.load() ? 1 : 0; });
+  per_sink("outbox_relay_sink_destination_missing", "gauge",
+           "1 while this sink's events wait because their destination is gone (a JetStream stream deleted)",
+           [](const SinkMetrics& s) { return s.destination_missing.load() ? 1 : 0; });
   per_sink("outbox_relay_sink_in_flight", "gauge", "messages published to this sink and not yet answered",
            [](const SinkMetrics& s) { return s.in_flight.load(); });
   o << "# HELP outbox_relay_confirm_latency_seconds publish to broker confirm\n"

@@ -52,7 +52,9 @@ struct Metrics {
 
   // Per sink, labelled sink="rabbitmq"|"nats"|"redis" (only the sinks in use: `active`).
   struct SinkMetrics {
-    std::atomic<bool> active{false}, connected{false}, blocked{false};
+    // destination_missing: its events wait because what the settings send them to is gone (a
+    // JetStream stream deleted).
+    std::atomic<bool> active{false}, connected{false}, blocked{false}, destination_missing{false};
     std::atomic<std::uint64_t> published{0}, confirmed{0}, duplicates{0}, refused{0}, retries{0}, reconnects{0},
         auth_failures{0};
     std::atomic<std::int64_t> in_flight{0};
@@ -82,10 +84,21 @@ struct Metrics {
     std::lock_guard<std::mutex> l(mu_);
     return not_ready_;
   }
+  // Why events wait while streaming, for a reason an operator must fix (a sink's destination is
+  // gone): /readyz answers 503 with it. "" when none.
+  void set_paused(std::string why) {
+    std::lock_guard<std::mutex> l(mu_);
+    paused_ = std::move(why);
+  }
+  std::string paused() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return paused_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::string not_ready_;
+  std::string paused_;
 };
 
 // Microseconds as exact decimal seconds: 1796150000123456 -> "1796150000.123456".

@@ -191,6 +191,39 @@ bool overlaps(const std::string& a, const std::string& b) {
   return x.size() == y.size();
 }
 
+// Which streams capture the subjects an event can go to (the prefix followed by anything).
+struct Capture {
+  enum class State { Whole, Part, None, Unknown } state = State::None;
+  std::string pattern;                // prefix + ">"
+  std::vector<std::string> whole, part;  // "STREAM (filter)"
+};
+
+Capture capture_of(const std::vector<std::pair<std::string, std::string>>& filters, const std::string& prefix) {
+  Capture c;
+  c.pattern = prefix + ">";
+  // A prefix not ending in '.' shares its last token with the routing key: only "no stream at
+  // all" can be told then.
+  if (!prefix.empty() && prefix.back() != '.') {
+    c.state = filters.empty() ? Capture::State::None : Capture::State::Unknown;
+    return c;
+  }
+  for (const auto& [name, f] : filters) {
+    if (covers(f, c.pattern)) c.whole.push_back(name + " (" + f + ")");
+    else if (overlaps(f, c.pattern)) c.part.push_back(name + " (" + f + ")");
+  }
+  c.state = !c.whole.empty() ? Capture::State::Whole : !c.part.empty() ? Capture::State::Part : Capture::State::None;
+  return c;
+}
+
+// The configuration error of a NATS sink whose subjects no stream captures.
+std::string no_stream_text(const std::string& prefix) {
+  std::string pattern = prefix + ">";
+  return "no JetStream stream captures the subjects of --nats-subject-prefix \"" + prefix + "\" (" + pattern +
+         "): every event sent to NATS would be refused -- fix: declare a stream in the config file ([[jetstream.streams]] "
+         "name = \"OUTBOX\", subjects = [\"" + pattern + "\"]: the relay creates it), or create one capturing " + pattern +
+         " on the server, or give the --nats-subject-prefix a stream captures";
+}
+
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
@@ -444,6 +477,7 @@ void NatsSink::open(bool started) {
   if (natsConnection_GetConnectedUrl(nc, buf, sizeof buf) == NATS_OK) node_ = mask(mask_url(buf));
   try {
     ensure_streams(started);
+    check_capture(started);
   } catch (...) {
     close();
     throw;
@@ -494,6 +528,33 @@ void NatsSink::ensure_streams(bool started) {
     spdlog::info("created NATS stream {} (subjects [{}], {} storage, {} replicas, duplicate window {} ms)", st.name,
                  join(st.subjects), st.storage, st.replicas, st.duplicate_window_ms);
     if (!started) warn_durability(st.name, durability_note(st));
+  }
+}
+
+void NatsSink::check_capture(bool started) {
+  jsStreamInfoList* list = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_Streams(&list, js_, nullptr, &jerr);
+  if (s != NATS_OK && s != NATS_NOT_FOUND) throw SinkError("NATS: cannot list streams: " + err(s));
+  std::vector<std::pair<std::string, std::string>> filters;
+  for (int i = 0; s == NATS_OK && i < list->Count; ++i)
+    for (const auto& f : subjects_of(list->List[i]->Config)) filters.emplace_back(list->List[i]->Config->Name, f);
+  if (list != nullptr) jsStreamInfoList_Destroy(list);
+  Capture c = capture_of(filters, o_.subject_prefix);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (const auto& [name, f] : filters) filters_seen_.insert(f);
+    prefix_captured_ = c.state != Capture::State::None;
+  }
+  if (c.state == Capture::State::None) {
+    // At start a mistake in the settings (exit 2, as a missing default exchange); once running
+    // the stream was deleted: the events wait for it (Refusal::DestinationMissing).
+    if (!started) throw SinkError(no_stream_text(o_.subject_prefix), SinkErrorKind::Config);
+    spdlog::error("NATS: {}; its events wait until one does", no_stream_text(o_.subject_prefix));
+  } else if (c.state == Capture::State::Part && !started) {
+    spdlog::warn("NATS subjects {} are captured only in part, by stream {}: an event whose subject no stream captures "
+                 "is refused, retried, then a dead letter",
+                 c.pattern, join(c.part));
   }
 }
 
@@ -558,32 +619,23 @@ std::vector<std::string> NatsSink::check() {
   }
   if (list != nullptr) jsStreamInfoList_Destroy(list);
 
-  const std::string& pre = o_.subject_prefix;
-  if (!pre.empty() && pre.back() != '.') {
-    lines.push_back("NATS subject prefix \"" + pre + "\" does not end with '.': cannot tell which stream captures it");
+  Capture c = capture_of(filters, o_.subject_prefix);
+  if (c.state == Capture::State::None) throw SinkError(no_stream_text(o_.subject_prefix), SinkErrorKind::Config);
+  if (c.state == Capture::State::Unknown) {
+    lines.push_back("NATS subject prefix \"" + o_.subject_prefix +
+                    "\" does not end with '.': cannot tell which stream captures it");
     return lines;
   }
-  std::string pattern = pre + ">";
-  std::vector<std::string> whole, part;
   std::set<std::string> capturing;
-  for (const auto& [name, f] : filters) {
-    if (covers(f, pattern))
-      whole.push_back(name + " (" + f + ")");
-    else if (overlaps(f, pattern))
-      part.push_back(name + " (" + f + ")");
-    else
-      continue;
-    capturing.insert(name);
-  }
+  for (const auto& [name, f] : filters)
+    if (overlaps(f, c.pattern)) capturing.insert(name);
   for (const auto& name : capturing)
     if (!durability[name].empty()) lines.push_back("NATS stream " + name + ": " + durability[name]);
-  if (!whole.empty())
-    lines.push_back("NATS subjects " + pattern + " are captured by stream " + join(whole));
-  else if (!part.empty())
-    lines.push_back("NATS subjects " + pattern + " are captured only in part, by stream " + join(part) +
-                    ": a publish to a subject no stream captures is refused");
+  if (c.state == Capture::State::Whole)
+    lines.push_back("NATS subjects " + c.pattern + " are captured by stream " + join(c.whole));
   else
-    lines.push_back("NATS: no stream captures " + pattern + ": every publish would be refused");
+    lines.push_back("NATS subjects " + c.pattern + " are captured only in part, by stream " + join(c.part) +
+                    ": a publish to a subject no stream captures is refused");
   return lines;
 }
 
@@ -649,8 +701,24 @@ void NatsSink::on_ack(natsMsg* msg, bool ok, bool duplicate, int status, int err
       BrokerOutcome o;
       o.kind = BrokerOutcome::Kind::Refused;
       o.ticket = ticket;
-      o.why = Refusal::Returned;
-      o.reply = std::string("no JetStream stream captures subject ") + (subj ? subj : "?");
+      std::string subject = subj ? subj : "?";
+      bool was_captured = false;
+      for (const auto& f : filters_seen_)
+        if (subj && covers(f, subject)) was_captured = true;
+      // A subject a stream captured once, or a sink none of whose subjects a stream captures:
+      // the stream is gone (deleted, or its JetStream has no leader), not the event's fault.
+      // Else the event's routing key leads where no stream was meant to capture: refused.
+      if (was_captured || !prefix_captured_) {
+        o.why = Refusal::DestinationMissing;
+        o.reply = "no JetStream stream captures subject " + subject +
+                  (was_captured ? " any more (a stream captured it before: deleted?)"
+                                : ", nor any subject of " + o_.subject_prefix + ">") +
+                  " -- fix: create the stream again ([[jetstream.streams]] in the config file, which the relay "
+                  "creates at its next connect, or a stream capturing " + o_.subject_prefix + "> on the server)";
+      } else {
+        o.why = Refusal::Returned;
+        o.reply = "no JetStream stream captures subject " + subject;
+      }
       queue_.push_back(std::move(o));
     } else if (status == NATS_ERR && err_code != 0) {
       BrokerOutcome o;

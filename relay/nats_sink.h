@@ -6,7 +6,9 @@
 // js_PublishMsgAsync. The PubAcks arrive on a nats.c thread: they are queued under a mutex and a
 // byte is written to a self-pipe, whose read end is socket(); poll() drains both. No stream for
 // the subject is Refused Returned; a JetStream error or a permissions violation for the message
-// is Refused Nacked. A lost connection or no ack for ack_timeout_ms is broken() (the fate of the
+// is Refused Nacked; but a subject a stream captured at an earlier connect (the stream was deleted),
+// or any subject when no stream captured the prefix's subjects at the latest connect, is Refused
+// DestinationMissing (the event waits, uncharged). A lost connection or no ack for ack_timeout_ms is broken() (the fate of the
 // messages in flight is unknown: no refusal for them), reported after the answers queued before it.
 // Header values are sent as they are, an empty one (null) too: nats.c 3.4.1 consumers misread an
 // empty value (its parser skips the CRLF and takes the next header line as the value).
@@ -17,6 +19,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -121,6 +124,9 @@ class NatsSink : public Sink {
   // Builds the connection (open() and check()). Throws SinkError.
   void connect_(__natsConnection** nc, __jsCtx** js, std::uint64_t id);
   void ensure_streams(bool started);
+  // Lists the streams: none capturing a subject of the prefix is SinkError(Config) at start and
+  // an error logged once running (the events wait); remembers their subject filters.
+  void check_capture(bool started);
   std::optional<std::string> validate_subject(const std::string& subject, const Event& ev) const;
   void wake();
   std::string mask(std::string text) const;  // the URLs' passwords and tokens -> ***
@@ -147,6 +153,11 @@ class NatsSink : public Sink {
   std::deque<BrokerOutcome> queue_;  // answers not yet taken by poll()
   std::string lost_;                 // why the connection broke (not yet reported)
   bool progressed_ = false;          // an ack arrived since the last poll()
+  // The subject filters of every stream seen at a connect of this sink, and whether a stream
+  // captured some subject of the prefix at the latest one: what tells a stream deleted (the
+  // events wait) from a routing key no stream was meant to capture (refused, then a dead letter).
+  std::set<std::string> filters_seen_;
+  bool prefix_captured_ = true;
   std::deque<__natsMsg*> unsent_;    // accepted by publish(), not yet given to nats.c (ours)
   std::size_t unsent_bytes_ = 0;
   bool stop_ = false;

@@ -178,17 +178,62 @@ void PgAdmin::check_slot(const SlotInfo& s, const std::string& database) {
                                              std::to_string(s.active_pid));
 }
 
-std::string PgAdmin::missing_privileges() {
+namespace {
+
+// "0.10" > "0.9": numeric, part by part.
+bool version_less(const std::string& a, const std::string& b) {
+  std::stringstream x(a), y(b);
+  std::string p, q;
+  while (true) {
+    bool more_a = static_cast<bool>(std::getline(x, p, '.')), more_b = static_cast<bool>(std::getline(y, q, '.'));
+    if (!more_a && !more_b) return false;
+    long long u = more_a ? std::atoll(p.c_str()) : 0, v = more_b ? std::atoll(q.c_str()) : 0;
+    if (u != v) return u < v;
+  }
+}
+
+}  // namespace
+
+void PgAdmin::check_extension(const std::string& database) {
+  Result r(query("SELECT extversion FROM pg_extension WHERE extname = 'outbox'"));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
+    throw pg_result_error("reading pg_extension failed", r.r, PgOp::Query, slot_, plugin_);
+  if (PQntuples(r.r) == 0)
+    throw PgError(PgErrorKind::Fatal, "the outbox extension is not installed in database \"" + database +
+                                          "\": no event written there could be verified, no dead letter or "
+                                          "checkpoint written -- fix: CREATE EXTENSION outbox in that database (as a "
+                                          "superuser), then SELECT outbox.grant_relay('<relay role>'); or point --pg "
+                                          "at the database that has it");
+  std::string version = PQgetvalue(r.r, 0, 0);
+  if (version_less(version, kMinExtensionVersion))
+    throw PgError(PgErrorKind::Fatal, "the outbox extension in database \"" + database + "\" is version " + version +
+                                          ", this relay needs " + kMinExtensionVersion +
+                                          " or later -- fix: ALTER EXTENSION outbox UPDATE in that database (as a "
+                                          "superuser)");
+}
+
+std::string PgAdmin::missing_privileges(std::string* role) {
+  // What outbox.grant_relay() gives, checked one by one (has_table_privilege with a list is true
+  // when any one is held), by oid: looking a name up in schema outbox already needs USAGE on it.
+  // Functions by name, whatever their signature in this version.
   Result r(query(
-                  "SELECT CASE WHEN to_regclass('outbox.dead_letters') IS NULL "
-                  "THEN 'the outbox extension is not installed in this database (CREATE EXTENSION outbox)' "
-                  "ELSE concat_ws(', ', "
-                  "CASE WHEN NOT has_function_privilege('outbox.record_checkpoint(text,pg_lsn,timestamptz)', 'EXECUTE') "
-                  "THEN 'EXECUTE on outbox.record_checkpoint' END, "
-                  "CASE WHEN NOT has_table_privilege('outbox.dead_letters', 'INSERT') "
-                  "THEN 'INSERT on outbox.dead_letters' END) END"));
-  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) return std::string("cannot check privileges: ") + PQresultErrorMessage(r.r);
-  return PQgetisnull(r.r, 0, 0) ? "" : PQgetvalue(r.r, 0, 0);
+      "WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = 'outbox'), "
+      "rel AS (SELECT c.oid, c.relname FROM pg_class c, ns WHERE c.relnamespace = ns.oid) "
+      "SELECT current_user, concat_ws(', ', "
+      "CASE WHEN NOT has_schema_privilege((SELECT oid FROM ns), 'USAGE') THEN 'USAGE on schema outbox' END, "
+      "(SELECT string_agg(w.priv || ' on outbox.' || w.name, ', ') "
+      " FROM (VALUES ('SELECT', 'relay_checkpoints'), ('INSERT', 'dead_letters'), ('SELECT', 'dead_letters'), "
+      "              ('USAGE', 'dead_letters_id_seq')) AS w(priv, name) JOIN rel ON rel.relname = w.name "
+      " WHERE NOT CASE WHEN w.priv = 'USAGE' THEN has_sequence_privilege(rel.oid, w.priv) "
+      "                ELSE has_table_privilege(rel.oid, w.priv) END), "
+      "(SELECT 'EXECUTE on ' || string_agg(DISTINCT 'outbox.' || proname, ', ') FROM pg_proc, ns "
+      " WHERE pronamespace = ns.oid AND proname IN ('record_checkpoint', 'events_before_slot', "
+      " 'begin_slot_recovery', 'slot_recovery_upper', 'slot_recovery_events', 'finish_slot_recovery') "
+      " AND NOT has_function_privilege(pg_proc.oid, 'EXECUTE')))"));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
+    throw pg_result_error("checking the relay role's privileges failed", r.r, PgOp::Query, slot_, plugin_);
+  if (role) *role = PQgetvalue(r.r, 0, 0);
+  return PQgetvalue(r.r, 0, 1);
 }
 
 std::vector<std::pair<std::uint32_t, std::string>> PgAdmin::message_keys() {

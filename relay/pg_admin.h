@@ -77,9 +77,17 @@ class PgAdmin {
   // Validates the slot against the configuration; throws PgError (Fatal or SlotBusy).
   void check_slot(const SlotInfo& s, const std::string& database);
 
-  // What the relay role lacks in this database ("" if nothing): the extension, EXECUTE on
-  // outbox.record_checkpoint, INSERT on outbox.dead_letters. Writes nothing.
-  std::string missing_privileges();
+  // The oldest version of the outbox extension this relay works with (the functions of slot
+  // recovery, the message key and events_before_slot came with 0.2).
+  static constexpr const char* kMinExtensionVersion = "0.2";
+  // Throws PgError(Fatal) naming the fix when the outbox extension is not installed in this
+  // database (CREATE EXTENSION outbox) or is older than kMinExtensionVersion (ALTER EXTENSION
+  // outbox UPDATE). Without it no event is genuine, no dead letter can be written.
+  void check_extension(const std::string& database);
+  // What the relay role lacks of what outbox.grant_relay() gives ("" if nothing), the role's
+  // name in `role`. Call after check_extension. Writes nothing; throws PgError when the query
+  // fails.
+  std::string missing_privileges(std::string* role = nullptr);
 
   // Every key of the database for wal-storage messages by id (SELECT * FROM outbox.message_keys(),
   // raw bytes). Throws PgError(Fatal) naming the fix when the relay cannot read them (extension

@@ -157,6 +157,10 @@ void Relay::close_session(bool finish_writes) {
   }
   drain_wake_pipe();  // what the abandoned opens wrote: stop_ keeps a stop request
   delivery_.reset();
+  // Known again when the next session's events are refused (said again then).
+  destination_warned_.clear();
+  m_.set_paused("");
+  for (auto& st : sink_state_) m_.sinks[st.metrics].destination_missing = false;
   outcomes_.clear();
   // A write may be under way on the database connection: the next session opens a new one.
   // Dead letters not yet written were not settled, so the slot sends their events again.
@@ -297,6 +301,38 @@ int Relay::run() {
   return 0;
 }
 
+Relay::Preflight Relay::preflight() {
+  if (!admin_.connected()) admin_.connect(cfg_.pg);
+  m_.auth_failing_pg = false;
+  admin_.check_server();
+  Preflight p;
+  p.database = admin_.current_database();
+  admin_.check_extension(p.database);
+  std::string role;
+  std::string missing = admin_.missing_privileges(&role);
+  // Without them a dead letter cannot be written (the relay would stop at the first one) and
+  // checkpoints and slot recovery fail: refused before a slot exists that nobody reads.
+  if (!missing.empty())
+    throw PgError(PgErrorKind::Fatal, "the relay role \"" + role + "\" lacks " + missing + " in database \"" +
+                                          p.database + "\" -- fix: SELECT outbox.grant_relay('" + role +
+                                          "') in that database (as a superuser)");
+  p.slot = admin_.slot_info();
+  if (!p.slot) {
+    if (!cfg_.create_slot)
+      throw PgError(PgErrorKind::Fatal, "replication slot \"" + cfg_.slot + "\" does not exist -- fix: start with "
+                                        "--create-slot, or create it: SELECT pg_create_logical_replication_slot('" +
+                                            cfg_.slot + "', '" + cfg_.plugin + "')");
+    return p;
+  }
+  try {
+    admin_.check_slot(*p.slot, p.database);
+  } catch (const PgError& e) {
+    if (e.kind != PgErrorKind::SlotBusy) throw;
+    p.busy = e;
+  }
+  return p;
+}
+
 int Relay::check() {
   std::vector<std::unique_ptr<Sink>> sinks = make_sinks(cfg_, "outbox-relay check slot=" + cfg_.slot);
   try {
@@ -313,37 +349,20 @@ int Relay::check() {
       }
       sink->close();
     }
-    admin_.connect(cfg_.pg);
-    admin_.check_server();
-    std::string db = admin_.current_database();
+    Preflight p = preflight();
+    spdlog::info("check: {} message keys readable", admin_.message_keys().size());
     repl_.connect(cfg_.pg);
     repl_.identify_system();
     use_server_encoding();
-    auto slot = admin_.slot_info();
-    if (!slot) {
-      if (!cfg_.create_slot)
-        throw PgError(PgErrorKind::Fatal, "replication slot \"" + cfg_.slot + "\" does not exist -- fix: start with "
-                                          "--create-slot, or create it: SELECT pg_create_logical_replication_slot('" +
-                                              cfg_.slot + "', '" + cfg_.plugin + "')");
+    if (!p.slot)
       spdlog::info("check: slot \"{}\" does not exist yet; --create-slot will create it with plugin {}", cfg_.slot,
                    cfg_.plugin);
-    } else {
-      try {
-        admin_.check_slot(*slot, db);
-        spdlog::info("check: slot \"{}\" ok (plugin {}, confirmed {})", cfg_.slot, slot->plugin,
-                     format_lsn(slot->confirmed_flush));
-      } catch (const PgError& e) {
-        if (e.kind != PgErrorKind::SlotBusy) throw;
-        spdlog::info("check: {}; this relay would wait as a standby", e.what());
-      }
-    }
-    std::string missing = admin_.missing_privileges();
-    if (!missing.empty())
-      throw PgError(PgErrorKind::Fatal, "the relay role lacks: " + missing +
-                                            " -- fix: SELECT outbox.grant_relay('<relay role>') (dead letters and "
-                                            "checkpoints need it)");
-    spdlog::info("check: {} message keys readable", admin_.message_keys().size());
-    spdlog::info("check: PostgreSQL ok (database {}, plugin {})", db, cfg_.plugin);
+    else if (p.busy)
+      spdlog::info("check: {}; this relay would wait as a standby", p.busy->what());
+    else
+      spdlog::info("check: slot \"{}\" ok (plugin {}, confirmed {})", cfg_.slot, p.slot->plugin,
+                   format_lsn(p.slot->confirmed_flush));
+    spdlog::info("check: PostgreSQL ok (database {}, plugin {})", p.database, cfg_.plugin);
   } catch (const PgError& e) {
     spdlog::critical("check failed: {}", e.what());
     close_session();
@@ -363,18 +382,12 @@ int Relay::check() {
 }
 
 void Relay::connect_session() {
-  // The slot first, on the database side: a standby (slot busy elsewhere) and a missing slot
-  // are found without touching the broker, so waiting opens no broker connections.
-  if (!admin_.connected()) admin_.connect(cfg_.pg);
-  m_.auth_failing_pg = false;
-  admin_.check_server();
-  std::string db = admin_.current_database();
-  auto slot = admin_.slot_info();
-  if (slot) admin_.check_slot(*slot, db);  // throws SlotBusy: wait as a standby
-  else if (!cfg_.create_slot)
-    throw PgError(PgErrorKind::Fatal, "replication slot \"" + cfg_.slot + "\" does not exist -- fix: start with "
-                                      "--create-slot, or create it: SELECT pg_create_logical_replication_slot('" +
-                                          cfg_.slot + "', '" + cfg_.plugin + "')");
+  // The database first: a standby (slot busy elsewhere), a missing slot and every refusal of
+  // --check are found without touching the broker, so waiting opens no broker connections.
+  Preflight pre = preflight();
+  if (pre.busy) throw *pre.busy;  // wait as a standby
+  const std::string& db = pre.database;
+  std::optional<SlotInfo> slot = pre.slot;
 
   // Then the brokers: no point in holding the slot (and keeping a standby out) without them.
   open_sinks();
@@ -453,14 +466,6 @@ void Relay::connect_session() {
       spdlog::warn("{} aggregates are parked behind dead letters (--on-dead-letter=park): their events become dead "
                    "letters until SELECT outbox.release_parked(aggregate_type, aggregate_id)",
                    parked.size());
-  }
-  if (!warned_privileges_) {
-    warned_privileges_ = true;
-    std::string missing = admin_.missing_privileges();
-    if (!missing.empty())
-      spdlog::warn("the relay role lacks {}: checkpoints are skipped and a dead letter would stop the relay -- fix: "
-                   "SELECT outbox.grant_relay('<relay role>')",
-                   missing);
   }
   Lsn from = start_position(*slot, cp, sys);
   load_progress(cp, sys, slot_missing);
@@ -1065,6 +1070,21 @@ void Relay::act_on_delivery() {
     warned_default_missing_ = false;
     spdlog::info("the default exchange \"{}\" exists again; resuming", cfg_.exchange);
   }
+  // A sink's destination gone at runtime (a JetStream stream deleted): said once per episode.
+  if (destination_warned_.size() < sinks_.size()) destination_warned_.resize(sinks_.size());
+  std::string paused;
+  for (std::size_t i = 0; i < sinks_.size(); ++i) {
+    const std::string& why = delivery_.destination_missing(i);
+    m_.sinks[sink_state_[i].metrics].destination_missing = !why.empty();
+    if (!why.empty()) paused += (paused.empty() ? "" : "; ") + std::string(sinks_[i]->display_name()) + ": " + why;
+    if (!why.empty() && destination_warned_[i].empty())
+      spdlog::error("{}: {}; its events wait (not counted as attempts, never dead letters for it)",
+                    sinks_[i]->display_name(), why);
+    else if (why.empty() && !destination_warned_[i].empty())
+      spdlog::info("{}: an event that waited for its destination was confirmed; resuming", sinks_[i]->display_name());
+    destination_warned_[i] = why;
+  }
+  m_.set_paused(paused);
 }
 
 void Relay::load_message_keys() {

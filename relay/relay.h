@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -48,6 +49,18 @@ class Relay {
   using Clock = std::chrono::steady_clock;
 
   void connect_session();  // throws PgError / AmqpError
+  // What --check and every session's start verify on the database before anything is created
+  // (the slot above all): the server can decode with the plugin, the outbox extension is there
+  // at a version this relay works with, the relay role holds what outbox.grant_relay() gives,
+  // and the slot, if it exists, fits the settings. One function for both, so that the start
+  // refuses everything --check refuses. Throws PgError (Fatal naming the fix; Retryable when
+  // the connection fails); a slot active elsewhere is returned in `busy`, not thrown.
+  struct Preflight {
+    std::string database;
+    std::optional<SlotInfo> slot;
+    std::optional<PgError> busy;  // SlotBusy: wait as a standby
+  };
+  Preflight preflight();
   void stream();           // returns on stop; throws on lost connections
   // Ends the session. With finish_writes (the database connection is not the one that failed)
   // the queued database writes are completed first, up to --pg-timeout-ms: a dead letter
@@ -195,9 +208,9 @@ class Relay {
   long long repl_silence_ms_ = 30000;
   std::optional<Shard> shard_;  // --shard: a slot recovery republishes only this shard's events
   bool reply_now_ = false;
-  bool warned_privileges_ = false;
   bool started_ = false;          // a session has streamed: later problems are runtime ones
   bool warned_default_missing_ = false;
+  std::vector<std::string> destination_warned_;  // by sink: the reason logged while its events wait
   int status_interval_configured_ms_ = 0;  // --status-interval-ms as given (cfg_ holds the one in use)
   std::uint64_t rejected_ = 0;
 };

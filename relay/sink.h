@@ -20,6 +20,10 @@ enum class Refusal {
   Returned,         // RabbitMQ basic.return (unroutable, mandatory); NATS: no stream takes the subject
   Nacked,           // the broker answered with an error for this message
   ExchangeMissing,  // the message's destination does not exist (RabbitMQ: the passive check found no exchange)
+  // What the sink's settings send events to is gone (NATS: no stream captures a subject that one
+  // captured when the sink connected, or none captures any subject of the prefix): not the
+  // event's fault; it waits, no attempt charged, until the destination exists again.
+  DestinationMissing,
 };
 
 // What a sink's poll() found, in the order the broker sent it.

@@ -306,6 +306,25 @@ TEST(Delivery, MissingDefaultExchangeWaitsWithoutChargingAttempts) {
   EXPECT_FALSE(f.d.default_exchange_missing());
 }
 
+// A sink's destination gone (a JetStream stream deleted): its events wait, uncharged, for any
+// sink; the reply is kept for the log and /readyz until one that waited is confirmed.
+TEST(Delivery, MissingDestinationWaitsWithoutChargingAttempts) {
+  Fixture f(opts(1));
+  f.d.add(ev("a", "A"), 1);
+  f.pump();
+  for (int i = 0; i < 5; ++i) {
+    f.d.refused(f.sink.ticket_of("a"), Refusal::DestinationMissing, "no stream", f.now);
+    EXPECT_EQ(f.d.destination_missing(0), "no stream");
+    f.later(40ms);
+  }
+  EXPECT_TRUE(f.d.take_dead_letters().empty());
+  EXPECT_EQ(f.d.stats().retries, 0u);
+  ASSERT_TRUE(f.sink.published("a"));
+  f.confirm("a");
+  EXPECT_EQ(f.d.destination_missing(0), "");
+  EXPECT_EQ(f.d.take_settled().size(), 1u);
+}
+
 TEST(Delivery, WindowAndBackpressure) {
   DeliveryOptions o = opts();
   o.max_in_flight = 2;

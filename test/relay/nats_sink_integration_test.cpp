@@ -657,3 +657,76 @@ TEST_F(NatsSinkTest, NoEventReachesTheServersApiOrAnInbox) {
   }
   EXPECT_EQ(s.in_flight(), 0u);
 }
+
+// No stream captures any subject of the prefix: a mistake in the settings. At start open() and
+// check() refuse it naming the prefix and the fix; once the relay has streamed (the stream was
+// deleted before a reconnect) open() goes on and every publish is DestinationMissing (the
+// event waits, uncharged), not Returned (charged, then a dead letter).
+TEST_F(NatsSinkTest, NoStreamForThePrefixIsAConfigErrorAtStartAndWaitsAtRuntime) {
+  auto o = options_for(url_, prefix_, stream_);
+  o.streams.clear();
+  {
+    NatsSink s(o);
+    try {
+      s.open(false);
+      FAIL() << "open(false) accepted a prefix no stream captures";
+    } catch (const SinkError& e) {
+      EXPECT_EQ(e.kind, SinkErrorKind::Config) << e.what();
+      std::string what = e.what();
+      EXPECT_NE(what.find("no JetStream stream captures the subjects of --nats-subject-prefix \"" + prefix_ + "\""),
+                std::string::npos) << what;
+      EXPECT_NE(what.find("[[jetstream.streams]]"), std::string::npos) << what;
+      EXPECT_NE(what.find(prefix_ + ">"), std::string::npos) << what;
+    }
+    EXPECT_FALSE(s.connected());
+    try {
+      s.check();
+      FAIL() << "check() accepted a prefix no stream captures";
+    } catch (const SinkError& e) {
+      EXPECT_EQ(e.kind, SinkErrorKind::Config) << e.what();
+    }
+  }
+  NatsSink s(o);
+  s.open(true);
+  ASSERT_TRUE(s.connected());
+  ASSERT_EQ(s.publish(3, make_event(uuid_like(3))), std::nullopt);
+  auto out = collect(s, 1);
+  ASSERT_EQ(out.size(), 1u) << s.broken_reason();
+  EXPECT_EQ(out[0].kind, BrokerOutcome::Kind::Refused);
+  EXPECT_EQ(out[0].why, outbox::Refusal::DestinationMissing) << out[0].reply;
+  EXPECT_NE(out[0].reply.find(prefix_ + "order.order_created"), std::string::npos) << out[0].reply;
+  EXPECT_FALSE(s.broken());
+}
+
+// A stream deleted while the sink is connected: its subjects are DestinationMissing (the stream
+// captured them at the connect); a subject no stream ever captured stays Returned; once the
+// stream exists again the same event is confirmed.
+TEST_F(NatsSinkTest, ADeletedStreamIsDestinationMissingUntilItExistsAgain) {
+  auto o = options_for(url_, prefix_, stream_);
+  o.streams[0].subjects = {prefix_ + "order.>"};
+  NatsSink s(o);
+  s.open(false);
+  ASSERT_EQ(s.publish(1, make_event(uuid_like(1))), std::nullopt);
+  auto first = collect(s, 1);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(first[0].kind, BrokerOutcome::Kind::Confirmed);
+  t::delete_nats_stream(url_, stream_);
+  Event gone = make_event(uuid_like(2));
+  Event never = make_event(uuid_like(3));
+  never.routing_key = "never.captured";
+  ASSERT_EQ(s.publish(2, gone), std::nullopt);
+  ASSERT_EQ(s.publish(3, never), std::nullopt);
+  auto out = collect(s, 2);
+  ASSERT_EQ(out.size(), 2u) << s.broken_reason();
+  std::map<std::uint64_t, BrokerOutcome> by;
+  for (auto& x : out) by[x.ticket] = x;
+  EXPECT_EQ(by[2].kind, BrokerOutcome::Kind::Refused);
+  EXPECT_EQ(by[2].why, outbox::Refusal::DestinationMissing) << by[2].reply;
+  EXPECT_NE(by[2].reply.find("any more"), std::string::npos) << by[2].reply;
+  EXPECT_EQ(by[3].why, outbox::Refusal::Returned) << by[3].reply;
+  t::create_nats_stream(url_, stream_, {prefix_ + "order.>"});
+  ASSERT_EQ(s.publish(4, gone), std::nullopt);
+  auto again = collect(s, 1);
+  ASSERT_EQ(again.size(), 1u) << s.broken_reason();
+  EXPECT_EQ(again[0].kind, BrokerOutcome::Kind::Confirmed);
+}

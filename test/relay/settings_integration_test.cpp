@@ -258,6 +258,7 @@ TEST_F(RelayIT, ServerErrorsInAnotherLanguageAreClassifiedTheSame) {
   s.set("lc_messages", chosen);
   s.reload();
   std::string role = make_role(base_ + "_norepl");
+  db_->exec("SELECT outbox.grant_relay('" + role + "')");  // REPLICATION is what it lacks
   {
     RelayProcess r(with_pg(args(), "user=" + role), log_);
     auto rc = r.wait_exit(15s);
@@ -467,4 +468,48 @@ TEST_F(RelayIT, SslpasswordIsMaskedInLogs) {
     EXPECT_EQ(log.find("Sup3rSecret"), std::string::npos) << log;
     std::remove(log_.c_str());
   }
+}
+
+// The start refuses what --check refuses, before any slot exists: a LOGIN REPLICATION role
+// without outbox.grant_relay() streamed (and skipped every wal-storage event as unverifiable,
+// acknowledging past it) where --check said exit 2. Both now exit 2 naming the role's grant.
+TEST_F(RelayIT, RoleWithoutGrantRelayIsRefusedBeforeASlotExists) {
+  std::string role = make_role(base_ + "_nogrant");
+  db_->exec("ALTER ROLE " + role + " REPLICATION");
+  for (bool check : {true, false}) {
+    auto a = with_pg(args(check ? std::vector<std::string>{"--check"} : std::vector<std::string>{}), "user=" + role);
+    RelayProcess r(a, log_);
+    auto rc = r.wait_exit(15s);
+    ASSERT_TRUE(rc.has_value()) << (check ? "--check" : "the start") << " did not stop:\n" << r.log();
+    EXPECT_EQ(*rc, 2) << r.log();
+    EXPECT_NE(r.log().find("lacks"), std::string::npos) << r.log();
+    EXPECT_NE(r.log().find("fix: SELECT outbox.grant_relay('" + role + "')"), std::string::npos) << r.log();
+    EXPECT_EQ(r.log().find("streaming from slot"), std::string::npos) << r.log();
+    EXPECT_EQ(db_->slot_confirmed_lsn(slot_), "") << "a slot was created for a relay that cannot run:\n" << r.log();
+  }
+}
+
+// A database without the extension (or with one too old for this relay): the start made a slot
+// and streamed; --check refused it with the fix for a missing grant. Both now exit 2 before any
+// slot exists, naming CREATE EXTENSION (ALTER EXTENSION ... UPDATE for an old version).
+TEST_F(RelayIT, DatabaseWithoutTheExtensionIsRefusedBeforeASlotExists) {
+  db_->exec("DROP EXTENSION outbox CASCADE");
+  for (bool check : {true, false}) {
+    RelayProcess r(args(check ? std::vector<std::string>{"--check"} : std::vector<std::string>{}), log_);
+    auto rc = r.wait_exit(15s);
+    ASSERT_TRUE(rc.has_value()) << (check ? "--check" : "the start") << " did not stop:\n" << r.log();
+    EXPECT_EQ(*rc, 2) << r.log();
+    EXPECT_NE(r.log().find("the outbox extension is not installed in database \"" + db_->name() + "\""),
+              std::string::npos) << r.log();
+    EXPECT_NE(r.log().find("fix: CREATE EXTENSION outbox"), std::string::npos) << r.log();
+    EXPECT_EQ(db_->slot_confirmed_lsn(slot_), "") << "a slot was created without the extension:\n" << r.log();
+  }
+  db_->exec("CREATE EXTENSION outbox VERSION '0.1'");
+  RelayProcess r(args(), log_);
+  auto rc = r.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value()) << r.log();
+  EXPECT_EQ(*rc, 2) << r.log();
+  EXPECT_NE(r.log().find("is version 0.1, this relay needs 0.2 or later -- fix: ALTER EXTENSION outbox UPDATE"),
+            std::string::npos) << r.log();
+  EXPECT_EQ(db_->slot_confirmed_lsn(slot_), "");
 }

@@ -12,6 +12,8 @@
 #include <set>
 #include <thread>
 
+#include <httplib.h>
+
 #include "nats_reader.h"
 #include "redis_reader.h"
 #include "relay_it.h"
@@ -578,6 +580,89 @@ TEST_F(LedgerToRedisIT, ASilentSinkFillsOnlyItsOwnWindow) {
   ASSERT_EQ(sh(ctl_ + " resume"), 0);
   EXPECT_TRUE(eventually([&] { return redis_count() == 8; }, 20s)) << relay.log();
   EXPECT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(current_lsn()); }, 20s));
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// NATS as the default sink with a subject prefix of the test's own.
+class NatsStreamIT : public MainPluginIT {
+ protected:
+  void SetUp() override {
+    MainPluginIT::SetUp();
+    if (IsSkipped()) return;
+    nats_ = env_or("OUTBOX_NATS_URL", "");
+    ASSERT_FALSE(nats_.empty()) << "the stack env has no NATS server (scripts/stack up; . .run/env)";
+    stream_ = "IT_" + tok_;
+  }
+  void TearDown() override {
+    try {
+      if (!nats_.empty()) outbox::test::delete_nats_stream(nats_, stream_);
+    } catch (...) {
+    }
+    MainPluginIT::TearDown();
+  }
+  std::vector<std::string> nats_args(std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"--default-sink", "nats", "--nats", nats_, "--nats-subject-prefix", base_ + "."};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  std::size_t stored() {
+    try {
+      return outbox::test::read_nats_stream(nats_, stream_).size();
+    } catch (const std::exception&) {
+      return 0;  // no stream (yet)
+    }
+  }
+  std::string nats_, stream_;
+};
+
+// No stream captures the sink's subjects: the relay started without a word and every event
+// became a dead letter within seconds; --check said so at level info and passed. Both now exit
+// 2 naming the prefix and the fix, before a slot exists.
+TEST_F(NatsStreamIT, NoStreamForTheSubjectsStopsTheStartAndTheCheck) {
+  for (bool check : {true, false}) {
+    RelayProcess r(args(nats_args(check ? std::vector<std::string>{"--check"} : std::vector<std::string>{})), log_);
+    auto rc = r.wait_exit(20s);
+    ASSERT_TRUE(rc.has_value()) << (check ? "--check" : "the start") << " did not stop:\n" << r.log();
+    EXPECT_EQ(*rc, 2) << r.log();
+    EXPECT_NE(r.log().find("no JetStream stream captures the subjects of --nats-subject-prefix \"" + base_ + ".\""),
+              std::string::npos) << r.log();
+    EXPECT_NE(r.log().find("[[jetstream.streams]]"), std::string::npos) << r.log();
+    EXPECT_EQ(db_->slot_confirmed_lsn(slot_), "") << r.log();
+  }
+}
+
+// The stream deleted while the relay runs: its events wait (no attempt charged, never a dead
+// letter, /readyz 503 saying why, a log line naming the subject) and go out once the stream
+// exists again. Before, each became a dead letter after --max-attempts refusals.
+TEST_F(NatsStreamIT, AStreamDeletedWhileRunningMakesEventsWaitUntilItIsBack) {
+  outbox::test::create_nats_stream(nats_, stream_, {base_ + ".>"});
+  int port = free_port();
+  RelayProcess& relay = start_relay(nats_args({"--max-attempts", "2", "--retry-base-ms", "50", "--retry-max-ms", "500",
+                                               "--http", "127.0.0.1:" + std::to_string(port)}));
+  db_->exec(emit_sql("before", "{}"));
+  ASSERT_TRUE(eventually([&] { return stored() == 1; }, 10s)) << relay.log();
+  outbox::test::delete_nats_stream(nats_, stream_);
+  for (int i = 0; i < 3; ++i)
+    db_->exec(emit_sql("while.gone", "{}", "aggregate_type => 'acct', aggregate_id => '" + std::to_string(i) + "'"));
+  ASSERT_TRUE(eventually([&] { return relay.log().find("its events wait") != std::string::npos; }, 10s)) << relay.log();
+  EXPECT_NE(relay.log().find("no JetStream stream captures subject " + base_ + ".while.gone any more"), std::string::npos)
+      << relay.log();
+  httplib::Client http("127.0.0.1", port);
+  auto ready = http.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_NE(ready->body.find("paused: NATS: no JetStream stream captures subject"), std::string::npos) << ready->body;
+  // Far more than --max-attempts refusals' worth of time (each retry 500 ms apart at most).
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(db_->scalar("SELECT count(*) FROM outbox.dead_letters"), "0") << relay.log();
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("outbox_relay_sink_destination_missing{sink=\"nats\"} 1"), std::string::npos);
+  outbox::test::create_nats_stream(nats_, stream_, {base_ + ".>"});
+  EXPECT_TRUE(eventually([&] { return stored() == 3; }, 15s)) << relay.log();
+  EXPECT_TRUE(eventually([&] { return relay.log().find("resuming") != std::string::npos; }, 5s)) << relay.log();
+  EXPECT_TRUE(eventually([&] { auto r = http.Get("/readyz"); return r && r->status == 200; }, 5s));
+  EXPECT_EQ(db_->scalar("SELECT count(*) FROM outbox.dead_letters"), "0") << relay.log();
   EXPECT_EQ(relay.stop(), 0);
 }
 
