@@ -97,7 +97,8 @@ CREATE FUNCTION pg_temp.outbox_shape() RETURNS SETOF text LANGUAGE sql AS $$
                 obj_description(p.oid, 'pg_proc'))
     FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
   UNION ALL
-  SELECT format('relation %s kind=%s acl=%s comment=%s view=%s', c.oid::regclass, c.relkind,
+  SELECT format('relation %s kind=%s rls=%s/%s acl=%s comment=%s view=%s', c.oid::regclass, c.relkind,
+                c.relrowsecurity, c.relforcerowsecurity,
                 array(SELECT x::text FROM unnest(coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) x WHERE x::text NOT LIKE 'outbox_upgrade%' ORDER BY 1),
                 obj_description(c.oid, 'pg_class'),
                 CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END)
