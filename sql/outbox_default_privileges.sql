@@ -97,7 +97,7 @@ RESET ROLE;
 SELECT string_agg(k::text, ',' ORDER BY k::text) AS key_before FROM outbox.message_key_store k \gset
 SET ROLE outbox_dp_writer;
 SELECT format('UPDATE outbox.message_key_store SET %I = DEFAULT', attname) FROM pg_attribute
- WHERE attrelid = 'outbox.message_key_store'::regclass AND attnum = 1 \gexec
+ WHERE attrelid = 'outbox.message_key_store'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum LIMIT 1 \gexec
 DELETE FROM outbox.message_key_store;
 TRUNCATE outbox.message_key_store;
 RESET ROLE;
@@ -133,7 +133,7 @@ GRANT USAGE ON SCHEMA outbox TO outbox_dp_app;
 SET ROLE outbox_dp_app;
 SELECT count(*) FROM outbox.message_key_store;
 SELECT format('UPDATE outbox.message_key_store SET %I = DEFAULT', attname) FROM pg_attribute
- WHERE attrelid = 'outbox.message_key_store'::regclass AND attnum = 1 \gexec
+ WHERE attrelid = 'outbox.message_key_store'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum LIMIT 1 \gexec
 DELETE FROM outbox.message_key_store;
 INSERT INTO outbox.events (id, event_type, payload) VALUES ('01900000-0000-7000-8000-000000000001', 'payment.approved', '{}');
 UPDATE outbox.relay_checkpoints SET acknowledged_lsn = 'FFFFFFFF/0';
