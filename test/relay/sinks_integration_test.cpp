@@ -645,7 +645,7 @@ TEST_F(NatsStreamIT, AStreamDeletedWhileRunningMakesEventsWaitUntilItIsBack) {
   for (int i = 0; i < 3; ++i)
     db_->exec(emit_sql("while.gone", "{}", "aggregate_type => 'acct', aggregate_id => '" + std::to_string(i) + "'"));
   ASSERT_TRUE(eventually([&] { return relay.log().find("its events wait") != std::string::npos; }, 10s)) << relay.log();
-  EXPECT_NE(relay.log().find("no JetStream stream captures subject " + base_ + ".while.gone any more"), std::string::npos)
+  EXPECT_NE(relay.log().find("no JetStream stream captures subject " + base_ + ".acct.while.gone any more"), std::string::npos)
       << relay.log();
   httplib::Client http("127.0.0.1", port);
   auto ready = http.Get("/readyz");
