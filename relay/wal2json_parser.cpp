@@ -459,17 +459,17 @@ void Wal2jsonParser::event_from_message(std::string_view content, Event& ev, Par
   if (!out.xid)
     return reject("outbox message outside a transaction (no xid): outbox_emit writes transactional messages only, "
                   "not published");
-  auto key = keys_.find(key_id);
-  if (key == keys_.end()) {
-    out.kind = LineKind::Rejected;
+  // The only rejections the keys the relay holds can change (the caller may read them again).
+  auto unverified = [&](bool unknown_key, std::string why) {
+    reject(std::move(why));
     out.unverified = true;
-    out.unknown_key = true;
-    out.reject_reason = "outbox message signed with key " + std::to_string(key_id) +
-                        ", which the relay does not hold (forged, or a key retired before this relay acknowledged "
-                        "the rotation): not published";
-    ev = Event{};
-    return;
-  }
+    out.unknown_key = unknown_key;
+  };
+  auto key = keys_.find(key_id);
+  if (key == keys_.end())
+    return unverified(true, "outbox message signed with key " + std::to_string(key_id) +
+                                ", which the relay does not hold (forged, or a key retired before this relay "
+                                "acknowledged the rotation): not published");
   fill(body_buf_, "{", rest.substr(body_at));
   char xid_text[24];
   std::string_view head;
@@ -478,15 +478,10 @@ void Wal2jsonParser::event_from_message(std::string_view content, Event& ev, Par
                           static_cast<unsigned long long>(out.xid));
     head = std::string_view(xid_text, static_cast<std::size_t>(n));
   }
-  if (!key->second->verify_hex(hex, head, body_buf_)) {
-    out.kind = LineKind::Rejected;
-    out.unverified = true;
-    out.reject_reason = "outbox message whose MAC does not verify with key " + std::to_string(key_id) +
-                        " (forged or changed, copied from another transaction, or written with another database's "
-                        "key): not published";
-    ev = Event{};
-    return;
-  }
+  if (!key->second->verify_hex(hex, head, body_buf_))
+    return unverified(false, "outbox message whose MAC does not verify with key " + std::to_string(key_id) +
+                                 " (forged or changed, copied from another transaction, or written with another "
+                                 "database's key): not published");
   if (control_from_body(out)) return;
   out.kind = LineKind::Event;
   event_from_body(ev);
