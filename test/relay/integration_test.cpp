@@ -662,20 +662,8 @@ TEST_F(RelayIT, LeastPrivilegeRole) {
 TEST_F(RelayIT, ShardedRelaysSplitByAggregate) {
   if (g_plugin != "outbox_decoder") GTEST_SKIP() << "sharding is an outbox_decoder option";
   db_->exec("CREATE TABLE expected (seq bigserial PRIMARY KEY, id uuid NOT NULL, agg text)");
-  std::vector<RelayProcess*> rs;
-  for (int i = 0; i < 2; ++i) {
-    auto a = with(with(args(), "--slot", slot_ + "_" + std::to_string(i)), "--shard", std::to_string(i) + "/2");
-    relays_.push_back(std::make_unique<RelayProcess>(a, log_));
-    rs.push_back(relays_.back().get());
-  }
-  // Streaming, not just the slot active: the slot is active from CREATE_REPLICATION_SLOT on,
-  // and events committed before the slot's snapshot are never decoded by it.
-  for (int i = 0; i < 2; ++i) {
-    std::string slot = slot_ + "_" + std::to_string(i);
-    ASSERT_TRUE(eventually([&] {
-      return db_->slot_active(slot) && rs[i]->log().find("streaming from slot \"" + slot + "\"") != std::string::npos;
-    }, 15s)) << rs[i]->log();
-  }
+  std::vector<RelayProcess*> rs = start_shards(2);
+  if (HasFailure()) return;
   for (int t = 0; t < 30; ++t) {
     std::string sql = "BEGIN;";
     for (int e = 0; e < 4; ++e) {

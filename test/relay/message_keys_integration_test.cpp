@@ -138,18 +138,8 @@ TEST_F(RelayIT, RelayThatCannotReadTheKeysDoesNotStream) {
 // shard 0 saw the notice, and the others had to discover each key by a rate-limited reload).
 TEST_F(RelayIT, KeyRotationReachesEveryShard) {
   if (g_plugin != "outbox_decoder") GTEST_SKIP() << "sharding is an outbox_decoder option";
-  std::vector<RelayProcess*> rs;
-  for (int i = 0; i < 2; ++i) {
-    auto a = with(with(args(), "--slot", slot_ + "_" + std::to_string(i)), "--shard", std::to_string(i) + "/2");
-    relays_.push_back(std::make_unique<RelayProcess>(a, log_));
-    rs.push_back(relays_.back().get());
-  }
-  for (int i = 0; i < 2; ++i) {
-    std::string slot = slot_ + "_" + std::to_string(i);
-    ASSERT_TRUE(eventually([&] {
-      return db_->slot_active(slot) && rs[i]->log().find("streaming from slot \"" + slot + "\"") != std::string::npos;
-    }, 15s)) << rs[i]->log();
-  }
+  std::vector<RelayProcess*> rs = start_shards(2);
+  if (HasFailure()) return;
   db_->exec("CREATE TABLE expected (id uuid PRIMARY KEY)");
   for (int round = 0; round < 2; ++round) {
     db_->exec("SELECT outbox.rotate_message_key()");

@@ -128,6 +128,27 @@ class RelayIT : public ::testing::Test {
     return r;
   }
 
+  // One relay per shard (--shard i/n, slot <slot>_i), each streaming: not just the slot active,
+  // which it is from CREATE_REPLICATION_SLOT on, while events committed before the slot's
+  // snapshot are never decoded by it.
+  std::vector<RelayProcess*> start_shards(int n) {
+    std::vector<RelayProcess*> rs;
+    for (int i = 0; i < n; ++i) {
+      auto a = with(with(args(), "--slot", slot_ + "_" + std::to_string(i)), "--shard",
+                    std::to_string(i) + "/" + std::to_string(n));
+      relays_.push_back(std::make_unique<RelayProcess>(a, log_));
+      rs.push_back(relays_.back().get());
+    }
+    for (int i = 0; i < n; ++i) {
+      std::string slot = slot_ + "_" + std::to_string(i);
+      bool ok = eventually([&] {
+        return db_->slot_active(slot) && rs[i]->log().find("streaming from slot \"" + slot + "\"") != std::string::npos;
+      }, 15s);
+      EXPECT_TRUE(ok) << rs[i]->log();
+    }
+    return rs;
+  }
+
   static std::string emit_expr(const std::string& type, const std::string& payload, const std::string& named = "") {
     return "outbox_emit('" + type + "', '" + payload + "'::jsonb" + (named.empty() ? "" : ", " + named) + ")";
   }
@@ -176,6 +197,7 @@ class RelayIT : public ::testing::Test {
     for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected[i][0]) << "order at " << i;
   }
 
+  // A loopback TCP port nothing listens on: bound and released.
   static int free_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};

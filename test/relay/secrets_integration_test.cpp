@@ -66,20 +66,6 @@ std::string host_port(const std::string& url) {
   return rest.substr(rest.rfind('@') == std::string::npos ? 0 : rest.rfind('@') + 1);
 }
 
-// A loopback TCP port nothing listens on: bound and released.
-int closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
 }  // namespace
 
 class SecretsIT : public RelayIT {
@@ -303,7 +289,7 @@ TEST_F(SecretsIT, RefusedLoginsAndClosedPortsNeverPrintASecret) {
     std::remove(log.c_str());
     return out;
   };
-  int p = closed_port();
+  int p = free_port();
   std::string hp = "127.0.0.1:" + std::to_string(p);
   auto pg = db_->conninfo() + " password=PgQ7x";
   struct Run {
@@ -332,7 +318,7 @@ TEST_F(SecretsIT, RefusedLoginsAndClosedPortsNeverPrintASecret) {
 // Issue 15 item 6: a standby given the running relay's --http bound the port too (SO_REUSEPORT)
 // and /readyz answered for either relay at random. A port in use now stops the start, and --check.
 TEST_F(SecretsIT, HttpPortInUseStopsTheSecondRelay) {
-  int port = closed_port();
+  int port = free_port();
   std::string http = "127.0.0.1:" + std::to_string(port);
   RelayProcess& first = start_relay({"--http", http});
   ASSERT_TRUE(first.running()) << first.log();
