@@ -1,7 +1,5 @@
 #include <gtest/gtest.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <string>
 
@@ -17,20 +15,6 @@ std::string convert(LineEncoding& e, const std::string& line) {
   std::string why;
   EXPECT_TRUE(e.to_utf8(line, out, why)) << why;
   return std::string(out);
-}
-
-std::string hmac_hex(const std::string& key, const std::string& data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned i = 0; i < len; ++i) {
-    s += hex[out[i] >> 4];
-    s += hex[out[i] & 15];
-  }
-  return s;
 }
 
 }  // namespace
@@ -141,7 +125,7 @@ TEST(LineEncoding, ALatin1MessageVerifiesOnceConverted) {
   const std::string key = "0123456789abcdef0123456789abcdef";
   const std::string body_utf8 = "{\"id\":\"0190\",\"event_type\":\"t\",\"payload\":{\"text\":\"caf\xc3\xa9\"}}";
   const std::string body_latin1 = "{\"id\":\"0190\",\"event_type\":\"t\",\"payload\":{\"text\":\"caf\xe9\"}}";
-  std::string content = "{\"mac\":\"" + hmac_hex(key, body_utf8) + "\"," + body_latin1.substr(1);
+  std::string content = "{\"mac\":\"" + hmac_sha256_hex(key, body_utf8) + "\"," + body_latin1.substr(1);
   std::string escaped;
   for (char c : content) escaped += c == '"' ? std::string("\\\"") : std::string(1, c);
   std::string line = R"({"action":"M","xid":728,"transactional":true,"prefix":"outbox","content":")" + escaped + "\"}";

@@ -1,7 +1,5 @@
 #include <gtest/gtest.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <nlohmann/json.hpp>
 
@@ -24,30 +22,16 @@ const char* kBody =
 
 const std::string kKey = "0123456789abcdef0123456789abcdef";  // 32 bytes, as outbox.message_key()
 
-std::string hmac_hex(const std::string& key, const std::string& data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned i = 0; i < len; ++i) {
-    s += hex[out[i] >> 4];
-    s += hex[out[i] & 15];
-  }
-  return s;
-}
-
 // What outbox_emit writes: {"mac":"<hex of HMAC-SHA256(key, body)>", + body without its '{'.
 std::string signed_content(const std::string& body, const std::string& key = kKey) {
-  return "{\"mac\":\"" + hmac_hex(key, body) + "\"," + body.substr(1);
+  return "{\"mac\":\"" + hmac_sha256_hex(key, body) + "\"," + body.substr(1);
 }
 
 // What outbox_emit of 0.3 writes (common/outbox_wire.h): the key id, and the MAC over
 // "<xid>:" + body.
 std::string signed_content_v2(const std::string& body, std::uint32_t key_id, const std::string& key = kKey,
                               std::uint64_t xid = 728) {
-  return "{\"mac\":\"" + hmac_hex(key, std::to_string(xid) + ":" + body) + "\",\"kid\":" + std::to_string(key_id) +
+  return "{\"mac\":\"" + hmac_sha256_hex(key, std::to_string(xid) + ":" + body) + "\",\"kid\":" + std::to_string(key_id) +
          "," + body.substr(1);
 }
 
