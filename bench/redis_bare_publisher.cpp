@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "redis_connection.h"
-#include "redis_message.h"
+#include "sinks/redis/connection.h"
+#include "sinks/redis/message.h"
 
 using namespace outbox;
 

@@ -8,11 +8,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ack_tracker.h"
-#include "confirm_window.h"
-#include "message_auth.h"
-#include "pg_admin.h"
-#include "wal2json_parser.h"
+#include "delivery/ack_tracker.h"
+#include "delivery/confirm_window.h"
+#include "source/message_auth.h"
+#include "source/pg_admin.h"
+#include "source/wal2json_parser.h"
 
 using namespace outbox;
 

@@ -6,10 +6,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "config.h"
-#include "http_server.h"
-#include "log.h"
-#include "metrics.h"
+#include "ops/config.h"
+#include "ops/http_server.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
 #include "relay.h"
 
 namespace {

@@ -9,10 +9,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "backoff.h"
-#include "router.h"
-#include "sink_factory.h"
-#include "timestamp.h"
+#include "delivery/backoff.h"
+#include "delivery/router.h"
+#include "sinks/sink_factory.h"
+#include "delivery/timestamp.h"
 
 namespace outbox {
 
@@ -57,9 +57,7 @@ DeliveryOptions delivery_options(const Config& c) {
   // Twice the window: enough read ahead to keep the window full while some aggregates wait,
   // without holding (and parsing) far more than the broker can take.
   o.max_held = 2 * o.max_in_flight;
-  o.defaults.exchange = c.exchange;
-  o.defaults.app_id = c.app_id;
-  o.defaults.cloudevents_source = c.cloudevents_source;
+  o.default_exchange = c.exchange;
   o.default_exchange_sink = static_cast<std::size_t>(-1);
   for (std::size_t i = 0; i < c.sinks.size(); ++i)
     if (c.sinks[i] == "rabbitmq") o.default_exchange_sink = i;

@@ -2,7 +2,7 @@
 // turn pulls what arrived (WAL lines into the Delivery unit, broker answers), then acts (publish
 // what may go, settle transactions in the AckTracker, write dead letters, send standby status
 // updates). Reconnects, standby waiting, checkpoints and graceful shutdown live here too; which
-// event is published when, and what a refusal means, is the Delivery unit's (delivery.h).
+// event is published when, and what a refusal means, is the Delivery unit's (delivery/delivery.h).
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -14,17 +14,17 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ack_tracker.h"
-#include "config.h"
-#include "delivery.h"
-#include "line_encoding.h"
-#include "metrics.h"
-#include "pg_admin.h"
-#include "pg_replication.h"
-#include "shard.h"
-#include "sink.h"
-#include "sink_opener.h"
-#include "wal2json_parser.h"
+#include "delivery/ack_tracker.h"
+#include "ops/config.h"
+#include "delivery/delivery.h"
+#include "source/line_encoding.h"
+#include "ops/metrics.h"
+#include "source/pg_admin.h"
+#include "source/pg_replication.h"
+#include "delivery/shard.h"
+#include "delivery/sink.h"
+#include "sinks/sink_opener.h"
+#include "source/wal2json_parser.h"
 
 namespace outbox {
 
@@ -113,7 +113,7 @@ class Relay {
   Lsn start_position(const SlotInfo& slot, const std::optional<CheckpointRow>& cp,
                      const ReplicationStream::SystemInfo& sys);
   // Slot recovery: before any line of the new slot, the events of outbox.events it will never
-  // decode (pg_admin.h, outbox--0.1--0.2.sql "Slot recovery"), one page per turn.
+  // decode (source/pg_admin.h, outbox--0.1--0.2.sql "Slot recovery"), one page per turn.
   void feed_recovery();
   // Sends queued database writes and acts on the completed ones (dead letters settle events).
   void pump_admin();

@@ -14,7 +14,7 @@
 //
 // A delivery is mapped to its event by the header outbox-original-id when it has one (a copy made
 // by outbox.republish), else by message_id (the relay sets it to the event id,
-// relay/amqp_message.cpp). lost: expected, never delivered. unexpected: delivered, not expected
+// relay/sinks/rabbitmq/message.cpp). lost: expected, never delivered. unexpected: delivered, not expected
 // (a rolled-back event, whose payload says "rb": true, counts here and also in
 // rolled_back_delivered). duplicates: deliveries after an event's first. order_violations: within
 // an aggregate, a first delivery whose seq is lower than an earlier first delivery's.

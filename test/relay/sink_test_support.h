@@ -9,7 +9,7 @@
 
 #include <optional>
 
-#include "sink.h"
+#include "delivery/sink.h"
 
 namespace outbox::test {
 

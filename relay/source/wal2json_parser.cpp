@@ -1,0 +1,709 @@
+#include "source/wal2json_parser.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <openssl/crypto.h>
+
+namespace outbox {
+
+namespace od = simdjson::ondemand;
+using simdjson::error_code;
+
+namespace {
+
+// Thrown inside the parser when simdjson reports a syntax error (not a type mismatch): the text
+// is not valid JSON. parse() turns it into a Rejected line, a message body into Event::invalid.
+struct NotJson {
+  error_code err;
+};
+
+void need(error_code err) {
+  if (err) throw NotJson{err};
+}
+
+// simdjson's On Demand parser reads SIMDJSON_PADDING bytes past the end of its input: a reused
+// buffer with that much spare capacity.
+simdjson::padded_string_view padded(std::string& buf) {
+  return simdjson::padded_string_view(buf.data(), buf.size(), buf.capacity());
+}
+
+void fill(std::string& buf, std::string_view a, std::string_view b = {}) {
+  std::size_t n = a.size() + b.size();
+  if (buf.capacity() < n + simdjson::SIMDJSON_PADDING) buf.reserve(n + simdjson::SIMDJSON_PADDING);
+  buf.assign(a.data(), a.size());
+  buf.append(b.data(), b.size());
+}
+
+std::string not_json(const char* what, error_code err) {
+  return std::string(what) + " (" + simdjson::error_message(err) + ")";
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// A name or value shown inside a reason: bounded, quoted.
+std::string shown(std::string_view s, std::size_t max = 64) {
+  std::string q = "\"";
+  if (s.size() <= max) {
+    q.append(s);
+    q += '"';
+  } else {
+    q.append(s.substr(0, max));
+    q += "\"... (" + std::to_string(s.size()) + " bytes)";
+  }
+  return q;
+}
+
+std::string excerpt(std::string_view s, std::size_t max = 40) {
+  if (s.size() <= max) return std::string(s);
+  return std::string(s.substr(0, max)) + "... (" + std::to_string(s.size()) + " characters)";
+}
+
+void add_invalid(Event& ev, const std::string& why) {
+  constexpr std::size_t kMax = 2048;  // a reason, not a report: the first problems are enough
+  if (ev.invalid.size() >= kMax) return;
+  if (!ev.invalid.empty()) ev.invalid += "; ";
+  ev.invalid += why;
+  if (ev.invalid.size() >= kMax) ev.invalid += "; ...";
+}
+
+// The fields of an event, as column names (table storage) and member names (wal storage).
+enum class Field {
+  Id, AggregateType, AggregateId, EventType, Payload, Headers, Exchange, RoutingKey, CorrelationId,
+  CausationId, CreatedAt, Other
+};
+
+// Compared raw (without unescaping): our names have no escapes, a name written with escapes is
+// "Other" and ignored.
+Field field_of(od::raw_json_string k) {
+  if (k == "id") return Field::Id;
+  if (k == "aggregate_type") return Field::AggregateType;
+  if (k == "aggregate_id") return Field::AggregateId;
+  if (k == "event_type") return Field::EventType;
+  if (k == "payload") return Field::Payload;
+  if (k == "headers") return Field::Headers;
+  if (k == "exchange") return Field::Exchange;
+  if (k == "routing_key") return Field::RoutingKey;
+  if (k == "correlation_id") return Field::CorrelationId;
+  if (k == "causation_id") return Field::CausationId;
+  if (k == "created_at") return Field::CreatedAt;
+  return Field::Other;
+}
+
+const char* name_of(Field f) {
+  switch (f) {
+    case Field::Id: return "id";
+    case Field::AggregateType: return "aggregate_type";
+    case Field::AggregateId: return "aggregate_id";
+    case Field::EventType: return "event_type";
+    case Field::Payload: return "payload";
+    case Field::Headers: return "headers";
+    case Field::Exchange: return "exchange";
+    case Field::RoutingKey: return "routing_key";
+    case Field::CorrelationId: return "correlation_id";
+    case Field::CausationId: return "causation_id";
+    case Field::CreatedAt: return "created_at";
+    case Field::Other: break;
+  }
+  return "?";
+}
+
+// Reads a text field (a JSON string, or null). Anything else makes the event invalid. Returns
+// false for a field that is not a text field.
+bool set_text(Field f, od::value v, Event& ev, const char* kind) {
+  std::string* req = nullptr;
+  std::optional<std::string>* opt = nullptr;
+  switch (f) {
+    case Field::Id: req = &ev.id; break;
+    case Field::EventType: req = &ev.event_type; break;
+    case Field::CreatedAt: req = &ev.created_at; break;
+    case Field::AggregateType: opt = &ev.aggregate_type; break;
+    case Field::AggregateId: opt = &ev.aggregate_id; break;
+    case Field::Exchange: opt = &ev.exchange; break;
+    case Field::RoutingKey: opt = &ev.routing_key; break;
+    case Field::CorrelationId: opt = &ev.correlation_id; break;
+    case Field::CausationId: opt = &ev.causation_id; break;
+    default: return false;
+  }
+  od::json_type t;
+  need(v.type().get(t));
+  if (t == od::json_type::string) {
+    std::string_view s;
+    need(v.get_string().get(s));
+    if (req) req->assign(s.data(), s.size());
+    else opt->emplace(s);
+  } else if (t == od::json_type::null) {
+    if (req) req->clear();
+    else opt->reset();
+  } else {
+    add_invalid(ev, std::string(kind) + " \"" + name_of(f) + "\" is not a string");
+  }
+  return true;
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+// Encoded size of an AMQP field-table entry (common/outbox_wire.h).
+std::size_t entry_size(std::string_view name, const HeaderValue& v) {
+  std::size_t n = 1 + name.size() + 1;
+  switch (v.kind) {
+    case HeaderValue::Kind::String: return n + 4 + v.s.size();
+    case HeaderValue::Kind::Int:
+    case HeaderValue::Kind::Double: return n + 8;
+    case HeaderValue::Kind::Bool: return n + 1;
+    case HeaderValue::Kind::Null: return n;
+  }
+  return n;
+}
+
+const char* const kNoKey =
+    "outbox message rejected: the relay holds no message key of this database, so it cannot tell messages "
+    "written by outbox_emit from forged ones (any role can call pg_logical_emit_message) -- fix: SELECT "
+    "outbox.grant_relay('<relay role>') so the relay role may call outbox.message_keys(), then restart the relay";
+
+}  // namespace
+
+void Wal2jsonParser::add_message_key(std::uint32_t id, std::string key_bytes) {
+  if (key_bytes.size() != OUTBOX_MAC_KEY_BYTES) {
+    std::size_t n = key_bytes.size();
+    OPENSSL_cleanse(key_bytes.data(), key_bytes.size());
+    throw std::invalid_argument("message key " + std::to_string(id) + " has " + std::to_string(n) +
+                                " bytes, not " + std::to_string(OUTBOX_MAC_KEY_BYTES) +
+                                " -- fix: check what SELECT key_id, length(key) FROM outbox.message_keys() returns");
+  }
+  auto auth = std::make_unique<MessageAuth>();
+  auth->set_key(key_bytes);
+  OPENSSL_cleanse(key_bytes.data(), key_bytes.size());
+  keys_[id] = std::move(auth);
+}
+
+void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
+  out.kind = LineKind::Ignored;
+  out.xid = 0;
+  out.timestamp.clear();
+  out.reject_reason.clear();
+  out.unverified = false;
+  out.unknown_key = false;
+  out.key_id.reset();
+  auto reject = [&](std::string why) {
+    out.kind = LineKind::Rejected;
+    out.reject_reason = std::move(why);
+  };
+  if (line.empty()) return reject("empty line from the plugin");
+  try {
+    fill(line_buf_, line);
+    od::document doc;
+    error_code err = outer_.iterate(padded(line_buf_)).get(doc);
+    if (err) return reject(not_json("line is not valid JSON", err));
+    od::object o;
+    err = doc.get_object().get(o);
+    if (err == simdjson::INCORRECT_TYPE) return reject("line is not a JSON object (is format-version 2 set?)");
+    need(err);
+
+    // wal2json writes action, xid, timestamp, then schema/table/columns or transactional/
+    // prefix/content: one pass, deciding as early as the fields allow.
+    std::string_view action, timestamp, schema, table, prefix, content;
+    bool have_action = false, have_timestamp = false, have_schema = false, have_table = false, have_prefix = false, have_content = false;
+    bool transactional = true, columns_done = false, columns_early = false, columns_bad = false;
+    bool oversized = false;
+    std::uint64_t xid = 0, oversized_bytes = 0, oversized_limit = 0;
+    for (auto field : o) {
+      od::raw_json_string key;
+      need(field.key().get(key));
+      od::value v;
+      need(field.value().get(v));
+      if (key == "action") {
+        err = v.get_string().get(action);
+        if (err == simdjson::INCORRECT_TYPE) throw ParseError("line has no \"action\" string");
+        need(err);
+        have_action = true;
+      } else if (key == "xid") {
+        std::uint64_t x;
+        if (!v.get_uint64().get(x)) xid = x;  // null for non-transactional messages
+      } else if (key == "timestamp") {
+        have_timestamp = !v.get_string().get(timestamp);  // null without include-timestamp
+      } else if (key == "schema") {
+        have_schema = !v.get_string().get(schema);
+      } else if (key == "table") {
+        have_table = !v.get_string().get(table);
+      } else if (key == "prefix") {
+        have_prefix = !v.get_string().get(prefix);
+      } else if (key == "transactional") {
+        bool b;
+        if (!v.get_bool().get(b)) transactional = b;
+      } else if (key == "content") {
+        if (have_prefix && prefix != prefix_) continue;  // not ours: do not unescape it
+        err = v.get_string().get(content);
+        if (err == simdjson::STRING_ERROR) return reject("message content is not a valid JSON string");
+        if (err != simdjson::INCORRECT_TYPE) need(err);
+        have_content = !err;
+      } else if (key == OUTBOX_OVERSIZED_FIELD) {
+        // outbox_decoder's marker for a message it did not write (common/outbox_wire.h).
+        od::object m;
+        if (v.get_object().get(m)) throw ParseError("\"" OUTBOX_OVERSIZED_FIELD "\" member is not an object");
+        for (auto f : m) {
+          od::raw_json_string k;
+          need(f.key().get(k));
+          std::uint64_t n = 0;
+          if (f.value().get_uint64().get(n)) throw ParseError("\"" OUTBOX_OVERSIZED_FIELD "\" member holds a non-number");
+          if (k == "bytes") oversized_bytes = n;
+          else if (k == "limit") oversized_limit = n;
+        }
+        oversized = true;
+      } else if (key == "columns") {
+        if (!(have_action && action == "I" && have_schema && have_table)) {
+          columns_early = true;  // unusual order: read them in a second pass if they are ours
+        } else if (schema == schema_ && table == table_) {
+          od::array cols;
+          err = v.get_array().get(cols);
+          if (err == simdjson::INCORRECT_TYPE) {
+            columns_bad = true;
+            continue;
+          }
+          need(err);
+          out.event = Event{};
+          event_from_row(cols, out.event);
+          columns_done = true;
+        }
+      }
+    }
+
+    if (!have_action) throw ParseError("line has no \"action\" string (is format-version 2 set?)");
+    if (action.size() != 1) throw ParseError("unknown action \"" + excerpt(action) + "\"");
+    switch (action[0]) {
+      case 'B':
+      case 'C':
+        out.kind = action[0] == 'B' ? LineKind::Begin : LineKind::Commit;
+        out.xid = xid;
+        if (have_timestamp) out.timestamp.assign(timestamp.data(), timestamp.size());
+        return;
+      case 'I': {
+        if (!have_schema || !have_table) throw ParseError("insert line without schema/table");
+        if (schema != schema_ || table != table_) return;
+        if (!columns_done) {
+          od::array cols;
+          if (columns_bad || !columns_early) throw ParseError("insert line without \"columns\" array");
+          doc.rewind();
+          err = doc.find_field_unordered("columns").get_array().get(cols);
+          if (err == simdjson::INCORRECT_TYPE || err == simdjson::NO_SUCH_FIELD)
+            throw ParseError("insert line without \"columns\" array");
+          need(err);
+          out.event = Event{};
+          event_from_row(cols, out.event);
+        }
+        out.event.lsn = lsn;
+        out.event.xid = xid;
+        check_limits(out.event);
+        out.kind = LineKind::Event;
+        out.xid = xid;
+        return;
+      }
+      case 'M': {
+        if (!have_prefix) throw ParseError("message line without \"prefix\"");
+        if (prefix != prefix_) return;
+        if (oversized) {
+          // Nothing to verify: the plugin left the content out. outbox_emit refuses to write a
+          // message this large, so no genuine event can be one.
+          out.xid = xid;
+          out.event = Event{};
+          return reject("outbox message of " + std::to_string(oversized_bytes) +
+                        " bytes left out by outbox_decoder, more than its " OUTBOX_MESSAGE_MAX_BYTES_OPTION " (" +
+                        std::to_string(oversized_limit) +
+                        " bytes): outbox_emit writes no message that large, so a role wrote it with "
+                        "pg_logical_emit_message; not published");
+        }
+        if (!have_content) throw ParseError("message line without \"content\" string");
+        out.xid = xid;
+        out.event = Event{};
+        out.event.lsn = lsn;
+        out.event.xid = xid;
+        out.event.from_message = true;
+        out.event.transactional = transactional;
+        event_from_message(content, out.event, out);
+        return;
+      }
+      default:
+        return;  // U, D, T and anything newer: not ours
+    }
+  } catch (const NotJson& e) {
+    out.event = Event{};
+    return reject(not_json("line is not valid JSON", e.err));
+  }
+}
+
+// Storage mode table: one INSERT into outbox.events, json/jsonb columns as JSON strings.
+void Wal2jsonParser::event_from_row(od::array cols, Event& ev) {
+  bool have_payload = false, have_type = false;
+  for (auto c : cols) {
+    od::object col;
+    error_code err = c.get_object().get(col);
+    if (err == simdjson::INCORRECT_TYPE) throw ParseError("column entry is not an object");
+    need(err);
+    od::value name_v, v;
+    err = col.find_field_unordered("name").get(name_v);
+    if (err == simdjson::NO_SUCH_FIELD) throw ParseError("column entry without \"name\"");
+    need(err);
+    od::raw_json_string name;
+    err = name_v.get_raw_json_string().get(name);
+    if (err == simdjson::INCORRECT_TYPE) throw ParseError("column entry without \"name\" string");
+    need(err);
+    Field f = field_of(name);
+    err = col.find_field_unordered("value").get(v);
+    if (err == simdjson::NO_SUCH_FIELD) throw ParseError("column entry without \"value\"");
+    need(err);
+    if (f == Field::Other) continue;
+    if (set_text(f, v, ev, "column")) {
+      if (f == Field::EventType) have_type = true;
+      continue;
+    }
+    od::json_type t;
+    need(v.type().get(t));
+    if (f == Field::Payload) {
+      have_payload = true;
+      if (t != od::json_type::string) {
+        add_invalid(ev, t == od::json_type::null ? "column \"payload\" is null"
+                                                 : "column \"payload\" is not a string (jsonb as text)");
+        continue;
+      }
+      std::string_view s;
+      need(v.get_string().get(s));
+      ev.payload.assign(s.data(), s.size());
+    } else if (f == Field::Headers) {
+      if (t == od::json_type::null) continue;
+      if (t != od::json_type::string) {
+        add_invalid(ev, "column \"headers\" is not a string (jsonb as text)");
+        continue;
+      }
+      std::string_view s;
+      need(v.get_string().get(s));
+      headers_from_text(s, ev);
+    }
+  }
+  if (!have_type) add_invalid(ev, "outbox row without event_type");
+  if (!have_payload) add_invalid(ev, "outbox row without payload");
+}
+
+// The headers column: a JSON object as text, parsed on its own.
+void Wal2jsonParser::headers_from_text(std::string_view text, Event& ev) {
+  try {
+    fill(headers_buf_, text);
+    od::document doc;
+    need(inner_.iterate(padded(headers_buf_)).get(doc));
+    od::object o;
+    error_code err = doc.get_object().get(o);
+    if (err == simdjson::INCORRECT_TYPE) {
+      add_invalid(ev, "column \"headers\" is not a JSON object");
+      return;
+    }
+    need(err);
+    headers_from_object(o, ev);
+  } catch (const NotJson& e) {
+    ev.headers.clear();
+    add_invalid(ev, not_json("column \"headers\" holds invalid JSON", e.err));
+  }
+}
+
+// Storage mode wal: content = {"mac":"<hex>", + body without its '{' (common/outbox_wire.h).
+void Wal2jsonParser::event_from_message(std::string_view content, Event& ev, ParsedLine& out) {
+  auto reject = [&](std::string why) {
+    out.kind = LineKind::Rejected;
+    out.reject_reason = std::move(why);
+    ev = Event{};
+  };
+  if (keys_.empty()) return reject(kNoKey);
+  static constexpr std::string_view open = OUTBOX_MAC_OPEN, close = OUTBOX_MAC_CLOSE, kid = OUTBOX_MAC_KID;
+  constexpr std::size_t hex_len = OUTBOX_MAC_HEX_LEN;
+  if (content.substr(0, open.size()) != open)
+    return reject("outbox message without a MAC (" + std::to_string(content.size()) +
+                  " bytes): not written by outbox_emit; any role can call pg_logical_emit_message('" + prefix_ +
+                  "', ...), so it is not published");
+  std::string_view hex = content.substr(open.size(), hex_len);
+  bool hex_ok = hex.size() == hex_len;
+  for (char c : hex) hex_ok = hex_ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+  // After the hex: `","kid":<id>,` (0.3) or `",` (0.2: key OUTBOX_LEGACY_KEY_ID, not bound to the xid).
+  std::string_view rest = content.substr(std::min(content.size(), open.size() + hex_len));
+  std::uint32_t key_id = OUTBOX_LEGACY_KEY_ID;
+  bool bound = false;
+  std::size_t body_at = 0;
+  if (hex_ok && rest.substr(0, kid.size()) == kid) {
+    std::size_t i = kid.size();
+    std::uint64_t id = 0;
+    while (i < rest.size() && i < kid.size() + 10 && rest[i] >= '0' && rest[i] <= '9') id = id * 10 + (rest[i++] - '0');
+    hex_ok = i > kid.size() && i < rest.size() && rest[i] == ',' && id <= 0xffffffffu;
+    key_id = static_cast<std::uint32_t>(id);
+    bound = true;
+    body_at = i + 1;
+  } else if (hex_ok && rest.substr(0, close.size()) == close) {
+    body_at = close.size();
+  } else {
+    hex_ok = false;
+  }
+  if (!hex_ok)
+    return reject("outbox message with a malformed MAC (expected " + std::to_string(hex_len) +
+                  " lower-case hex digits and a key id): not written by outbox_emit, not published");
+  out.key_id = key_id;
+  if (!out.xid)
+    return reject("outbox message outside a transaction (no xid): outbox_emit writes transactional messages only, "
+                  "not published");
+  // The only rejections the keys the relay holds can change (the caller may read them again).
+  auto unverified = [&](bool unknown_key, std::string why) {
+    reject(std::move(why));
+    out.unverified = true;
+    out.unknown_key = unknown_key;
+  };
+  auto key = keys_.find(key_id);
+  if (key == keys_.end())
+    return unverified(true, "outbox message signed with key " + std::to_string(key_id) +
+                                ", which the relay does not hold (forged, or a key retired before this relay "
+                                "acknowledged the rotation): not published");
+  fill(body_buf_, "{", rest.substr(body_at));
+  char xid_text[24];
+  std::string_view head;
+  if (bound) {
+    int n = std::snprintf(xid_text, sizeof xid_text, "%llu" OUTBOX_MAC_XID_SEPARATOR,
+                          static_cast<unsigned long long>(out.xid));
+    head = std::string_view(xid_text, static_cast<std::size_t>(n));
+  }
+  if (!key->second->verify_hex(hex, head, body_buf_))
+    return unverified(false, "outbox message whose MAC does not verify with key " + std::to_string(key_id) +
+                                 " (forged or changed, copied from another transaction, or written with another "
+                                 "database's key): not published");
+  if (control_from_body(out)) return;
+  out.kind = LineKind::Event;
+  event_from_body(ev);
+  check_limits(ev);
+}
+
+// {"control":"release","aggregate_type":...,"aggregate_id":...,"slot_name":...}
+bool Wal2jsonParser::control_from_body(ParsedLine& out) {
+  static constexpr std::string_view lead = "{\"" OUTBOX_CONTROL_FIELD "\"";
+  if (body_buf_.compare(0, lead.size(), lead) != 0) return false;
+  out.event = Event{};
+  ControlMessage c;
+  try {
+    od::document doc;
+    need(inner_.iterate(padded(body_buf_)).get(doc));
+    od::object o;
+    need(doc.get_object().get(o));
+    for (auto field : o) {
+      std::string_view key;
+      need(field.unescaped_key().get(key));
+      od::value v;
+      need(field.value().get(v));
+      std::optional<std::string>* dst = key == "aggregate_type" ? &c.aggregate_type
+                                        : key == "aggregate_id" ? &c.aggregate_id
+                                        : key == "slot_name"    ? &c.slot_name
+                                                                : nullptr;
+      bool is_null = false;
+      need(v.is_null().get(is_null));
+      if (key == OUTBOX_CONTROL_FIELD) {
+        std::string_view k;
+        need(v.get_string().get(k));
+        c.kind = std::string(k);
+      } else if (dst && !is_null) {
+        std::string_view t;
+        need(v.get_string().get(t));
+        *dst = std::string(t);
+      }
+    }
+  } catch (const NotJson& e) {
+    out.kind = LineKind::Rejected;
+    out.reject_reason = not_json("authenticated control message is not valid JSON", e.err);
+    return true;
+  }
+  if (c.kind != OUTBOX_CONTROL_RELEASE && c.kind != OUTBOX_CONTROL_KEYS) {
+    out.kind = LineKind::Rejected;
+    out.reject_reason = "authenticated control message of unknown kind \"" + c.kind + "\" (a newer extension?)";
+    return true;
+  }
+  out.kind = LineKind::Control;
+  out.control = std::move(c);
+  return true;
+}
+
+// The authenticated body of a message: one JSON object, payload/headers embedded as JSON.
+void Wal2jsonParser::event_from_body(Event& ev) {
+  bool have_type = false, have_payload = false;
+  try {
+    od::document doc;
+    need(inner_.iterate(padded(body_buf_)).get(doc));
+    od::object o;
+    error_code err = doc.get_object().get(o);
+    if (err == simdjson::INCORRECT_TYPE) {
+      add_invalid(ev, "outbox message content is not a JSON object");
+      return;
+    }
+    need(err);
+    for (auto field : o) {
+      od::raw_json_string key;
+      need(field.key().get(key));
+      od::value v;
+      need(field.value().get(v));
+      Field f = field_of(key);
+      if (f == Field::Other) continue;
+      if (set_text(f, v, ev, "message field")) {
+        if (f == Field::EventType) have_type = true;
+      } else if (f == Field::Payload) {
+        // Byte for byte as outbox_emit wrote it: numbers keep their digits, whatever their size.
+        std::string_view raw;
+        need(simdjson::to_json_string(v).get(raw));
+        ev.payload.assign(raw.data(), raw.size());
+        have_payload = true;
+      } else if (f == Field::Headers) {
+        od::json_type t;
+        need(v.type().get(t));
+        if (t == od::json_type::null) continue;
+        od::object h;
+        if (t != od::json_type::object || v.get_object().get(h)) {
+          add_invalid(ev, "message field \"headers\" is not a JSON object");
+          continue;
+        }
+        headers_from_object(h, ev);
+      }
+    }
+  } catch (const NotJson& e) {
+    add_invalid(ev, not_json("outbox message content is not valid JSON", e.err));
+    return;
+  }
+  if (!have_type) add_invalid(ev, "outbox message without event_type");
+  if (!have_payload) add_invalid(ev, "outbox message without payload");
+}
+
+void Wal2jsonParser::headers_from_object(od::object obj, Event& ev) {
+  ev.headers.clear();
+  for (auto field : obj) {
+    Header h;
+    std::string_view k;
+    need(field.unescaped_key().get(k));
+    h.name.assign(k.data(), k.size());
+    od::value v;
+    need(field.value().get(v));
+    od::json_type t;
+    need(v.type().get(t));
+    switch (t) {
+      case od::json_type::string: {
+        std::string_view s;
+        need(v.get_string().get(s));
+        h.value.kind = HeaderValue::Kind::String;
+        h.value.s.assign(s.data(), s.size());
+        break;
+      }
+      case od::json_type::number: {
+        // int64 -> Int; other numbers below 2^63 in magnitude -> Double; the rest cannot be an
+        // AMQP header number (common/outbox_wire.h).
+        std::string_view tok = trim(v.raw_json_token());
+        bool ok = false;
+        if (tok.find_first_of(".eE") == std::string_view::npos) {
+          std::int64_t i;
+          if (!v.get_int64().get(i)) {
+            h.value.kind = HeaderValue::Kind::Int;
+            h.value.i = i;
+            ok = true;
+          }
+        } else {
+          double d;
+          if (!v.get_double().get(d) && std::fabs(d) < 9223372036854775808.0) {
+            h.value.kind = HeaderValue::Kind::Double;
+            h.value.d = d;
+            ok = true;
+          }
+        }
+        if (!ok) {
+          add_invalid(ev, "header " + shown(h.name) + " holds " + excerpt(tok) +
+                              ", beyond what an AMQP header number holds (|n| < 2^63); send it as a string");
+          h.value.kind = HeaderValue::Kind::String;  // kept as text for the dead letter
+          h.value.s.assign(tok.data(), tok.size());
+        }
+        break;
+      }
+      case od::json_type::boolean: {
+        bool b;
+        need(v.get_bool().get(b));
+        h.value.kind = HeaderValue::Kind::Bool;
+        h.value.b = b;
+        break;
+      }
+      case od::json_type::null:
+        need(v.is_null().error());
+        h.value.kind = HeaderValue::Kind::Null;
+        break;
+      default: {  // nested object/array (the extension refuses these): pass as minified JSON text
+        std::string_view raw;
+        need(simdjson::to_json_string(v).get(raw));
+        if (minify_buf_.size() < raw.size() + simdjson::SIMDJSON_PADDING)
+          minify_buf_.resize(raw.size() + simdjson::SIMDJSON_PADDING);
+        std::size_t n = 0;
+        need(simdjson::minify(raw.data(), raw.size(), minify_buf_.data(), n));
+        h.value.kind = HeaderValue::Kind::String;
+        h.value.s.assign(minify_buf_.data(), n);
+        break;
+      }
+    }
+    ev.headers.push_back(std::move(h));
+  }
+}
+
+// What AMQP 0-9-1 (and RabbitMQ) cannot carry, whatever the relay does: the event is invalid.
+void Wal2jsonParser::check_limits(Event& ev) {
+  auto too_long = [&](const char* field, std::size_t size, std::size_t max, const char* as) {
+    if (size > max)
+      add_invalid(ev, std::string("\"") + field + "\" has " + std::to_string(size) + " bytes, more than the " +
+                          std::to_string(max) + " " + as);
+  };
+  too_long("id", ev.id.size(), OUTBOX_SHORTSTR_MAX, "of an AMQP message_id");
+  too_long("event_type", ev.event_type.size(), OUTBOX_SHORTSTR_MAX, "of an AMQP type");
+  if (ev.exchange) too_long("exchange", ev.exchange->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP exchange name");
+  if (ev.routing_key) {
+    too_long("routing_key", ev.routing_key->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP routing key");
+  } else {
+    std::size_t n = ev.event_type.size() + (ev.aggregate_type ? ev.aggregate_type->size() + 1 : 0);
+    if (n > OUTBOX_SHORTSTR_MAX)
+      add_invalid(ev, "the default routing key <aggregate_type>.<event_type> has " + std::to_string(n) +
+                          " bytes, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) +
+                          " of an AMQP routing key; set routing_key");
+  }
+  if (ev.correlation_id)
+    too_long("correlation_id", ev.correlation_id->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP correlation_id");
+  std::size_t table = 0;
+  auto meta = [&](const char* name, const std::optional<std::string>& v, std::size_t max) {
+    if (!v) return;
+    too_long(name, v->size(), max, "that outbox_emit accepts");
+    table += 1 + std::strlen(OUTBOX_RESERVED_HEADER_PREFIX) + std::strlen(name) + 1 + 4 + v->size();
+  };
+  meta("aggregate_type", ev.aggregate_type, OUTBOX_AGGREGATE_TYPE_MAX);
+  meta("aggregate_id", ev.aggregate_id, OUTBOX_AGGREGATE_ID_MAX);
+  meta("causation_id", ev.causation_id, OUTBOX_CAUSATION_ID_MAX);
+  for (const Header& h : ev.headers) {
+    table += entry_size(h.name, h.value);
+    if (h.name.size() > OUTBOX_SHORTSTR_MAX)
+      add_invalid(ev, "header " + shown(h.name) + " has a name of " + std::to_string(h.name.size()) +
+                          " bytes, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) + " of an AMQP table key");
+    else if (starts_with_ci(h.name, OUTBOX_RESERVED_HEADER_PREFIX))
+      add_invalid(ev, "header " + shown(h.name) + " uses the prefix " OUTBOX_RESERVED_HEADER_PREFIX
+                      " that the relay reserves for its own headers");
+    else if (h.name == OUTBOX_RESERVED_HEADER_CC || h.name == OUTBOX_RESERVED_HEADER_BCC)
+      add_invalid(ev, "header " + shown(h.name) +
+                          " has a meaning to RabbitMQ (sender-selected distribution, an array of routing keys) "
+                          "that an outbox header value cannot have");
+  }
+  if (table > OUTBOX_EVENT_HEADERS_MAX)
+    add_invalid(ev, "\"headers\" (with aggregate_type, aggregate_id and causation_id) encode to " +
+                        std::to_string(table) + " bytes, more than the " + std::to_string(OUTBOX_EVENT_HEADERS_MAX) +
+                        " that fit in an AMQP frame beside the relay's own headers");
+}
+
+}  // namespace outbox

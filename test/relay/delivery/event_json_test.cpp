@@ -1,0 +1,142 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/details/log_msg.h>
+#include <spdlog/formatter.h>
+
+#include <string>
+
+#include "delivery/event_json.h"
+#include "ops/log.h"
+
+using namespace outbox;
+
+namespace {
+Event sample() {
+  Event ev;
+  ev.id = "01a206d6-e9d5-7ec2-94ef-64c6fa8e6933";
+  ev.aggregate_type = "order";
+  ev.event_type = "created \"x\"";
+  ev.payload = R"({"a": [1, 2]})";
+  ev.headers.push_back(Header{"s", {HeaderValue::Kind::String, "v\n", 0, 0, false}});
+  ev.headers.push_back(Header{"i", {HeaderValue::Kind::Int, "", -5, 0, false}});
+  ev.headers.push_back(Header{"b", {HeaderValue::Kind::Bool, "", 0, 0, true}});
+  ev.lsn = 0x1000;
+  ev.xid = 7;
+  return ev;
+}
+
+nlohmann::json parsed(const std::string& text) { return nlohmann::json::parse(text); }  // throws if not JSON
+}  // namespace
+
+TEST(EventJson, SameShapeAsBefore) {
+  EXPECT_EQ(event_to_json(sample()),
+            R"({"id":"01a206d6-e9d5-7ec2-94ef-64c6fa8e6933","aggregate_type":"order","aggregate_id":null,)"
+            R"("event_type":"created \"x\"","payload":{"a": [1, 2]},"headers":{"s":"v\n","i":-5,"b":true},)"
+            R"("exchange":null,"routing_key":null,"correlation_id":null,"causation_id":null,"created_at":"",)"
+            R"("lsn":"0/1000","xid":7})");
+}
+
+TEST(EventJson, PayloadIsEmbeddedByteForByte) {
+  Event ev = sample();
+  const std::string digits301 = "15" + std::string(299, '0');
+  ev.payload = R"({"u": 18446744073709551616, "d": )" + digits301 + R"(, "t": 1.50, "e": 1.5e300})";
+  std::string j = event_to_json(ev);
+  EXPECT_NE(j.find(R"("payload":)" + ev.payload + ","), std::string::npos) << j;
+  EXPECT_NO_THROW(parsed(j));
+  for (std::string p : {std::string("18446744073709551616"), std::string("\"text\""), std::string("null"), std::string("[]")}) {
+    ev.payload = p;
+    EXPECT_NE(event_to_json(ev).find(R"("payload":)" + p + ","), std::string::npos) << p;
+  }
+}
+
+TEST(EventJson, PayloadThatIsNotJsonBecomesAString) {
+  Event ev = sample();
+  ev.payload = R"({"a": 1)";  // cut short
+  auto j = parsed(event_to_json(ev));
+  EXPECT_EQ(j["payload"], R"({"a": 1)");
+  ev.payload = "not json";
+  EXPECT_EQ(parsed(event_to_json(ev))["payload"], "not json");
+  ev.payload = "{\"a\": \"\xff\"}";  // invalid UTF-8: not JSON, and the writer does not abort
+  j = parsed(event_to_json(ev));
+  EXPECT_EQ(j["payload"], "{\"a\": \"\xEF\xBF\xBD\"}");
+  ev.payload = R"({"a": "\u0000"})";  // JSON, but jsonb refuses \u0000
+  j = parsed(event_to_json(ev));
+  EXPECT_TRUE(j["payload"].is_string());
+  ev.payload = "";
+  EXPECT_TRUE(parsed(event_to_json(ev))["payload"].is_null());
+  ev.payload = "{} {}";  // two values
+  EXPECT_TRUE(parsed(event_to_json(ev))["payload"].is_string());
+}
+
+TEST(EventJson, TextFieldsAreAlwaysValidJsonThatJsonbTakes) {
+  Event ev = sample();
+  ev.event_type = std::string("a\0b", 3);
+  ev.aggregate_id = "\xc3\x28";  // invalid UTF-8
+  ev.created_at = "line\nbreak\x1b[31m";
+  ev.headers.push_back(Header{"bad\xff", {HeaderValue::Kind::String, "\xfe", 0, 0, false}});
+  ev.headers.push_back(Header{"d", {HeaderValue::Kind::Double, "", 0, 0.1, false}});
+  ev.xid = UINT64_MAX;
+  std::string text = event_to_json(ev);
+  EXPECT_EQ(text.find('\0'), std::string::npos);
+  EXPECT_EQ(text.find("\\u0000"), std::string::npos);
+  EXPECT_EQ(text.find('\n'), std::string::npos);
+  auto j = parsed(text);
+  EXPECT_EQ(j["event_type"], "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(j["aggregate_id"], "\xEF\xBF\xBD(");
+  EXPECT_EQ(j["created_at"], "line\nbreak\x1b[31m");
+  EXPECT_EQ(j["headers"]["bad\xEF\xBF\xBD"], "\xEF\xBF\xBD");
+  EXPECT_NE(text.find(R"("d":0.1)"), std::string::npos) << text;  // shortest form, not 0.10000000000000001
+  EXPECT_EQ(j["xid"].get<std::uint64_t>(), UINT64_MAX);
+}
+
+TEST(EventJson, JsonString) {
+  EXPECT_EQ(json_string("a\"b\\c\n\x01"), R"("a\"b\\c\n\u0001")");
+  EXPECT_EQ(json_string("\xff"), "\"\xEF\xBF\xBD\"");
+  EXPECT_EQ(json_string("é"), "\"é\"");
+}
+
+TEST(LogText, PlainTextIsUnchanged) {
+  EXPECT_EQ(log_text(R"(slot "outbox" does not exist -- fix: C:\x)"), R"(slot "outbox" does not exist -- fix: C:\x)");
+  EXPECT_EQ(log_text("température 😀"), "température 😀");
+  EXPECT_EQ(log_text(""), "");
+}
+
+TEST(LogText, ControlCharactersAndBadUtf8AreEscaped) {
+  // a newline in an event type cannot start a forged log line
+  std::string forged = "created\n2026-12-01 20:00:00.000 critical all events lost";
+  std::string t = log_text("event type " + forged);
+  EXPECT_EQ(t.find('\n'), std::string::npos);
+  EXPECT_EQ(t, R"(event type created\n2026-12-01 20:00:00.000 critical all events lost)");
+  EXPECT_EQ(log_text("a\rb\tc\x1b[2Jd"), R"(a\rb\tc\u001b[2Jd)");
+  EXPECT_EQ(log_text("bad \xff byte"), "bad \xEF\xBF\xBD byte");
+  // C1 controls, DEL and the Unicode line separators: everything non-ASCII as \u escapes
+  EXPECT_EQ(log_text("a\xc2\x85" "b é"), R"(a\u0085b \u00e9)");
+  EXPECT_EQ(log_text("a\xe2\x80\xa8" "b"), R"(a\u2028b)");
+  EXPECT_EQ(log_text("a\x7f"), R"(a\u007f)");
+  // once escaped, quotes and backslashes are escaped too, so the text reads back unambiguously
+  EXPECT_EQ(log_text("\"q\"\n\\"), R"(\"q\"\n\\)");
+}
+
+TEST(LogFormat, EveryRecordIsOneLine) {
+  std::string msg = "event type created\nforged line\xff";
+  spdlog::details::log_msg m(spdlog::source_loc{}, "outbox-relay", spdlog::level::warn, msg);
+  for (const char* format : {"text", "json"}) {
+    auto f = make_log_formatter(format);
+    spdlog::memory_buf_t buf;
+    f->format(m, buf);
+    std::string line(buf.data(), buf.size());
+    ASSERT_FALSE(line.empty());
+    EXPECT_EQ(line.back(), '\n') << format;
+    EXPECT_EQ(line.find('\n'), line.size() - 1) << format << ": " << line;
+    if (std::string(format) == "json") {
+      auto j = parsed(line);
+      EXPECT_EQ(j["level"], "warning");
+      EXPECT_EQ(j["logger"], "outbox-relay");
+      EXPECT_EQ(j["msg"], "event type created\nforged line\xEF\xBF\xBD");
+      EXPECT_TRUE(j.contains("ts"));
+    } else {
+      EXPECT_NE(line.find(R"( warning event type created\nforged line)"), std::string::npos) << line;
+    }
+  }
+}

@@ -1,0 +1,489 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ops/config.h"
+
+using namespace outbox;
+
+namespace {
+struct Env {
+  std::map<std::string, std::string> vars;
+  GetEnv fn() {
+    return [this](const char* n) -> const char* {
+      auto it = vars.find(n);
+      return it == vars.end() ? nullptr : it->second.c_str();
+    };
+  }
+};
+
+Config load(std::vector<std::string> args, Env env = {}) {
+  args.insert(args.begin(), "outbox-relay");
+  std::vector<const char*> argv;
+  for (auto& a : args) argv.push_back(a.c_str());
+  return load_config(static_cast<int>(argv.size()), argv.data(), env.fn());
+}
+
+std::string write_file(const std::string& text) {
+  char name[] = "/tmp/outbox-relay-config-XXXXXX";
+  int fd = mkstemp(name);
+  close(fd);
+  std::ofstream(name) << text;
+  return name;
+}
+}  // namespace
+
+TEST(Config, Defaults) {
+  Config c = load({});
+  EXPECT_EQ(c.slot, "outbox");
+  EXPECT_EQ(c.plugin, "outbox_decoder");
+  EXPECT_EQ(c.exchange, "amq.topic");
+  EXPECT_EQ(c.max_in_flight, 1000);
+  EXPECT_FALSE(c.create_slot);
+  EXPECT_EQ(c.sources["slot"], "default");
+}
+
+TEST(Config, FlagsOverEnvOverFile) {
+  std::string f = write_file("slot = \"from_file\"\nexchange = \"file_ex\"\nmax_in_flight = 7\ncreate-slot = true\nplugin = \"wal2json\"\n");
+  Env env;
+  env.vars["OUTBOX_RELAY_SLOT"] = "from_env";
+  env.vars["OUTBOX_RELAY_EXCHANGE"] = "env_ex";
+  Config c = load({"--config", f, "--slot", "from_flag"}, env);
+  EXPECT_EQ(c.slot, "from_flag");
+  EXPECT_EQ(c.sources["slot"], "flag --slot");
+  EXPECT_EQ(c.exchange, "env_ex");
+  EXPECT_EQ(c.sources["exchange"], "env OUTBOX_RELAY_EXCHANGE");
+  EXPECT_EQ(c.max_in_flight, 7);
+  EXPECT_EQ(c.plugin, "wal2json");
+  EXPECT_TRUE(c.create_slot);
+  std::remove(f.c_str());
+}
+
+TEST(Config, ConfigFileFromEnvironmentAndTopology) {
+  std::string f = write_file(R"(
+amqp = "amqp://u:p@h:1/"
+[[topology.exchanges]]
+name = "orders"
+type = "direct"
+[[topology.queues]]
+name = "q1"
+dead_letter_exchange = "dlx"
+message_ttl_ms = 1000
+[[topology.bindings]]
+queue = "q1"
+exchange = "orders"
+routing_key = "order.*"
+)");
+  Env env;
+  env.vars["OUTBOX_RELAY_CONFIG"] = f;
+  Config c = load({}, env);
+  EXPECT_EQ(c.amqp, "amqp://u:p@h:1/");
+  ASSERT_EQ(c.topology.exchanges.size(), 1u);
+  EXPECT_EQ(c.topology.exchanges[0].type, "direct");
+  ASSERT_EQ(c.topology.queues.size(), 1u);
+  EXPECT_EQ(c.topology.queues[0].dead_letter_exchange, "dlx");
+  EXPECT_EQ(c.topology.queues[0].message_ttl_ms, 1000);
+  ASSERT_EQ(c.topology.bindings.size(), 1u);
+  EXPECT_EQ(c.topology.bindings[0].routing_key, "order.*");
+  std::remove(f.c_str());
+}
+
+TEST(Config, AmqpFallsBackToStackVariable) {
+  Env env;
+  env.vars["OUTBOX_AMQP_URL"] = "amqp://guest:guest@127.0.0.1:1234/";
+  EXPECT_EQ(load({}, env).amqp, "amqp://guest:guest@127.0.0.1:1234/");
+  env.vars["OUTBOX_RELAY_AMQP"] = "amqp://a:b@c/";
+  EXPECT_EQ(load({}, env).amqp, "amqp://a:b@c/");
+}
+
+TEST(Config, BooleanFromEnvironment) {
+  Env env;
+  env.vars["OUTBOX_RELAY_CREATE_SLOT"] = "yes";
+  EXPECT_TRUE(load({}, env).create_slot);
+  env.vars["OUTBOX_RELAY_CREATE_SLOT"] = "maybe";
+  EXPECT_THROW(load({}, env), ConfigError);
+}
+
+TEST(Config, ErrorsNameTheSettingAndSource) {
+  Env env;
+  env.vars["OUTBOX_RELAY_MAX_IN_FLIGHT"] = "lots";
+  try {
+    load({}, env);
+    FAIL();
+  } catch (const ConfigError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("max-in-flight"), std::string::npos) << m;
+    EXPECT_NE(m.find("OUTBOX_RELAY_MAX_IN_FLIGHT"), std::string::npos) << m;
+  }
+  EXPECT_THROW(load({"--plugin", "pgoutput"}), ConfigError);
+  EXPECT_THROW(load({"--max-in-flight", "0"}), ConfigError);
+  EXPECT_THROW(load({"--log-format", "xml"}), ConfigError);
+  EXPECT_THROW(load({"--no-such-flag"}), ConfigError);
+  EXPECT_THROW(load({"--amqp", "http://x"}), ConfigError);
+  std::string f = write_file("slott = \"typo\"\n");
+  EXPECT_THROW(load({"--config", f}), ConfigError);
+  std::remove(f.c_str());
+  std::string g = write_file("slot = \n");
+  EXPECT_THROW(load({"--config", g}), ConfigError);
+  std::remove(g.c_str());
+}
+
+TEST(Config, AmqpTlsFiles) {
+  Env env;
+  env.vars["OUTBOX_RELAY_AMQP_CACERT"] = "/etc/ca.pem";
+  Config c = load({"--amqp", "amqps://u:p@h/", "--amqp-cert", "c.pem", "--amqp-key", "k.pem"}, env);
+  EXPECT_EQ(c.amqp_cacert, "/etc/ca.pem");
+  EXPECT_EQ(c.amqp_cert, "c.pem");
+  EXPECT_EQ(c.amqp_key, "k.pem");
+  EXPECT_THROW(load({"--amqp-cert", "c.pem"}), ConfigError);
+}
+
+TEST(Config, Shard) {
+  EXPECT_EQ(load({"--shard", "1/4"}).shard, "1/4");
+  EXPECT_EQ(load({}).shard, "");
+  for (const char* bad : {"4/4", "1/0", "x", "1/2/3", "-1/2", "1/65537"}) EXPECT_THROW(load({"--shard", bad}), ConfigError) << bad;
+  EXPECT_THROW(load({"--shard", "0/2", "--plugin", "wal2json"}), ConfigError);
+}
+
+TEST(Config, HelpAndVersion) {
+  try {
+    load({"--help"});
+    FAIL();
+  } catch (const ConfigExit& e) {
+    EXPECT_EQ(e.code, 0);
+    for (const char* s : {"--pg", "--amqp", "--slot", "--create-slot", "--plugin", "--exchange", "--max-in-flight",
+                          "--http", "--log-format", "OUTBOX_RELAY_MAX_IN_FLIGHT", "--config"})
+      EXPECT_NE(e.text.find(s), std::string::npos) << s;
+  }
+  try {
+    load({"--version"});
+    FAIL();
+  } catch (const ConfigExit& e) {
+    EXPECT_NE(e.text.find(kRelayVersion), std::string::npos);
+  }
+}
+
+TEST(Config, DescribeMasksSecrets) {
+  Config c = load({"--pg", "host=h password=topsecret", "--amqp", "amqp://u:hunter2@h/"});
+  std::string d = describe(c);
+  EXPECT_EQ(d.find("topsecret"), std::string::npos);
+  EXPECT_EQ(d.find("hunter2"), std::string::npos);
+  EXPECT_NE(d.find("***"), std::string::npos);
+}
+
+namespace {
+// The message of the ConfigError that loading throws ("" if none).
+std::string error_of(std::vector<std::string> args, Env env = {}) {
+  try {
+    load(std::move(args), env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+bool has(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
+}  // namespace
+
+// --create-slot=false turned slot creation on: boolean flags take a value, and the environment
+// and the file take the same spellings.
+TEST(Config, BooleanFlagsTakeAValue) {
+  for (const char* off : {"--create-slot=false", "--create-slot=0", "--create-slot=no", "--create-slot=off"})
+    EXPECT_FALSE(load({off}).create_slot) << off;
+  for (const char* on : {"--create-slot", "--create-slot=true", "--create-slot=1", "--create-slot=yes"})
+    EXPECT_TRUE(load({on}).create_slot) << on;
+  EXPECT_EQ(load({"--create-slot=false"}).sources["create-slot"], "flag --create-slot");
+  EXPECT_TRUE(has(error_of({"--create-slot=maybe"}), "create-slot")) << error_of({"--create-slot=maybe"});
+  EXPECT_FALSE(load({"--check=false"}).check);
+  EXPECT_FALSE(load({"--check=0"}).check);
+  EXPECT_TRUE(load({"--check"}).check);
+  Env env;
+  for (const char* off : {"false", "0", "no", "off"}) {
+    env.vars["OUTBOX_RELAY_CREATE_SLOT"] = off;
+    EXPECT_FALSE(load({}, env).create_slot) << off;
+  }
+  env.vars["OUTBOX_RELAY_CREATE_SLOT"] = "1";
+  EXPECT_TRUE(load({}, env).create_slot);
+  EXPECT_FALSE(load({"--create-slot=false"}, env).create_slot) << "the flag's value wins over the environment";
+  for (const char* text : {"create_slot = false\n", "create_slot = 0\n", "create_slot = \"no\"\n"}) {
+    std::string f = write_file(text);
+    EXPECT_FALSE(load({"--config", f}).create_slot) << text;
+    std::remove(f.c_str());
+  }
+  std::string f = write_file("create_slot = \"yes\"\n");
+  EXPECT_TRUE(load({"--config", f}).create_slot);
+  std::remove(f.c_str());
+}
+
+// --http 127.0.0.1:99999 logged that port and listened on another: ports outside 0-65535 and
+// ports that are not numbers stop the start.
+TEST(Config, HttpAddressNeedsAPortFrom0To65535) {
+  for (const char* bad : {"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:x", "127.0.0.1:-1", "127.0.0.1:", "localhost",
+                          ":9187", "127.0.0.1:9187x"}) {
+    std::string e = error_of({"--http", bad});
+    EXPECT_TRUE(has(e, "setting http") && has(e, "0 to 65535")) << bad << ": " << e;
+  }
+  EXPECT_EQ(load({"--http", "127.0.0.1:65535"}).http, "127.0.0.1:65535");
+  EXPECT_EQ(load({"--http", "127.0.0.1:0"}).http, "127.0.0.1:0");
+  EXPECT_EQ(load({"--http", "off"}).http, "");
+  EXPECT_EQ(load({"--http", ""}).http, "");
+}
+
+// AMQP takes heartbeats of 0-65535 s; beyond, the login failed with "check user, password and vhost".
+TEST(Config, HeartbeatInAmqpsRange) {
+  EXPECT_EQ(load({"--heartbeat", "65535"}).heartbeat_s, 65535);
+  EXPECT_EQ(load({"--heartbeat", "0"}).heartbeat_s, 0);
+  std::string e = error_of({"--heartbeat", "65536"});
+  EXPECT_TRUE(has(e, "heartbeat") && has(e, "0 to 65535")) << e;
+  EXPECT_FALSE(has(e, "password")) << e;
+}
+
+// PostgreSQL's rule for slot names, at start rather than as a server error at every attempt.
+TEST(Config, SlotNameFollowsPostgresqlsRule) {
+  EXPECT_EQ(load({"--slot", "outbox_2"}).slot, "outbox_2");
+  EXPECT_EQ(load({"--slot", std::string(63, 'a')}).slot, std::string(63, 'a'));
+  for (const std::string& bad : {std::string("Bad-Name"), std::string("UPPER"), std::string("with space"),
+                                 std::string("dot.ted"), std::string(64, 'a'), std::string("caf\xc3\xa9")}) {
+    std::string e = error_of({"--slot", bad, "--create-slot"});
+    EXPECT_TRUE(has(e, "setting slot") && has(e, "lower-case letters, digits and underscores, at most 63 bytes"))
+        << bad << ": " << e;
+  }
+}
+
+// Unknown libpq keywords were found at every connection attempt (and retried): now at start,
+// in key=value and URI form, with the secrets of the string masked.
+TEST(Config, ConninfoIsParsedAtStart) {
+  EXPECT_EQ(load({"--pg", "host=h dbname=d sslmode=verify-full"}).pg, "host=h dbname=d sslmode=verify-full");
+  EXPECT_EQ(load({"--pg", "postgresql://u@h:5432/d?sslmode=require"}).pg, "postgresql://u@h:5432/d?sslmode=require");
+  std::string e = error_of({"--pg", "hots=db password=Sekr3t"});
+  EXPECT_TRUE(has(e, "setting pg") && has(e, "hots") && has(e, "libpq")) << e;
+  EXPECT_FALSE(has(e, "Sekr3t")) << e;
+  e = error_of({"--pg", "postgresql://u:Sekr3t@h/db?hots=x"});
+  EXPECT_TRUE(has(e, "setting pg") && has(e, "hots")) << e;
+  EXPECT_FALSE(has(e, "Sekr3t")) << e;
+  EXPECT_TRUE(has(error_of({"--pg", "host='unterminated"}), "setting pg"));
+}
+
+// An AMQP URL that rabbitmq-c cannot parse was retried as a connection error.
+TEST(Config, AmqpUrlIsParsedAtStart) {
+  for (const char* bad : {"amqp://u:p@h:99999/", "amqp://u:p@h:port/", "amqp://u:p@h:0/"}) {
+    std::string e = error_of({"--amqp", bad});
+    EXPECT_TRUE(has(e, "setting amqp") && has(e, "not a valid AMQP URL")) << bad << ": " << e;
+  }
+  EXPECT_FALSE(has(error_of({"--amqp", "amqp://u:Sekr3t@h:99999/"}), "Sekr3t"));
+  EXPECT_EQ(load({"--amqp", "amqps://u:p@h/vh"}).amqp, "amqps://u:p@h/vh");
+}
+
+// Settings that cannot work together.
+TEST(Config, RetryAndReconnectBoundsInOrder) {
+  std::string e = error_of({"--retry-base-ms", "500", "--retry-max-ms", "100"});
+  EXPECT_TRUE(has(e, "retry-max-ms") && has(e, "retry-base-ms")) << e;
+  e = error_of({"--reconnect-min-ms", "5000", "--reconnect-max-ms", "100"});
+  EXPECT_TRUE(has(e, "reconnect-min-ms") && has(e, "reconnect-max-ms")) << e;
+  Env env;
+  env.vars["OUTBOX_RELAY_RETRY_BASE_MS"] = "20000";  // above the default cap
+  EXPECT_TRUE(has(error_of({}, env), "env OUTBOX_RELAY_RETRY_BASE_MS"));
+  EXPECT_EQ(load({"--retry-base-ms", "100", "--retry-max-ms", "100"}).retry_max_ms, 100);
+  EXPECT_EQ(load({"--reconnect-min-ms", "100", "--reconnect-max-ms", "100"}).reconnect_max_ms, 100);
+}
+
+// The file: unknown keys and wrong types inside [[topology.*]] and arrays or tables for scalar
+// settings were silently ignored (`typ = "fanout"` made a topic exchange, `slot = ["p","q"]`
+// fell back to the default). Each is an error with its line.
+TEST(Config, FileMistakesAreErrorsWithTheLine) {
+  struct Case {
+    const char* text;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"slot = \"ok\"\n[[topology.exchanges]]\nname = \"e\"\ntyp = \"fanout\"\n", "line 4: [[topology.exchanges]] has an unknown key \"typ\""},
+      {"[[topology.exchanges]]\nname = \"e\"\ntype = \"fanot\"\n", "line 3: [[topology.exchanges]] type = \"fanot\" is not one of"},
+      {"[[topology.exchanges]]\nname = \"e\"\ndurable = \"yes\"\n", "line 3: [[topology.exchanges]] durable is a string"},
+      {"[[topology.queues]]\nname = \"q\"\n\nmessage_ttl_ms = \"1000\"\n", "line 4: [[topology.queues]] message_ttl_ms is a string"},
+      {"[[topology.queues]]\nname = \"q\"\nmax_length = -1\n", "line 3: [[topology.queues]] max_length"},
+      {"[[topology.queues]]\nname = \"q\"\nqueue_type = \"quorom\"\n", "line 3: [[topology.queues]] queue_type"},
+      {"[[topology.queues]]\nname = 7\n", "line 2: [[topology.queues]] name is an integer"},
+      {"[[topology.queues]]\nnmae = \"q\"\n", "line 2: [[topology.queues]] has an unknown key \"nmae\""},
+      {"[[topology.bindings]]\nqueue = \"q\"\nexchange = \"e\"\nrouting-key = \"k\"\n", "line 4: [[topology.bindings]] has an unknown key \"routing-key\""},
+      {"[[topology.bindings]]\nqueue = \"q\"\n", "every [[topology.bindings]] needs a non-empty exchange"},
+      {"[topology]\nexchange = \"e\"\n", "line 2: topology has an unknown key \"exchange\""},
+      {"[topology.exchanges]\nname = \"e\"\n", "topology.exchanges is a table"},
+      {"topology = 1\n", "line 1: topology is an integer"},
+      {"\nslot = [\"p\", \"q\"]\n", "line 2: setting slot is an array"},
+      {"[slot]\nname = \"p\"\n", "line 1: setting slot is a table"},
+      {"max_in_flight = 1.5\n", "line 1: setting max-in-flight is a float"},
+      {"max_in_flight = 10\nmax-in-flight = 20\n", "given twice"},
+      {"slott = \"typo\"\n", "line 1: unknown setting \"slott\""},
+  };
+  for (const Case& c : cases) {
+    std::string f = write_file(c.text);
+    std::string e = error_of({"--config", f});
+    EXPECT_TRUE(has(e, c.says)) << c.text << "\ngot: " << e;
+    EXPECT_TRUE(e.empty() || has(e, f)) << "names the file: " << e;
+    std::remove(f.c_str());
+  }
+  // What is right still loads, x- exchange types (plugins) included.
+  std::string f = write_file("[[topology.exchanges]]\nname = \"d\"\ntype = \"x-delayed-message\"\ndurable = false\n"
+                             "[[topology.queues]]\nname = \"q\"\nqueue_type = \"quorum\"\nmax_length = 0\n");
+  Config c = load({"--config", f});
+  ASSERT_EQ(c.topology.exchanges.size(), 1u);
+  EXPECT_EQ(c.topology.exchanges[0].type, "x-delayed-message");
+  EXPECT_FALSE(c.topology.exchanges[0].durable);
+  EXPECT_EQ(c.topology.queues[0].max_length, 0);
+  std::remove(f.c_str());
+}
+
+// Several broker addresses: a comma list (flag, environment), the flag repeated, or an array in
+// the file; each URL validated at start, the bad one named, its password masked.
+TEST(Config, AmqpTakesSeveralAddresses) {
+  Config c = load({"--amqp", "amqp://u:p@h1:1/, amqp://u:p@h2:2/,amqps://u:p@h3:3/"});
+  EXPECT_EQ(c.amqp_urls, (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/", "amqps://u:p@h3:3/"}));
+  Config r = load({"--amqp", "amqp://u:p@h1:1/", "--amqp", "amqp://u:p@h2:2/"});
+  EXPECT_EQ(r.amqp_urls, (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/"}));
+  Env env;
+  env.vars["OUTBOX_RELAY_AMQP"] = "amqp://a:b@c:1/,amqp://a:b@d:2/";
+  EXPECT_EQ(load({}, env).amqp_urls.size(), 2u);
+  std::string f = write_file("amqp = [\"amqp://u:p@h1:1/\", \"amqp://u:p@h2:2/\"]\n");
+  Config fc = load({"--config", f});
+  EXPECT_EQ(fc.amqp_urls, (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/"}));
+  EXPECT_EQ(fc.sources["amqp"], "file " + f);
+  std::remove(f.c_str());
+  EXPECT_EQ(load({}).amqp_urls, (std::vector<std::string>{"amqp://guest:guest@127.0.0.1:5672/"})) << "one by default";
+  std::string d = describe(load({"--amqp", "amqp://u:Sekr3t@h1:1/,amqp://u:Sekr3t@h2:2/"}));
+  EXPECT_FALSE(has(d, "Sekr3t")) << d;
+  EXPECT_TRUE(has(d, "amqp://u:***@h1:1/,amqp://u:***@h2:2/")) << d;
+}
+
+TEST(Config, AmqpAddressListMistakesNameTheUrl) {
+  std::string e = error_of({"--amqp", "amqp://u:p@h1:1/,amqp://u:Sekr3t@h2:99999/"});
+  EXPECT_TRUE(has(e, "URL 2 of 2") && has(e, "not a valid AMQP URL")) << e;
+  EXPECT_FALSE(has(e, "Sekr3t")) << e;
+  e = error_of({"--amqp", "amqp://u:p@h1:1/,"});
+  EXPECT_TRUE(has(e, "URL 2 of 2") && has(e, "is empty") && has(e, "fix")) << e;
+  e = error_of({"--amqp", "amqp://u:p@h1:1/,http://h2/"});
+  EXPECT_TRUE(has(e, "not an amqp:// or amqps:// URL")) << e;
+  std::string f = write_file("amqp = [\"amqp://u:p@h1:1/\", 5]\n");
+  e = error_of({"--config", f});
+  EXPECT_TRUE(has(e, "line 1") && has(e, "an integer")) << e;
+  std::remove(f.c_str());
+  f = write_file("amqp = []\n");
+  EXPECT_TRUE(has(error_of({"--config", f}), "empty array"));
+  std::remove(f.c_str());
+}
+
+TEST(Config, SplitUrlList) {
+  EXPECT_EQ(split_url_list("a"), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(split_url_list(" a , b,c "), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(split_url_list("a,,b"), (std::vector<std::string>{"a", "", "b"}));
+}
+
+// A silent broker is noticed within 2 x heartbeat (+1 s): 10 s by default, so within about 21 s.
+TEST(Config, HeartbeatAndConnectTimeoutDefaults) {
+  Config c = load({});
+  EXPECT_EQ(c.heartbeat_s, 10);
+  EXPECT_EQ(c.amqp_connect_timeout_ms, 10000);
+  EXPECT_EQ(load({"--amqp-connect-timeout-ms", "500"}).amqp_connect_timeout_ms, 500);
+  EXPECT_TRUE(has(error_of({"--amqp-connect-timeout-ms", "0"}), "amqp-connect-timeout-ms"));
+  EXPECT_EQ(c.amqp_confirm_timeout_ms, 30000);
+  EXPECT_EQ(load({"--amqp-confirm-timeout-ms", "0"}).amqp_confirm_timeout_ms, 0) << "0 = never";
+  EXPECT_TRUE(has(error_of({"--amqp-confirm-timeout-ms", "-1"}), "amqp-confirm-timeout-ms"));
+}
+
+TEST(Config, SinksInUseAreTheDefaultAndTheRoutedOnes) {
+  Config plain = load({});
+  EXPECT_EQ(plain.sinks, std::vector<std::string>{"rabbitmq"});
+  EXPECT_TRUE(plain.routes.empty());
+
+  std::string f = write_file(
+      "nats = \"nats://127.0.0.1:4222\"\n"
+      "redis = \"redis://127.0.0.1:6379/0\"\n"
+      "[[routes]]\nmatch = \"user.*\"\nsink = \"nats\"\n"
+      "[[routes]]\naggregate_type = \"Order\"\nexchange = \"audit*\"\nsink = \"redis\"\n"
+      "[[jetstream.streams]]\nname = \"OUTBOX\"\nsubjects = [\"outbox.>\"]\nstorage = \"memory\"\nreplicas = 1\n"
+      "duplicate_window_ms = 60000\n");
+  Config c = load({"--config", f});
+  EXPECT_EQ(c.sinks, (std::vector<std::string>{"rabbitmq", "nats", "redis"}));
+  ASSERT_EQ(c.routes.size(), 2u);
+  EXPECT_EQ(c.routes[0].event_type, std::optional<std::string>("user.*"));
+  EXPECT_EQ(c.routes[0].sink, "nats");
+  EXPECT_EQ(c.routes[1].aggregate_type, std::optional<std::string>("Order"));
+  EXPECT_EQ(c.routes[1].exchange, std::optional<std::string>("audit*"));
+  EXPECT_FALSE(c.routes[1].event_type.has_value());
+  EXPECT_GT(c.routes[1].line, c.routes[0].line);
+  ASSERT_EQ(c.nats_streams.size(), 1u);
+  EXPECT_EQ(c.nats_streams[0].storage, "memory");
+  EXPECT_EQ(c.nats_streams[0].duplicate_window_ms, 60000);
+
+  // Only NATS: RabbitMQ is not used (nor connected to) at all.
+  Config n = load({"--nats", "nats://h:4222", "--default-sink", "nats"});
+  EXPECT_EQ(n.sinks, std::vector<std::string>{"nats"});
+  // Configured but used by nothing: kept aside for a warning.
+  Config u = load({"--redis", "redis://h"});
+  EXPECT_EQ(u.sinks, std::vector<std::string>{"rabbitmq"});
+  EXPECT_EQ(u.unused_sinks, std::vector<std::string>{"redis"});
+}
+
+TEST(Config, RouteAndSinkMistakesNameTheLineAndTheFix) {
+  auto error_of = [](std::vector<std::string> args) {
+    try {
+      load(std::move(args));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  auto has = [](const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; };
+  std::string e = error_of({"--config", write_file("[[routes]]\nmatch = \"user.*\"\nsink = \"nats\"\n")});
+  EXPECT_TRUE(has(e, "line 1") && has(e, "setting nats (the server URL) is not given")) << e;
+  e = error_of({"--config", write_file("nats = \"nats://h\"\n[[routes]]\nmatch = \"x\"\nsink = \"kafka\"\n")});
+  EXPECT_TRUE(has(e, "not one of rabbitmq, nats, redis")) << e;
+  e = error_of({"--config", write_file("[[routes]]\nmatch = \"x\"\nsinc = \"nats\"\n")});
+  EXPECT_TRUE(has(e, "unknown key \"sinc\"")) << e;
+  e = error_of({"--config", write_file("[[routes]]\nmatch = \"\"\nsink = \"rabbitmq\"\n")});
+  EXPECT_TRUE(has(e, "match is empty")) << e;
+  e = error_of({"--config", write_file("[[routes]]\nmatch = \"x\"\nevent_type = \"y\"\nsink = \"rabbitmq\"\n")});
+  EXPECT_TRUE(has(e, "both match and event_type")) << e;
+  e = error_of({"--default-sink", "redis"});
+  EXPECT_TRUE(has(e, "give --redis URL")) << e;
+  e = error_of({"--default-sink", "sqs"});
+  EXPECT_TRUE(has(e, "not one of rabbitmq, nats, redis")) << e;
+  e = error_of({"--nats", "http://h:4222"});
+  EXPECT_TRUE(has(e, "not a nats:// or tls:// URL")) << e;
+  e = error_of({"--redis", "redis://h,"});
+  EXPECT_TRUE(has(e, "an empty entry")) << e;
+  e = error_of({"--redis", "rediss://h", "--redis-cert", "c.pem"});
+  EXPECT_TRUE(has(e, "redis-cert and redis-key go together")) << e;
+  e = error_of({"--config", write_file("[[jetstream.streams]]\nname = \"S\"\n")});
+  EXPECT_TRUE(has(e, "needs subjects")) << e;
+  e = error_of({"--config", write_file("[[jetstream.streams]]\nname = \"S\"\nsubjects = [\"a\"]\nstorage = \"disk\"\n")});
+  EXPECT_TRUE(has(e, "storage = \"disk\" is not one of file, memory")) << e;
+}
+
+TEST(Config, NatsSubjectPrefixCannotOpenTheServersApi) {
+  for (const char* bad : {"", "$JS.API.", "$KV.", "_INBOX."}) {
+    try {
+      load({"--nats", "nats://h:4222", "--nats-subject-prefix", bad});
+      ADD_FAILURE() << "accepted prefix \"" << bad << "\"";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("server's API"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(load({"--nats-subject-prefix", "events."}).nats_subject_prefix, "events.");
+}
+
+TEST(Config, SettingsThatNothingInUseReadsAreNamed) {
+  Config c = load({"--nats", "nats://h:4222", "--default-sink", "nats", "--exchange", "events", "--redis-stream", "s",
+                   "--nats-cacert", "ca.pem"});
+  auto has = [&](const std::string& part) {
+    for (const auto& i : c.ignored)
+      if (i.find(part) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("exchange (RabbitMQ is not in use)"));
+  EXPECT_TRUE(has("redis-stream (Redis is not in use)"));
+  EXPECT_TRUE(has("nats-cacert (no tls:// URL)"));
+  EXPECT_TRUE(load({}).ignored.empty());
+}
