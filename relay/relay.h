@@ -62,6 +62,13 @@ class Relay {
   };
   Preflight preflight();
   void stream();           // returns on stop; throws on lost connections
+  // The stream's steps: whether a stop has drained (or timed out); one turn (reopen sinks, read
+  // the slot, publish, act on what came back, checkpoint, status); how long poll may sleep; the
+  // poll and the reads of what it reported.
+  bool stop_done(Clock::time_point now);
+  void turn(Clock::time_point now);
+  int poll_timeout_ms(Clock::time_point now);
+  void poll_and_read(int timeout_ms);
   // Ends the session. With finish_writes (the database connection is not the one that failed)
   // the queued database writes are completed first, up to --pg-timeout-ms: a dead letter
   // written but not known as written would be written a second time.
