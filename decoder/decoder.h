@@ -233,6 +233,17 @@ action_selected(const Options *o, ReorderBufferChangeType a)
 	}
 }
 
+/* The relation of a change the options select (its action and its table), or NULL. */
+inline RelInfo *
+selected_relation(DecoderState *st, Relation rel, ReorderBufferChange *change)
+{
+	if (!action_selected(&st->opt, change->action))
+		return NULL;
+	RelInfo    *ri = relcache_get(st, rel);
+
+	return ri->selected ? ri : NULL;
+}
+
 }							/* namespace outbox_decoder */
 
 #endif

@@ -102,6 +102,47 @@ sep(StringInfo out, const Options *o, int k)
 	}
 }
 
+/* What a per-column array of a format-1 change lists, one element per emitted column. */
+enum ColumnField
+{
+	COL_NAME, COL_TYPE, COL_TYPE_OID, COL_POSITION, COL_OPTIONAL, COL_DEFAULT
+};
+
+static void
+column_list(StringInfo out, const Options *o, int depth, const char *name, const RelInfo *ri,
+			const int *emit, int n, ColumnField field)
+{
+	list_open(out, o, depth, name);
+	for (int k = 0; k < n; k++)
+	{
+		const AttrInfo *a = &ri->attrs[emit[k]];
+
+		sep(out, o, k);
+		switch (field)
+		{
+			case COL_NAME:
+				app(out, a->name_json);
+				break;
+			case COL_TYPE:
+				app(out, a->type_v1_col);
+				break;
+			case COL_TYPE_OID:
+				append_uint(out, a->typeoid_v1);
+				break;
+			case COL_POSITION:
+				append_uint(out, (uint32) a->attnum);
+				break;
+			case COL_OPTIONAL:
+				app(out, a->notnull ? "false" : "true");
+				break;
+			case COL_DEFAULT:
+				app(out, a->default_json);
+				break;
+		}
+	}
+	cat(out, "],", o->nl);
+}
+
 static void
 write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTuple tuple,
 			Bitmapset *bs, bool replident, bool addcomma)
@@ -134,68 +175,21 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 	{
 		tabs(out, o, 3);
 		cat(out, "\"oldkeys\":", o->sp, "{", o->nl);
-		list_open(out, o, 4, "keynames");
 	}
-	else
-		list_open(out, o, 3, "columnnames");
-	for (int k = 0; k < n; k++)
-	{
-		sep(out, o, k);
-		app(out, ri->attrs[emit[k]].name_json);
-	}
-	cat(out, "],", o->nl);
+	int			depth = replident ? 4 : 3;
 
+	column_list(out, o, depth, replident ? "keynames" : "columnnames", ri, emit, n, COL_NAME);
 	if (o->include_types)
-	{
-		list_open(out, o, replident ? 4 : 3, replident ? "keytypes" : "columntypes");
-		for (int k = 0; k < n; k++)
-		{
-			sep(out, o, k);
-			app(out, ri->attrs[emit[k]].type_v1_col);
-		}
-		cat(out, "],", o->nl);
-	}
+		column_list(out, o, depth, replident ? "keytypes" : "columntypes", ri, emit, n, COL_TYPE);
 	if (o->include_type_oids)
-	{
-		list_open(out, o, replident ? 4 : 3, replident ? "keytypeoids" : "columntypeoids");
-		for (int k = 0; k < n; k++)
-		{
-			sep(out, o, k);
-			append_uint(out, ri->attrs[emit[k]].typeoid_v1);
-		}
-		cat(out, "],", o->nl);
-	}
+		column_list(out, o, depth, replident ? "keytypeoids" : "columntypeoids", ri, emit, n, COL_TYPE_OID);
 	if (!replident && o->include_column_positions)
-	{
-		list_open(out, o, 3, "columnpositions");
-		for (int k = 0; k < n; k++)
-		{
-			sep(out, o, k);
-			append_uint(out, (uint32) ri->attrs[emit[k]].attnum);
-		}
-		cat(out, "],", o->nl);
-	}
+		column_list(out, o, 3, "columnpositions", ri, emit, n, COL_POSITION);
+	/* wal2json fills this list only when types are included */
 	if (!replident && o->include_not_null)
-	{
-		list_open(out, o, 3, "columnoptionals");
-		if (o->include_types)	/* wal2json fills this list only when types are included */
-			for (int k = 0; k < n; k++)
-			{
-				sep(out, o, k);
-				app(out, ri->attrs[emit[k]].notnull ? "false" : "true");
-			}
-		cat(out, "],", o->nl);
-	}
+		column_list(out, o, 3, "columnoptionals", ri, emit, o->include_types ? n : 0, COL_OPTIONAL);
 	if (!replident && o->include_default)
-	{
-		list_open(out, o, 3, "columndefaults");
-		for (int k = 0; k < n; k++)
-		{
-			sep(out, o, k);
-			app(out, ri->attrs[emit[k]].default_json);
-		}
-		cat(out, "],", o->nl);
-	}
+		column_list(out, o, 3, "columndefaults", ri, emit, n, COL_DEFAULT);
 
 	list_open(out, o, replident ? 4 : 3, replident ? "keyvalues" : "columnvalues");
 	for (int k = 0; k < n; k++)
@@ -263,12 +257,9 @@ v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, 
 {
 	const Options *o = &st->opt;
 
-	if (!action_selected(o, change->action))
-		return;
+	RelInfo    *ri = selected_relation(st, rel, change);
 
-	RelInfo    *ri = relcache_get(st, rel);
-
-	if (!ri->selected)
+	if (ri == NULL)
 		return;
 
 	ReorderBufferTupleBuf *newtuple = change->data.tp.newtuple;

@@ -196,12 +196,9 @@ v2_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, 
 {
 	const Options *o = &st->opt;
 
-	if (!action_selected(o, change->action))
-		return;
+	RelInfo    *ri = selected_relation(st, rel, change);
 
-	RelInfo    *ri = relcache_get(st, rel);
-
-	if (!ri->selected)
+	if (ri == NULL)
 		return;
 	if (o->shard_enabled && !change_in_shard(st, ri, rel, change))
 		return;

@@ -39,12 +39,13 @@ options_set_defaults(Options *o)
 
 /*
  * Split a comma-separated list like wal2json: whitespace around elements is skipped, a
- * backslash makes the next character part of the element (the backslash is kept), an empty
- * element or a space inside one is a syntax error; an empty string is an empty list.
+ * backslash makes the next character part of the element (the backslash is kept), a space
+ * inside an element is a syntax error, and so is an empty element unless allow_empty (wal2json
+ * reads origin lists with atoi, which takes "" as 0); an empty string is an empty list.
  * Modifies raw.
  */
 static bool
-split_list(char *raw, List **out)
+split_list(char *raw, List **out, bool allow_empty = false)
 {
 	char	   *p = raw;
 
@@ -64,7 +65,7 @@ split_list(char *raw, List **out)
 			p++;
 		}
 		end = p;
-		if (start == end)
+		if (start == end && !allow_empty)
 			return false;
 		while (isspace((unsigned char) *p))
 			p++;
@@ -148,43 +149,14 @@ parse_tables(char *raw, List **out)
 static bool
 parse_oids(char *raw, List **out)
 {
-	char	   *p = raw;
+	List	   *elems = NIL;
+	ListCell   *lc;
 
-	while (isspace((unsigned char) *p))
-		p++;
-	if (*p == '\0')
-		return true;
-	for (;;)
-	{
-		char	   *tok = p;
-		char	   *end;
-		bool		last;
-
-		while (*p && *p != ',' && !isspace((unsigned char) *p))
-		{
-			if (*p == '\\')
-				p++;
-			p++;
-		}
-		end = p;
-		while (isspace((unsigned char) *p))
-			p++;
-		if (*p == ',')
-		{
-			p++;
-			while (isspace((unsigned char) *p))
-				p++;
-			last = false;
-		}
-		else if (*p == '\0')
-			last = true;
-		else
-			return false;
-		*end = '\0';
-		*out = lappend_oid(*out, (Oid) atoi(tok));
-		if (last)
-			return true;
-	}
+	if (!split_list(raw, &elems, true))
+		return false;
+	foreach(lc, elems)
+		*out = lappend_oid(*out, (Oid) atoi((const char *) lfirst(lc)));
+	return true;
 }
 
 static void
@@ -222,6 +194,193 @@ apply_outbox_preset(Options *o)
 	o->include_types = false;
 }
 
+/* The boolean options: "name" alone means true, as in wal2json. */
+static const struct
+{
+	const char *name;
+	bool		Options::*field;
+}			bool_options[] = {
+	{"include-transaction", &Options::include_transaction},
+	{"include-xids", &Options::include_xids},
+	{"include-timestamp", &Options::include_timestamp},
+	{"include-pk", &Options::include_pk},
+	{"include-origin", &Options::include_origin},
+	{"include-schemas", &Options::include_schemas},
+	{"include-types", &Options::include_types},
+	{"include-type-oids", &Options::include_type_oids},
+	{"include-typmod", &Options::include_typmod},
+	{"include-domain-data-type", &Options::include_domain_data_type},
+	{"include-column-positions", &Options::include_column_positions},
+	{"include-not-null", &Options::include_not_null},
+	{"include-default", &Options::include_default},
+	{"pretty-print", &Options::pretty_print},
+	{"write-in-chunks", &Options::write_in_chunks},
+	{"include-lsn", &Options::include_lsn},
+};
+
+static bool
+parse_bool_option(Options *o, DefElem *e)
+{
+	for (const auto &b : bool_options)
+	{
+		if (strcmp(e->defname, b.name) != 0)
+			continue;
+		parse_bool_opt(e, &(o->*b.field));
+		if (b.field == &Options::pretty_print && o->pretty_print)
+		{
+			o->ht = "\t";
+			o->nl = "\n";
+			o->sp = " ";
+		}
+		return true;
+	}
+	return false;
+}
+
+static void
+parse_actions(Options *o, DefElem *e)
+{
+	List	   *acts = NIL;
+	ListCell   *al;
+
+	if (e->arg == NULL)
+		return;
+	if (!split_list(pstrdup(strVal(e->arg)), &acts))
+		bad_value(e, ERRCODE_INVALID_NAME);
+	o->act_insert = o->act_update = o->act_delete = o->act_truncate = false;
+	foreach(al, acts)
+	{
+		const char *p = (const char *) lfirst(al);
+
+		if (strcmp(p, "insert") == 0)
+			o->act_insert = true;
+		else if (strcmp(p, "update") == 0)
+			o->act_update = true;
+		else if (strcmp(p, "delete") == 0)
+			o->act_delete = true;
+		else if (strcmp(p, "truncate") == 0)
+			o->act_truncate = true;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("could not parse value \"%s\" for parameter \"%s\"",
+							p, e->defname)));
+	}
+}
+
+/* The list options: no value empties the list (add-tables: always starts from empty). */
+static bool
+parse_list_option(Options *o, DefElem *e)
+{
+	const char *n = e->defname;
+	List	  **target;
+	bool		(*parse) (char *, List **) = NULL;
+
+	if (strcmp(n, "filter-origins") == 0)
+		target = &o->filter_origins, parse = parse_oids;
+	else if (strcmp(n, "filter-tables") == 0)
+		target = &o->filter_tables, parse = parse_tables;
+	else if (strcmp(n, "add-tables") == 0)
+		target = &o->add_tables, parse = parse_tables;
+	else if (strcmp(n, "filter-msg-prefixes") == 0)
+		target = &o->filter_msg_prefixes;
+	else if (strcmp(n, "add-msg-prefixes") == 0)
+		target = &o->add_msg_prefixes;
+	else
+		return false;
+	if (e->arg == NULL || strcmp(n, "add-tables") == 0)
+		*target = NIL;
+	if (e->arg != NULL &&
+		!(parse ? parse(pstrdup(strVal(e->arg)), target) : split_list(pstrdup(strVal(e->arg)), target)))
+		bad_value(e, ERRCODE_INVALID_NAME);
+	return true;
+}
+
+static void
+parse_format_version(Options *o, DefElem *e)
+{
+	if (e->arg == NULL)
+		o->format_version = 2;
+	else if (!parse_int(strVal(e->arg), &o->format_version, 0, NULL))
+		bad_value(e, ERRCODE_INVALID_PARAMETER_VALUE);
+	if (o->format_version > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("client sent format_version=%d but we only support format %d or lower",
+						o->format_version, 2)));
+	if (o->format_version < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("client sent format_version=%d but we only support format %d or higher",
+						o->format_version, 1)));
+}
+
+static void
+parse_max_message_bytes(Options *o, DefElem *e)
+{
+	int			v;
+
+	/* above the ceiling, escaping (six bytes per byte at worst) could pass 1 GB again */
+	if (e->arg == NULL || !parse_int(strVal(e->arg), &v, 0, NULL) ||
+		v < 1 || v > OUTBOX_MESSAGE_MAX_BYTES_CEILING)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not parse value \"%s\" for parameter \"%s\"",
+						e->arg ? strVal(e->arg) : "", e->defname),
+				 errhint("Give a number of bytes from 1 to %d (default %d).",
+						 OUTBOX_MESSAGE_MAX_BYTES_CEILING, OUTBOX_MESSAGE_MAX_BYTES_DEFAULT)));
+	o->max_outbox_message_bytes = (uint32) v;
+}
+
+static void
+parse_shard(Options *o, DefElem *e)
+{
+	const char *v = e->arg ? strVal(e->arg) : "";
+	unsigned long i,
+				c;
+	char		extra;
+
+	if (sscanf(v, "%lu/%lu%c", &i, &c, &extra) != 2 || c == 0 || c > 65536 || i >= c)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not parse value \"%s\" for parameter \"%s\"", v, e->defname),
+				 errhint("Use shard=i/n with 0 <= i < n, for example shard=0/4.")));
+	o->shard_enabled = true;
+	o->shard_index = (uint32) i;
+	o->shard_count = (uint32) c;
+	o->skip_empty_xacts = true;
+}
+
+/* The options with a syntax or an effect of their own. */
+static bool
+parse_other_option(Options *o, DefElem *e)
+{
+	const char *n = e->defname;
+
+	if (strcmp(n, "include-unchanged-toast") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("parameter \"%s\" was deprecated", n)));
+	else if (strcmp(n, "actions") == 0)
+		parse_actions(o, e);
+	else if (strcmp(n, "format-version") == 0)
+		parse_format_version(o, e);
+	else if (strcmp(n, OUTBOX_DECODER_PRESET_OPTION) == 0)
+	{
+		parse_bool_opt(e, &o->outbox);
+		if (o->outbox)
+			apply_outbox_preset(o);
+		o->skip_empty_xacts = o->outbox || o->shard_enabled;
+	}
+	else if (strcmp(n, OUTBOX_MESSAGE_MAX_BYTES_OPTION) == 0)
+		parse_max_message_bytes(o, e);
+	else if (strcmp(n, "shard") == 0)
+		parse_shard(o, e);
+	else
+		return false;
+	return true;
+}
+
 void
 options_parse(Options *o, List *defelems)
 {
@@ -230,178 +389,12 @@ options_parse(Options *o, List *defelems)
 	foreach(lc, defelems)
 	{
 		DefElem    *e = (DefElem *) lfirst(lc);
-		const char *n = e->defname;
 
-		if (strcmp(n, "include-transaction") == 0)
-			parse_bool_opt(e, &o->include_transaction);
-		else if (strcmp(n, "include-xids") == 0)
-			parse_bool_opt(e, &o->include_xids);
-		else if (strcmp(n, "include-timestamp") == 0)
-			parse_bool_opt(e, &o->include_timestamp);
-		else if (strcmp(n, "include-pk") == 0)
-			parse_bool_opt(e, &o->include_pk);
-		else if (strcmp(n, "include-origin") == 0)
-			parse_bool_opt(e, &o->include_origin);
-		else if (strcmp(n, "include-schemas") == 0)
-			parse_bool_opt(e, &o->include_schemas);
-		else if (strcmp(n, "include-types") == 0)
-			parse_bool_opt(e, &o->include_types);
-		else if (strcmp(n, "include-type-oids") == 0)
-			parse_bool_opt(e, &o->include_type_oids);
-		else if (strcmp(n, "include-typmod") == 0)
-			parse_bool_opt(e, &o->include_typmod);
-		else if (strcmp(n, "include-domain-data-type") == 0)
-			parse_bool_opt(e, &o->include_domain_data_type);
-		else if (strcmp(n, "include-column-positions") == 0)
-			parse_bool_opt(e, &o->include_column_positions);
-		else if (strcmp(n, "include-not-null") == 0)
-			parse_bool_opt(e, &o->include_not_null);
-		else if (strcmp(n, "include-default") == 0)
-			parse_bool_opt(e, &o->include_default);
-		else if (strcmp(n, "pretty-print") == 0)
-		{
-			parse_bool_opt(e, &o->pretty_print);
-			if (o->pretty_print)
-			{
-				o->ht = "\t";
-				o->nl = "\n";
-				o->sp = " ";
-			}
-		}
-		else if (strcmp(n, "write-in-chunks") == 0)
-			parse_bool_opt(e, &o->write_in_chunks);
-		else if (strcmp(n, "include-lsn") == 0)
-			parse_bool_opt(e, &o->include_lsn);
-		else if (strcmp(n, "include-unchanged-toast") == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_NAME),
-					 errmsg("parameter \"%s\" was deprecated", n)));
-		else if (strcmp(n, "actions") == 0)
-		{
-			if (e->arg != NULL)
-			{
-				List	   *acts = NIL;
-				ListCell   *al;
-				char	   *raw = pstrdup(strVal(e->arg));
-
-				if (!split_list(raw, &acts))
-					bad_value(e, ERRCODE_INVALID_NAME);
-				o->act_insert = o->act_update = o->act_delete = o->act_truncate = false;
-				foreach(al, acts)
-				{
-					const char *p = (const char *) lfirst(al);
-
-					if (strcmp(p, "insert") == 0)
-						o->act_insert = true;
-					else if (strcmp(p, "update") == 0)
-						o->act_update = true;
-					else if (strcmp(p, "delete") == 0)
-						o->act_delete = true;
-					else if (strcmp(p, "truncate") == 0)
-						o->act_truncate = true;
-					else
-						ereport(ERROR,
-								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								 errmsg("could not parse value \"%s\" for parameter \"%s\"",
-										p, n)));
-				}
-			}
-		}
-		else if (strcmp(n, "filter-origins") == 0)
-		{
-			if (e->arg == NULL)
-				o->filter_origins = NIL;
-			else if (!parse_oids(pstrdup(strVal(e->arg)), &o->filter_origins))
-				bad_value(e, ERRCODE_INVALID_NAME);
-		}
-		else if (strcmp(n, "filter-tables") == 0)
-		{
-			if (e->arg == NULL)
-				o->filter_tables = NIL;
-			else if (!parse_tables(pstrdup(strVal(e->arg)), &o->filter_tables))
-				bad_value(e, ERRCODE_INVALID_NAME);
-		}
-		else if (strcmp(n, "add-tables") == 0)
-		{
-			o->add_tables = NIL;
-			if (e->arg != NULL && !parse_tables(pstrdup(strVal(e->arg)), &o->add_tables))
-				bad_value(e, ERRCODE_INVALID_NAME);
-		}
-		else if (strcmp(n, "filter-msg-prefixes") == 0)
-		{
-			if (e->arg == NULL)
-				o->filter_msg_prefixes = NIL;
-			else if (!split_list(pstrdup(strVal(e->arg)), &o->filter_msg_prefixes))
-				bad_value(e, ERRCODE_INVALID_NAME);
-		}
-		else if (strcmp(n, "add-msg-prefixes") == 0)
-		{
-			if (e->arg == NULL)
-				o->add_msg_prefixes = NIL;
-			else if (!split_list(pstrdup(strVal(e->arg)), &o->add_msg_prefixes))
-				bad_value(e, ERRCODE_INVALID_NAME);
-		}
-		else if (strcmp(n, "format-version") == 0)
-		{
-			if (e->arg == NULL)
-				o->format_version = 2;
-			else if (!parse_int(strVal(e->arg), &o->format_version, 0, NULL))
-				bad_value(e, ERRCODE_INVALID_PARAMETER_VALUE);
-			if (o->format_version > 2)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("client sent format_version=%d but we only support format %d or lower",
-								o->format_version, 2)));
-			if (o->format_version < 1)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("client sent format_version=%d but we only support format %d or higher",
-								o->format_version, 1)));
-		}
-		else if (strcmp(n, OUTBOX_DECODER_PRESET_OPTION) == 0)
-		{
-			parse_bool_opt(e, &o->outbox);
-			if (o->outbox)
-				apply_outbox_preset(o);
-			o->skip_empty_xacts = o->outbox || o->shard_enabled;
-		}
-		else if (strcmp(n, OUTBOX_MESSAGE_MAX_BYTES_OPTION) == 0)
-		{
-			int			v;
-
-			/* above the ceiling, escaping (six bytes per byte at worst) could pass 1 GB again */
-			if (e->arg == NULL || !parse_int(strVal(e->arg), &v, 0, NULL) ||
-				v < 1 || v > OUTBOX_MESSAGE_MAX_BYTES_CEILING)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("could not parse value \"%s\" for parameter \"%s\"",
-								e->arg ? strVal(e->arg) : "", n),
-						 errhint("Give a number of bytes from 1 to %d (default %d).",
-								 OUTBOX_MESSAGE_MAX_BYTES_CEILING, OUTBOX_MESSAGE_MAX_BYTES_DEFAULT)));
-			o->max_outbox_message_bytes = (uint32) v;
-		}
-		else if (strcmp(n, "shard") == 0)
-		{
-			const char *v = e->arg ? strVal(e->arg) : "";
-			unsigned long i,
-						c;
-			char		extra;
-
-			if (sscanf(v, "%lu/%lu%c", &i, &c, &extra) != 2 || c == 0 || c > 65536 || i >= c)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("could not parse value \"%s\" for parameter \"%s\"", v, n),
-						 errhint("Use shard=i/n with 0 <= i < n, for example shard=0/4.")));
-			o->shard_enabled = true;
-			o->shard_index = (uint32) i;
-			o->shard_count = (uint32) c;
-			o->skip_empty_xacts = true;
-		}
-		else
+		if (!parse_bool_option(o, e) && !parse_list_option(o, e) && !parse_other_option(o, e))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"%s\" = \"%s\" is unknown",
-							n, e->arg ? strVal(e->arg) : "(null)")));
+							e->defname, e->arg ? strVal(e->arg) : "(null)")));
 	}
 
 	if (o->outbox && o->format_version != 2)
