@@ -8,6 +8,8 @@
 
 #include <openssl/crypto.h>
 
+#include "delivery/event_fields.h"
+
 namespace outbox {
 
 namespace od = simdjson::ondemand;
@@ -145,29 +147,6 @@ bool set_text(Field f, od::value v, Event& ev, const char* kind) {
     add_invalid(ev, std::string(kind) + " \"" + name_of(f) + "\" is not a string");
   }
   return true;
-}
-
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != prefix[i]) return false;
-  }
-  return true;
-}
-
-// Encoded size of an AMQP field-table entry (common/outbox_wire.h).
-std::size_t entry_size(std::string_view name, const HeaderValue& v) {
-  std::size_t n = 1 + name.size() + 1;
-  switch (v.kind) {
-    case HeaderValue::Kind::String: return n + 4 + v.s.size();
-    case HeaderValue::Kind::Int:
-    case HeaderValue::Kind::Double: return n + 8;
-    case HeaderValue::Kind::Bool: return n + 1;
-    case HeaderValue::Kind::Null: return n;
-  }
-  return n;
 }
 
 const char* const kNoKey =
@@ -664,41 +643,50 @@ void Wal2jsonParser::check_limits(Event& ev) {
       add_invalid(ev, std::string("\"") + field + "\" has " + std::to_string(size) + " bytes, more than the " +
                           std::to_string(max) + " " + as);
   };
-  too_long("id", ev.id.size(), OUTBOX_SHORTSTR_MAX, "of an AMQP message_id");
-  too_long("event_type", ev.event_type.size(), OUTBOX_SHORTSTR_MAX, "of an AMQP type");
-  if (ev.exchange) too_long("exchange", ev.exchange->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP exchange name");
-  if (ev.routing_key) {
-    too_long("routing_key", ev.routing_key->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP routing key");
-  } else {
-    std::size_t n = ev.event_type.size() + (ev.aggregate_type ? ev.aggregate_type->size() + 1 : 0);
-    if (n > OUTBOX_SHORTSTR_MAX)
-      add_invalid(ev, "the default routing key <aggregate_type>.<event_type> has " + std::to_string(n) +
+  LongFields longs = long_fields(ev);
+  const std::pair<const std::optional<LongField>&, const char*> short_strings[] = {
+      {longs.id, "of an AMQP message_id"},
+      {longs.event_type, "of an AMQP type"},
+      {longs.exchange, "of an AMQP exchange name"},
+      {longs.routing_key, "of an AMQP routing key"},
+      {longs.correlation_id, "of an AMQP correlation_id"}};
+  for (const auto& [f, as] : short_strings) {
+    if (!f) continue;
+    if (f->default_key)
+      add_invalid(ev, "the default routing key <aggregate_type>.<event_type> has " + std::to_string(f->bytes) +
                           " bytes, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) +
                           " of an AMQP routing key; set routing_key");
+    else
+      too_long(f->field, f->bytes, OUTBOX_SHORTSTR_MAX, as);
   }
-  if (ev.correlation_id)
-    too_long("correlation_id", ev.correlation_id->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP correlation_id");
   std::size_t table = 0;
   auto meta = [&](const char* name, const std::optional<std::string>& v, std::size_t max) {
     if (!v) return;
     too_long(name, v->size(), max, "that outbox_emit accepts");
-    table += 1 + std::strlen(OUTBOX_RESERVED_HEADER_PREFIX) + std::strlen(name) + 1 + 4 + v->size();
+    table += string_entry_size(std::strlen(OUTBOX_RESERVED_HEADER_PREFIX) + std::strlen(name), v->size());
   };
   meta("aggregate_type", ev.aggregate_type, OUTBOX_AGGREGATE_TYPE_MAX);
   meta("aggregate_id", ev.aggregate_id, OUTBOX_AGGREGATE_ID_MAX);
   meta("causation_id", ev.causation_id, OUTBOX_CAUSATION_ID_MAX);
   for (const Header& h : ev.headers) {
-    table += entry_size(h.name, h.value);
-    if (h.name.size() > OUTBOX_SHORTSTR_MAX)
-      add_invalid(ev, "header " + shown(h.name) + " has a name of " + std::to_string(h.name.size()) +
-                          " bytes, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) + " of an AMQP table key");
-    else if (starts_with_ci(h.name, OUTBOX_RESERVED_HEADER_PREFIX))
-      add_invalid(ev, "header " + shown(h.name) + " uses the prefix " OUTBOX_RESERVED_HEADER_PREFIX
-                      " that the relay reserves for its own headers");
-    else if (h.name == OUTBOX_RESERVED_HEADER_CC || h.name == OUTBOX_RESERVED_HEADER_BCC)
-      add_invalid(ev, "header " + shown(h.name) +
-                          " has a meaning to RabbitMQ (sender-selected distribution, an array of routing keys) "
-                          "that an outbox header value cannot have");
+    table += table_entry_size(h.name.size(), h.value);
+    switch (header_name_problem(h.name)) {
+      case HeaderNameProblem::TooLong:
+        add_invalid(ev, "header " + shown(h.name) + " has a name of " + std::to_string(h.name.size()) +
+                            " bytes, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) + " of an AMQP table key");
+        break;
+      case HeaderNameProblem::ReservedPrefix:
+        add_invalid(ev, "header " + shown(h.name) + " uses the prefix " OUTBOX_RESERVED_HEADER_PREFIX
+                        " that the relay reserves for its own headers");
+        break;
+      case HeaderNameProblem::RabbitMqMeaning:
+        add_invalid(ev, "header " + shown(h.name) +
+                            " has a meaning to RabbitMQ (sender-selected distribution, an array of routing keys) "
+                            "that an outbox header value cannot have");
+        break;
+      case HeaderNameProblem::Empty:  // AMQP carries it: the sinks refuse it, each in its own words
+      case HeaderNameProblem::None: break;
+    }
   }
   if (table > OUTBOX_EVENT_HEADERS_MAX)
     add_invalid(ev, "\"headers\" (with aggregate_type, aggregate_id and causation_id) encode to " +
