@@ -2,13 +2,14 @@
 // an exchange/routing key with publisher confirms and a window, exactly as the relay does (same
 // properties and headers, mandatory), and print "<count> <seconds> <rate>". No PostgreSQL.
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include "tools/amqp_login.h"
 
 int main(int argc, char** argv) {
   if (argc < 6) {
@@ -19,17 +20,9 @@ int main(int argc, char** argv) {
   long count = std::atol(argv[4]);
   long size = std::atol(argv[5]);
   long window = argc > 6 ? std::atol(argv[6]) : 1000;
-  char* ubuf = strdup(url.c_str());
-  amqp_connection_info ci;
-  if (amqp_parse_url(ubuf, &ci) != AMQP_STATUS_OK) return 2;
-  // "amqp://host:port/" has an empty vhost by the URI spec; everyone means "/".
-  if (ci.vhost == nullptr || ci.vhost[0] == '\0') ci.vhost = const_cast<char*>("/");
-  amqp_connection_state_t c = amqp_new_connection();
-  amqp_socket_t* s = amqp_tcp_socket_new(c);
-  if (amqp_socket_open(s, ci.host, ci.port) != AMQP_STATUS_OK) return 1;
-  if (amqp_login(c, ci.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password).reply_type !=
-      AMQP_RESPONSE_NORMAL)
-    return 1;
+  amqp_connection_state_t c;
+  outbox::AmqpLogin login = outbox::amqp_login_url(url, c);
+  if (login != outbox::AmqpLogin::Ok) return login == outbox::AmqpLogin::BadUrl ? 2 : 1;
   amqp_channel_open(c, 1);
   amqp_confirm_select(c, 1);
   if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL) return 1;

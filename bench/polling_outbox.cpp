@@ -9,7 +9,6 @@
 // Prints "<sent> <seconds>" when STOP_AFTER_N rows were sent, or once MAX_SECONDS passed and a
 // poll found nothing left (so a live run drains what its load emitted).
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <libpq-fe.h>
 
 #include <chrono>
@@ -19,6 +18,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "tools/amqp_login.h"
 
 namespace {
 void die(const std::string& m) {
@@ -42,17 +43,11 @@ int main(int argc, char** argv) {
 
   PGconn* pg = PQconnectdb(conninfo.c_str());
   if (PQstatus(pg) != CONNECTION_OK) die(PQerrorMessage(pg));
-  std::vector<char> ubuf(url.begin(), url.end());
-  ubuf.push_back(0);
-  amqp_connection_info ci;
-  if (amqp_parse_url(ubuf.data(), &ci) != AMQP_STATUS_OK) die("bad AMQP URL");
-  if (!ci.vhost || !*ci.vhost) ci.vhost = const_cast<char*>("/");
-  amqp_connection_state_t c = amqp_new_connection();
-  amqp_socket_t* s = amqp_tcp_socket_new(c);
-  if (amqp_socket_open(s, ci.host, ci.port) != AMQP_STATUS_OK) die("cannot connect to RabbitMQ");
-  if (amqp_login(c, ci.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password).reply_type !=
-      AMQP_RESPONSE_NORMAL)
-    die("login failed");
+  amqp_connection_state_t c;
+  outbox::AmqpLogin login = outbox::amqp_login_url(url, c);
+  if (login == outbox::AmqpLogin::BadUrl) die("bad AMQP URL");
+  if (login == outbox::AmqpLogin::CannotConnect) die("cannot connect to RabbitMQ");
+  if (login == outbox::AmqpLogin::Refused) die("login failed");
   amqp_channel_open(c, 1);
   amqp_confirm_select(c, 1);
   if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL) die("confirm.select failed");

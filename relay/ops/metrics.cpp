@@ -25,14 +25,23 @@ std::string seconds_text(std::int64_t us) {
 
 std::string Metrics::render_prometheus() const {
   std::ostringstream o;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  };
   auto counter = [&](const char* name, const char* help, std::uint64_t v) {
-    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " counter\n" << name << ' ' << v << '\n';
+    family(name, "counter", help);
+    o << name << ' ' << v << '\n';
   };
   // Gauges are whole numbers (LSNs reach 2^64, beyond a double's 2^53) printed exactly, or
   // times in microseconds printed as seconds with all six decimals: an ostream's default six
   // significant digits put 1796150000.5 at 1.79615e+09, 21 minutes off.
   auto gauge = [&](const char* name, const char* help, auto v) {
-    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n" << name << ' ' << v << '\n';
+    family(name, "gauge", help);
+    o << name << ' ' << v << '\n';
+  };
+  auto per_server = [&](const char* name, const char* type, const char* help, auto pg, auto amqp) {
+    family(name, type, help);
+    o << name << "{server=\"postgresql\"} " << pg << '\n' << name << "{server=\"rabbitmq\"} " << amqp << '\n';
   };
   counter("outbox_relay_events_published_total", "basic.publish calls, retries included", events_published.load());
   counter("outbox_relay_events_confirmed_total", "events confirmed (acked and routed) by the broker", events_confirmed.load());
@@ -66,19 +75,13 @@ std::string Metrics::render_prometheus() const {
           "events of a transaction the slot sent again that were confirmed or dead-lettered before the restart (not "
           "published again)",
           resent_skipped.load());
-  o << "# HELP outbox_relay_reconnects_total reconnections after a lost connection\n"
-       "# TYPE outbox_relay_reconnects_total counter\n"
-    << "outbox_relay_reconnects_total{server=\"postgresql\"} " << reconnects_pg.load() << '\n'
-    << "outbox_relay_reconnects_total{server=\"rabbitmq\"} " << reconnects_amqp.load() << '\n';
+  per_server("outbox_relay_reconnects_total", "counter", "reconnections after a lost connection", reconnects_pg.load(),
+             reconnects_amqp.load());
   counter("outbox_relay_standby_waits_total", "times the slot was busy and the relay waited as a standby", standby_waits.load());
-  o << "# HELP outbox_relay_auth_failures_total logins refused (credentials, pg_hba.conf, vhost)\n"
-       "# TYPE outbox_relay_auth_failures_total counter\n"
-    << "outbox_relay_auth_failures_total{server=\"postgresql\"} " << auth_failures_pg.load() << '\n'
-    << "outbox_relay_auth_failures_total{server=\"rabbitmq\"} " << auth_failures_amqp.load() << '\n';
-  o << "# HELP outbox_relay_auth_failing 1 while the last login was refused, until one succeeds\n"
-       "# TYPE outbox_relay_auth_failing gauge\n"
-    << "outbox_relay_auth_failing{server=\"postgresql\"} " << (auth_failing_pg.load() ? 1 : 0) << '\n'
-    << "outbox_relay_auth_failing{server=\"rabbitmq\"} " << (auth_failing_amqp.load() ? 1 : 0) << '\n';
+  per_server("outbox_relay_auth_failures_total", "counter", "logins refused (credentials, pg_hba.conf, vhost)",
+             auth_failures_pg.load(), auth_failures_amqp.load());
+  per_server("outbox_relay_auth_failing", "gauge", "1 while the last login was refused, until one succeeds",
+             auth_failing_pg.load() ? 1 : 0, auth_failing_amqp.load() ? 1 : 0);
   gauge("outbox_relay_standby", "1 while waiting for the slot that another process holds", standby.load() ? 1 : 0);
   counter("outbox_relay_status_updates_total", "standby status updates sent", status_updates.load());
   gauge("outbox_relay_in_flight", "published messages not yet confirmed", in_flight.load());
@@ -96,7 +99,7 @@ std::string Metrics::render_prometheus() const {
   gauge("outbox_relay_up", "1 while streaming from the slot and connected to the broker", streaming.load() ? 1 : 0);
   gauge("outbox_relay_broker_blocked", "1 while RabbitMQ blocks publishing (connection.blocked)", broker_blocked.load() ? 1 : 0);
   auto per_sink = [&](const char* name, const char* type, const char* help, auto get) {
-    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+    family(name, type, help);
     for (std::size_t i = 0; i < sinks.size(); ++i)
       if (sinks[i].active.load()) o << name << "{sink=\"" << kSinkNames[i] << "\"} " << get(sinks[i]) << '\n';
   };
@@ -122,8 +125,7 @@ std::string Metrics::render_prometheus() const {
            [](const SinkMetrics& s) { return s.destination_missing.load() ? 1 : 0; });
   per_sink("outbox_relay_sink_in_flight", "gauge", "messages published to this sink and not yet answered",
            [](const SinkMetrics& s) { return s.in_flight.load(); });
-  o << "# HELP outbox_relay_confirm_latency_seconds publish to broker confirm\n"
-       "# TYPE outbox_relay_confirm_latency_seconds histogram\n";
+  family("outbox_relay_confirm_latency_seconds", "histogram", "publish to broker confirm");
   std::uint64_t cum = 0;
   for (std::size_t i = 0; i < kBuckets.size(); ++i) {
     cum += confirm_latency_buckets[i].load();

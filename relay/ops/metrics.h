@@ -76,29 +76,31 @@ struct Metrics {
   std::string render_prometheus() const;
 
   // Why the relay is not streaming (shown by /readyz; secrets already masked), "" when it is.
-  void set_not_ready(std::string why) {
-    std::lock_guard<std::mutex> l(mu_);
-    not_ready_ = std::move(why);
-  }
-  std::string not_ready() const {
-    std::lock_guard<std::mutex> l(mu_);
-    return not_ready_;
-  }
+  void set_not_ready(std::string why) { not_ready_.set(std::move(why)); }
+  std::string not_ready() const { return not_ready_.get(); }
   // Why events wait while streaming, for a reason an operator must fix (a sink's destination is
   // gone): /readyz answers 503 with it. "" when none.
-  void set_paused(std::string why) {
-    std::lock_guard<std::mutex> l(mu_);
-    paused_ = std::move(why);
-  }
-  std::string paused() const {
-    std::lock_guard<std::mutex> l(mu_);
-    return paused_;
-  }
+  void set_paused(std::string why) { paused_.set(std::move(why)); }
+  std::string paused() const { return paused_.get(); }
 
  private:
-  mutable std::mutex mu_;
-  std::string not_ready_;
-  std::string paused_;
+  // A text the event loop sets and the HTTP thread reads: too long for an atomic, so under a lock.
+  class LockedText {
+   public:
+    void set(std::string s) {
+      std::lock_guard<std::mutex> l(mu_);
+      s_ = std::move(s);
+    }
+    std::string get() const {
+      std::lock_guard<std::mutex> l(mu_);
+      return s_;
+    }
+
+   private:
+    mutable std::mutex mu_;
+    std::string s_;
+  };
+  LockedText not_ready_, paused_;
 };
 
 // Microseconds as exact decimal seconds: 1796150000123456 -> "1796150000.123456".

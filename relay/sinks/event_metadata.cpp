@@ -1,8 +1,5 @@
 #include "sinks/event_metadata.h"
 
-#include <cstring>
-#include <strings.h>
-
 #include "outbox_wire.h"
 
 namespace outbox {
@@ -32,17 +29,12 @@ std::vector<Header> outbox_metadata(const Event& ev) {
 }
 
 std::optional<std::string> reserved_header_problem(const Event& ev) {
-  const std::size_t reserved_len = std::strlen(OUTBOX_RESERVED_HEADER_PREFIX);
   for (const auto& h : ev.headers) {
     if (h.name.empty()) return std::string("a header name is empty");
-    if (h.name.size() >= reserved_len && strncasecmp(h.name.c_str(), OUTBOX_RESERVED_HEADER_PREFIX, reserved_len) == 0)
+    if (has_reserved_prefix(h.name))
       return "header \"" + h.name + "\" uses the reserved prefix " OUTBOX_RESERVED_HEADER_PREFIX;
   }
   return std::nullopt;
-}
-
-std::string default_routing_key(const Event& ev) {
-  return (ev.aggregate_type ? *ev.aggregate_type + "." : std::string()) + ev.event_type;
 }
 
 }  // namespace outbox

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "delivery/event.h"
+#include "delivery/event_fields.h"  // default_routing_key()
 
 namespace outbox {
 
@@ -20,8 +21,5 @@ std::vector<Header> outbox_metadata(const Event& ev);
 // The event's own headers must not pose as metadata: an empty name, or one with the reserved
 // prefix x-outbox- (any case), is the reason returned; nullopt when every name is acceptable.
 std::optional<std::string> reserved_header_problem(const Event& ev);
-
-// The routing key an event without one gets: "<aggregate_type>.<event_type>", or the event type.
-std::string default_routing_key(const Event& ev);
 
 }  // namespace outbox

@@ -401,6 +401,13 @@ namespace {
                                         "role>'); the slot is not created until the events it lost can be republished");
 }
 
+// A write that delivery does not wait for failed: said once, not at every checkpoint or line.
+void warn_once(bool& warned, const char* what, const std::string& err, const char* fix) {
+  if (warned) return;
+  spdlog::warn("{}: {}{}", what, err, fix);
+  warned = true;
+}
+
 }  // namespace
 
 bool PgAdmin::begin_slot_recovery() {
@@ -513,21 +520,13 @@ void PgAdmin::complete(PGresult* r, const Write& w) {
   std::string code = state ? state : "";
   switch (w.kind) {
     case AdminDone::Kind::Checkpoint:
-      if (!warned_no_checkpoint_) {
-        spdlog::warn("cannot record the checkpoint in outbox.relay_checkpoints: {} (is CREATE EXTENSION outbox done in "
-                     "this database, and outbox.grant_relay() given to the relay role?)",
-                     err);
-        warned_no_checkpoint_ = true;
-      }
+      warn_once(warned_no_checkpoint_, "cannot record the checkpoint in outbox.relay_checkpoints", err,
+                " (is CREATE EXTENSION outbox done in this database, and outbox.grant_relay() given to the relay role?)");
       return;
     case AdminDone::Kind::Rejected:
       // The line was counted and logged already; the table is for operators, not for delivery.
-      if (!warned_no_rejected_) {
-        spdlog::warn("cannot record a rejected line in outbox.rejected_messages: {} -- fix: SELECT "
-                     "outbox.grant_relay('<relay role>') after ALTER EXTENSION outbox UPDATE",
-                     err);
-        warned_no_rejected_ = true;
-      }
+      warn_once(warned_no_rejected_, "cannot record a rejected line in outbox.rejected_messages", err,
+                " -- fix: SELECT outbox.grant_relay('<relay role>') after ALTER EXTENSION outbox UPDATE");
       return;
     case AdminDone::Kind::FinishRecovery:
       // The recovery is then done again at the next start: duplicates, nothing lost.

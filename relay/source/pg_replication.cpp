@@ -29,23 +29,18 @@ void put_u64(char* p, std::uint64_t v) {
   }
 }
 
-std::string quote_ident(const std::string& s) {
-  std::string out = "\"";
+// `s` between two `q`, each `q` inside doubled: SQL's quoting of identifiers (") and literals (').
+std::string quoted(const std::string& s, char q) {
+  std::string out(1, q);
   for (char c : s) {
-    if (c == '"') out += '"';
+    if (c == q) out += q;
     out += c;
   }
-  return out + "\"";
+  return out + q;
 }
 
-std::string quote_literal(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
+std::string quote_ident(const std::string& s) { return quoted(s, '"'); }
+std::string quote_literal(const std::string& s) { return quoted(s, '\''); }
 
 }  // namespace
 

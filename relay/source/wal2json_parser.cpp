@@ -8,6 +8,8 @@
 
 #include <openssl/crypto.h>
 
+#include "delivery/event_fields.h"
+
 namespace outbox {
 
 namespace od = simdjson::ondemand;
@@ -63,6 +65,11 @@ std::string shown(std::string_view s, std::size_t max = 64) {
 std::string excerpt(std::string_view s, std::size_t max = 40) {
   if (s.size() <= max) return std::string(s);
   return std::string(s.substr(0, max)) + "... (" + std::to_string(s.size()) + " characters)";
+}
+
+void reject(ParsedLine& out, std::string why) {
+  out.kind = LineKind::Rejected;
+  out.reject_reason = std::move(why);
 }
 
 void add_invalid(Event& ev, const std::string& why) {
@@ -147,29 +154,6 @@ bool set_text(Field f, od::value v, Event& ev, const char* kind) {
   return true;
 }
 
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != prefix[i]) return false;
-  }
-  return true;
-}
-
-// Encoded size of an AMQP field-table entry (common/outbox_wire.h).
-std::size_t entry_size(std::string_view name, const HeaderValue& v) {
-  std::size_t n = 1 + name.size() + 1;
-  switch (v.kind) {
-    case HeaderValue::Kind::String: return n + 4 + v.s.size();
-    case HeaderValue::Kind::Int:
-    case HeaderValue::Kind::Double: return n + 8;
-    case HeaderValue::Kind::Bool: return n + 1;
-    case HeaderValue::Kind::Null: return n;
-  }
-  return n;
-}
-
 const char* const kNoKey =
     "outbox message rejected: the relay holds no message key of this database, so it cannot tell messages "
     "written by outbox_emit from forged ones (any role can call pg_logical_emit_message) -- fix: SELECT "
@@ -191,6 +175,16 @@ void Wal2jsonParser::add_message_key(std::uint32_t id, std::string key_bytes) {
   keys_[id] = std::move(auth);
 }
 
+// The members of a plugin line that decide what it is (views into line_buf_).
+struct Wal2jsonParser::LineFields {
+  std::string_view action, timestamp, schema, table, prefix, content;
+  bool have_action = false, have_timestamp = false, have_schema = false, have_table = false, have_prefix = false,
+       have_content = false;
+  bool transactional = true, columns_done = false, columns_early = false, columns_bad = false;
+  bool oversized = false;
+  std::uint64_t xid = 0, oversized_bytes = 0, oversized_limit = 0;
+};
+
 void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
   out.kind = LineKind::Ignored;
   out.xid = 0;
@@ -199,150 +193,153 @@ void Wal2jsonParser::parse(std::string_view line, Lsn lsn, ParsedLine& out) {
   out.unverified = false;
   out.unknown_key = false;
   out.key_id.reset();
-  auto reject = [&](std::string why) {
-    out.kind = LineKind::Rejected;
-    out.reject_reason = std::move(why);
-  };
-  if (line.empty()) return reject("empty line from the plugin");
+  if (line.empty()) return reject(out, "empty line from the plugin");
   try {
     fill(line_buf_, line);
     od::document doc;
     error_code err = outer_.iterate(padded(line_buf_)).get(doc);
-    if (err) return reject(not_json("line is not valid JSON", err));
+    if (err) return reject(out, not_json("line is not valid JSON", err));
     od::object o;
     err = doc.get_object().get(o);
-    if (err == simdjson::INCORRECT_TYPE) return reject("line is not a JSON object (is format-version 2 set?)");
+    if (err == simdjson::INCORRECT_TYPE) return reject(out, "line is not a JSON object (is format-version 2 set?)");
     need(err);
-
-    // wal2json writes action, xid, timestamp, then schema/table/columns or transactional/
-    // prefix/content: one pass, deciding as early as the fields allow.
-    std::string_view action, timestamp, schema, table, prefix, content;
-    bool have_action = false, have_timestamp = false, have_schema = false, have_table = false, have_prefix = false, have_content = false;
-    bool transactional = true, columns_done = false, columns_early = false, columns_bad = false;
-    bool oversized = false;
-    std::uint64_t xid = 0, oversized_bytes = 0, oversized_limit = 0;
-    for (auto field : o) {
-      od::raw_json_string key;
-      need(field.key().get(key));
-      od::value v;
-      need(field.value().get(v));
-      if (key == "action") {
-        err = v.get_string().get(action);
-        if (err == simdjson::INCORRECT_TYPE) throw ParseError("line has no \"action\" string");
-        need(err);
-        have_action = true;
-      } else if (key == "xid") {
-        std::uint64_t x;
-        if (!v.get_uint64().get(x)) xid = x;  // null for non-transactional messages
-      } else if (key == "timestamp") {
-        have_timestamp = !v.get_string().get(timestamp);  // null without include-timestamp
-      } else if (key == "schema") {
-        have_schema = !v.get_string().get(schema);
-      } else if (key == "table") {
-        have_table = !v.get_string().get(table);
-      } else if (key == "prefix") {
-        have_prefix = !v.get_string().get(prefix);
-      } else if (key == "transactional") {
-        bool b;
-        if (!v.get_bool().get(b)) transactional = b;
-      } else if (key == "content") {
-        if (have_prefix && prefix != prefix_) continue;  // not ours: do not unescape it
-        err = v.get_string().get(content);
-        if (err == simdjson::STRING_ERROR) return reject("message content is not a valid JSON string");
-        if (err != simdjson::INCORRECT_TYPE) need(err);
-        have_content = !err;
-      } else if (key == OUTBOX_OVERSIZED_FIELD) {
-        // outbox_decoder's marker for a message it did not write (common/outbox_wire.h).
-        od::object m;
-        if (v.get_object().get(m)) throw ParseError("\"" OUTBOX_OVERSIZED_FIELD "\" member is not an object");
-        for (auto f : m) {
-          od::raw_json_string k;
-          need(f.key().get(k));
-          std::uint64_t n = 0;
-          if (f.value().get_uint64().get(n)) throw ParseError("\"" OUTBOX_OVERSIZED_FIELD "\" member holds a non-number");
-          if (k == "bytes") oversized_bytes = n;
-          else if (k == "limit") oversized_limit = n;
-        }
-        oversized = true;
-      } else if (key == "columns") {
-        if (!(have_action && action == "I" && have_schema && have_table)) {
-          columns_early = true;  // unusual order: read them in a second pass if they are ours
-        } else if (schema == schema_ && table == table_) {
-          od::array cols;
-          err = v.get_array().get(cols);
-          if (err == simdjson::INCORRECT_TYPE) {
-            columns_bad = true;
-            continue;
-          }
-          need(err);
-          out.event = Event{};
-          event_from_row(cols, out.event);
-          columns_done = true;
-        }
-      }
-    }
-
-    if (!have_action) throw ParseError("line has no \"action\" string (is format-version 2 set?)");
-    if (action.size() != 1) throw ParseError("unknown action \"" + excerpt(action) + "\"");
-    switch (action[0]) {
+    LineFields f;
+    if (!read_line(o, f, out)) return;
+    if (!f.have_action) throw ParseError("line has no \"action\" string (is format-version 2 set?)");
+    if (f.action.size() != 1) throw ParseError("unknown action \"" + excerpt(f.action) + "\"");
+    switch (f.action[0]) {
       case 'B':
       case 'C':
-        out.kind = action[0] == 'B' ? LineKind::Begin : LineKind::Commit;
-        out.xid = xid;
-        if (have_timestamp) out.timestamp.assign(timestamp.data(), timestamp.size());
+        out.kind = f.action[0] == 'B' ? LineKind::Begin : LineKind::Commit;
+        out.xid = f.xid;
+        if (f.have_timestamp) out.timestamp.assign(f.timestamp.data(), f.timestamp.size());
         return;
-      case 'I': {
-        if (!have_schema || !have_table) throw ParseError("insert line without schema/table");
-        if (schema != schema_ || table != table_) return;
-        if (!columns_done) {
-          od::array cols;
-          if (columns_bad || !columns_early) throw ParseError("insert line without \"columns\" array");
-          doc.rewind();
-          err = doc.find_field_unordered("columns").get_array().get(cols);
-          if (err == simdjson::INCORRECT_TYPE || err == simdjson::NO_SUCH_FIELD)
-            throw ParseError("insert line without \"columns\" array");
-          need(err);
-          out.event = Event{};
-          event_from_row(cols, out.event);
-        }
-        out.event.lsn = lsn;
-        out.event.xid = xid;
-        check_limits(out.event);
-        out.kind = LineKind::Event;
-        out.xid = xid;
-        return;
-      }
-      case 'M': {
-        if (!have_prefix) throw ParseError("message line without \"prefix\"");
-        if (prefix != prefix_) return;
-        if (oversized) {
-          // Nothing to verify: the plugin left the content out. outbox_emit refuses to write a
-          // message this large, so no genuine event can be one.
-          out.xid = xid;
-          out.event = Event{};
-          return reject("outbox message of " + std::to_string(oversized_bytes) +
-                        " bytes left out by outbox_decoder, more than its " OUTBOX_MESSAGE_MAX_BYTES_OPTION " (" +
-                        std::to_string(oversized_limit) +
-                        " bytes): outbox_emit writes no message that large, so a role wrote it with "
-                        "pg_logical_emit_message; not published");
-        }
-        if (!have_content) throw ParseError("message line without \"content\" string");
-        out.xid = xid;
-        out.event = Event{};
-        out.event.lsn = lsn;
-        out.event.xid = xid;
-        out.event.from_message = true;
-        out.event.transactional = transactional;
-        event_from_message(content, out.event, out);
-        return;
-      }
-      default:
-        return;  // U, D, T and anything newer: not ours
+      case 'I': return insert_line(doc, f, lsn, out);
+      case 'M': return message_line(f, lsn, out);
+      default: return;  // U, D, T and anything newer: not ours
     }
   } catch (const NotJson& e) {
     out.event = Event{};
-    return reject(not_json("line is not valid JSON", e.err));
+    return reject(out, not_json("line is not valid JSON", e.err));
   }
+}
+
+// wal2json writes action, xid, timestamp, then schema/table/columns or transactional/prefix/
+// content: one pass, deciding as early as the fields allow. False when it rejected the line.
+bool Wal2jsonParser::read_line(od::object o, LineFields& f, ParsedLine& out) {
+  for (auto field : o) {
+    od::raw_json_string key;
+    need(field.key().get(key));
+    od::value v;
+    need(field.value().get(v));
+    if (key == "action") {
+      error_code err = v.get_string().get(f.action);
+      if (err == simdjson::INCORRECT_TYPE) throw ParseError("line has no \"action\" string");
+      need(err);
+      f.have_action = true;
+    } else if (key == "xid") {
+      std::uint64_t x;
+      if (!v.get_uint64().get(x)) f.xid = x;  // null for non-transactional messages
+    } else if (key == "timestamp") {
+      f.have_timestamp = !v.get_string().get(f.timestamp);  // null without include-timestamp
+    } else if (key == "schema") {
+      f.have_schema = !v.get_string().get(f.schema);
+    } else if (key == "table") {
+      f.have_table = !v.get_string().get(f.table);
+    } else if (key == "prefix") {
+      f.have_prefix = !v.get_string().get(f.prefix);
+    } else if (key == "transactional") {
+      bool b;
+      if (!v.get_bool().get(b)) f.transactional = b;
+    } else if (key == "content") {
+      if (f.have_prefix && f.prefix != prefix_) continue;  // not ours: do not unescape it
+      error_code err = v.get_string().get(f.content);
+      if (err == simdjson::STRING_ERROR) {
+        reject(out, "message content is not a valid JSON string");
+        return false;
+      }
+      if (err != simdjson::INCORRECT_TYPE) need(err);
+      f.have_content = !err;
+    } else if (key == OUTBOX_OVERSIZED_FIELD) {
+      read_oversized(v, f);
+    } else if (key == "columns") {
+      if (!(f.have_action && f.action == "I" && f.have_schema && f.have_table)) {
+        f.columns_early = true;  // unusual order: read them in a second pass if they are ours
+      } else if (f.schema == schema_ && f.table == table_) {
+        od::array cols;
+        error_code err = v.get_array().get(cols);
+        if (err == simdjson::INCORRECT_TYPE) {
+          f.columns_bad = true;
+          continue;
+        }
+        need(err);
+        out.event = Event{};
+        event_from_row(cols, out.event);
+        f.columns_done = true;
+      }
+    }
+  }
+  return true;
+}
+
+// outbox_decoder's marker for a message it did not write (common/outbox_wire.h).
+void Wal2jsonParser::read_oversized(od::value v, LineFields& f) {
+  od::object m;
+  if (v.get_object().get(m)) throw ParseError("\"" OUTBOX_OVERSIZED_FIELD "\" member is not an object");
+  for (auto member : m) {
+    od::raw_json_string k;
+    need(member.key().get(k));
+    std::uint64_t n = 0;
+    if (member.value().get_uint64().get(n)) throw ParseError("\"" OUTBOX_OVERSIZED_FIELD "\" member holds a non-number");
+    if (k == "bytes") f.oversized_bytes = n;
+    else if (k == "limit") f.oversized_limit = n;
+  }
+  f.oversized = true;
+}
+
+void Wal2jsonParser::insert_line(od::document& doc, const LineFields& f, Lsn lsn, ParsedLine& out) {
+  if (!f.have_schema || !f.have_table) throw ParseError("insert line without schema/table");
+  if (f.schema != schema_ || f.table != table_) return;
+  if (!f.columns_done) {
+    od::array cols;
+    if (f.columns_bad || !f.columns_early) throw ParseError("insert line without \"columns\" array");
+    doc.rewind();
+    error_code err = doc.find_field_unordered("columns").get_array().get(cols);
+    if (err == simdjson::INCORRECT_TYPE || err == simdjson::NO_SUCH_FIELD)
+      throw ParseError("insert line without \"columns\" array");
+    need(err);
+    out.event = Event{};
+    event_from_row(cols, out.event);
+  }
+  out.event.lsn = lsn;
+  out.event.xid = f.xid;
+  check_limits(out.event);
+  out.kind = LineKind::Event;
+  out.xid = f.xid;
+}
+
+void Wal2jsonParser::message_line(const LineFields& f, Lsn lsn, ParsedLine& out) {
+  if (!f.have_prefix) throw ParseError("message line without \"prefix\"");
+  if (f.prefix != prefix_) return;
+  if (f.oversized) {
+    // Nothing to verify: the plugin left the content out. outbox_emit refuses to write a
+    // message this large, so no genuine event can be one.
+    out.xid = f.xid;
+    out.event = Event{};
+    return reject(out, "outbox message of " + std::to_string(f.oversized_bytes) +
+                           " bytes left out by outbox_decoder, more than its " OUTBOX_MESSAGE_MAX_BYTES_OPTION " (" +
+                           std::to_string(f.oversized_limit) +
+                           " bytes): outbox_emit writes no message that large, so a role wrote it with "
+                           "pg_logical_emit_message; not published");
+  }
+  if (!f.have_content) throw ParseError("message line without \"content\" string");
+  out.xid = f.xid;
+  out.event = Event{};
+  out.event.lsn = lsn;
+  out.event.xid = f.xid;
+  out.event.from_message = true;
+  out.event.transactional = f.transactional;
+  event_from_message(f.content, out.event, out);
 }
 
 // Storage mode table: one INSERT into outbox.events, json/jsonb columns as JSON strings.
@@ -397,20 +394,27 @@ void Wal2jsonParser::event_from_row(od::array cols, Event& ev) {
   if (!have_payload) add_invalid(ev, "outbox row without payload");
 }
 
+// Starts reading `buf` (filled with its padding) as one JSON object, `o`, with the inner parser.
+// Valid JSON that is no object makes the event invalid, `not_object` says how: false.
+bool Wal2jsonParser::inner_object(std::string& buf, od::document& doc, od::object& o, Event& ev,
+                                  const char* not_object) {
+  need(inner_.iterate(padded(buf)).get(doc));
+  error_code err = doc.get_object().get(o);
+  if (err == simdjson::INCORRECT_TYPE) {
+    add_invalid(ev, not_object);
+    return false;
+  }
+  need(err);
+  return true;
+}
+
 // The headers column: a JSON object as text, parsed on its own.
 void Wal2jsonParser::headers_from_text(std::string_view text, Event& ev) {
   try {
     fill(headers_buf_, text);
     od::document doc;
-    need(inner_.iterate(padded(headers_buf_)).get(doc));
     od::object o;
-    error_code err = doc.get_object().get(o);
-    if (err == simdjson::INCORRECT_TYPE) {
-      add_invalid(ev, "column \"headers\" is not a JSON object");
-      return;
-    }
-    need(err);
-    headers_from_object(o, ev);
+    if (inner_object(headers_buf_, doc, o, ev, "column \"headers\" is not a JSON object")) headers_from_object(o, ev);
   } catch (const NotJson& e) {
     ev.headers.clear();
     add_invalid(ev, not_json("column \"headers\" holds invalid JSON", e.err));
@@ -521,13 +525,11 @@ bool Wal2jsonParser::control_from_body(ParsedLine& out) {
       }
     }
   } catch (const NotJson& e) {
-    out.kind = LineKind::Rejected;
-    out.reject_reason = not_json("authenticated control message is not valid JSON", e.err);
+    reject(out, not_json("authenticated control message is not valid JSON", e.err));
     return true;
   }
   if (c.kind != OUTBOX_CONTROL_RELEASE && c.kind != OUTBOX_CONTROL_KEYS) {
-    out.kind = LineKind::Rejected;
-    out.reject_reason = "authenticated control message of unknown kind \"" + c.kind + "\" (a newer extension?)";
+    reject(out, "authenticated control message of unknown kind \"" + c.kind + "\" (a newer extension?)");
     return true;
   }
   out.kind = LineKind::Control;
@@ -540,14 +542,8 @@ void Wal2jsonParser::event_from_body(Event& ev) {
   bool have_type = false, have_payload = false;
   try {
     od::document doc;
-    need(inner_.iterate(padded(body_buf_)).get(doc));
     od::object o;
-    error_code err = doc.get_object().get(o);
-    if (err == simdjson::INCORRECT_TYPE) {
-      add_invalid(ev, "outbox message content is not a JSON object");
-      return;
-    }
-    need(err);
+    if (!inner_object(body_buf_, doc, o, ev, "outbox message content is not a JSON object")) return;
     for (auto field : o) {
       od::raw_json_string key;
       need(field.key().get(key));
@@ -664,41 +660,50 @@ void Wal2jsonParser::check_limits(Event& ev) {
       add_invalid(ev, std::string("\"") + field + "\" has " + std::to_string(size) + " bytes, more than the " +
                           std::to_string(max) + " " + as);
   };
-  too_long("id", ev.id.size(), OUTBOX_SHORTSTR_MAX, "of an AMQP message_id");
-  too_long("event_type", ev.event_type.size(), OUTBOX_SHORTSTR_MAX, "of an AMQP type");
-  if (ev.exchange) too_long("exchange", ev.exchange->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP exchange name");
-  if (ev.routing_key) {
-    too_long("routing_key", ev.routing_key->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP routing key");
-  } else {
-    std::size_t n = ev.event_type.size() + (ev.aggregate_type ? ev.aggregate_type->size() + 1 : 0);
-    if (n > OUTBOX_SHORTSTR_MAX)
-      add_invalid(ev, "the default routing key <aggregate_type>.<event_type> has " + std::to_string(n) +
+  LongFields longs = long_fields(ev);
+  const std::pair<const std::optional<LongField>&, const char*> short_strings[] = {
+      {longs.id, "of an AMQP message_id"},
+      {longs.event_type, "of an AMQP type"},
+      {longs.exchange, "of an AMQP exchange name"},
+      {longs.routing_key, "of an AMQP routing key"},
+      {longs.correlation_id, "of an AMQP correlation_id"}};
+  for (const auto& [f, as] : short_strings) {
+    if (!f) continue;
+    if (f->default_key)
+      add_invalid(ev, "the default routing key <aggregate_type>.<event_type> has " + std::to_string(f->bytes) +
                           " bytes, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) +
                           " of an AMQP routing key; set routing_key");
+    else
+      too_long(f->field, f->bytes, OUTBOX_SHORTSTR_MAX, as);
   }
-  if (ev.correlation_id)
-    too_long("correlation_id", ev.correlation_id->size(), OUTBOX_SHORTSTR_MAX, "of an AMQP correlation_id");
   std::size_t table = 0;
   auto meta = [&](const char* name, const std::optional<std::string>& v, std::size_t max) {
     if (!v) return;
     too_long(name, v->size(), max, "that outbox_emit accepts");
-    table += 1 + std::strlen(OUTBOX_RESERVED_HEADER_PREFIX) + std::strlen(name) + 1 + 4 + v->size();
+    table += string_entry_size(std::strlen(OUTBOX_RESERVED_HEADER_PREFIX) + std::strlen(name), v->size());
   };
   meta("aggregate_type", ev.aggregate_type, OUTBOX_AGGREGATE_TYPE_MAX);
   meta("aggregate_id", ev.aggregate_id, OUTBOX_AGGREGATE_ID_MAX);
   meta("causation_id", ev.causation_id, OUTBOX_CAUSATION_ID_MAX);
   for (const Header& h : ev.headers) {
-    table += entry_size(h.name, h.value);
-    if (h.name.size() > OUTBOX_SHORTSTR_MAX)
-      add_invalid(ev, "header " + shown(h.name) + " has a name of " + std::to_string(h.name.size()) +
-                          " bytes, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) + " of an AMQP table key");
-    else if (starts_with_ci(h.name, OUTBOX_RESERVED_HEADER_PREFIX))
-      add_invalid(ev, "header " + shown(h.name) + " uses the prefix " OUTBOX_RESERVED_HEADER_PREFIX
-                      " that the relay reserves for its own headers");
-    else if (h.name == OUTBOX_RESERVED_HEADER_CC || h.name == OUTBOX_RESERVED_HEADER_BCC)
-      add_invalid(ev, "header " + shown(h.name) +
-                          " has a meaning to RabbitMQ (sender-selected distribution, an array of routing keys) "
-                          "that an outbox header value cannot have");
+    table += table_entry_size(h.name.size(), h.value);
+    switch (header_name_problem(h.name)) {
+      case HeaderNameProblem::TooLong:
+        add_invalid(ev, "header " + shown(h.name) + " has a name of " + std::to_string(h.name.size()) +
+                            " bytes, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) + " of an AMQP table key");
+        break;
+      case HeaderNameProblem::ReservedPrefix:
+        add_invalid(ev, "header " + shown(h.name) + " uses the prefix " OUTBOX_RESERVED_HEADER_PREFIX
+                        " that the relay reserves for its own headers");
+        break;
+      case HeaderNameProblem::RabbitMqMeaning:
+        add_invalid(ev, "header " + shown(h.name) +
+                            " has a meaning to RabbitMQ (sender-selected distribution, an array of routing keys) "
+                            "that an outbox header value cannot have");
+        break;
+      case HeaderNameProblem::Empty:  // AMQP carries it: the sinks refuse it, each in its own words
+      case HeaderNameProblem::None: break;
+    }
   }
   if (table > OUTBOX_EVENT_HEADERS_MAX)
     add_invalid(ev, "\"headers\" (with aggregate_type, aggregate_id and causation_id) encode to " +

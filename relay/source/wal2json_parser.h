@@ -78,12 +78,19 @@ class Wal2jsonParser {
   void parse(std::string_view line, Lsn lsn, ParsedLine& out);
 
  private:
+  struct LineFields;
+  bool read_line(simdjson::ondemand::object line, LineFields& f, ParsedLine& out);
+  void read_oversized(simdjson::ondemand::value v, LineFields& f);
+  void insert_line(simdjson::ondemand::document& doc, const LineFields& f, Lsn lsn, ParsedLine& out);
+  void message_line(const LineFields& f, Lsn lsn, ParsedLine& out);
   void event_from_row(simdjson::ondemand::array columns, Event& ev);
   void event_from_message(std::string_view content, Event& ev, ParsedLine& out);
   void event_from_body(Event& ev);
   bool control_from_body(ParsedLine& out);
   void headers_from_object(simdjson::ondemand::object obj, Event& ev);
   void headers_from_text(std::string_view text, Event& ev);
+  bool inner_object(std::string& buf, simdjson::ondemand::document& doc, simdjson::ondemand::object& o, Event& ev,
+                    const char* not_object);
   void check_limits(Event& ev);
 
   std::string schema_, table_, prefix_;

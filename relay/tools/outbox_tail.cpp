@@ -4,7 +4,6 @@
 // --idle-ms without messages. The lines are written by nlohmann-json: invalid UTF-8 in a string
 // becomes U+FFFD; a body that is JSON is embedded byte for byte, any other body as a string.
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
 
 #include <chrono>
 #include <cstdio>
@@ -15,6 +14,8 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
+#include "tools/amqp_login.h"
 
 namespace {
 
@@ -80,18 +81,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (!binds.empty()) declare = true;
 
-  std::vector<char> ubuf(url.begin(), url.end());
-  ubuf.push_back(0);
-  amqp_connection_info ci;
-  if (amqp_parse_url(ubuf.data(), &ci) != AMQP_STATUS_OK) die("bad --url");
-  // "amqp://host:port/" has an empty vhost by the URI spec; everyone means "/".
-  if (ci.vhost == nullptr || ci.vhost[0] == '\0') ci.vhost = const_cast<char*>("/");
-  amqp_connection_state_t c = amqp_new_connection();
-  amqp_socket_t* sock = amqp_tcp_socket_new(c);
-  if (amqp_socket_open(sock, ci.host, ci.port) != AMQP_STATUS_OK) die("cannot connect to RabbitMQ");
-  if (amqp_login(c, ci.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password).reply_type !=
-      AMQP_RESPONSE_NORMAL)
-    die("login failed");
+  amqp_connection_state_t c;
+  outbox::AmqpLogin login = outbox::amqp_login_url(url, c);
+  if (login == outbox::AmqpLogin::BadUrl) die("bad --url");
+  if (login == outbox::AmqpLogin::CannotConnect) die("cannot connect to RabbitMQ");
+  if (login == outbox::AmqpLogin::Refused) die("login failed");
   amqp_channel_open(c, 1);
   check(c, "channel.open");
   if (declare) {

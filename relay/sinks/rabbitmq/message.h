@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "delivery/event.h"
+#include "delivery/event_fields.h"  // encoded_table_size(), for the connection's frame sizes
 
 namespace outbox {
 
@@ -27,9 +28,6 @@ struct AmqpMessage {
   std::vector<Header> headers;  // in this order on the wire
   const std::string* body = nullptr;  // the event's payload (not copied)
 };
-
-// Encoded size of an AMQP field table holding `headers` (the formula of common/outbox_wire.h).
-std::size_t encoded_table_size(const std::vector<Header>& headers);
 
 // The message, or the reason it can never be published (an error text naming the field).
 std::variant<AmqpMessage, std::string> build_message(const Event& ev, const MessageDefaults& d,
