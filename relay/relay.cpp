@@ -80,7 +80,7 @@ Relay::Relay(Config cfg, Metrics& metrics)
   shard_ = Shard::parse(cfg_.shard);
   repl_.set_timeout(std::chrono::milliseconds(cfg_.pg_timeout_ms));
   if (pipe2(wake_pipe_, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  sinks_ = make_sinks(cfg_, "outbox-relay slot=" + cfg_.slot);
+  sinks_ = make_sinks(cfg_.settings, cfg_.sinks, "outbox-relay slot=" + cfg_.slot);
   for (auto& s : sinks_) {
     sink_ptrs_.push_back(s.get());
     openers_.emplace_back();
@@ -332,7 +332,8 @@ Relay::Preflight Relay::preflight() {
 }
 
 int Relay::check() {
-  std::vector<std::unique_ptr<Sink>> sinks = make_sinks(cfg_, "outbox-relay check slot=" + cfg_.slot);
+  std::vector<std::unique_ptr<Sink>> sinks =
+      make_sinks(cfg_.settings, cfg_.sinks, "outbox-relay check slot=" + cfg_.slot);
   try {
     // Every sink in use, each checked without creating anything.
     for (const std::string& unused : cfg_.unused_sinks)
