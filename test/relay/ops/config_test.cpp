@@ -1,14 +1,18 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "ops/config.h"
 #include "sinks/nats/settings.h"
 #include "sinks/rabbitmq/settings.h"
+#include "sinks/sink_factory.h"
+#include "sinks/sink_kind.h"
 
 using namespace outbox;
 
@@ -490,3 +494,126 @@ TEST(Config, SettingsThatNothingInUseReadsAreNamed) {
   EXPECT_TRUE(load({}).ignored.empty());
 }
 
+// What the table of settings guarantees for every row, the sinks' included: a row is all it
+// takes for a setting to have its flag, its variable, its file key, its help and its checks.
+
+TEST(SettingsTable, EveryRowHasAUniqueNameAnEnvironmentVariableAndAHelpLineInHelp) {
+  std::string help;
+  try {
+    load({"--help"});
+  } catch (const ConfigExit& e) {
+    help = e.text;
+  }
+  std::set<std::string> names;
+  for (const Setting& s : settings_table()) {
+    EXPECT_TRUE(names.insert(s.name).second) << s.name << " is declared twice";
+    EXPECT_FALSE(s.help.empty()) << s.name;
+    std::string env = env_name(s.name);
+    EXPECT_EQ(env.rfind("OUTBOX_RELAY_", 0), 0u) << env;
+    EXPECT_EQ(env.find_first_of("-abcdefghijklmnopqrstuvwxyz"), std::string::npos) << env;
+    EXPECT_TRUE(has(help, "--" + s.name + " ")) << s.name << " is not in --help";
+    EXPECT_TRUE(has(help, s.help + " [env " + env + "; default: ")) << s.name << "'s help line";
+  }
+}
+
+TEST(SettingsTable, EveryOwnerIsARegisteredSinkThatDeclaresTheRow) {
+  const std::vector<std::string> names = sink_kind_names();
+  std::set<std::string> kinds(names.begin(), names.end());
+  EXPECT_EQ(kinds.size(), sink_kinds().size()) << "two sink kinds with one name";
+  for (const Setting& s : settings_table())
+    if (!s.owner.empty()) EXPECT_TRUE(kinds.count(s.owner)) << s.name << " is owned by " << s.owner;
+  for (const SinkKind& k : sink_kinds()) {
+    bool server = false;
+    for (const Setting& s : k.rows) {
+      EXPECT_EQ(s.owner, k.name) << s.name;
+      server = server || (s.name == k.server && s.type == SettingType::UrlList);
+    }
+    EXPECT_TRUE(server) << k.name << "'s server " << k.server << " is not one of its URL-list rows";
+    EXPECT_TRUE(has(error_of({"--default-sink", "none"}), k.name)) << "the known sinks come from the registry";
+  }
+}
+
+TEST(SettingsTable, EveryRowIsReadFromFlagEnvironmentAndFileInThatOrder) {
+  for (const Setting& s : settings_table()) {
+    const std::string& v = s.def;  // every default passes its own checks
+    std::string key = s.name;
+    std::replace(key.begin(), key.end(), '-', '_');
+    std::string f = write_file(key + " = \"" + v + "\"\n");
+    EXPECT_EQ(load({"--config", f}).settings.source(s.name), "file " + f) << s.name;
+    Env env;
+    env.vars[env_name(s.name)] = v;
+    EXPECT_EQ(load({"--config", f}, env).settings.source(s.name), "env " + env_name(s.name)) << s.name;
+    if (!v.empty())
+      EXPECT_EQ(load({"--config", f, "--" + s.name + "=" + v}, env).settings.source(s.name), "flag --" + s.name)
+          << s.name;
+    EXPECT_EQ(load({}).settings.text(s.name), s.def) << s.name;
+    std::remove(f.c_str());
+  }
+}
+
+TEST(SettingsTable, IntegersOutOfTheirRangeNameTheSettingAndTheRange) {
+  for (const Setting& s : settings_table()) {
+    if (s.type != SettingType::Integer) continue;
+    Env env;
+    env.vars[env_name(s.name)] = std::to_string(s.max + 1);
+    std::string e = error_of({}, env);
+    EXPECT_TRUE(has(e, "setting " + s.name + " (from env " + env_name(s.name) + ")") &&
+                has(e, "from " + std::to_string(s.min) + " to " + std::to_string(s.max)))
+        << e;
+  }
+}
+
+namespace {
+// A URL of one of the schemes of `kind`'s server, other than `but` (a TLS one).
+std::string server_url(const SinkKind& kind, const std::string& but = "") {
+  for (const Setting& s : kind.rows)
+    if (s.name == kind.server)
+      for (const std::string& scheme : s.choices)
+        if (scheme != but) return scheme + "h";
+  return "";
+}
+}  // namespace
+
+TEST(SettingsTable, SettingsOfASinkNotInUseAreReportedAsIgnored) {
+  for (const SinkKind& k : sink_kinds()) {
+    // Another sink is the only one in use.
+    const SinkKind& other = sink_kinds()[&k == &sink_kinds()[0] ? 1 : 0];
+    for (const Setting& s : k.rows) {
+      Env env;
+      env.vars[env_name(other.server)] = server_url(other);
+      env.vars["OUTBOX_RELAY_DEFAULT_SINK"] = other.name;
+      env.vars[env_name(s.name)] = s.def;
+      Config c = load({}, env);
+      ASSERT_EQ(c.sinks, std::vector<std::string>{other.name});
+      bool named = false;
+      for (const std::string& i : c.ignored) named = named || i == s.name + " (" + k.display_name + " is not in use)";
+      EXPECT_EQ(named, s.name != k.server) << s.name << " given while " << k.name << " is not in use";
+    }
+  }
+}
+
+TEST(SettingsTable, TlsFilesWithoutATlsUrlAreReportedAsIgnored) {
+  for (const Setting& s : settings_table()) {
+    if (s.tls_scheme.empty()) continue;
+    const SinkKind& k = *find_sink_kind(s.owner);
+    Env env;
+    env.vars[env_name(k.server)] = server_url(k, s.tls_scheme);
+    env.vars["OUTBOX_RELAY_DEFAULT_SINK"] = k.name;
+    env.vars[env_name(s.name)] = "f.pem";
+    for (const Setting& p : k.rows)  // with the setting it goes with, if any
+      if (p.pair == s.name || s.pair == p.name) env.vars[env_name(p.name)] = "p.pem";
+    Config c = load({}, env);
+    EXPECT_NE(std::find(c.ignored.begin(), c.ignored.end(), s.name + " (no " + s.tls_scheme + " URL)"), c.ignored.end())
+        << s.name;
+    env.vars[env_name(k.server)] = s.tls_scheme + "h";
+    EXPECT_TRUE(load({}, env).ignored.empty()) << s.name;
+  }
+}
+
+TEST(SettingsTable, PairedSettingsAreGivenTogether) {
+  for (const Setting& s : settings_table()) {
+    if (s.pair.empty()) continue;
+    EXPECT_TRUE(has(error_of({"--" + s.name, "c.pem"}), "settings " + s.name + " and " + s.pair + " go together"));
+    EXPECT_TRUE(has(error_of({"--" + s.pair, "k.pem"}), "settings " + s.name + " and " + s.pair + " go together"));
+  }
+}
