@@ -59,7 +59,7 @@ Relay::Relay(Config cfg, Metrics& metrics)
   shard_ = Shard::parse(cfg_.shard);
   repl_.set_timeout(std::chrono::milliseconds(cfg_.pg_timeout_ms));
   if (pipe2(wake_pipe_, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  sinks_ = make_sinks(cfg_, "outbox-relay slot=" + cfg_.slot);
+  sinks_ = make_sinks(cfg_.settings, cfg_.sinks, "outbox-relay slot=" + cfg_.slot);
   for (auto& s : sinks_) {
     sink_ptrs_.push_back(s.get());
     openers_.emplace_back();

@@ -46,7 +46,8 @@ Relay::Preflight Relay::preflight() {
 }
 
 int Relay::check() {
-  std::vector<std::unique_ptr<Sink>> sinks = make_sinks(cfg_, "outbox-relay check slot=" + cfg_.slot);
+  std::vector<std::unique_ptr<Sink>> sinks =
+      make_sinks(cfg_.settings, cfg_.sinks, "outbox-relay check slot=" + cfg_.slot);
   try {
     // Every sink in use, each checked without creating anything.
     for (const std::string& unused : cfg_.unused_sinks)

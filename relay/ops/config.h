@@ -1,24 +1,17 @@
 // Relay configuration: CLI flags over OUTBOX_RELAY_* environment variables over a TOML file
-// (--config), over built-in defaults (DESIGN 5.5). Every setting is declared once in config.cpp's
-// table, which also feeds --help and relay/README.md.
+// (--config), over built-in defaults (DESIGN 5.5). Every setting is one row of a table
+// (support/settings.h): the core's rows are in config.cpp, each broker's in
+// sinks/<broker>/settings.cpp; the flags, --help, the environment, the file's keys and the checks
+// all come from the rows. relay/README.md describes them for users: keep it in step.
 #pragma once
-#include <cstdint>
 #include <functional>
-#include <map>
-#include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "delivery/router.h"
-#include "sinks/nats/settings.h"
-#include "sinks/rabbitmq/settings.h"
+#include "support/settings.h"
 
 namespace outbox {
-
-struct ConfigError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // Thrown for --help / --version: print `text` to stdout and exit with `code`.
 struct ConfigExit {
@@ -26,16 +19,16 @@ struct ConfigExit {
   std::string text;
 };
 
+// What the relay core reads, typed. `settings` holds every value (the sinks' too) and where it
+// came from; the sinks are made from it.
 struct Config {
   std::string pg;     // libpq conninfo or URI ("" = libpq defaults / PG* environment)
-  std::string amqp;   // amqp[s]://user:pass@host:port/vhost[,amqp[s]://...] as given (comma-joined)
-  std::vector<std::string> amqp_urls;  // the same, one URL per address, each validated
-  std::string amqp_cacert, amqp_cert, amqp_key;  // TLS files for amqps://
   std::string slot;
   bool create_slot = false;
   bool check = false;  // --check: pre-flight only
   std::string plugin;  // outbox_decoder | wal2json
   std::string shard;   // "i/n" (outbox_decoder only), "" = all events
+  // RabbitMQ's setting, which the delivery also reads: events whose exchange is null go there.
   std::string exchange;
   std::string ordering;  // commit | aggregate
   std::string on_dead_letter;  // continue | park
@@ -44,8 +37,6 @@ struct Config {
   std::string http;  // host:port, "" = off
   std::string log_format;  // text | json
   std::string log_level;
-  std::string app_id;
-  std::string cloudevents_source;  // "" = no CloudEvents attributes
   int status_interval_ms = 0;
   int checkpoint_interval_ms = 0;
   int pg_timeout_ms = 30000;
@@ -53,30 +44,18 @@ struct Config {
   int retry_base_ms = 0, retry_max_ms = 0;
   int reconnect_min_ms = 0, reconnect_max_ms = 0;
   int drain_timeout_ms = 0;
-  int heartbeat_s = 0;
-  int amqp_connect_timeout_ms = 0;
-  int amqp_confirm_timeout_ms = 0;  // 0 = never  // per address: TCP connect, TLS, AMQP handshake and each start-up RPC
   std::string config_file;
-  Topology topology;
 
-  // More sinks (empty URL lists: not configured) and the rules that send events to them.
-  std::string nats, redis;  // as given
-  std::vector<std::string> nats_urls, redis_urls;
-  std::string nats_subject_prefix, nats_cacert, nats_cert, nats_key;
-  int nats_ack_timeout_ms = 30000;
-  std::vector<NatsStream> nats_streams;
-  std::string redis_stream, redis_cacert, redis_cert, redis_key;
-  int redis_maxlen = 0, redis_dedup_window_ms = 120000, redis_ack_timeout_ms = 30000;
+  // The rules that send events to sinks other than the default one.
   std::string default_sink = "rabbitmq";
   std::vector<Route> routes;
-  // The sinks in use (the default and every one a route names), in the order rabbitmq, nats,
-  // redis; and those configured but used by nothing (a warning at start).
+  // The sinks in use (the default and every one a route names), in the order of sink_kinds();
+  // and those configured but used by nothing (a warning at start).
   std::vector<std::string> sinks, unused_sinks;
   // Settings given that nothing in use reads (a warning at start, naming each).
   std::vector<std::string> ignored;
 
-  // name -> "flag" | "env OUTBOX_RELAY_X" | "file" | "default": where each value came from.
-  std::map<std::string, std::string> sources;
+  SettingValues settings;
 };
 
 using GetEnv = std::function<const char*(const char*)>;
@@ -85,12 +64,11 @@ using GetEnv = std::function<const char*(const char*)>;
 // and the fix) or ConfigExit (--help, --version).
 Config load_config(int argc, const char* const* argv, const GetEnv& getenv);
 
+// Every setting: the core's rows, then each sink kind's, in the order of sink_kinds().
+std::vector<Setting> settings_table();
+
 // The environment variable name of a setting: "max-in-flight" -> "OUTBOX_RELAY_MAX_IN_FLIGHT".
 std::string env_name(const std::string& setting);
-
-// "a, b,c" -> {"a", "b", "c"} (spaces around each URL dropped; empty entries kept as "" so that
-// the caller can name them).
-std::vector<std::string> split_url_list(const std::string& text);
 
 // A one-line summary of the effective configuration with secrets masked.
 std::string describe(const Config& c);

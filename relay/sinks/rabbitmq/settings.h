@@ -1,5 +1,6 @@
-// What the RabbitMQ sink is configured with beyond its URLs: the topology it declares at start
-// ([topology] of the settings file).
+// What the RabbitMQ sink is configured with: its settings (amqp, exchange, heartbeat, ...; the
+// rows are in settings.cpp) and the topology it declares at start ([topology] of the settings
+// file).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -27,5 +28,14 @@ struct Topology {
   std::vector<Binding> bindings;
   bool empty() const { return exchanges.empty() && queues.empty() && bindings.empty(); }
 };
+
+struct SinkKind;
+class SettingValues;
+
+// RabbitMQ's settings, its [topology] table and how its sink is made (listed in sink_factory.cpp).
+SinkKind rabbitmq_sink_kind();
+
+// [topology] as the settings file gave it (empty without one).
+const Topology& rabbitmq_topology(const SettingValues& values);
 
 }  // namespace outbox

@@ -1,12 +1,18 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "ops/config.h"
+#include "sinks/nats/settings.h"
+#include "sinks/rabbitmq/settings.h"
+#include "sinks/sink_factory.h"
+#include "sinks/sink_kind.h"
 
 using namespace outbox;
 
@@ -44,7 +50,7 @@ TEST(Config, Defaults) {
   EXPECT_EQ(c.exchange, "amq.topic");
   EXPECT_EQ(c.max_in_flight, 1000);
   EXPECT_FALSE(c.create_slot);
-  EXPECT_EQ(c.sources["slot"], "default");
+  EXPECT_EQ(c.settings.source("slot"), "default");
 }
 
 TEST(Config, FlagsOverEnvOverFile) {
@@ -54,9 +60,9 @@ TEST(Config, FlagsOverEnvOverFile) {
   env.vars["OUTBOX_RELAY_EXCHANGE"] = "env_ex";
   Config c = load({"--config", f, "--slot", "from_flag"}, env);
   EXPECT_EQ(c.slot, "from_flag");
-  EXPECT_EQ(c.sources["slot"], "flag --slot");
+  EXPECT_EQ(c.settings.source("slot"), "flag --slot");
   EXPECT_EQ(c.exchange, "env_ex");
-  EXPECT_EQ(c.sources["exchange"], "env OUTBOX_RELAY_EXCHANGE");
+  EXPECT_EQ(c.settings.source("exchange"), "env OUTBOX_RELAY_EXCHANGE");
   EXPECT_EQ(c.max_in_flight, 7);
   EXPECT_EQ(c.plugin, "wal2json");
   EXPECT_TRUE(c.create_slot);
@@ -81,23 +87,23 @@ routing_key = "order.*"
   Env env;
   env.vars["OUTBOX_RELAY_CONFIG"] = f;
   Config c = load({}, env);
-  EXPECT_EQ(c.amqp, "amqp://u:p@h:1/");
-  ASSERT_EQ(c.topology.exchanges.size(), 1u);
-  EXPECT_EQ(c.topology.exchanges[0].type, "direct");
-  ASSERT_EQ(c.topology.queues.size(), 1u);
-  EXPECT_EQ(c.topology.queues[0].dead_letter_exchange, "dlx");
-  EXPECT_EQ(c.topology.queues[0].message_ttl_ms, 1000);
-  ASSERT_EQ(c.topology.bindings.size(), 1u);
-  EXPECT_EQ(c.topology.bindings[0].routing_key, "order.*");
+  EXPECT_EQ(c.settings.text("amqp"), "amqp://u:p@h:1/");
+  ASSERT_EQ(rabbitmq_topology(c.settings).exchanges.size(), 1u);
+  EXPECT_EQ(rabbitmq_topology(c.settings).exchanges[0].type, "direct");
+  ASSERT_EQ(rabbitmq_topology(c.settings).queues.size(), 1u);
+  EXPECT_EQ(rabbitmq_topology(c.settings).queues[0].dead_letter_exchange, "dlx");
+  EXPECT_EQ(rabbitmq_topology(c.settings).queues[0].message_ttl_ms, 1000);
+  ASSERT_EQ(rabbitmq_topology(c.settings).bindings.size(), 1u);
+  EXPECT_EQ(rabbitmq_topology(c.settings).bindings[0].routing_key, "order.*");
   std::remove(f.c_str());
 }
 
 TEST(Config, AmqpFallsBackToStackVariable) {
   Env env;
   env.vars["OUTBOX_AMQP_URL"] = "amqp://guest:guest@127.0.0.1:1234/";
-  EXPECT_EQ(load({}, env).amqp, "amqp://guest:guest@127.0.0.1:1234/");
+  EXPECT_EQ(load({}, env).settings.text("amqp"), "amqp://guest:guest@127.0.0.1:1234/");
   env.vars["OUTBOX_RELAY_AMQP"] = "amqp://a:b@c/";
-  EXPECT_EQ(load({}, env).amqp, "amqp://a:b@c/");
+  EXPECT_EQ(load({}, env).settings.text("amqp"), "amqp://a:b@c/");
 }
 
 TEST(Config, BooleanFromEnvironment) {
@@ -136,9 +142,9 @@ TEST(Config, AmqpTlsFiles) {
   Env env;
   env.vars["OUTBOX_RELAY_AMQP_CACERT"] = "/etc/ca.pem";
   Config c = load({"--amqp", "amqps://u:p@h/", "--amqp-cert", "c.pem", "--amqp-key", "k.pem"}, env);
-  EXPECT_EQ(c.amqp_cacert, "/etc/ca.pem");
-  EXPECT_EQ(c.amqp_cert, "c.pem");
-  EXPECT_EQ(c.amqp_key, "k.pem");
+  EXPECT_EQ(c.settings.text("amqp-cacert"), "/etc/ca.pem");
+  EXPECT_EQ(c.settings.text("amqp-cert"), "c.pem");
+  EXPECT_EQ(c.settings.text("amqp-key"), "k.pem");
   EXPECT_THROW(load({"--amqp-cert", "c.pem"}), ConfigError);
 }
 
@@ -195,7 +201,7 @@ TEST(Config, BooleanFlagsTakeAValue) {
     EXPECT_FALSE(load({off}).create_slot) << off;
   for (const char* on : {"--create-slot", "--create-slot=true", "--create-slot=1", "--create-slot=yes"})
     EXPECT_TRUE(load({on}).create_slot) << on;
-  EXPECT_EQ(load({"--create-slot=false"}).sources["create-slot"], "flag --create-slot");
+  EXPECT_EQ(load({"--create-slot=false"}).settings.source("create-slot"), "flag --create-slot");
   EXPECT_TRUE(has(error_of({"--create-slot=maybe"}), "create-slot")) << error_of({"--create-slot=maybe"});
   EXPECT_FALSE(load({"--check=false"}).check);
   EXPECT_FALSE(load({"--check=0"}).check);
@@ -234,8 +240,8 @@ TEST(Config, HttpAddressNeedsAPortFrom0To65535) {
 
 // AMQP takes heartbeats of 0-65535 s; beyond, the login failed with "check user, password and vhost".
 TEST(Config, HeartbeatInAmqpsRange) {
-  EXPECT_EQ(load({"--heartbeat", "65535"}).heartbeat_s, 65535);
-  EXPECT_EQ(load({"--heartbeat", "0"}).heartbeat_s, 0);
+  EXPECT_EQ(load({"--heartbeat", "65535"}).settings.integer("heartbeat"), 65535);
+  EXPECT_EQ(load({"--heartbeat", "0"}).settings.integer("heartbeat"), 0);
   std::string e = error_of({"--heartbeat", "65536"});
   EXPECT_TRUE(has(e, "heartbeat") && has(e, "0 to 65535")) << e;
   EXPECT_FALSE(has(e, "password")) << e;
@@ -274,7 +280,7 @@ TEST(Config, AmqpUrlIsParsedAtStart) {
     EXPECT_TRUE(has(e, "setting amqp") && has(e, "not a valid AMQP URL")) << bad << ": " << e;
   }
   EXPECT_FALSE(has(error_of({"--amqp", "amqp://u:Sekr3t@h:99999/"}), "Sekr3t"));
-  EXPECT_EQ(load({"--amqp", "amqps://u:p@h/vh"}).amqp, "amqps://u:p@h/vh");
+  EXPECT_EQ(load({"--amqp", "amqps://u:p@h/vh"}).settings.text("amqp"), "amqps://u:p@h/vh");
 }
 
 // Settings that cannot work together.
@@ -329,10 +335,10 @@ TEST(Config, FileMistakesAreErrorsWithTheLine) {
   std::string f = write_file("[[topology.exchanges]]\nname = \"d\"\ntype = \"x-delayed-message\"\ndurable = false\n"
                              "[[topology.queues]]\nname = \"q\"\nqueue_type = \"quorum\"\nmax_length = 0\n");
   Config c = load({"--config", f});
-  ASSERT_EQ(c.topology.exchanges.size(), 1u);
-  EXPECT_EQ(c.topology.exchanges[0].type, "x-delayed-message");
-  EXPECT_FALSE(c.topology.exchanges[0].durable);
-  EXPECT_EQ(c.topology.queues[0].max_length, 0);
+  ASSERT_EQ(rabbitmq_topology(c.settings).exchanges.size(), 1u);
+  EXPECT_EQ(rabbitmq_topology(c.settings).exchanges[0].type, "x-delayed-message");
+  EXPECT_FALSE(rabbitmq_topology(c.settings).exchanges[0].durable);
+  EXPECT_EQ(rabbitmq_topology(c.settings).queues[0].max_length, 0);
   std::remove(f.c_str());
 }
 
@@ -340,18 +346,18 @@ TEST(Config, FileMistakesAreErrorsWithTheLine) {
 // the file; each URL validated at start, the bad one named, its password masked.
 TEST(Config, AmqpTakesSeveralAddresses) {
   Config c = load({"--amqp", "amqp://u:p@h1:1/, amqp://u:p@h2:2/,amqps://u:p@h3:3/"});
-  EXPECT_EQ(c.amqp_urls, (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/", "amqps://u:p@h3:3/"}));
+  EXPECT_EQ(c.settings.urls("amqp"), (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/", "amqps://u:p@h3:3/"}));
   Config r = load({"--amqp", "amqp://u:p@h1:1/", "--amqp", "amqp://u:p@h2:2/"});
-  EXPECT_EQ(r.amqp_urls, (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/"}));
+  EXPECT_EQ(r.settings.urls("amqp"), (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/"}));
   Env env;
   env.vars["OUTBOX_RELAY_AMQP"] = "amqp://a:b@c:1/,amqp://a:b@d:2/";
-  EXPECT_EQ(load({}, env).amqp_urls.size(), 2u);
+  EXPECT_EQ(load({}, env).settings.urls("amqp").size(), 2u);
   std::string f = write_file("amqp = [\"amqp://u:p@h1:1/\", \"amqp://u:p@h2:2/\"]\n");
   Config fc = load({"--config", f});
-  EXPECT_EQ(fc.amqp_urls, (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/"}));
-  EXPECT_EQ(fc.sources["amqp"], "file " + f);
+  EXPECT_EQ(fc.settings.urls("amqp"), (std::vector<std::string>{"amqp://u:p@h1:1/", "amqp://u:p@h2:2/"}));
+  EXPECT_EQ(fc.settings.source("amqp"), "file " + f);
   std::remove(f.c_str());
-  EXPECT_EQ(load({}).amqp_urls, (std::vector<std::string>{"amqp://guest:guest@127.0.0.1:5672/"})) << "one by default";
+  EXPECT_EQ(load({}).settings.urls("amqp"), (std::vector<std::string>{"amqp://guest:guest@127.0.0.1:5672/"})) << "one by default";
   std::string d = describe(load({"--amqp", "amqp://u:Sekr3t@h1:1/,amqp://u:Sekr3t@h2:2/"}));
   EXPECT_FALSE(has(d, "Sekr3t")) << d;
   EXPECT_TRUE(has(d, "amqp://u:***@h1:1/,amqp://u:***@h2:2/")) << d;
@@ -383,12 +389,12 @@ TEST(Config, SplitUrlList) {
 // A silent broker is noticed within 2 x heartbeat (+1 s): 10 s by default, so within about 21 s.
 TEST(Config, HeartbeatAndConnectTimeoutDefaults) {
   Config c = load({});
-  EXPECT_EQ(c.heartbeat_s, 10);
-  EXPECT_EQ(c.amqp_connect_timeout_ms, 10000);
-  EXPECT_EQ(load({"--amqp-connect-timeout-ms", "500"}).amqp_connect_timeout_ms, 500);
+  EXPECT_EQ(c.settings.integer("heartbeat"), 10);
+  EXPECT_EQ(c.settings.integer("amqp-connect-timeout-ms"), 10000);
+  EXPECT_EQ(load({"--amqp-connect-timeout-ms", "500"}).settings.integer("amqp-connect-timeout-ms"), 500);
   EXPECT_TRUE(has(error_of({"--amqp-connect-timeout-ms", "0"}), "amqp-connect-timeout-ms"));
-  EXPECT_EQ(c.amqp_confirm_timeout_ms, 30000);
-  EXPECT_EQ(load({"--amqp-confirm-timeout-ms", "0"}).amqp_confirm_timeout_ms, 0) << "0 = never";
+  EXPECT_EQ(c.settings.integer("amqp-confirm-timeout-ms"), 30000);
+  EXPECT_EQ(load({"--amqp-confirm-timeout-ms", "0"}).settings.integer("amqp-confirm-timeout-ms"), 0) << "0 = never";
   EXPECT_TRUE(has(error_of({"--amqp-confirm-timeout-ms", "-1"}), "amqp-confirm-timeout-ms"));
 }
 
@@ -413,9 +419,9 @@ TEST(Config, SinksInUseAreTheDefaultAndTheRoutedOnes) {
   EXPECT_EQ(c.routes[1].exchange, std::optional<std::string>("audit*"));
   EXPECT_FALSE(c.routes[1].event_type.has_value());
   EXPECT_GT(c.routes[1].line, c.routes[0].line);
-  ASSERT_EQ(c.nats_streams.size(), 1u);
-  EXPECT_EQ(c.nats_streams[0].storage, "memory");
-  EXPECT_EQ(c.nats_streams[0].duplicate_window_ms, 60000);
+  ASSERT_EQ(nats_streams(c.settings).size(), 1u);
+  EXPECT_EQ(nats_streams(c.settings)[0].storage, "memory");
+  EXPECT_EQ(nats_streams(c.settings)[0].duplicate_window_ms, 60000);
 
   // Only NATS: RabbitMQ is not used (nor connected to) at all.
   Config n = load({"--nats", "nats://h:4222", "--default-sink", "nats"});
@@ -471,7 +477,7 @@ TEST(Config, NatsSubjectPrefixCannotOpenTheServersApi) {
       EXPECT_NE(std::string(e.what()).find("server's API"), std::string::npos) << e.what();
     }
   }
-  EXPECT_EQ(load({"--nats-subject-prefix", "events."}).nats_subject_prefix, "events.");
+  EXPECT_EQ(load({"--nats-subject-prefix", "events."}).settings.text("nats-subject-prefix"), "events.");
 }
 
 TEST(Config, SettingsThatNothingInUseReadsAreNamed) {
@@ -486,4 +492,128 @@ TEST(Config, SettingsThatNothingInUseReadsAreNamed) {
   EXPECT_TRUE(has("redis-stream (Redis is not in use)"));
   EXPECT_TRUE(has("nats-cacert (no tls:// URL)"));
   EXPECT_TRUE(load({}).ignored.empty());
+}
+
+// What the table of settings guarantees for every row, the sinks' included: a row is all it
+// takes for a setting to have its flag, its variable, its file key, its help and its checks.
+
+TEST(SettingsTable, EveryRowHasAUniqueNameAnEnvironmentVariableAndAHelpLineInHelp) {
+  std::string help;
+  try {
+    load({"--help"});
+  } catch (const ConfigExit& e) {
+    help = e.text;
+  }
+  std::set<std::string> names;
+  for (const Setting& s : settings_table()) {
+    EXPECT_TRUE(names.insert(s.name).second) << s.name << " is declared twice";
+    EXPECT_FALSE(s.help.empty()) << s.name;
+    std::string env = env_name(s.name);
+    EXPECT_EQ(env.rfind("OUTBOX_RELAY_", 0), 0u) << env;
+    EXPECT_EQ(env.find_first_of("-abcdefghijklmnopqrstuvwxyz"), std::string::npos) << env;
+    EXPECT_TRUE(has(help, "--" + s.name + " ")) << s.name << " is not in --help";
+    EXPECT_TRUE(has(help, s.help + " [env " + env + "; default: ")) << s.name << "'s help line";
+  }
+}
+
+TEST(SettingsTable, EveryOwnerIsARegisteredSinkThatDeclaresTheRow) {
+  const std::vector<std::string> names = sink_kind_names();
+  std::set<std::string> kinds(names.begin(), names.end());
+  EXPECT_EQ(kinds.size(), sink_kinds().size()) << "two sink kinds with one name";
+  for (const Setting& s : settings_table())
+    if (!s.owner.empty()) EXPECT_TRUE(kinds.count(s.owner)) << s.name << " is owned by " << s.owner;
+  for (const SinkKind& k : sink_kinds()) {
+    bool server = false;
+    for (const Setting& s : k.rows) {
+      EXPECT_EQ(s.owner, k.name) << s.name;
+      server = server || (s.name == k.server && s.type == SettingType::UrlList);
+    }
+    EXPECT_TRUE(server) << k.name << "'s server " << k.server << " is not one of its URL-list rows";
+    EXPECT_TRUE(has(error_of({"--default-sink", "none"}), k.name)) << "the known sinks come from the registry";
+  }
+}
+
+TEST(SettingsTable, EveryRowIsReadFromFlagEnvironmentAndFileInThatOrder) {
+  for (const Setting& s : settings_table()) {
+    const std::string& v = s.def;  // every default passes its own checks
+    std::string key = s.name;
+    std::replace(key.begin(), key.end(), '-', '_');
+    std::string f = write_file(key + " = \"" + v + "\"\n");
+    EXPECT_EQ(load({"--config", f}).settings.source(s.name), "file " + f) << s.name;
+    Env env;
+    env.vars[env_name(s.name)] = v;
+    EXPECT_EQ(load({"--config", f}, env).settings.source(s.name), "env " + env_name(s.name)) << s.name;
+    if (!v.empty())
+      EXPECT_EQ(load({"--config", f, "--" + s.name + "=" + v}, env).settings.source(s.name), "flag --" + s.name)
+          << s.name;
+    EXPECT_EQ(load({}).settings.text(s.name), s.def) << s.name;
+    std::remove(f.c_str());
+  }
+}
+
+TEST(SettingsTable, IntegersOutOfTheirRangeNameTheSettingAndTheRange) {
+  for (const Setting& s : settings_table()) {
+    if (s.type != SettingType::Integer) continue;
+    Env env;
+    env.vars[env_name(s.name)] = std::to_string(s.max + 1);
+    std::string e = error_of({}, env);
+    EXPECT_TRUE(has(e, "setting " + s.name + " (from env " + env_name(s.name) + ")") &&
+                has(e, "from " + std::to_string(s.min) + " to " + std::to_string(s.max)))
+        << e;
+  }
+}
+
+namespace {
+// A URL of one of the schemes of `kind`'s server, other than `but` (a TLS one).
+std::string server_url(const SinkKind& kind, const std::string& but = "") {
+  for (const Setting& s : kind.rows)
+    if (s.name == kind.server)
+      for (const std::string& scheme : s.choices)
+        if (scheme != but) return scheme + "h";
+  return "";
+}
+}  // namespace
+
+TEST(SettingsTable, SettingsOfASinkNotInUseAreReportedAsIgnored) {
+  for (const SinkKind& k : sink_kinds()) {
+    // Another sink is the only one in use.
+    const SinkKind& other = sink_kinds()[&k == &sink_kinds()[0] ? 1 : 0];
+    for (const Setting& s : k.rows) {
+      Env env;
+      env.vars[env_name(other.server)] = server_url(other);
+      env.vars["OUTBOX_RELAY_DEFAULT_SINK"] = other.name;
+      env.vars[env_name(s.name)] = s.def;
+      Config c = load({}, env);
+      ASSERT_EQ(c.sinks, std::vector<std::string>{other.name});
+      bool named = false;
+      for (const std::string& i : c.ignored) named = named || i == s.name + " (" + k.display_name + " is not in use)";
+      EXPECT_EQ(named, s.name != k.server) << s.name << " given while " << k.name << " is not in use";
+    }
+  }
+}
+
+TEST(SettingsTable, TlsFilesWithoutATlsUrlAreReportedAsIgnored) {
+  for (const Setting& s : settings_table()) {
+    if (s.tls_scheme.empty()) continue;
+    const SinkKind& k = *find_sink_kind(s.owner);
+    Env env;
+    env.vars[env_name(k.server)] = server_url(k, s.tls_scheme);
+    env.vars["OUTBOX_RELAY_DEFAULT_SINK"] = k.name;
+    env.vars[env_name(s.name)] = "f.pem";
+    for (const Setting& p : k.rows)  // with the setting it goes with, if any
+      if (p.pair == s.name || s.pair == p.name) env.vars[env_name(p.name)] = "p.pem";
+    Config c = load({}, env);
+    EXPECT_NE(std::find(c.ignored.begin(), c.ignored.end(), s.name + " (no " + s.tls_scheme + " URL)"), c.ignored.end())
+        << s.name;
+    env.vars[env_name(k.server)] = s.tls_scheme + "h";
+    EXPECT_TRUE(load({}, env).ignored.empty()) << s.name;
+  }
+}
+
+TEST(SettingsTable, PairedSettingsAreGivenTogether) {
+  for (const Setting& s : settings_table()) {
+    if (s.pair.empty()) continue;
+    EXPECT_TRUE(has(error_of({"--" + s.name, "c.pem"}), "settings " + s.name + " and " + s.pair + " go together"));
+    EXPECT_TRUE(has(error_of({"--" + s.pair, "k.pem"}), "settings " + s.name + " and " + s.pair + " go together"));
+  }
 }
