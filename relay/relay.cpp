@@ -64,7 +64,7 @@ Relay::Relay(Config cfg, Metrics& metrics)
     sink_ptrs_.push_back(s.get());
     openers_.emplace_back();
     SinkState st;
-    st.metrics = Metrics::sink_index(s->name());
+    st.metrics = m_.sink_index(s->name());
     m_.sinks[st.metrics].active = true;
     sink_state_.push_back(st);
   }
@@ -402,7 +402,8 @@ int Relay::poll_timeout_ms(Clock::time_point now) {
 void Relay::poll_and_read(int timeout_ms) {
   bool pg_out = !repl_.flush();
   constexpr std::size_t kFixed = 3;  // replication, wake pipe, admin; then one per sink
-  pollfd fds[kFixed + Metrics::kSinkNames.size()];
+  fds_.resize(kFixed + sinks_.size());
+  pollfd* fds = fds_.data();
   fds[0] = {repl_.socket(), static_cast<short>((can_read() ? POLLIN : 0) | (pg_out ? POLLOUT : 0)), 0};
   fds[1] = {wake_pipe_[0], POLLIN, 0};
   fds[2] = {admin_.socket(),

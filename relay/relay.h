@@ -4,6 +4,8 @@
 // updates). Reconnects, standby waiting, checkpoints and graceful shutdown live here too; which
 // event is published when, and what a refusal means, is the Delivery unit's (delivery/delivery.h).
 #pragma once
+#include <poll.h>
+
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -156,6 +158,7 @@ class Relay {
   AckTracker tracker_;
   Delivery delivery_;
   std::vector<BrokerOutcome> outcomes_;
+  std::vector<pollfd> fds_;  // poll_and_read's, kept to save an allocation per turn
   std::vector<AdminDone> admin_done_;
   std::unordered_map<std::uint64_t, DeadLetter> dead_letters_writing_;  // by tag, until the row is written
   std::uint64_t next_dead_letter_tag_ = 0;

@@ -1,10 +1,14 @@
 #include "ops/metrics.h"
 
+#include "sinks/sink_factory.h"
+
 #include <cinttypes>
 #include <cstdio>
 #include <sstream>
 
 namespace outbox {
+
+Metrics::Metrics() : sink_names(sink_kind_names()), sinks(new SinkMetrics[sink_names.size()]) {}
 
 void Metrics::observe_confirm_latency_us(std::uint64_t us) {
   double s = static_cast<double>(us) / 1e6;
@@ -100,8 +104,8 @@ std::string Metrics::render_prometheus() const {
   gauge("outbox_relay_broker_blocked", "1 while RabbitMQ blocks publishing (connection.blocked)", broker_blocked.load() ? 1 : 0);
   auto per_sink = [&](const char* name, const char* type, const char* help, auto get) {
     family(name, type, help);
-    for (std::size_t i = 0; i < sinks.size(); ++i)
-      if (sinks[i].active.load()) o << name << "{sink=\"" << kSinkNames[i] << "\"} " << get(sinks[i]) << '\n';
+    for (std::size_t i = 0; i < sink_names.size(); ++i)
+      if (sinks[i].active.load()) o << name << "{sink=\"" << sink_names[i] << "\"} " << get(sinks[i]) << '\n';
   };
   per_sink("outbox_relay_sink_published_total", "counter", "publishes to this sink, retries included",
            [](const SinkMetrics& s) { return s.published.load(); });

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace outbox {
 
@@ -50,7 +52,8 @@ struct Metrics {
   std::atomic<bool> auth_failing_amqp{false};
   std::atomic<bool> standby{false};  // waiting for a slot another process holds
 
-  // Per sink, labelled sink="rabbitmq"|"nats"|"redis" (only the sinks in use: `active`).
+  // Per broker kind, in the factory's order (sinks/sink_factory.h), labelled sink="<name>"; only
+  // the sinks in use (`active`) are shown. A new broker gets its series without a change here.
   struct SinkMetrics {
     // destination_missing: its events wait because what the settings send them to is gone (a
     // JetStream stream deleted).
@@ -59,12 +62,13 @@ struct Metrics {
         auth_failures{0};
     std::atomic<std::int64_t> in_flight{0};
   };
-  static constexpr std::array<const char*, 3> kSinkNames{"rabbitmq", "nats", "redis"};
-  std::array<SinkMetrics, kSinkNames.size()> sinks;
+  Metrics();
+  const std::vector<std::string> sink_names;  // fixed at construction: the HTTP thread reads it
+  std::unique_ptr<SinkMetrics[]> sinks;       // one per name
   // The index in `sinks` of a sink name (0 for an unknown one).
-  static std::size_t sink_index(const std::string& name) {
-    for (std::size_t i = 0; i < kSinkNames.size(); ++i)
-      if (name == kSinkNames[i]) return i;
+  std::size_t sink_index(const std::string& name) const {
+    for (std::size_t i = 0; i < sink_names.size(); ++i)
+      if (name == sink_names[i]) return i;
     return 0;
   }
 

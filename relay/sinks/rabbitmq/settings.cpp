@@ -2,6 +2,7 @@
 
 #include <amqp.h>
 
+#include "outbox_wire.h"
 #include "sinks/rabbitmq/sink.h"
 #include "sinks/sink_kind.h"
 #include "support/mask.h"
@@ -34,6 +35,15 @@ void check_amqp_urls(const Setting& row, const std::string& text, const std::str
                         "to 65535 and special characters of user and password percent-encoded (@ as %40, a comma as "
                         "%2C)");
   }
+}
+
+// The default exchange and app_id go into every message as AMQP short strings: a longer one
+// would turn every event into a dead letter, so it is refused at start.
+void check_short_string(const Setting& row, const std::string& value, const std::string& source) {
+  if (value.size() > OUTBOX_SHORTSTR_MAX)
+    throw ConfigError("setting " + row.name + " (from " + source + ") is " + std::to_string(value.size()) +
+                      " bytes long, more than the " + std::to_string(OUTBOX_SHORTSTR_MAX) +
+                      " bytes of an AMQP short string -- fix: give a shorter " + row.name);
 }
 
 void need(const TomlEntry& e, const char* key, const std::string& v) {
@@ -129,14 +139,14 @@ const Topology& rabbitmq_topology(const SettingValues& values) { return values.t
 SinkKind rabbitmq_sink_kind() {
   std::vector<Setting> rows = {
       url_list_setting("amqp", "amqp://guest:guest@127.0.0.1:5672/", {"amqp://", "amqps://"}, "RabbitMQ URL amqp://user:pass@host:port/vhost or amqps://..., or several separated by commas (nodes of a cluster; the flag may also be repeated, the file may give an array): tried in order, starting from the last one that worked (falls back to OUTBOX_AMQP_URL)", check_amqp_urls).repeated().falls_back_to("OUTBOX_AMQP_URL"),
-      text_setting("exchange", "amq.topic", "exchange for events whose exchange column is null"),
+      text_setting("exchange", "amq.topic", "exchange for events whose exchange column is null", check_short_string),
       text_setting("amqp-cacert", "", "amqps:// only: PEM file of the CA that signed the broker's certificate (peer and host name are verified)"),
       text_setting("amqp-cert", "", "amqps:// only: PEM client certificate, for brokers that require one").together_with("amqp-key"),
       text_setting("amqp-key", "", "amqps:// only: PEM private key of --amqp-cert", check_key_path),
       // AMQP negotiates the heartbeat as a 16-bit number of seconds.
       integer_setting("heartbeat", "10", 0, 65535, "AMQP heartbeat in seconds, 0-65535 (0 = off); a silent broker is noticed within 2 x heartbeat + 1 s, and the socket's TCP_USER_TIMEOUT is 2 x heartbeat (30 s when off)", " seconds (AMQP's range; 0 = off)"),
       integer_setting("amqp-confirm-timeout-ms", "30000", 0, 3600000, "messages in flight and no confirm or nack for this long (while the broker does not block publishing): the connection counts as lost and is reopened, to the next address (0 = never)"),
-      text_setting("app-id", "outbox-relay", "AMQP app_id property"),
+      text_setting("app-id", "outbox-relay", "AMQP app_id property", check_short_string),
       text_setting("cloudevents-source", "", "add CloudEvents 1.0 attributes (binary mode, cloudEvents:* headers) with this source URI, e.g. /orders-db"),
   };
   return SinkKind{"rabbitmq", "RabbitMQ", "amqp", owned_by("rabbitmq", std::move(rows)),

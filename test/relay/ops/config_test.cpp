@@ -617,3 +617,18 @@ TEST(SettingsTable, PairedSettingsAreGivenTogether) {
     EXPECT_TRUE(has(error_of({"--" + s.pair, "k.pem"}), "settings " + s.name + " and " + s.pair + " go together"));
   }
 }
+
+// The default exchange and app_id are AMQP short strings in every message: longer than 255
+// bytes, every event would become a dead letter, so the relay refuses to start.
+TEST(Config, ShortStringSettingsAreCheckedAtStart) {
+  for (const char* name : {"exchange", "app-id"}) {
+    EXPECT_NO_THROW(load({std::string("--") + name, std::string(255, 'x')})) << name;
+    try {
+      load({std::string("--") + name, std::string(256, 'x')});
+      ADD_FAILURE() << name << " of 256 bytes was accepted";
+    } catch (const ConfigError& e) {
+      std::string want = std::string("setting ") + name + " (from flag --" + name + ") is 256 bytes long, more than the 255 bytes";
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  }
+}

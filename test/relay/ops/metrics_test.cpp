@@ -47,14 +47,14 @@ TEST(Metrics, SecondsText) {
 
 TEST(Metrics, PerSinkSeriesForTheSinksInUseOnly) {
   Metrics m;
-  m.sinks[Metrics::sink_index("nats")].active = true;
-  m.sinks[Metrics::sink_index("nats")].duplicates = 7;
-  m.sinks[Metrics::sink_index("redis")].active = true;
-  m.sinks[Metrics::sink_index("redis")].connected = true;
+  m.sinks[m.sink_index("nats")].active = true;
+  m.sinks[m.sink_index("nats")].duplicates = 7;
+  m.sinks[m.sink_index("redis")].active = true;
+  m.sinks[m.sink_index("redis")].connected = true;
   std::string t = m.render_prometheus();
   EXPECT_EQ(value_of(t, "outbox_relay_sink_duplicates_total{sink=\"nats\"}"), "7") << t;
   EXPECT_EQ(value_of(t, "outbox_relay_sink_connected{sink=\"redis\"}"), "1") << t;
   EXPECT_EQ(value_of(t, "outbox_relay_sink_connected{sink=\"nats\"}"), "0") << t;
   EXPECT_EQ(t.find("sink=\"rabbitmq\""), std::string::npos) << "a sink not in use has no series";
-  EXPECT_EQ(Metrics::sink_index("redis"), 2u);
+  EXPECT_EQ(m.sink_index("redis"), 2u);
 }
