@@ -3,9 +3,14 @@
 // in order starting at the preferred one: the last one that worked, or the one after the last one
 // that failed. So a relay stays on a healthy node across reconnects that were not the node's
 // fault, and moves on, without retrying the same dead node first, when its node went away.
+// Also the connect loop over that order that the RabbitMQ and Redis sinks share, and which of
+// several failures decides what the relay does.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <vector>
+
+#include "delivery/sink.h"
 
 namespace outbox {
 
@@ -27,5 +32,19 @@ class AddressRotation {
   std::size_t count_;
   std::size_t preferred_ = 0;
 };
+
+// Of two failures, the kind that says more about what to fix: a certificate that does not
+// verify, over a refused login, over a settings mistake, over a connection that failed.
+SinkErrorKind most_telling(SinkErrorKind a, SinkErrorKind b);
+
+// Tries the addresses in the rotation's order until connect_one(i) returns; returns that i (the
+// rotation is told it worked). connect_one throws SinkError when address i fails; after_failure()
+// then cleans up. A settings mistake (Config) is the same for every address and is thrown at
+// once, as is the error of a single address; else the failure is logged ("<broker> node i of n:
+// ...; trying the next one") and the rotation told, and when every address failed a SinkError of
+// the most telling kind is thrown, with every node's reason.
+std::size_t connect_in_turn(AddressRotation& rotation, const char* broker,
+                            const std::function<void(std::size_t)>& connect_one,
+                            const std::function<void()>& after_failure);
 
 }  // namespace outbox

@@ -21,52 +21,24 @@
 #include <amqp_tcp_socket.h>
 #include <spdlog/spdlog.h>
 
+#include "sinks/address_rotation.h"
+#include "sinks/rabbitmq/amqp_values.h"
 #include "support/mask.h"
 
 namespace outbox {
 
 namespace {
 
-constexpr amqp_channel_t kPubChannel = 1;
-constexpr amqp_channel_t kAuxChannel = 2;
 // Room kept free in the socket's send buffer for what rabbitmq-c writes on its own and with no
 // deadline: heartbeats (8 bytes), close-ok, passive exchange checks (method frames < 1 KiB).
 constexpr std::size_t kSendReserve = 16 * 1024;
 // The largest send buffer the relay asks for, for a message that does not fit the current one.
 constexpr int kMaxSendBuffer = 64 << 20;
 
-std::string bytes_str(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
-
-std::string rpc_error(const amqp_rpc_reply_t& r) {
-  switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL: return "ok";
-    case AMQP_RESPONSE_NONE: return "missing RPC reply";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return amqp_error_string2(r.library_error);
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-      if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-        auto* m = static_cast<amqp_connection_close_t*>(r.reply.decoded);
-        return "server closed the connection: " + std::to_string(m->reply_code) + " " + bytes_str(m->reply_text);
-      }
-      if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-        auto* m = static_cast<amqp_channel_close_t*>(r.reply.decoded);
-        return "server closed the channel: " + std::to_string(m->reply_code) + " " + bytes_str(m->reply_text);
-      }
-      return "server exception";
-  }
-  return "unknown";
-}
-
 std::string ssl_error_text(unsigned long e) {
   char buf[256];
   ERR_error_string_n(e, buf, sizeof buf);
   return buf;
-}
-
-amqp_bytes_t bytes_of(const std::string& s) {
-  amqp_bytes_t b;
-  b.len = s.size();
-  b.bytes = const_cast<char*>(s.data());
-  return b;
 }
 
 }  // namespace
@@ -87,6 +59,12 @@ std::string AmqpPublisher::client_cert_refusal(const std::string& detail, bool g
                       "--amqp-cert and --amqp-key, signed by a CA the broker trusts");
 }
 
+std::string AmqpPublisher::unverified_certificate(const std::string& detail) const {
+  return "the certificate of RabbitMQ at " + masked_url_ + " does not verify: " + detail +
+         " -- fix: give the CA that signed it with --amqp-cacert (without it the system's CA store is used), and "
+         "connect to a host name the certificate names";
+}
+
 void AmqpPublisher::connect_lost() {
   if (lost_reported_ || urls_.size() < 2) return;
   lost_reported_ = true;
@@ -99,37 +77,15 @@ void AmqpPublisher::connect(const std::vector<std::string>& urls, const Options&
     urls_ = urls;
     rotation_ = AddressRotation(urls_.size());
   }
-  std::vector<AmqpError> failures;
-  for (std::size_t i : rotation_.order()) {
-    try {
-      connect_one(urls_[i], o.heartbeat_s, o.name, o.tls, o.connect_timeout_ms);
-      confirm_timeout_ms_ = o.confirm_timeout_ms;
-      rotation_.worked(i);
-      current_ = i;
-      lost_reported_ = false;
-      if (urls_.size() > 1)
-        spdlog::info("connected to RabbitMQ node {} of {} at {} (confirm mode)", i + 1, urls_.size(), masked_url_);
-      else
-        spdlog::info("connected to RabbitMQ at {} (confirm mode)", masked_url_);
-      return;
-    } catch (const AmqpError& e) {
-      close();
-      // A settings mistake (a TLS file) is the same for every node; one address keeps its error as is.
-      if (e.kind == AmqpErrorKind::Config || urls_.size() == 1) throw;
-      rotation_.failed(i);
-      spdlog::warn("RabbitMQ node {} of {}: {}; trying the next one", i + 1, urls_.size(), e.what());
-      failures.push_back(e);
-    }
-  }
-  // Every node failed: the most telling kind decides what the relay does (a certificate that
-  // does not verify stops the start, refused logins are logged as such), the text has them all.
-  AmqpErrorKind kind = AmqpErrorKind::Retryable;
-  for (const auto& f : failures)
-    if (f.kind == AmqpErrorKind::Tls || (f.kind == AmqpErrorKind::Auth && kind == AmqpErrorKind::Retryable))
-      kind = f.kind;
-  std::string msg = "no RabbitMQ node of " + std::to_string(urls_.size()) + " accepted the connection:";
-  for (std::size_t k = 0; k < failures.size(); ++k) msg += (k ? "; " : " ") + std::string(failures[k].what());
-  throw AmqpError(msg, kind);
+  auto one = [&](std::size_t k) { connect_one(urls_[k], o.heartbeat_s, o.name, o.tls, o.connect_timeout_ms); };
+  std::size_t i = connect_in_turn(rotation_, "RabbitMQ", one, [&] { close(); });
+  confirm_timeout_ms_ = o.confirm_timeout_ms;
+  current_ = i;
+  lost_reported_ = false;
+  if (urls_.size() > 1)
+    spdlog::info("connected to RabbitMQ node {} of {} at {} (confirm mode)", i + 1, urls_.size(), masked_url_);
+  else
+    spdlog::info("connected to RabbitMQ at {} (confirm mode)", masked_url_);
 }
 
 void AmqpPublisher::connect(const std::string& url, int heartbeat_s, const std::string& name, const Tls& tls,
@@ -172,7 +128,7 @@ void AmqpPublisher::connect_one(const std::string& url, int heartbeat_s, const s
   heartbeat_s_ = heartbeat_s;
   std::vector<char> buf(url.begin(), url.end());
   buf.push_back('\0');
-  amqp_connection_info info;
+  amqp_connection_info info;  // points into buf
   amqp_default_connection_info(&info);
   if (amqp_parse_url(buf.data(), &info) != AMQP_STATUS_OK)
     throw AmqpError("cannot parse AMQP URL \"" + masked_url_ + "\" -- fix: use amqp://user:pass@host:port/vhost",
@@ -180,74 +136,10 @@ void AmqpPublisher::connect_one(const std::string& url, int heartbeat_s, const s
   // "amqp://host:port/" has an empty vhost by the URI spec; everyone means "/".
   if (info.vhost == nullptr || info.vhost[0] == '\0') info.vhost = const_cast<char*>("/");
   conn_ = amqp_new_connection();
-  amqp_socket_t* sock = nullptr;
-  if (info.ssl) {
-    sock = amqp_ssl_socket_new(conn_);
-    if (sock) {
-      amqp_ssl_socket_set_verify_peer(sock, 1);
-      amqp_ssl_socket_set_verify_hostname(sock, 1);
-      if (!tls.cacert.empty() && amqp_ssl_socket_set_cacert(sock, tls.cacert.c_str()) != AMQP_STATUS_OK) {
-        amqp_destroy_connection(conn_);
-        conn_ = nullptr;
-        throw AmqpError("cannot load the CA file " + tls.cacert + " (--amqp-cacert) -- fix: give a readable PEM file",
-                        AmqpErrorKind::Config);
-      }
-      // rabbitmq-c 0.11 loads no trust store of its own: without --amqp-cacert the system's
-      // (OpenSSL's default paths, SSL_CERT_FILE / SSL_CERT_DIR) verifies the broker.
-      if (tls.cacert.empty()) {
-        auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(sock));
-        if (!ctx || SSL_CTX_set_default_verify_paths(ctx) != 1) {
-          amqp_destroy_connection(conn_);
-          conn_ = nullptr;
-          throw AmqpError("cannot load the system's CA certificates for amqps:// -- fix: give the broker's CA with "
-                          "--amqp-cacert",
-                          AmqpErrorKind::Config);
-        }
-      }
-      if (!tls.cert.empty() && amqp_ssl_socket_set_key(sock, tls.cert.c_str(), tls.key.c_str()) != AMQP_STATUS_OK) {
-        amqp_destroy_connection(conn_);
-        conn_ = nullptr;
-        throw AmqpError("cannot load the client certificate " + tls.cert + " / key " + tls.key +
-                            " (--amqp-cert, --amqp-key) -- fix: give readable PEM files of a matching pair",
-                        AmqpErrorKind::Config);
-      }
-    }
-  } else {
-    sock = amqp_tcp_socket_new(conn_);
-  }
-  if (!sock) {
-    amqp_destroy_connection(conn_);
-    conn_ = nullptr;
-    throw AmqpError("cannot create the AMQP socket");
-  }
+  amqp_socket_t* sock = info.ssl ? new_tls_socket(tls) : amqp_tcp_socket_new(conn_);
+  if (!sock) abandon(AmqpError("cannot create the AMQP socket"));
   struct timeval tv{connect_timeout_ms / 1000, (connect_timeout_ms % 1000) * 1000};
-  ERR_clear_error();
-  int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
-  if (st != AMQP_STATUS_OK) {
-    // A certificate that does not verify: rabbitmq-c says so after the handshake (peer, host
-    // name), or the handshake itself failed on it (OpenSSL's reason in its error queue).
-    unsigned long ssl_err = ERR_peek_last_error();
-    bool verify = st == AMQP_STATUS_SSL_PEER_VERIFY_FAILED || st == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
-                  (ERR_GET_LIB(ssl_err) == ERR_LIB_SSL && ERR_GET_REASON(ssl_err) == SSL_R_CERTIFICATE_VERIFY_FAILED);
-    std::string detail = amqp_error_string2(st);
-    if (ssl_err) {
-      char e[256];
-      ERR_error_string_n(ssl_err, e, sizeof e);
-      detail += std::string(" (") + e + ")";
-    }
-    ERR_clear_error();
-    amqp_destroy_connection(conn_);
-    conn_ = nullptr;
-    if (client_certificate_refused(ssl_err))
-      throw AmqpError(client_cert_refusal(detail, !tls.cert.empty()), AmqpErrorKind::Tls);
-    if (verify)
-      throw AmqpError("the certificate of RabbitMQ at " + masked_url_ + " does not verify: " + detail +
-                          " -- fix: give the CA that signed it with --amqp-cacert (without it the system's CA store "
-                          "is used), and connect to a host name the certificate names",
-                      AmqpErrorKind::Tls);
-    throw AmqpError("cannot connect to RabbitMQ at " + masked_url_ + ": " + detail +
-                    " -- fix: check that RabbitMQ runs and --amqp points at it");
-  }
+  open_socket(sock, info.host, info.port, tv, tls);
   // rabbitmq-c writes with no deadline; a broker that stops acknowledging TCP data (a cut network,
   // a dead host) makes the kernel drop the connection after this long instead, so a blocked
   // write ends in an error. 2 x heartbeat: the same bound as the heartbeat check (30 s without).
@@ -256,6 +148,73 @@ void AmqpPublisher::connect_one(const std::string& url, int heartbeat_s, const s
     spdlog::warn("cannot set TCP_USER_TIMEOUT on the AMQP socket: {}", std::strerror(errno));
   amqp_set_handshake_timeout(conn_, &tv);
   amqp_set_rpc_timeout(conn_, &tv);
+  log_in(info, heartbeat_s, name, tls);
+  amqp_channel_open(conn_, kPubChannel);
+  amqp_rpc_reply_t r = amqp_get_rpc_reply(conn_);
+  if (r.reply_type != AMQP_RESPONSE_NORMAL) throw AmqpError("opening the AMQP channel failed: " + rpc_error(r));
+  amqp_confirm_select(conn_, kPubChannel);
+  r = amqp_get_rpc_reply(conn_);
+  if (r.reply_type != AMQP_RESPONSE_NORMAL) throw AmqpError("confirm.select failed: " + rpc_error(r));
+  open_aux_channel();
+}
+
+void AmqpPublisher::discard_connection() {
+  amqp_destroy_connection(conn_);
+  conn_ = nullptr;
+}
+
+void AmqpPublisher::abandon(const AmqpError& e) {
+  discard_connection();
+  throw e;
+}
+
+amqp_socket_t_* AmqpPublisher::new_tls_socket(const Tls& tls) {
+  amqp_socket_t* sock = amqp_ssl_socket_new(conn_);
+  if (!sock) return nullptr;
+  amqp_ssl_socket_set_verify_peer(sock, 1);
+  amqp_ssl_socket_set_verify_hostname(sock, 1);
+  if (!tls.cacert.empty() && amqp_ssl_socket_set_cacert(sock, tls.cacert.c_str()) != AMQP_STATUS_OK)
+    abandon(AmqpError("cannot load the CA file " + tls.cacert + " (--amqp-cacert) -- fix: give a readable PEM file",
+                      AmqpErrorKind::Config));
+  // rabbitmq-c 0.11 loads no trust store of its own: without --amqp-cacert the system's
+  // (OpenSSL's default paths, SSL_CERT_FILE / SSL_CERT_DIR) verifies the broker.
+  if (tls.cacert.empty()) {
+    auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(sock));
+    if (!ctx || SSL_CTX_set_default_verify_paths(ctx) != 1)
+      abandon(AmqpError("cannot load the system's CA certificates for amqps:// -- fix: give the broker's CA with "
+                        "--amqp-cacert",
+                        AmqpErrorKind::Config));
+  }
+  if (!tls.cert.empty() && amqp_ssl_socket_set_key(sock, tls.cert.c_str(), tls.key.c_str()) != AMQP_STATUS_OK)
+    abandon(AmqpError("cannot load the client certificate " + tls.cert + " / key " + tls.key +
+                          " (--amqp-cert, --amqp-key) -- fix: give readable PEM files of a matching pair",
+                      AmqpErrorKind::Config));
+  return sock;
+}
+
+void AmqpPublisher::open_socket(amqp_socket_t_* sock, const char* host, int port, const struct timeval& timeout,
+                                const Tls& tls) {
+  ERR_clear_error();
+  int st = amqp_socket_open_noblock(sock, host, port, &timeout);
+  if (st == AMQP_STATUS_OK) return;
+  // A certificate that does not verify: rabbitmq-c says so after the handshake (peer, host
+  // name), or the handshake itself failed on it (OpenSSL's reason in its error queue).
+  unsigned long ssl_err = ERR_peek_last_error();
+  bool verify = st == AMQP_STATUS_SSL_PEER_VERIFY_FAILED || st == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
+                (ERR_GET_LIB(ssl_err) == ERR_LIB_SSL && ERR_GET_REASON(ssl_err) == SSL_R_CERTIFICATE_VERIFY_FAILED);
+  std::string detail = amqp_error_string2(st);
+  if (ssl_err) detail += " (" + ssl_error_text(ssl_err) + ")";
+  ERR_clear_error();
+  discard_connection();
+  if (client_certificate_refused(ssl_err))
+    throw AmqpError(client_cert_refusal(detail, !tls.cert.empty()), AmqpErrorKind::Tls);
+  if (verify) throw AmqpError(unverified_certificate(detail), AmqpErrorKind::Tls);
+  throw AmqpError("cannot connect to RabbitMQ at " + masked_url_ + ": " + detail +
+                  " -- fix: check that RabbitMQ runs and --amqp points at it");
+}
+
+void AmqpPublisher::log_in(const amqp_connection_info& info, int heartbeat_s, const std::string& name,
+                           const Tls& tls) {
   // Announce the capabilities we handle (connection.blocked notifications, confirms).
   amqp_table_entry_t caps[3];
   caps[0].key = amqp_cstring_bytes("connection.blocked");
@@ -279,39 +238,30 @@ void AmqpPublisher::connect_one(const std::string& url, int heartbeat_s, const s
   ERR_clear_error();
   amqp_rpc_reply_t r = amqp_login_with_properties(conn_, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, heartbeat_s,
                                                   &client_props, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-    std::string e = rpc_error(r);
-    int code = 0;
-    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
-      code = static_cast<amqp_connection_close_t*>(r.reply.decoded)->reply_code;
-    unsigned long ssl_err = info.ssl ? ERR_peek_last_error() : 0;
-    ERR_clear_error();
-    amqp_destroy_connection(conn_);
-    conn_ = nullptr;
-    if (client_certificate_refused(ssl_err))
-      throw AmqpError(client_cert_refusal(e + " (" + ssl_error_text(ssl_err) + ")", !tls.cert.empty()),
-                      AmqpErrorKind::Tls);
-    // 403 ACCESS_REFUSED: user or password; 530 NOT_ALLOWED: the vhost does not exist or the
-    // user may not use it. Someone may be fixing either on the broker: retried, loudly.
-    if (code == 403)
-      throw AmqpError("RabbitMQ refused the login at " + masked_url_ + ": " + e +
-                          " -- fix: check user and password in --amqp (guest only works from localhost)",
-                      AmqpErrorKind::Auth);
-    if (code == 530)
-      throw AmqpError("RabbitMQ refused the virtual host at " + masked_url_ + ": " + e +
-                          " -- fix: check the vhost in --amqp (the path after the port; amqp://h:5672/ means /) and "
-                          "the user's permissions on it (rabbitmqctl set_permissions -p <vhost> <user> ...)",
-                      AmqpErrorKind::Auth);
-    throw AmqpError("RabbitMQ login at " + masked_url_ + " failed: " + e +
-                    " -- fix: check that --amqp points at RabbitMQ (AMQP 0-9-1)");
-  }
-  amqp_channel_open(conn_, kPubChannel);
-  r = amqp_get_rpc_reply(conn_);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) throw AmqpError("opening the AMQP channel failed: " + rpc_error(r));
-  amqp_confirm_select(conn_, kPubChannel);
-  r = amqp_get_rpc_reply(conn_);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) throw AmqpError("confirm.select failed: " + rpc_error(r));
-  open_aux_channel();
+  if (r.reply_type == AMQP_RESPONSE_NORMAL) return;
+  std::string e = rpc_error(r);
+  int code = 0;
+  if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
+    code = static_cast<amqp_connection_close_t*>(r.reply.decoded)->reply_code;
+  unsigned long ssl_err = info.ssl ? ERR_peek_last_error() : 0;
+  ERR_clear_error();
+  discard_connection();
+  if (client_certificate_refused(ssl_err))
+    throw AmqpError(client_cert_refusal(e + " (" + ssl_error_text(ssl_err) + ")", !tls.cert.empty()),
+                    AmqpErrorKind::Tls);
+  // 403 ACCESS_REFUSED: user or password; 530 NOT_ALLOWED: the vhost does not exist or the
+  // user may not use it. Someone may be fixing either on the broker: retried, loudly.
+  if (code == 403)
+    throw AmqpError("RabbitMQ refused the login at " + masked_url_ + ": " + e +
+                        " -- fix: check user and password in --amqp (guest only works from localhost)",
+                    AmqpErrorKind::Auth);
+  if (code == 530)
+    throw AmqpError("RabbitMQ refused the virtual host at " + masked_url_ + ": " + e +
+                        " -- fix: check the vhost in --amqp (the path after the port; amqp://h:5672/ means /) and "
+                        "the user's permissions on it (rabbitmqctl set_permissions -p <vhost> <user> ...)",
+                    AmqpErrorKind::Auth);
+  throw AmqpError("RabbitMQ login at " + masked_url_ + " failed: " + e +
+                  " -- fix: check that --amqp points at RabbitMQ (AMQP 0-9-1)");
 }
 
 // Synchronous: only at connect and for start-up checks, never in the data path.
@@ -321,133 +271,6 @@ void AmqpPublisher::open_aux_channel() {
   amqp_rpc_reply_t r = amqp_get_rpc_reply(conn_);
   if (r.reply_type != AMQP_RESPONSE_NORMAL) throw AmqpError("opening the AMQP side channel failed: " + rpc_error(r));
   aux_ = Aux::Open;
-}
-
-bool AmqpPublisher::exchange_exists(const std::string& name) {
-  if (name.empty() || known_exchanges_.count(name)) return true;
-  open_aux_channel();
-  amqp_exchange_declare(conn_, kAuxChannel, bytes_of(name), amqp_cstring_bytes("topic"), 1, 0, 0, 0,
-                        amqp_empty_table);
-  amqp_rpc_reply_t r = amqp_get_rpc_reply(conn_);
-  if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-    known_exchanges_.insert(name);
-    return true;
-  }
-  if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-    auto* m = static_cast<amqp_channel_close_t*>(r.reply.decoded);
-    int code = m->reply_code;
-    amqp_channel_close_ok_t ok{};
-    amqp_send_method(conn_, kAuxChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-    aux_ = Aux::Closed;
-    if (code == 404) return false;
-    throw AmqpError("checking exchange \"" + name + "\" failed: " + rpc_error(r));
-  }
-  throw AmqpError("checking exchange \"" + name + "\" failed: " + rpc_error(r));
-}
-
-bool AmqpPublisher::queue_exists(const std::string& name) {
-  open_aux_channel();
-  amqp_queue_declare(conn_, kAuxChannel, bytes_of(name), 1, 0, 0, 0, amqp_empty_table);
-  amqp_rpc_reply_t r = amqp_get_rpc_reply(conn_);
-  if (r.reply_type == AMQP_RESPONSE_NORMAL) return true;
-  if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-    int code = static_cast<amqp_channel_close_t*>(r.reply.decoded)->reply_code;
-    std::string why = rpc_error(r);
-    amqp_channel_close_ok_t ok{};
-    amqp_send_method(conn_, kAuxChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-    aux_ = Aux::Closed;
-    if (code == 404) return false;
-    throw AmqpError("checking queue \"" + name + "\" failed: " + why +
-                    (code == 405 ? " -- fix: the queue is exclusive to another connection; choose another name" : ""));
-  }
-  throw AmqpError("checking queue \"" + name + "\" failed: " + rpc_error(r));
-}
-
-std::vector<std::string> AmqpPublisher::check_topology(const Topology& t, std::set<std::string>& would_create) {
-  std::vector<std::string> out;
-  std::set<std::string> new_queues;
-  for (const auto& x : t.exchanges) {
-    if (exchange_exists(x.name)) {
-      out.push_back("exchange \"" + x.name + "\" exists (its type and flags are not compared: a difference would "
-                    "fail the relay's declaration)");
-    } else {
-      would_create.insert(x.name);
-      out.push_back("exchange \"" + x.name + "\" does not exist: the relay would create it (type " + x.type +
-                    (x.durable ? ", durable" : ", transient") + (x.auto_delete ? ", auto-delete" : "") + ")");
-    }
-  }
-  for (const auto& q : t.queues) {
-    if (queue_exists(q.name)) {
-      out.push_back("queue \"" + q.name + "\" exists (its arguments are not compared)");
-    } else {
-      new_queues.insert(q.name);
-      out.push_back("queue \"" + q.name + "\" does not exist: the relay would create it" +
-                    (q.queue_type.empty() ? std::string() : " (" + q.queue_type + ")"));
-    }
-  }
-  for (const auto& b : t.bindings) {
-    bool ex_ok = would_create.count(b.exchange) || exchange_exists(b.exchange);
-    bool q_ok = new_queues.count(b.queue) || queue_exists(b.queue);
-    if (!ex_ok)
-      throw AmqpError("binding " + b.queue + " <- " + b.exchange + ": exchange \"" + b.exchange +
-                      "\" neither exists nor is in [topology] -- fix: add it to [[topology.exchanges]] or declare it");
-    if (!q_ok)
-      throw AmqpError("binding " + b.queue + " <- " + b.exchange + ": queue \"" + b.queue +
-                      "\" neither exists nor is in [topology] -- fix: add it to [[topology.queues]] or declare it");
-    out.push_back("queue \"" + b.queue + "\" would be bound to exchange \"" + b.exchange + "\" with routing key \"" +
-                  b.routing_key + "\"");
-  }
-  return out;
-}
-
-void AmqpPublisher::declare_topology(const Topology& t) {
-  if (t.empty()) return;
-  open_aux_channel();
-  auto check = [&](const std::string& what) {
-    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn_);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL)
-      throw AmqpError("declaring " + what + " failed: " + rpc_error(r) +
-                      " -- fix: the [topology] in the config file disagrees with what exists on the broker");
-  };
-  for (const auto& x : t.exchanges) {
-    amqp_exchange_declare(conn_, kAuxChannel, amqp_cstring_bytes(x.name.c_str()), amqp_cstring_bytes(x.type.c_str()), 0,
-                          x.durable, x.auto_delete, 0, amqp_empty_table);
-    check("exchange " + x.name);
-    known_exchanges_.insert(x.name);
-  }
-  for (const auto& q : t.queues) {
-    std::vector<amqp_table_entry_t> args;
-    auto add_str = [&](const char* k, const std::string& v) {
-      amqp_table_entry_t e;
-      e.key = amqp_cstring_bytes(k);
-      e.value.kind = AMQP_FIELD_KIND_UTF8;
-      e.value.value.bytes = bytes_of(v);
-      args.push_back(e);
-    };
-    auto add_int = [&](const char* k, std::int64_t v) {
-      amqp_table_entry_t e;
-      e.key = amqp_cstring_bytes(k);
-      e.value.kind = AMQP_FIELD_KIND_I64;
-      e.value.value.i64 = v;
-      args.push_back(e);
-    };
-    if (!q.dead_letter_exchange.empty()) add_str("x-dead-letter-exchange", q.dead_letter_exchange);
-    if (!q.dead_letter_routing_key.empty()) add_str("x-dead-letter-routing-key", q.dead_letter_routing_key);
-    if (!q.queue_type.empty()) add_str("x-queue-type", q.queue_type);
-    if (q.message_ttl_ms) add_int("x-message-ttl", *q.message_ttl_ms);
-    if (q.max_length) add_int("x-max-length", *q.max_length);
-    amqp_table_t table{static_cast<int>(args.size()), args.empty() ? nullptr : args.data()};
-    amqp_queue_declare(conn_, kAuxChannel, amqp_cstring_bytes(q.name.c_str()), 0, q.durable, q.exclusive, q.auto_delete,
-                       table);
-    check("queue " + q.name);
-  }
-  for (const auto& b : t.bindings) {
-    amqp_queue_bind(conn_, kAuxChannel, amqp_cstring_bytes(b.queue.c_str()), amqp_cstring_bytes(b.exchange.c_str()),
-                    amqp_cstring_bytes(b.routing_key.c_str()), amqp_empty_table);
-    check("binding " + b.queue + " <- " + b.exchange + " (" + b.routing_key + ")");
-  }
-  spdlog::info("declared topology: {} exchanges, {} queues, {} bindings", t.exchanges.size(), t.queues.size(),
-               t.bindings.size());
 }
 
 int AmqpPublisher::socket() const { return conn_ ? amqp_get_sockfd(conn_) : -1; }
@@ -545,37 +368,13 @@ void AmqpPublisher::send_now(std::uint64_t ticket, const AmqpMessage& m) {
     p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
     p.correlation_id = bytes_of(m.correlation_id);
   }
-  std::vector<amqp_table_entry_t> h(m.headers.size());
+  std::vector<amqp_table_entry_t> h = table_entries(m.headers);
   Sent sent;
   sent.ticket = ticket;
   sent.message_id = m.message_id;
-  for (std::size_t i = 0; i < m.headers.size(); ++i) {
-    const Header& hd = m.headers[i];
-    amqp_table_entry_t& e = h[i];
-    e.key = bytes_of(hd.name);
-    switch (hd.value.kind) {
-      case HeaderValue::Kind::String:
-        e.value.kind = AMQP_FIELD_KIND_UTF8;
-        e.value.value.bytes = bytes_of(hd.value.s);
-        if (hd.name == "x-outbox-lsn") sent.lsn = hd.value.s;
-        break;
-      case HeaderValue::Kind::Int:
-        e.value.kind = AMQP_FIELD_KIND_I64;
-        e.value.value.i64 = hd.value.i;
-        break;
-      case HeaderValue::Kind::Double:
-        e.value.kind = AMQP_FIELD_KIND_F64;
-        e.value.value.f64 = hd.value.d;
-        break;
-      case HeaderValue::Kind::Bool:
-        e.value.kind = AMQP_FIELD_KIND_BOOLEAN;
-        e.value.value.boolean = hd.value.b;
-        break;
-      case HeaderValue::Kind::Null:
-        e.value.kind = AMQP_FIELD_KIND_VOID;
-        break;
-    }
-  }
+  // What a basic.return is matched by (on_return), with the message id.
+  for (const Header& hd : m.headers)
+    if (hd.name == "x-outbox-lsn" && hd.value.kind == HeaderValue::Kind::String) sent.lsn = hd.value.s;
   p.headers.num_entries = static_cast<int>(h.size());
   p.headers.entries = h.data();
   amqp_bytes_t body = m.body ? bytes_of(*m.body) : amqp_empty_bytes;

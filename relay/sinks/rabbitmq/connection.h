@@ -22,6 +22,9 @@
 #include "delivery/sink.h"
 
 struct amqp_connection_state_t_;
+struct amqp_connection_info;
+struct amqp_socket_t_;
+struct timeval;
 
 namespace outbox {
 
@@ -60,21 +63,23 @@ class AmqpPublisher {
                const Tls& tls = Tls{}, int connect_timeout_ms = 10000);
   // The node of the current connection, password masked ("" when not connected).
   const std::string& node() const { return masked_url_; }
+
+  // The [topology] and the checks at start (sinks/rabbitmq/topology.cpp).
   void declare_topology(const Topology& t);
   // --check: declares nothing. Each exchange and queue is checked with a passive declare; the
   // returned lines say which exist and which the relay would create, and that the bindings would
   // be bound (AMQP 0-9-1 cannot check a binding without making it). `would_create` gets the
   // exchanges that do not exist yet.
   std::vector<std::string> check_topology(const Topology& t, std::set<std::string>& would_create);
-  void close();
-  bool connected() const { return conn_ != nullptr; }
-  int socket() const;
-
   // True if the exchange exists: a synchronous passive declare on channel 2, for start-up
   // checks only (positive answers cached).
   bool exchange_exists(const std::string& name);
   // The same for a queue (passive queue.declare on channel 2).
   bool queue_exists(const std::string& name);
+
+  void close();
+  bool connected() const { return conn_ != nullptr; }
+  int socket() const;
 
   // basic.publish with mandatory=true (held first while its exchange is being checked). Throws
   // AmqpError when the connection is broken.
@@ -114,8 +119,17 @@ class AmqpPublisher {
     std::uint64_t ticket = 0;
     AmqpMessage msg;
   };
+  static constexpr std::uint16_t kPubChannel = 1;  // confirm mode, publishes only
+  static constexpr std::uint16_t kAuxChannel = 2;  // passive checks and the topology
+  // The steps of a connect to one address.
   void connect_one(const std::string& url, int heartbeat_s, const std::string& name, const Tls& tls,
                    int connect_timeout_ms);
+  amqp_socket_t_* new_tls_socket(const Tls& tls);  // verifies the broker; null: cannot make one
+  void open_socket(amqp_socket_t_* sock, const char* host, int port, const struct timeval& timeout, const Tls& tls);
+  void log_in(const amqp_connection_info& info, int heartbeat_s, const std::string& name, const Tls& tls);
+  // A connect step failed: the half-made connection is dropped (and `e` thrown).
+  void discard_connection();
+  [[noreturn]] void abandon(const AmqpError& e);
   void open_aux_channel();
   void send_now(std::uint64_t ticket, const AmqpMessage& m);
   void request_check(const std::string& exchange);
@@ -126,6 +140,7 @@ class AmqpPublisher {
   bool room_for(const AmqpMessage& m);
   void connect_lost();
   std::string client_cert_refusal(const std::string& detail, bool gave_cert) const;
+  std::string unverified_certificate(const std::string& detail) const;
   void check_confirm_timeout();  // the established connection broke: its node is not tried first next time
   void on_aux_close(int code, const std::string& reply, std::vector<BrokerOutcome>& out);
   void settle(std::uint64_t tag, bool multiple, bool nack, std::vector<BrokerOutcome>& out);

@@ -84,32 +84,13 @@ std::vector<std::string> RedisSink::check() {
 void RedisSink::connect_any(bool load_script) {
   close();
   broken_reason_.clear();
-  std::vector<SinkError> failures;
-  for (std::size_t i : rotation_.order()) {
-    try {
-      connect_one(urls_[i], load_script);
-      rotation_.worked(i);
-      current_ = i;
-      if (urls_.size() > 1)
-        spdlog::info("connected to Redis node {} of {} at {}", i + 1, urls_.size(), node_);
-      else
-        spdlog::info("connected to Redis at {}", node_);
-      return;
-    } catch (const SinkError& e) {
-      close();
-      if (e.kind == SinkErrorKind::Config || urls_.size() == 1) throw;
-      rotation_.failed(i);
-      spdlog::warn("Redis node {} of {}: {}; trying the next one", i + 1, urls_.size(), e.what());
-      failures.push_back(e);
-    }
-  }
-  SinkErrorKind kind = SinkErrorKind::Retryable;
-  for (const auto& f : failures)
-    if (f.kind == SinkErrorKind::Tls || (f.kind == SinkErrorKind::Auth && kind == SinkErrorKind::Retryable))
-      kind = f.kind;
-  std::string msg = "no Redis node of " + std::to_string(urls_.size()) + " accepted the connection:";
-  for (std::size_t k = 0; k < failures.size(); ++k) msg += (k ? "; " : " ") + std::string(failures[k].what());
-  throw SinkError(msg, kind);
+  std::size_t i = connect_in_turn(rotation_, "Redis", [&](std::size_t k) { connect_one(urls_[k], load_script); },
+                                  [&] { close(); });
+  current_ = i;
+  if (urls_.size() > 1)
+    spdlog::info("connected to Redis node {} of {} at {}", i + 1, urls_.size(), node_);
+  else
+    spdlog::info("connected to Redis at {}", node_);
 }
 
 void RedisSink::connect_one(const RedisUrl& u, bool load_script) {

@@ -1,0 +1,133 @@
+#include "sinks/nats/message.h"
+
+#include <strings.h>
+
+#include <fmt/format.h>
+
+#include "sinks/event_metadata.h"
+
+namespace outbox {
+
+namespace {
+
+std::vector<std::string> split_tokens(const std::string& s) {
+  std::vector<std::string> t;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t dot = s.find('.', start);
+    t.push_back(s.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return t;
+}
+
+bool is_ctl_or_space(unsigned char c) { return c <= 0x20 || c == 0x7f; }
+
+std::string header_value_text(const HeaderValue& v) {
+  switch (v.kind) {
+    case HeaderValue::Kind::String: return v.s;
+    case HeaderValue::Kind::Int: return std::to_string(v.i);
+    case HeaderValue::Kind::Double: return fmt::format("{}", v.d);
+    case HeaderValue::Kind::Bool: return v.b ? "true" : "false";
+    case HeaderValue::Kind::Null: return "";
+  }
+  return "";
+}
+
+// The event's own headers, as NATS header lines take them.
+std::optional<std::string> own_headers(const Event& ev, std::vector<std::pair<std::string, std::string>>& hdrs) {
+  if (auto p = reserved_header_problem(ev)) return "headers: " + *p;
+  for (const auto& h : ev.headers) {
+    for (unsigned char c : h.name)
+      if (c == ':' || is_ctl_or_space(c))
+        return "headers: header name \"" + h.name + "\" holds ':', whitespace or a control character";
+    if (h.name.size() >= 5 && strncasecmp(h.name.c_str(), "nats-", 5) == 0)
+      return "headers: header \"" + h.name + "\" uses the prefix Nats- (reserved for the NATS server's own headers)";
+    hdrs.emplace_back(h.name, header_value_text(h.value));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string nats_subject(const std::string& prefix, const Event& ev) {
+  return prefix + (ev.routing_key ? *ev.routing_key : default_routing_key(ev));
+}
+
+std::optional<std::string> nats_subject_problem(const std::string& subject, const Event& ev) {
+  std::string from = ev.routing_key ? "routing_key" : "aggregate_type/event_type (the default routing key)";
+  auto bad = [&](const std::string& what) {
+    std::string shown = subject.size() > 200 ? subject.substr(0, 200) + "..." : subject;
+    return std::optional<std::string>("NATS subject \"" + shown + "\" from " + from + ": " + what);
+  };
+  if (subject.empty()) return bad("empty");
+  if (subject.size() > kMaxNatsSubject)
+    return bad(fmt::format("{} bytes, more than the {} a subject may have", subject.size(), kMaxNatsSubject));
+  for (unsigned char c : subject)
+    if (is_ctl_or_space(c)) return bad(fmt::format("holds whitespace or a control character (0x{:02x})", c));
+  for (const auto& t : split_tokens(subject)) {
+    if (t.empty()) return bad("an empty token (\"..\", or a leading or trailing '.')");
+    if (t == "*" || t == ">") return bad("the wildcard token \"" + t + "\" (wildcards cannot be published to)");
+  }
+  // $JS.API.STREAM.PURGE.X, $KV..., $SYS..., _INBOX...: a request to the server, or a reply to
+  // someone, with the relay's rights. An event must never reach them, whatever the prefix.
+  if (subject[0] == '$' || subject.rfind("_INBOX.", 0) == 0)
+    return bad("starts with '$' or \"_INBOX.\" (the server's API and reply subjects)");
+  return std::nullopt;
+}
+
+std::variant<NatsMessage, std::string> build_nats_message(const Event& ev, const std::string& subject_prefix,
+                                                          std::int64_t max_payload) {
+  if (!ev.invalid.empty()) return ev.invalid;
+  NatsMessage m;
+  m.subject = nats_subject(subject_prefix, ev);
+  if (auto p = nats_subject_problem(m.subject, ev)) return *p;
+
+  auto& hdrs = m.headers;
+  hdrs.reserve(ev.headers.size() + 10);
+  if (auto p = own_headers(ev, hdrs)) return *p;
+  if (!ev.id.empty()) hdrs.emplace_back("Nats-Msg-Id", ev.id);
+  if (!ev.id.empty()) hdrs.emplace_back("x-outbox-event-id", ev.id);
+  hdrs.emplace_back("x-outbox-event-type", ev.event_type);
+  if (ev.correlation_id) hdrs.emplace_back("x-outbox-correlation-id", *ev.correlation_id);
+  for (const auto& h : outbox_metadata(ev)) hdrs.emplace_back(h.name, header_value_text(h.value));
+
+  std::size_t hdr_bytes = 12;  // "NATS/1.0\r\n" ... "\r\n"
+  for (const auto& [k, v] : hdrs) {
+    if (v.find_first_of("\r\n") != std::string::npos) {
+      std::string field = k.rfind("x-outbox-", 0) == 0 || k == "Nats-Msg-Id" ? "the value of " + k
+                                                                             : "header \"" + k + "\"";
+      return "headers: " + field + " holds a CR or LF";
+    }
+    hdr_bytes += k.size() + v.size() + 4;
+  }
+  if (static_cast<std::int64_t>(ev.payload.size() + hdr_bytes) > max_payload)
+    return fmt::format("payload: {} bytes with {} bytes of headers, more than the server's max_payload of {}",
+                       ev.payload.size(), hdr_bytes, max_payload);
+  m.data = &ev.payload;
+  return m;
+}
+
+bool filter_covers(const std::string& filter, const std::string& pattern) {
+  auto f = split_tokens(filter), p = split_tokens(pattern);
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    if (f[i] == ">") return i < p.size();
+    if (i >= p.size() || p[i] == ">") return false;
+    if (f[i] == "*") continue;
+    if (f[i] != p[i] || p[i] == "*") return false;
+  }
+  return f.size() == p.size();
+}
+
+bool filters_overlap(const std::string& a, const std::string& b) {
+  auto x = split_tokens(a), y = split_tokens(b);
+  for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    if (x[i] == ">" || y[i] == ">") return true;
+    if (x[i] == "*" || y[i] == "*" || x[i] == y[i]) continue;
+    return false;
+  }
+  return x.size() == y.size();
+}
+
+}  // namespace outbox

@@ -1,0 +1,259 @@
+// The event -> JetStream message mapping: the subject, the headers in their order, and what is
+// refused before it can reach the server (unsafe subjects, headers NATS would misread, too large).
+#include "sinks/nats/message.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <variant>
+
+using namespace outbox;
+
+namespace {
+
+Event order_created() {
+  Event e;
+  e.id = "0190f1b2-0000-7000-8000-0000000000aa";
+  e.aggregate_type = "order";
+  e.aggregate_id = "42";
+  e.event_type = "order_created";
+  e.payload = R"({"n":1})";
+  e.lsn = 0x1A2B3C4D;
+  e.xid = 777;
+  e.commit_time = "2026-12-02 02:40:00+00";
+  return e;
+}
+
+const std::int64_t kMaxPayload = 1 << 20;
+
+NatsMessage built(const Event& ev, const std::string& prefix = "outbox.") {
+  auto r = build_nats_message(ev, prefix, kMaxPayload);
+  if (auto* e = std::get_if<std::string>(&r)) ADD_FAILURE() << *e;
+  return std::get<NatsMessage>(r);
+}
+
+std::string refusal(const Event& ev, const std::string& prefix = "outbox.", std::int64_t max_payload = kMaxPayload) {
+  auto r = build_nats_message(ev, prefix, max_payload);
+  if (auto* e = std::get_if<std::string>(&r)) return *e;
+  ADD_FAILURE() << "accepted, subject " << std::get<NatsMessage>(r).subject;
+  return {};
+}
+
+std::vector<std::string> names(const NatsMessage& m) {
+  std::vector<std::string> v;
+  for (const auto& h : m.headers) v.push_back(h.first);
+  return v;
+}
+
+std::map<std::string, std::string> values(const NatsMessage& m) {
+  return std::map<std::string, std::string>(m.headers.begin(), m.headers.end());
+}
+
+Header header(const std::string& name, HeaderValue::Kind kind) {
+  Header h;
+  h.name = name;
+  h.value.kind = kind;
+  return h;
+}
+
+Header text_header(const std::string& name, const std::string& value) {
+  Header h = header(name, HeaderValue::Kind::String);
+  h.value.s = value;
+  return h;
+}
+
+}  // namespace
+
+TEST(NatsMessage, SubjectIsThePrefixAndTheRoutingKeyOrTheDefaultOne) {
+  Event ev = order_created();
+  EXPECT_EQ(built(ev).subject, "outbox.order.order_created");
+  ev.aggregate_type.reset();
+  EXPECT_EQ(built(ev).subject, "outbox.order_created");
+  ev.routing_key = "custom.key";
+  EXPECT_EQ(built(ev).subject, "outbox.custom.key");
+  EXPECT_EQ(built(ev, "").subject, "custom.key");
+  EXPECT_EQ(built(ev, "tenant.a.").subject, "tenant.a.custom.key");
+  EXPECT_EQ(nats_subject("p.", ev), "p.custom.key");
+}
+
+TEST(NatsMessage, HeadersAreTheEventsOwnThenMsgIdThenTheMetadata) {
+  Event ev = order_created();
+  ev.correlation_id = "corr-1";
+  ev.causation_id = "cause-1";
+  ev.headers.push_back(text_header("tenant", "acme"));
+  Header attempt = header("attempt", HeaderValue::Kind::Int);
+  attempt.value.i = 3;
+  ev.headers.push_back(attempt);
+  Header urgent = header("urgent", HeaderValue::Kind::Bool);
+  urgent.value.b = true;
+  ev.headers.push_back(urgent);
+  Header ratio = header("ratio", HeaderValue::Kind::Double);
+  ratio.value.d = 0.5;
+  ev.headers.push_back(ratio);
+  ev.headers.push_back(header("note", HeaderValue::Kind::Null));
+  NatsMessage m = built(ev);
+  EXPECT_EQ(names(m), (std::vector<std::string>{"tenant", "attempt", "urgent", "ratio", "note", "Nats-Msg-Id",
+                                                "x-outbox-event-id", "x-outbox-event-type", "x-outbox-correlation-id",
+                                                "x-outbox-aggregate-type", "x-outbox-aggregate-id", "x-outbox-lsn",
+                                                "x-outbox-xid", "x-outbox-commit-time", "x-outbox-causation-id"}));
+  auto v = values(m);
+  EXPECT_EQ(v["tenant"], "acme");
+  EXPECT_EQ(v["attempt"], "3");
+  EXPECT_EQ(v["urgent"], "true");
+  EXPECT_EQ(v["ratio"], "0.5");
+  EXPECT_EQ(v["note"], "") << "an empty value is sent as it is";
+  EXPECT_EQ(v["Nats-Msg-Id"], ev.id) << "JetStream de-duplicates by the event id";
+  EXPECT_EQ(v["x-outbox-event-id"], ev.id);
+  EXPECT_EQ(v["x-outbox-event-type"], "order_created");
+  EXPECT_EQ(v["x-outbox-lsn"], "0/1A2B3C4D");
+  EXPECT_EQ(v["x-outbox-xid"], "777");
+  ASSERT_NE(m.data, nullptr);
+  EXPECT_EQ(*m.data, ev.payload);
+}
+
+TEST(NatsMessage, AnEventWithoutIdHasNoMsgIdAndNoCorrelationHeaderWhenUnset) {
+  Event ev = order_created();
+  ev.id.clear();
+  auto n = names(built(ev));
+  EXPECT_EQ(std::count(n.begin(), n.end(), "Nats-Msg-Id"), 0);
+  EXPECT_EQ(std::count(n.begin(), n.end(), "x-outbox-event-id"), 0);
+  EXPECT_EQ(std::count(n.begin(), n.end(), "x-outbox-correlation-id"), 0);
+}
+
+TEST(NatsMessage, AnEventMarkedInvalidIsRefusedWithItsReason) {
+  Event ev = order_created();
+  ev.invalid = "headers: not an object";
+  EXPECT_EQ(refusal(ev), "headers: not an object");
+}
+
+TEST(NatsMessage, UnsafeRoutingKeysAreRefusedNamingWhereTheSubjectCameFrom) {
+  struct Case {
+    std::string routing_key, expect;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"a..b", "an empty token"},
+           {"a.", "an empty token"},
+           {".a", "an empty token"},
+           {"", "an empty token"},
+           {"a b", "whitespace or a control character (0x20)"},
+           {"a\tb", "(0x09)"},
+           {std::string("a\x01") + "b", "control character (0x01)"},
+           {"a\x7f", "(0x7f)"},
+           {"a.*", "the wildcard token \"*\""},
+           {"a.>", "the wildcard token \">\""},
+           {">", "wildcard"},
+           {std::string(2000, 'a'), "more than the 1024 a subject may have"},
+       }) {
+    Event ev = order_created();
+    ev.routing_key = c.routing_key;
+    std::string r = refusal(ev);
+    EXPECT_EQ(r.rfind("NATS subject \"", 0), 0u) << r;
+    EXPECT_NE(r.find("from routing_key: "), std::string::npos) << r;
+    EXPECT_NE(r.find(c.expect), std::string::npos) << c.routing_key << ": " << r;
+  }
+  Event ev = order_created();
+  ev.event_type = "order created";
+  EXPECT_NE(refusal(ev).find("from aggregate_type/event_type (the default routing key): holds whitespace"),
+            std::string::npos);
+}
+
+TEST(NatsMessage, ALongSubjectIsShownShortened) {
+  Event ev = order_created();
+  ev.routing_key = std::string(2000, 'a');
+  std::string r = refusal(ev);
+  EXPECT_NE(r.find("\"outbox." + std::string(193, 'a') + "...\""), std::string::npos) << r;
+  ev.routing_key = std::string(kMaxNatsSubject - 7, 'a');  // with "outbox.": exactly the limit
+  EXPECT_EQ(built(ev).subject.size(), kMaxNatsSubject);
+}
+
+TEST(NatsMessage, TheServersApiAndReplySubjectsAreNeverReachedWhateverThePrefix) {
+  for (const std::string& key : {"$JS.API.STREAM.PURGE.X", "$KV.bucket.k", "$SYS.REQ.SERVER.PING", "_INBOX.abc"}) {
+    Event ev = order_created();
+    ev.routing_key = key;
+    EXPECT_NE(refusal(ev, "").find("starts with '$' or \"_INBOX.\""), std::string::npos) << key;
+    EXPECT_EQ(built(ev, "outbox.").subject, "outbox." + key) << "under a prefix it is an ordinary subject";
+  }
+  Event ev = order_created();
+  ev.routing_key = "STREAM.PURGE.X";
+  EXPECT_NE(refusal(ev, "$JS.API.").find("starts with '$'"), std::string::npos);
+  EXPECT_NE(refusal(ev, "_INBOX.").find("\"_INBOX.\""), std::string::npos);
+}
+
+TEST(NatsMessage, HeadersNatsWouldMisreadOrTheServerOwnsAreRefused) {
+  struct Case {
+    Header h;
+    std::string expect;
+  };
+  for (const Case& c : std::vector<Case>{
+           {text_header("Nats-Msg-Id", "x"), "header \"Nats-Msg-Id\" uses the prefix Nats-"},
+           {text_header("nAtS-Rollup", "all"), "uses the prefix Nats-"},
+           {text_header("X-Outbox-Lsn", "0/0"), "reserved prefix x-outbox-"},
+           {text_header("", "v"), "a header name is empty"},
+           {text_header("a:b", "v"), "header name \"a:b\" holds ':', whitespace or a control character"},
+           {text_header("a b", "v"), "header name \"a b\""},
+           {text_header("a\x01", "v"), "holds ':', whitespace or a control character"},
+           {text_header("k", "v\r\nNats-Rollup: all"), "header \"k\" holds a CR or LF"},
+           {text_header("k", "v\n"), "header \"k\" holds a CR or LF"},
+       }) {
+    Event ev = order_created();
+    ev.headers.push_back(c.h);
+    std::string r = refusal(ev);
+    EXPECT_EQ(r.rfind("headers: ", 0), 0u) << r;
+    EXPECT_NE(r.find(c.expect), std::string::npos) << c.h.name << ": " << r;
+  }
+}
+
+TEST(NatsMessage, ACrOrLfInAValueTheRelaySetsNamesThatValue) {
+  Event ev = order_created();
+  ev.correlation_id = "c\nd";
+  EXPECT_EQ(refusal(ev), "headers: the value of x-outbox-correlation-id holds a CR or LF");
+  ev = order_created();
+  ev.id = "id\r";
+  EXPECT_EQ(refusal(ev), "headers: the value of Nats-Msg-Id holds a CR or LF");
+  ev = order_created();
+  ev.aggregate_id = "4\n2";
+  EXPECT_EQ(refusal(ev), "headers: the value of x-outbox-aggregate-id holds a CR or LF");
+}
+
+TEST(NatsMessage, PayloadAndHeadersTogetherMustFitTheServersMaxPayload) {
+  Event ev = order_created();
+  auto r = build_nats_message(ev, "outbox.", 1 << 20);
+  ASSERT_TRUE(std::holds_alternative<NatsMessage>(r));
+  // The header block: "NATS/1.0\r\n", "name: value\r\n" per header, "\r\n".
+  std::size_t hdr_bytes = 12;
+  for (const auto& [k, v] : std::get<NatsMessage>(r).headers) hdr_bytes += k.size() + v.size() + 4;
+  std::int64_t exact = static_cast<std::int64_t>(ev.payload.size() + hdr_bytes);
+  EXPECT_TRUE(std::holds_alternative<NatsMessage>(build_nats_message(ev, "outbox.", exact)));
+  EXPECT_EQ(refusal(ev, "outbox.", exact - 1),
+            "payload: " + std::to_string(ev.payload.size()) + " bytes with " + std::to_string(hdr_bytes) +
+                " bytes of headers, more than the server's max_payload of " + std::to_string(exact - 1));
+}
+
+TEST(NatsMessage, TheSubjectIsCheckedBeforeTheHeaders) {
+  Event ev = order_created();
+  ev.routing_key = "a b";
+  ev.headers.push_back(text_header("Nats-Rollup", "all"));
+  EXPECT_EQ(refusal(ev).rfind("NATS subject", 0), 0u);
+}
+
+TEST(NatsSubjectFilters, CoversWhenEverySubjectOfThePatternMatches) {
+  EXPECT_TRUE(filter_covers("outbox.>", "outbox.>"));
+  EXPECT_TRUE(filter_covers(">", "outbox.>"));
+  EXPECT_TRUE(filter_covers("outbox.*", "outbox.order"));
+  EXPECT_TRUE(filter_covers("outbox.*.created", "outbox.*.created"));
+  EXPECT_FALSE(filter_covers("outbox.*", "outbox.>")) << "> also matches outbox.a.b";
+  EXPECT_FALSE(filter_covers("outbox.order.>", "outbox.>"));
+  EXPECT_FALSE(filter_covers("outbox.order", "outbox.*"));
+  EXPECT_FALSE(filter_covers("outbox.>", "outbox")) << "> needs one token at least";
+  EXPECT_FALSE(filter_covers("other.>", "outbox.>"));
+}
+
+TEST(NatsSubjectFilters, OverlapWhenSomeSubjectMatchesBoth) {
+  EXPECT_TRUE(filters_overlap("outbox.order.>", "outbox.>"));
+  EXPECT_TRUE(filters_overlap("outbox.*.created", "outbox.order.*"));
+  EXPECT_TRUE(filters_overlap("a.b", "a.b"));
+  EXPECT_FALSE(filters_overlap("a.b", "a.c"));
+  EXPECT_FALSE(filters_overlap("a.*", "a.b.c"));
+  EXPECT_FALSE(filters_overlap("other.>", "outbox.>"));
+}
