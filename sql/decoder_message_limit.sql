@@ -31,7 +31,9 @@ SELECT s.i AS shard, count(*) FILTER (WHERE c LIKE '%"oversized"%') AS markers
   FROM generate_series(0, 2) s(i),
        LATERAL pg_temp.changes('outbox', '1', 'shard', s.i || '/3', 'max-outbox-message-bytes', '100') c
  GROUP BY 1 ORDER BY 1;
-SELECT count(*) FROM pg_logical_slot_get_changes('dec_limit', NULL, NULL);
+-- consumed with the preset: an autoanalyze's transaction in this database is an empty
+-- transaction in format 1, which made the count depend on autovacuum's timing
+SELECT count(*) FROM pg_logical_slot_get_changes('dec_limit', NULL, NULL, 'outbox', '1', 'max-outbox-message-bytes', '100');
 
 -- values out of range name the limits
 SELECT * FROM pg_temp.changes('max-outbox-message-bytes', '0');
