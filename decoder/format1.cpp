@@ -213,39 +213,36 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 		cat(out, addcomma ? "]," : "]", o->nl);
 }
 
+/* One array of the "pk" object: a field of each key column (bs: the key's columns, NULL: all). */
 static void
-write_pk(StringInfo out, DecoderState *st, RelInfo *ri, Bitmapset *bs, bool addcomma)
+pk_list(StringInfo out, const Options *o, const char *name, const RelInfo *ri, Bitmapset *bs,
+		char *AttrInfo::*field, bool filled)
 {
-	const Options *o = &st->opt;
 	int			k = 0;
 
-	tabs(out, o, 3);
-	cat(out, "\"pk\":", o->sp, "{", o->nl);
-	list_open(out, o, 4, "pknames");
-	for (int i = 0; i < ri->natts; i++)
+	list_open(out, o, 4, name);
+	for (int i = 0; filled && i < ri->natts; i++)
 	{
-		AttrInfo   *a = &ri->attrs[i];
+		const AttrInfo *a = &ri->attrs[i];
 
 		if (a->skip || (bs != NULL && !bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, bs)))
 			continue;
 		sep(out, o, k++);
-		app(out, a->name_json);
+		app(out, a->*field);
 	}
-	cat(out, "],", o->nl);
-	list_open(out, o, 4, "pktypes");
-	if (o->include_types)
-	{
-		k = 0;
-		for (int i = 0; i < ri->natts; i++)
-		{
-			AttrInfo   *a = &ri->attrs[i];
+}
 
-			if (a->skip || (bs != NULL && !bms_is_member(a->attnum - FirstLowInvalidHeapAttributeNumber, bs)))
-				continue;
-			sep(out, o, k++);
-			app(out, a->type_v1_pk);
-		}
-	}
+static void
+write_pk(StringInfo out, DecoderState *st, RelInfo *ri, Bitmapset *bs, bool addcomma)
+{
+	const Options *o = &st->opt;
+
+	tabs(out, o, 3);
+	cat(out, "\"pk\":", o->sp, "{", o->nl);
+	pk_list(out, o, "pknames", ri, bs, &AttrInfo::name_json, true);
+	cat(out, "],", o->nl);
+	/* wal2json writes the types' array even without types, empty */
+	pk_list(out, o, "pktypes", ri, bs, &AttrInfo::type_v1_pk, o->include_types);
 	cat(out, "]", o->nl);
 	tabs(out, o, 3);
 	cat(out, addcomma ? "}," : "}", o->nl);
