@@ -125,8 +125,10 @@ BEGIN
         END IF;
         EXECUTE replace(def, change.old, change.new);
     END LOOP;
-    IF EXISTS (SELECT 1 FROM pg_proc p WHERE strpos(p.prosrc, old_sig) > 0) THEN
-        RAISE EXCEPTION 'outbox 0.4: a function still names %', old_sig;
+    IF EXISTS (SELECT 1 FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                 JOIN pg_extension e ON e.oid = d.refobjid AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+                WHERE e.extname = 'outbox' AND strpos(p.prosrc, old_sig) > 0) THEN
+        RAISE EXCEPTION 'outbox 0.4: a function of the extension still names %', old_sig;
     END IF;
 END
 $$;
