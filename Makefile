@@ -5,7 +5,7 @@ PG_CONFIG ?= pg_config
 # The control and script files live in extension/, so they are installed as DATA.
 MODULEDIR   = extension
 MODULE_big  = outbox
-OBJS        = extension/outbox.o extension/uuidv7.o extension/validate.o extension/emit.o extension/message_key.o
+OBJS        = extension/outbox.o extension/uuidv7.o extension/validate.o extension/trace_context.o extension/emit.o extension/message_key.o
 DATA        = extension/outbox.control $(wildcard extension/outbox--*.sql)
 PGFILEDESC  = "outbox - transactional outbox for PostgreSQL"
 

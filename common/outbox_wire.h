@@ -85,13 +85,34 @@
 /*
  * The AMQP header table must fit in one frame (frame_max is 128 KiB with RabbitMQ's defaults).
  * outbox_emit bounds the encoded size of what the application controls (its headers plus the
- * x-outbox-aggregate-type, x-outbox-aggregate-id and x-outbox-causation-id entries) by
+ * x-outbox-aggregate-type, x-outbox-aggregate-id, x-outbox-causation-id, traceparent,
+ * tracestate and x-outbox-schema-version entries, each when its field is set; the schema
+ * version counted as the larger of an integer and a string of 10 digits) by
  * OUTBOX_EVENT_HEADERS_MAX; the relay bounds the whole table it sends, its own metadata
  * included, by OUTBOX_HEADER_TABLE_MAX. Encoded size of a table entry: 1 + name length + 1 +
  * value (string: 4 + length; integer, float: 8; boolean: 1; null: 0).
  */
 #define OUTBOX_EVENT_HEADERS_MAX 61440
 #define OUTBOX_HEADER_TABLE_MAX 65536
+
+/*
+ * Event fields of 0.4: columns of OUTBOX_SCHEMA.OUTBOX_EVENTS_TABLE, and members of a wal-storage
+ * message written only when not NULL (a missing member reads as null):
+ *   "traceparent", "tracestate"  W3C Trace Context (Level 1 traceparent; tracestate of at most
+ *                                OUTBOX_TRACESTATE_MAX_MEMBERS members and
+ *                                OUTBOX_TRACESTATE_MAX_CHARS characters), checked by outbox_emit;
+ *                                sent as the headers of the same names
+ *   "priority"                   0..OUTBOX_PRIORITY_MAX (JSON number; smallint column)
+ *   "schema_version"             the version of the event type's schema the payload was checked
+ *                                against (JSON number; integer column), sent as
+ *                                OUTBOX_SCHEMA_VERSION_HEADER
+ */
+#define OUTBOX_TRACEPARENT_HEADER "traceparent"
+#define OUTBOX_TRACESTATE_HEADER "tracestate"
+#define OUTBOX_SCHEMA_VERSION_HEADER "x-outbox-schema-version"
+#define OUTBOX_TRACESTATE_MAX_MEMBERS 32
+#define OUTBOX_TRACESTATE_MAX_CHARS 512
+#define OUTBOX_PRIORITY_MAX 9
 
 /* Header names the relay sets itself (any case) and names RabbitMQ gives a meaning (exact). */
 #define OUTBOX_RESERVED_HEADER_PREFIX "x-outbox-"

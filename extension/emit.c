@@ -25,35 +25,49 @@
 
 #include "outbox.h"
 
-#define EVENT_COLUMNS 11
+/* The columns outbox_emit writes: those of 0.3, then those of 0.4 (trace context, priority,
+ * schema version). */
+#define EVENT_COLUMNS_0_3 11
+#define EVENT_COLUMNS 15
 
-static SPIPlanPtr insert_plan = NULL;
+/*
+ * Plans prepared once per backend: [1] for 0.4's table, [0] for 0.3's, which a session that runs
+ * the new module before ALTER EXTENSION UPDATE still has (its outbox_emit takes 9 arguments).
+ */
+static SPIPlanPtr insert_plans[2] = {NULL, NULL};
 
 static SPIPlanPtr
-get_insert_plan(void)
+get_insert_plan(bool legacy)
 {
 	static Oid	argtypes[EVENT_COLUMNS] = {
 		UUIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
-		TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+		TEXTOID, TEXTOID, INT2OID, INT4OID
 	};
+	SPIPlanPtr *cached = &insert_plans[legacy ? 0 : 1];
 
-	if (insert_plan == NULL)
+	if (*cached == NULL)
 	{
 		/* Schema-qualified and typed by OID: nothing resolves through the caller's search_path. */
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO outbox.events (id, aggregate_type, aggregate_id, "
-									   "event_type, payload, headers, exchange, routing_key, "
-									   "correlation_id, causation_id, created_at) "
-									   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-									   EVENT_COLUMNS, argtypes);
+#define COLUMNS_0_3 "id, aggregate_type, aggregate_id, event_type, payload, headers, exchange, " \
+	"routing_key, correlation_id, causation_id, created_at"
+		SPIPlanPtr	plan = legacy
+			? SPI_prepare("INSERT INTO outbox.events (" COLUMNS_0_3 ") "
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+						  EVENT_COLUMNS_0_3, argtypes)
+			: SPI_prepare("INSERT INTO outbox.events (" COLUMNS_0_3 ", traceparent, tracestate, priority, schema_version) "
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+						  EVENT_COLUMNS, argtypes);
+#undef COLUMNS_0_3
 
 		if (plan == NULL)
 			elog(ERROR, "outbox_emit: could not prepare the insert into outbox.events: %s",
 				 SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "outbox_emit: could not keep the insert plan");
-		insert_plan = plan;
+		*cached = plan;
 	}
-	return insert_plan;
+	return *cached;
 }
 
 static Jsonb *
@@ -63,7 +77,7 @@ empty_object(void)
 }
 
 static void
-store_in_table(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
+store_in_table(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at, bool legacy)
 {
 	Datum		values[EVENT_COLUMNS];
 	char		nulls[EVENT_COLUMNS];
@@ -81,13 +95,19 @@ store_in_table(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 	ARG(ev->routing_key);
 	ARG(ev->correlation_id);
 	ARG(ev->causation_id);
-#undef ARG
 	values[i] = TimestampTzGetDatum(created_at);
-	nulls[i] = ' ';
+	nulls[i++] = ' ';
+	ARG(ev->traceparent);
+	ARG(ev->tracestate);
+#undef ARG
+	values[i] = Int16GetDatum((int16) ev->priority);
+	nulls[i++] = ev->has_priority ? ' ' : 'n';
+	values[i] = Int32GetDatum(ev->schema_version);
+	nulls[i++] = ev->schema_version != 0 ? ' ' : 'n';
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "outbox_emit: SPI_connect failed");
-	rc = SPI_execute_plan(get_insert_plan(), values, nulls, false, 1);
+	rc = SPI_execute_plan(get_insert_plan(legacy), values, nulls, false, 1);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "outbox_emit: insert into outbox.events failed: %s", SPI_result_code_string(rc));
 	SPI_finish();
@@ -192,7 +212,17 @@ store_in_wal(pg_uuid_t *id, const OutboxEvent *ev, TimestampTz created_at)
 	append_text_field(&buf, "causation_id", ev->causation_id);
 	/* ISO 8601 in UTC, independent of the session's DateStyle and TimeZone */
 	JsonEncodeDateTime(ts, TimestampTzGetDatum(created_at), TIMESTAMPTZOID, &utc);
-	appendStringInfo(&buf, ",\"created_at\":\"%s\"}", ts);
+	appendStringInfo(&buf, ",\"created_at\":\"%s\"", ts);
+	/* Only when set: most events have none, and the relay reads a missing member as null. */
+	if (ev->traceparent != NULL)
+		append_text_field(&buf, "traceparent", ev->traceparent);
+	if (ev->tracestate != NULL)
+		append_text_field(&buf, "tracestate", ev->tracestate);
+	if (ev->has_priority)
+		appendStringInfo(&buf, ",\"priority\":%d", ev->priority);
+	if (ev->schema_version != 0)
+		appendStringInfo(&buf, ",\"schema_version\":%d", ev->schema_version);
+	appendStringInfoChar(&buf, '}');
 
 	signed_message_log(&buf);
 }
@@ -278,14 +308,47 @@ refuse_non_ascii_event(const OutboxEvent *ev)
 	refuse_non_ascii_text("causation_id", ev->causation_id);
 }
 
+/*
+ * The trace context of an event: the arguments, or, when no traceparent is passed, what the
+ * transaction set (SET LOCAL outbox.traceparent/tracestate, as tracing middleware does once per
+ * request; capture triggers pass none, so they pick it up). The session's tracestate goes only
+ * with the session's traceparent: next to a traceparent passed in, it would describe another
+ * trace. An empty setting is unset.
+ */
+static void
+resolve_trace_context(OutboxEvent *ev, text *traceparent, text *tracestate)
+{
+	ev->traceparent = traceparent;
+	ev->tracestate = tracestate;
+	if (traceparent != NULL)
+		return;
+	if (outbox_traceparent_setting != NULL && outbox_traceparent_setting[0] != '\0')
+	{
+		ev->traceparent = cstring_to_text(outbox_traceparent_setting);
+		ev->traceparent_from_setting = true;
+	}
+	if (tracestate == NULL && outbox_tracestate_setting != NULL && outbox_tracestate_setting[0] != '\0')
+	{
+		ev->tracestate = cstring_to_text(outbox_tracestate_setting);
+		ev->tracestate_from_setting = true;
+	}
+}
+
 PG_FUNCTION_INFO_V1(outbox_emit);
 
 Datum
 outbox_emit(PG_FUNCTION_ARGS)
 {
-	OutboxEvent ev;
+	OutboxEvent ev = {0};
 	pg_uuid_t  *id;
 	TimestampTz created_at = GetCurrentTransactionStartTimestamp();
+
+	/*
+	 * 9 arguments: the SQL definition of 0.3, in a database not yet updated (ALTER EXTENSION
+	 * outbox UPDATE) while this module is installed. Its table has no column for what 0.4 adds,
+	 * so such an event is written as 0.3 wrote it, without trace context or priority.
+	 */
+	bool		legacy = PG_NARGS() < 12;
 
 #define TEXT_ARG(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_TEXT_PP(n))
 #define JSONB_ARG(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_JSONB_P(n))
@@ -298,6 +361,12 @@ outbox_emit(PG_FUNCTION_ARGS)
 	ev.headers = JSONB_ARG(6);
 	ev.correlation_id = TEXT_ARG(7);
 	ev.causation_id = TEXT_ARG(8);
+	if (!legacy)
+	{
+		resolve_trace_context(&ev, TEXT_ARG(9), TEXT_ARG(10));
+		ev.has_priority = !PG_ARGISNULL(11);
+		ev.priority = ev.has_priority ? PG_GETARG_INT32(11) : 0;
+	}
 #undef TEXT_ARG
 #undef JSONB_ARG
 
@@ -311,6 +380,8 @@ outbox_emit(PG_FUNCTION_ARGS)
 						 "SELECT source, sourcefile FROM pg_settings WHERE name = 'outbox.storage';")));
 
 	outbox_validate_event(&ev);
+	/* schemas: set ev.schema_version here */
+	outbox_check_header_table(&ev);
 	if (GetDatabaseEncoding() == PG_SQL_ASCII)
 		refuse_non_ascii_event(&ev);
 	else if (GetDatabaseEncoding() != PG_UTF8 && outbox_storage == OUTBOX_STORAGE_TABLE)
@@ -324,7 +395,7 @@ outbox_emit(PG_FUNCTION_ARGS)
 	if (outbox_storage == OUTBOX_STORAGE_WAL)
 		store_in_wal(id, &ev, created_at);
 	else
-		store_in_table(id, &ev, created_at);
+		store_in_table(id, &ev, created_at, legacy);
 
 	PG_RETURN_UUID_P(id);
 }

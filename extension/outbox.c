@@ -15,6 +15,8 @@ PG_MODULE_MAGIC;
 int			outbox_storage = OUTBOX_STORAGE_TABLE;
 char	   *outbox_storage_name = NULL;
 int			outbox_max_payload_bytes = 1024 * 1024;
+char	   *outbox_traceparent_setting = NULL;
+char	   *outbox_tracestate_setting = NULL;
 
 /*
  * outbox.storage is a string setting checked by hand rather than an enum setting. A value SET
@@ -89,6 +91,30 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+
+	/*
+	 * Defined, not left as placeholders: the prefix is reserved below, which would refuse SET of
+	 * an undefined outbox.* name. Not checked here but by outbox_emit, which names the setting:
+	 * a value SET before the module loaded would otherwise be dropped with a warning when it
+	 * loads, and the events would go out without their trace; and a request whose incoming
+	 * header is malformed fails only if it emits.
+	 */
+	DefineCustomStringVariable("outbox.traceparent",
+							   "W3C traceparent that outbox_emit gives events emitted without one (tracing middleware sets it with SET LOCAL).",
+							   "Empty: none. Capture triggers pick it up too.",
+							   &outbox_traceparent_setting,
+							   "",
+							   PGC_USERSET,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("outbox.tracestate",
+							   "W3C tracestate that goes with outbox.traceparent.",
+							   "Empty: none. Used only when the traceparent comes from outbox.traceparent too.",
+							   &outbox_tracestate_setting,
+							   "",
+							   PGC_USERSET,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("outbox");
 }

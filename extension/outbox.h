@@ -22,6 +22,10 @@ typedef enum OutboxStorage
 extern int	outbox_storage;
 extern char *outbox_storage_name;	/* the setting as written */
 extern int	outbox_max_payload_bytes;
+/* outbox.traceparent and outbox.tracestate: what tracing middleware sets with SET LOCAL once per
+ * transaction; outbox_emit falls back to them (an empty value is unset). */
+extern char *outbox_traceparent_setting;
+extern char *outbox_tracestate_setting;
 
 /*
  * SQLSTATEs of the outbox's own errors: class "OB" (classes starting with a letter past H are
@@ -43,6 +47,11 @@ extern int	outbox_max_payload_bytes;
 #define ERRCODE_OUTBOX_KEY_COLUMN_MISSING MAKE_SQLSTATE('O','B','0','1','2')
 /* An event with a byte above 0x7F in a SQL_ASCII database (no defined character). */
 #define ERRCODE_OUTBOX_NON_ASCII_IN_SQL_ASCII MAKE_SQLSTATE('O','B','0','1','3')
+/* Trace context and priority (OB02x, so that the codes of other 0.4 parts do not collide). */
+#define ERRCODE_OUTBOX_INVALID_TRACEPARENT MAKE_SQLSTATE('O','B','0','2','0')
+#define ERRCODE_OUTBOX_INVALID_TRACESTATE MAKE_SQLSTATE('O','B','0','2','1')
+#define ERRCODE_OUTBOX_TRACESTATE_WITHOUT_TRACEPARENT MAKE_SQLSTATE('O','B','0','2','2')
+#define ERRCODE_OUTBOX_PRIORITY_RANGE	MAKE_SQLSTATE('O','B','0','2','3')
 
 /* One event as outbox_emit received it; NULL pointers are SQL NULLs. */
 typedef struct OutboxEvent
@@ -56,10 +65,27 @@ typedef struct OutboxEvent
 	Jsonb	   *headers;
 	text	   *correlation_id;
 	text	   *causation_id;
+	text	   *traceparent;
+	text	   *tracestate;
+	bool		traceparent_from_setting;	/* from outbox.traceparent, not the argument */
+	bool		tracestate_from_setting;	/* from outbox.tracestate, not the argument */
+	int32		priority;		/* when has_priority */
+	bool		has_priority;
+	int32		schema_version; /* 0: none */
+	int64		header_table_size;	/* set by outbox_validate_event */
 } OutboxEvent;
 
-/* validate.c: raises an ERROR naming the field for anything the relay could not publish. */
-extern void outbox_validate_event(const OutboxEvent *ev);
+/*
+ * validate.c: raise an ERROR naming the field for anything the relay could not publish.
+ * outbox_validate_event checks every field and counts the header table the event controls;
+ * outbox_check_header_table then bounds it, with x-outbox-schema-version when one is set.
+ */
+extern void outbox_validate_event(OutboxEvent *ev);
+extern void outbox_check_header_table(const OutboxEvent *ev);
+
+/* trace_context.c: refuses a traceparent or tracestate that is not W3C Trace Context, and one
+ * without the other's traceparent; a tracestate with no list member becomes NULL. */
+extern void outbox_validate_trace_context(OutboxEvent *ev);
 
 /* message_key.c: HMAC-SHA256 of a wal-storage body under the database's key, as
  * OUTBOX_MAC_HEX_LEN lower-case hex digits (not NUL-terminated). */

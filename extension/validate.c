@@ -155,7 +155,8 @@ is_exact_name(const JsonbValue *key, const char *name)
 		memcmp(key->val.string.val, name, key->val.string.len) == 0;
 }
 
-static void
+/* The encoded size of the header table the event controls (bounded by outbox_check_header_table). */
+static int64
 check_headers(const OutboxEvent *ev)
 {
 	Jsonb	   *headers = ev->headers;
@@ -254,13 +255,32 @@ check_headers(const OutboxEvent *ev)
 	table_size += field_entry_size(ev->aggregate_type, HEADER_AGGREGATE_TYPE);
 	table_size += field_entry_size(ev->aggregate_id, HEADER_AGGREGATE_ID);
 	table_size += field_entry_size(ev->causation_id, HEADER_CAUSATION_ID);
+	table_size += field_entry_size(ev->traceparent, OUTBOX_TRACEPARENT_HEADER);
+	table_size += field_entry_size(ev->tracestate, OUTBOX_TRACESTATE_HEADER);
+	return table_size;
+}
+
+/*
+ * The schema version is known only once the payload was checked against its schema, after
+ * outbox_validate_event: its header is counted here, as the larger of its two encodings
+ * (integer, or a string of up to 10 digits), so the relay may send either.
+ */
+void
+outbox_check_header_table(const OutboxEvent *ev)
+{
+	int64		table_size = ev->header_table_size;
+
+	if (ev->schema_version != 0)
+		table_size += TABLE_ENTRY_SIZE(strlen(OUTBOX_SCHEMA_VERSION_HEADER),
+									   Max(NUMBER_VALUE_SIZE, STRING_VALUE_SIZE(10)));
 	if (table_size > OUTBOX_EVENT_HEADERS_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUTBOX_HEADERS_TOO_LARGE),
 				 errmsg("outbox event headers take %lld bytes of the AMQP header table, more than the %d allowed",
 						(long long) table_size, OUTBOX_EVENT_HEADERS_MAX),
-				 errdetail("Counted: each header (name and value), plus %s, %s and %s when those fields are set.",
-						   HEADER_AGGREGATE_TYPE, HEADER_AGGREGATE_ID, HEADER_CAUSATION_ID),
+				 errdetail("Counted: each header (name and value), plus %s, %s, %s, %s, %s and %s when those fields are set.",
+						   HEADER_AGGREGATE_TYPE, HEADER_AGGREGATE_ID, HEADER_CAUSATION_ID,
+						   OUTBOX_TRACEPARENT_HEADER, OUTBOX_TRACESTATE_HEADER, OUTBOX_SCHEMA_VERSION_HEADER),
 				 errhint("Keep headers to small routing metadata and put large values in the payload.")));
 }
 
@@ -277,7 +297,7 @@ check_default_routing_key(const char *field, text *aggregate_type, text *event_t
 }
 
 void
-outbox_validate_event(const OutboxEvent *ev)
+outbox_validate_event(OutboxEvent *ev)
 {
 	check_name("event_type", ev->event_type, true);
 	if (ev->payload == NULL)
@@ -299,7 +319,14 @@ outbox_validate_event(const OutboxEvent *ev)
 	check_header_field("causation_id", ev->causation_id, OUTBOX_CAUSATION_ID_MAX, HEADER_CAUSATION_ID);
 	if (ev->routing_key == NULL && ev->aggregate_type != NULL)
 		check_default_routing_key("event_type", ev->aggregate_type, ev->event_type);
-	check_headers(ev);
+	outbox_validate_trace_context(ev);
+	if (ev->has_priority && (ev->priority < 0 || ev->priority > OUTBOX_PRIORITY_MAX))
+		ereport(ERROR,
+				(errcode(ERRCODE_OUTBOX_PRIORITY_RANGE),
+				 errmsg("outbox event field \"priority\" is %d, outside 0 to %d", ev->priority, OUTBOX_PRIORITY_MAX),
+				 errhint("Pass a priority from 0 (lowest) to %d, or NULL for none; it becomes the AMQP priority, "
+						 "which queues declared with x-max-priority honour.", OUTBOX_PRIORITY_MAX)));
+	ev->header_table_size = check_headers(ev);
 }
 
 /*

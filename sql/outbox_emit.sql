@@ -53,7 +53,7 @@ SELECT pg_describe_object(classid, objid, 0) AS object
  ORDER BY 1;
 
 -- nothing granted to PUBLIC
-SELECT has_function_privilege('public', 'outbox_emit(text,jsonb,text,text,text,text,jsonb,text,text)', 'EXECUTE') AS public_may_emit,
+SELECT has_function_privilege('public', 'outbox_emit(text,jsonb,text,text,text,text,jsonb,text,text,text,text,integer)', 'EXECUTE') AS public_may_emit,
        has_schema_privilege('public', 'outbox', 'USAGE') AS public_uses_schema;
 
 -- the current version (outbox_upgrade checks the update from 0.1)

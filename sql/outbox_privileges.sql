@@ -52,6 +52,6 @@ SELECT count(*) AS in_outbox FROM outbox.events WHERE event_type = 'still.safe';
 DROP SCHEMA evil CASCADE;
 
 TRUNCATE outbox.events, outbox.dead_letters, outbox.relay_checkpoints;
-REVOKE ALL ON FUNCTION outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text) FROM outbox_test_app;
+REVOKE ALL ON FUNCTION outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text, text, text, integer) FROM outbox_test_app;
 DROP OWNED BY outbox_test_relay;
 DROP ROLE outbox_test_app, outbox_test_relay, outbox_test_nobody;

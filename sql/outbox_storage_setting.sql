@@ -69,6 +69,6 @@ SHOW outbox.storage;
 
 \c
 SELECT event_type FROM outbox.events ORDER BY id;
-REVOKE ALL ON FUNCTION outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text) FROM outbox_setting_app;
+REVOKE ALL ON FUNCTION outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text, text, text, integer) FROM outbox_setting_app;
 DROP ROLE outbox_setting_app;
 TRUNCATE outbox.events;
