@@ -3,7 +3,7 @@
 //
 //   BEGIN;
 //   SELECT outbox.inbox_accept(<consumer>, <event id>);   -- false: a duplicate, skip it
-//   <the effect: --apply, with $1 = the event id, $2 = the payload>
+//   <the effect: --apply, with $1 = the event id (uuid), $2 = the payload (jsonb)>
 //   COMMIT;
 //   then acknowledge the message to the broker
 //
@@ -13,7 +13,7 @@
 // when it comes again. Prints one line per message on stdout: "applied <id>" or "skipped <id>".
 #include <libpq-fe.h>
 
-#include <chrono>
+#include <cctype>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -37,8 +37,8 @@ class Database {
   // already held the id (the effect is not run again).
   bool apply_once(const std::string& consumer, const inbox::Delivery& d, const std::string& apply_sql) {
     run("BEGIN", {});
-    bool first = run("SELECT outbox.inbox_accept($1, $2::uuid)", {consumer.c_str(), d.id.c_str()}) == "t";
-    if (first) run(apply_sql, {d.id.c_str(), d.body.c_str()});
+    bool first = run("SELECT outbox.inbox_accept($1, $2)", {consumer.c_str(), d.id.c_str()}, {kText, kUuid}) == "t";
+    if (first) run(apply_sql, {d.id.c_str(), d.body.c_str()}, {kUuid, kJsonb});
     run("COMMIT", {});
     return first;
   }
@@ -46,9 +46,13 @@ class Database {
  private:
   // One statement; the first column of its first row ("" if none). Any error rolls back and
   // throws: the message is not acknowledged, so the broker delivers it again.
-  std::string run(const std::string& sql, std::initializer_list<const char*> params) {
-    PGresult* r = PQexecParams(c_, sql.c_str(), static_cast<int>(params.size()), nullptr, params.begin(), nullptr,
-                               nullptr, 0);
+  // Parameter types are given, so that an --apply that leaves $1 or $2 out still runs.
+  static constexpr Oid kText = 25, kUuid = 2950, kJsonb = 3802;
+
+  std::string run(const std::string& sql, std::initializer_list<const char*> params,
+                  std::initializer_list<Oid> types = {}) {
+    PGresult* r = PQexecParams(c_, sql.c_str(), static_cast<int>(params.size()), types.size() ? types.begin() : nullptr,
+                               params.begin(), nullptr, nullptr, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
       std::string err = PQresultErrorMessage(r);
@@ -63,6 +67,16 @@ class Database {
 
   PGconn* c_;
 };
+
+// 8-4-4-4-12 hex digits: what inbox_accept takes (anything else would fail the transaction
+// every time the message came).
+bool is_uuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i)
+    if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i])))
+      return false;
+  return true;
+}
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -86,7 +100,7 @@ int main(int argc, char** argv) {
   app.add_option("--subject", o.subject, "NATS: the subjects to consume (e.g. outbox.>)");
   app.add_option("--group", o.group, "NATS: durable consumer name; Redis: consumer group (default: --consumer)");
   app.add_option("--ack-wait-ms", o.ack_wait_ms, "NATS: redeliver a message not acknowledged for this long");
-  app.add_option("--apply", apply_sql, "the effect, run only the first time: SQL with $1 = event id, $2 = payload");
+  app.add_option("--apply", apply_sql, "the effect, run only the first time: SQL with $1 = event id (uuid), $2 = payload (jsonb)");
   app.add_option("--idle-exit-ms", idle_exit_ms, "exit 0 after this long without a message (0: never)");
   app.add_option("--crash-before-ack", crash_before_ack,
                  "tests: kill -9 itself after committing the N-th applied message, before acknowledging it");
@@ -122,8 +136,9 @@ int main(int argc, char** argv) {
         continue;
       }
       idle_ms = 0;
-      if (d.id.empty()) {  // not an outbox event: nothing to de-duplicate on
-        std::cerr << "inbox-consumer: a message without an id at " << d.where << ": acknowledged, not applied" << std::endl;
+      if (!is_uuid(d.id)) {  // not an outbox event: nothing to de-duplicate on
+        std::cerr << "inbox-consumer: a message without a UUID id at " << d.where << ": acknowledged, not applied"
+                  << std::endl;
         src->ack();
         continue;
       }
