@@ -147,3 +147,160 @@ ALTER FUNCTION outbox.replay_dead_letter(bigint) SET outbox.traceparent = '' SET
 -- Inbox
 ------------------------------------------------------------------------------------------------
 
+-- A consumer makes its processing of at-least-once deliveries effectively once by recording each
+-- message id in the transaction that applies the message: outbox.inbox_accept() is true the first
+-- time (apply it), false for a duplicate (skip it). See docs/design.md, "The inbox".
+--
+-- Rows belong to the role that wrote them (owner = current_user, the role whose privileges are in
+-- effect: SET ROLE needs membership, a SECURITY DEFINER function is its owner's code), so
+-- consumers of different applications share the table without seeing or touching each other's
+-- ids: marking an id as seen for another role's consumer would make it skip that event (a loss).
+-- The functions are SECURITY INVOKER (nothing privileged to abuse) and row-level security holds
+-- every non-owner, whatever privileges it holds (grant_consumer's, pg_write_all_data, a grant by
+-- hand or by default privileges), to its own rows. owner is a regrole: 4 bytes, it follows a
+-- renamed role, and COPY writes it as the role's name, so ids copied into another cluster stay
+-- with their role.
+--
+-- The role is looked up by its exact name: quote_ident(current_user)::regrole, never
+-- current_user::regrole, which folds case ("Billing" would resolve to billing's rows).
+CREATE TABLE outbox.inbox (
+    accepted_at timestamptz NOT NULL DEFAULT now(),
+    owner       regrole     NOT NULL DEFAULT quote_ident(current_user)::regrole,
+    message_id  uuid        NOT NULL,
+    consumer    text        NOT NULL,
+    PRIMARY KEY (owner, consumer, message_id),
+    CONSTRAINT inbox_consumer_named CHECK (consumer <> '' AND octet_length(consumer) <= 255)
+);
+COMMENT ON TABLE outbox.inbox IS
+    'Message ids each consumer has processed (outbox.inbox_accept), one row per owner role, consumer and id; a role sees only its own rows';
+-- outbox.inbox_purge deletes by age, for one role or for all: both are one range of this index
+-- (the role is checked in the index, so other roles' rows cost no heap visit).
+CREATE INDEX inbox_accepted_at ON outbox.inbox (accepted_at, owner);
+
+-- Not FORCE: the owner purges every role's rows (inbox_purge(..., every_role => true)) and is a
+-- superuser anyway. Members of pg_read_all_data read every row (their purpose, as they read
+-- outbox.events); they write only their own, like everybody.
+ALTER TABLE outbox.inbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY inbox_own_rows ON outbox.inbox
+    USING (owner = quote_ident(current_user)::regrole)
+    WITH CHECK (owner = quote_ident(current_user)::regrole);
+CREATE POLICY inbox_read_all_data ON outbox.inbox FOR SELECT
+    USING (pg_has_role('pg_read_all_data', 'USAGE'));
+
+-- TRUNCATE ignores row-level security: whoever was granted it by hand (GRANT ALL ON ALL TABLES
+-- IN SCHEMA outbox to a monitor) would wipe every role's ids. Only those RLS does not restrict.
+CREATE FUNCTION outbox.inbox_truncate_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF row_security_active('outbox.inbox') THEN
+        RAISE EXCEPTION 'outbox.inbox: only the extension''s owner may truncate the inbox, which holds every role''s ids'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Delete your own ids: SELECT outbox.inbox_purge(''0'');';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER inbox_truncate_guard BEFORE TRUNCATE ON outbox.inbox
+    FOR EACH STATEMENT EXECUTE FUNCTION outbox.inbox_truncate_guard();
+
+CREATE FUNCTION outbox.inbox_accept(consumer text, message_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    inserted integer;
+BEGIN
+    IF consumer IS NULL OR consumer = '' THEN
+        RAISE EXCEPTION 'outbox.inbox_accept: consumer must not be %', CASE WHEN consumer IS NULL THEN 'NULL' ELSE 'empty' END
+            USING ERRCODE = 'OB001',
+                  HINT = 'Name the consumer, the same name at every start: SELECT outbox.inbox_accept(''billing'', <message id>);';
+    END IF;
+    IF octet_length(consumer) > 255 THEN
+        RAISE EXCEPTION 'outbox.inbox_accept: consumer is % bytes long, more than 255', octet_length(consumer)
+            USING ERRCODE = 'OB002', HINT = 'Use a shorter consumer name; it is part of every row''s key.';
+    END IF;
+    IF message_id IS NULL THEN
+        RAISE EXCEPTION 'outbox.inbox_accept: message_id must not be NULL'
+            USING ERRCODE = 'OB001',
+                  HINT = 'Pass the message''s id: AMQP message_id, the NATS header Nats-Msg-Id, or the Redis field id (the outbox event id).';
+    END IF;
+    -- One probe of the primary key, which also makes a concurrent transaction with the same id
+    -- wait for this one: it gets false if this one commits, true if it rolls back.
+    INSERT INTO outbox.inbox (owner, consumer, message_id)
+    VALUES (quote_ident(current_user)::regrole, inbox_accept.consumer, inbox_accept.message_id)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    RETURN inserted = 1;
+END
+$$;
+COMMENT ON FUNCTION outbox.inbox_accept(text, uuid) IS
+    'Record a message id for a consumer in the current transaction: true the first time (apply the message), false for a duplicate (skip it)';
+
+CREATE FUNCTION outbox.inbox_purge(older_than interval, every_role boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    deleted bigint;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'outbox.inbox_purge: older_than must be a non-negative interval, not %', coalesce(older_than::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Keep ids longer than a message can be delivered again, e.g. SELECT outbox.inbox_purge(''7 days'');';
+    END IF;
+    IF every_role IS NULL THEN
+        RAISE EXCEPTION 'outbox.inbox_purge: every_role must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Leave it out to purge your own rows.';
+    END IF;
+    IF every_role THEN
+        -- Row-level security would quietly narrow the DELETE to the caller's rows: say so instead.
+        IF row_security_active('outbox.inbox') THEN
+            RAISE EXCEPTION 'outbox.inbox_purge: only the extension''s owner may purge every role''s ids'
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Purge your own: SELECT outbox.inbox_purge(''7 days'');';
+        END IF;
+        DELETE FROM outbox.inbox i WHERE i.accepted_at < now() - older_than;
+    ELSE
+        DELETE FROM outbox.inbox i
+         WHERE i.accepted_at < now() - older_than AND i.owner = quote_ident(current_user)::regrole;
+    END IF;
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    RETURN deleted;
+END
+$$;
+COMMENT ON FUNCTION outbox.inbox_purge(interval, boolean) IS
+    'Delete the caller''s inbox ids accepted longer ago than the interval (every role''s with every_role => true, for the owner); returns the count';
+
+-- Like grant_relay: SECURITY INVOKER and not executable by PUBLIC, so only the owner (who holds
+-- the grant options) can hand these out.
+CREATE FUNCTION outbox.grant_consumer(consumer_role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF consumer_role IS NULL OR consumer_role::oid = 0 THEN
+        RAISE EXCEPTION 'outbox.grant_consumer: no role given'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Name an existing role: SELECT outbox.grant_consumer(''billing'');';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA outbox TO %s', consumer_role);
+    -- SELECT and DELETE for inbox_purge (its WHERE reads accepted_at), INSERT for inbox_accept;
+    -- row-level security keeps all three to the role's own rows.
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON outbox.inbox TO %s', consumer_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.inbox_accept(text, uuid), outbox.inbox_purge(interval, boolean) TO %s',
+                   consumer_role);
+    IF (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.oid = consumer_role) THEN
+        RAISE NOTICE 'role % bypasses row-level security: it can read and change every role''s inbox ids', consumer_role
+            USING HINT = 'Run consumers as roles without SUPERUSER and BYPASSRLS.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION outbox.grant_consumer(regrole) IS
+    'Let a role use the inbox (outbox.inbox_accept, outbox.inbox_purge), on its own rows only';
+
+REVOKE ALL ON outbox.inbox FROM PUBLIC;
+REVOKE ALL ON FUNCTION outbox.inbox_accept(text, uuid), outbox.inbox_purge(interval, boolean),
+    outbox.grant_consumer(regrole), outbox.inbox_truncate_guard() FROM PUBLIC;
+
+-- Not in pg_dump's list of the extension's data (pg_extension_config_dump): pg_dump refuses a
+-- table with row-level security to a role that does not bypass it unless --enable-row-security,
+-- which would then hide rows of every other table with policies. Backups by a pg_read_all_data
+-- role keep working; the ids are in physical backups, and the owner can COPY them (README).
+
+-- The last step of the script, after every section: revoke what default privileges gave the
+-- objects this version added (outbox.restrict_privileges, "Default privileges" in 0.2--0.3).
+SELECT outbox.restrict_privileges();
