@@ -286,6 +286,7 @@ outbox_emit(PG_FUNCTION_ARGS)
 	OutboxEvent ev;
 	pg_uuid_t  *id;
 	TimestampTz created_at = GetCurrentTransactionStartTimestamp();
+	int32		schema_version;	/* schemas: 0 = no schema; the emit helper stores it with the event */
 
 #define TEXT_ARG(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_TEXT_PP(n))
 #define JSONB_ARG(n) (PG_ARGISNULL(n) ? NULL : PG_GETARG_JSONB_P(n))
@@ -315,6 +316,9 @@ outbox_emit(PG_FUNCTION_ARGS)
 		refuse_non_ascii_event(&ev);
 	else if (GetDatabaseEncoding() != PG_UTF8 && outbox_storage == OUTBOX_STORAGE_TABLE)
 		refuse_undeliverable_jsonb("payload", ev.payload, false);
+	/* schemas: the payload against the event type's JSON Schema, in this transaction (schemas.c) */
+	schema_version = outbox_schema_enforce(ev.event_type, ev.payload);
+	(void) schema_version;		/* schemas: stored with the event once joined with the emit helper's ev.schema_version */
 	if (ev.headers == NULL)
 		ev.headers = empty_object();
 

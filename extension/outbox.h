@@ -44,6 +44,16 @@ extern int	outbox_max_payload_bytes;
 /* An event with a byte above 0x7F in a SQL_ASCII database (no defined character). */
 #define ERRCODE_OUTBOX_NON_ASCII_IN_SQL_ASCII MAKE_SQLSTATE('O','B','0','1','3')
 
+/*
+ * JSON Schema (schemas.c). Numbered apart from the codes above so that other parts of 0.4 can
+ * number theirs on without a clash: a payload the enforced schema refuses (OB020), a schema that
+ * is not valid JSON Schema (OB021), a payload the validator cannot decide on within its limits
+ * (OB022: nesting, a pattern too costly to match, a number out of range).
+ */
+#define ERRCODE_OUTBOX_PAYLOAD_FAILS_SCHEMA MAKE_SQLSTATE('O','B','0','2','0')
+#define ERRCODE_OUTBOX_INVALID_SCHEMA	MAKE_SQLSTATE('O','B','0','2','1')
+#define ERRCODE_OUTBOX_PAYLOAD_NOT_CHECKABLE MAKE_SQLSTATE('O','B','0','2','2')
+
 /* One event as outbox_emit received it; NULL pointers are SQL NULLs. */
 typedef struct OutboxEvent
 {
@@ -72,6 +82,10 @@ typedef struct OutboxSignature
 } OutboxSignature;
 
 extern void outbox_message_sign(const char *body, size_t len, OutboxSignature *sig);
+
+/* schemas.c: validates the payload against the event type's enforced schema, raising OB020-OB022;
+ * returns the schema's version, 0 when the type has none. */
+extern int32 outbox_schema_enforce(text *event_type, Jsonb *payload);
 
 /* uuidv7.c */
 extern void outbox_uuidv7_generate(unsigned char out[16]);
