@@ -84,6 +84,16 @@ guarded(OutboxSchemaText *text, OutboxSchemaStatus failure, Work work)
 		outbox_schema_text_free(text);
 		return OUTBOX_SCHEMA_NO_MEMORY;
 	}
+	catch (const json::exception &e)
+	{
+		// "[json.exception.out_of_range.406] number overflow parsing '1e400'": the words alone
+		std::string what = e.what();
+		size_t words = what.find("] ");
+
+		outbox_schema_text_free(text);
+		fill(text, "", shortened(words == std::string::npos ? what : what.substr(words + 2), 600), "");
+		return failure;
+	}
 	catch (const std::exception &e)
 	{
 		outbox_schema_text_free(text);

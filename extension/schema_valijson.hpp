@@ -70,6 +70,7 @@ template<> bool ValidationVisitor<OutboxJsonAdapter>::visit(const constraints::F
 template<> bool ValidationVisitor<OutboxKeyAdapter>::visit(const constraints::FormatConstraint &constraint);
 
 template<> bool ValidationVisitor<OutboxJsonAdapter>::visit(const constraints::PropertyNamesConstraint &constraint);
+template<> bool ValidationVisitor<OutboxJsonAdapter>::visit(const constraints::UniqueItemsConstraint &constraint);
 
 using OutboxPatternString = constraints::PropertiesConstraint::String;
 template<> template<>
