@@ -333,11 +333,32 @@ verdict_of(const char *event_type, int32 version, OutboxSchemaStatus status, Out
 	return v;
 }
 
+/* The payload as the validator reads it; a schema loaded for this use alone is freed if it raises. */
+static char *
+payload_text(Jsonb *payload, SchemaRef *ref, size_t *len)
+{
+	char	   *json = NULL;
+
+	if (ref->cached)
+		return jsonb_utf8(payload, len);
+	PG_TRY();
+	{
+		json = jsonb_utf8(payload, len);
+	}
+	PG_CATCH();
+	{
+		release_schema(ref);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return json;
+}
+
 static SchemaVerdict
 check_payload(text *event_type, Jsonb *payload)
 {
-	size_t		len;
-	char	   *json = jsonb_utf8(payload, &len);	/* before any schema is held: it may raise */
+	size_t		len = 0;
+	char	   *json = NULL;
 	OutboxSchemaLimits limits = schema_limits();
 	OutboxSchemaText text;
 	OutboxSchemaStatus status;
@@ -347,7 +368,9 @@ check_payload(text *event_type, Jsonb *payload)
 	{
 		ref = schema_for(event_type);
 		if (ref.version == 0)
-			return (SchemaVerdict) {0, 0, NULL, NULL};
+			return (SchemaVerdict) {0, 0, NULL, NULL};	/* no schema: the payload is not even serialized */
+		if (json == NULL)
+			json = payload_text(payload, &ref, &len);
 		status = outbox_schema_check(ref.compiled, json, len, &limits, &text);
 		release_schema(&ref);
 		if (status != OUTBOX_SCHEMA_INTERRUPTED)
