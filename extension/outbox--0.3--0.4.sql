@@ -101,32 +101,15 @@ CREATE FUNCTION outbox.check_payload(event_type text, payload jsonb) RETURNS tex
 COMMENT ON FUNCTION outbox.check_payload(text, jsonb) IS
     'NULL if outbox_emit would accept the payload for the event type''s enforced schema (or it has none), otherwise the message it would raise';
 
-CREATE FUNCTION outbox.grant_schema_admin(admin_role regrole) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF admin_role IS NULL OR admin_role::oid = 0 THEN
-        RAISE EXCEPTION 'outbox.grant_schema_admin: no role given'
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Name an existing role: SELECT outbox.grant_schema_admin(''schema_admin'');';
-    END IF;
-    EXECUTE format('GRANT USAGE ON SCHEMA outbox TO %s', admin_role);
-    EXECUTE format('GRANT SELECT ON outbox.event_schemas TO %s', admin_role);
-    EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.register_schema(text, jsonb), outbox.drop_schema(text), '
-                   'outbox.check_payload(text, jsonb) TO %s', admin_role);
-END
-$$;
-COMMENT ON FUNCTION outbox.grant_schema_admin(regrole) IS
-    'Let a role register and drop event schemas, list them and check payloads';
-
--- For application roles (outbox.grant_app gives outbox_emit alone): check a payload, and read
--- the contracts it must meet.
+-- For application roles (outbox.grant_app gives outbox_emit alone): check payloads, and read
+-- the contracts they must meet.
 CREATE FUNCTION outbox.grant_schema_check(app_role regrole) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF app_role IS NULL OR app_role::oid = 0 THEN
-        RAISE EXCEPTION 'outbox.grant_schema_check: no role given'
+        RAISE EXCEPTION 'outbox: no role given to grant schema rights to'
             USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Name an existing role: SELECT outbox.grant_schema_check(''app'');';
+                  HINT = 'Name an existing role: SELECT outbox.grant_schema_admin(''schema_admin''); or SELECT outbox.grant_schema_check(''app'');';
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA outbox TO %s', app_role);
     EXECUTE format('GRANT SELECT ON outbox.event_schemas TO %s', app_role);
@@ -136,10 +119,21 @@ $$;
 COMMENT ON FUNCTION outbox.grant_schema_check(regrole) IS
     'Let a role check payloads against the schemas (outbox.check_payload) and read outbox.event_schemas';
 
+CREATE FUNCTION outbox.grant_schema_admin(admin_role regrole) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM outbox.grant_schema_check(admin_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION outbox.register_schema(text, jsonb), outbox.drop_schema(text) TO %s',
+                   admin_role);
+END
+$$;
+COMMENT ON FUNCTION outbox.grant_schema_admin(regrole) IS
+    'Let a role register and drop event schemas, list them and check payloads';
+
 REVOKE ALL ON TABLE outbox.event_schemas FROM PUBLIC;
 REVOKE ALL ON FUNCTION outbox.event_schemas_changed(), outbox.check_schema(text, jsonb),
     outbox.register_schema(text, jsonb), outbox.drop_schema(text), outbox.check_payload(text, jsonb),
-    outbox.grant_schema_admin(regrole), outbox.grant_schema_check(regrole) FROM PUBLIC;
+    outbox.grant_schema_check(regrole), outbox.grant_schema_admin(regrole) FROM PUBLIC;
 
 -- pg_dump keeps the registered schemas.
 SELECT pg_catalog.pg_extension_config_dump('outbox.event_schemas', '');

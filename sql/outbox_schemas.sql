@@ -66,9 +66,7 @@ SELECT outbox_emit('order.created', '{"order_id": 1.0, "items": [{"sku": "A-1", 
 -- nothing refused was stored
 SELECT count(*) AS stored FROM outbox.events WHERE event_type = 'order.created';
 -- the detail and hint of the error
-\set VERBOSITY verbose
 SELECT outbox_emit('order.created', '{"order_id": 1, "items": [{"sku": "A-1", "qty": 0}]}');
-\set VERBOSITY default
 
 -- more keywords, and pointers with "/" and "~" in names (RFC 6901)
 SELECT outbox.register_schema('shapes', $${
