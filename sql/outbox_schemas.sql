@@ -256,3 +256,21 @@ DELETE FROM outbox.event_schemas WHERE event_type = 'broken';
 DROP TABLE schema_orders;
 DELETE FROM outbox.events;
 DELETE FROM outbox.event_schemas;
+
+------------------------------------------------------------------------------------------------
+-- Another encoding: the validator reads UTF-8 (characters, not bytes, for lengths and patterns),
+-- and the message comes back in the database's encoding
+------------------------------------------------------------------------------------------------
+\set regress_db :DBNAME
+DROP DATABASE IF EXISTS outbox_schemas_latin1;
+CREATE DATABASE outbox_schemas_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+\c outbox_schemas_latin1
+SET client_min_messages = warning;
+SET client_encoding = 'UTF8';
+CREATE EXTENSION outbox;
+SELECT outbox.register_schema('café', '{"properties": {"größe": {"maxLength": 3, "pattern": "^[a-zäöü]+$"}}}') AS latin1_v1;
+SELECT outbox.check_payload('café', '{"größe": "äöü"}') AS three_characters,
+       outbox.check_payload('café', '{"größe": "äöüß"}') AS four_characters,
+       outbox.check_payload('café', '{"größe": "ÄÖ"}') AS upper_case;
+\c :regress_db
+DROP DATABASE outbox_schemas_latin1;
