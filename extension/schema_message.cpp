@@ -361,6 +361,13 @@ describe_failure(const valijson::ValidationResults &results, const json &schema)
 			break;
 	}
 	std::string detail = e.description;
+	if (r.kind == Kind::Number)
+	{
+		std::string number = number_in(detail);	// "1.000000" as "1"
+		size_t at = detail.find_last_of(' ');
+		if (!number.empty() && at != std::string::npos)
+			detail = detail.substr(0, at + 1) + number;
+	}
 	if (r.kind == Kind::Combinator)
 	{
 		std::string inner = pointer_of(first->context);
