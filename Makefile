@@ -5,7 +5,12 @@ PG_CONFIG ?= pg_config
 # The control and script files live in extension/, so they are installed as DATA.
 MODULEDIR   = extension
 MODULE_big  = outbox
-OBJS        = extension/outbox.o extension/uuidv7.o extension/validate.o extension/trace_context.o extension/emit.o extension/message_key.o
+OBJS        = extension/outbox.o extension/uuidv7.o extension/validate.o extension/trace_context.o extension/emit.o extension/message_key.o \
+              extension/schemas.o $(SCHEMA_CXX_OBJS)
+# JSON Schema validation (C++: valijson, nlohmann_json, PCRE2) behind the C API of
+# extension/schema_api.h. Symbols hidden: nothing of C++ is exported from outbox.so, so no other
+# library in the backend can interpose its own copy of a template.
+SCHEMA_CXX_OBJS = extension/schema.o extension/schema_message.o extension/schema_regex.o extension/schema_draft7.o
 DATA        = extension/outbox.control $(wildcard extension/outbox--*.sql)
 PGFILEDESC  = "outbox - transactional outbox for PostgreSQL"
 
@@ -16,11 +21,18 @@ REGRESS_OPTS = --inputdir=. --load-extension=outbox
 
 # common/ holds outbox_wire.h, the names and limits shared with the decoder and the relay.
 PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/common
+PG_CXXFLAGS = -std=c++17 -fvisibility=hidden -fvisibility-inlines-hidden
+SHLIB_LINK += -lpcre2-8 -lstdc++
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# clang (LLVM bitcode for JIT inlining) ignores PG_CXXFLAGS.
+BITCODE_CXXFLAGS += -std=c++17
+
 $(OBJS): extension/outbox.h common/outbox_wire.h
+$(SCHEMA_CXX_OBJS) extension/schemas.o: extension/schema_api.h
+$(SCHEMA_CXX_OBJS): extension/schema_valijson.hpp extension/schema_message.hpp extension/schema_meta.hpp
 
 # A full script of a version the chain now builds (outbox--0.2.sql): left installed by an older
 # checkout, it would be the shorter path CREATE EXTENSION takes, and the chain would go untested.

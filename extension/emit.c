@@ -380,12 +380,18 @@ outbox_emit(PG_FUNCTION_ARGS)
 						 "SELECT source, sourcefile FROM pg_settings WHERE name = 'outbox.storage';")));
 
 	outbox_validate_event(&ev);
-	/* schemas: set ev.schema_version here */
-	outbox_check_header_table(&ev);
 	if (GetDatabaseEncoding() == PG_SQL_ASCII)
 		refuse_non_ascii_event(&ev);
 	else if (GetDatabaseEncoding() != PG_UTF8 && outbox_storage == OUTBOX_STORAGE_TABLE)
 		refuse_undeliverable_jsonb("payload", ev.payload, false);
+	/*
+	 * The payload against the event type's JSON Schema, in this transaction (schemas.c). Before
+	 * the header table is bounded: the version becomes a header (x-outbox-schema-version). A
+	 * database not yet updated has no schemas (and no column for the version).
+	 */
+	if (!legacy)
+		ev.schema_version = outbox_schema_enforce(ev.event_type, ev.payload);
+	outbox_check_header_table(&ev);
 	if (ev.headers == NULL)
 		ev.headers = empty_object();
 

@@ -47,11 +47,20 @@ extern char *outbox_tracestate_setting;
 #define ERRCODE_OUTBOX_KEY_COLUMN_MISSING MAKE_SQLSTATE('O','B','0','1','2')
 /* An event with a byte above 0x7F in a SQL_ASCII database (no defined character). */
 #define ERRCODE_OUTBOX_NON_ASCII_IN_SQL_ASCII MAKE_SQLSTATE('O','B','0','1','3')
-/* Trace context and priority (OB02x, so that the codes of other 0.4 parts do not collide). */
+/* Trace context and priority, OB02x. */
 #define ERRCODE_OUTBOX_INVALID_TRACEPARENT MAKE_SQLSTATE('O','B','0','2','0')
 #define ERRCODE_OUTBOX_INVALID_TRACESTATE MAKE_SQLSTATE('O','B','0','2','1')
 #define ERRCODE_OUTBOX_TRACESTATE_WITHOUT_TRACEPARENT MAKE_SQLSTATE('O','B','0','2','2')
 #define ERRCODE_OUTBOX_PRIORITY_RANGE	MAKE_SQLSTATE('O','B','0','2','3')
+
+/*
+ * JSON Schema (schemas.c), OB03x: a payload the enforced schema refuses (OB030), a schema that
+ * is not valid JSON Schema (OB031), a payload the validator cannot decide on within its limits
+ * (OB032: nesting, a pattern too costly to match, a number out of range).
+ */
+#define ERRCODE_OUTBOX_PAYLOAD_FAILS_SCHEMA MAKE_SQLSTATE('O','B','0','3','0')
+#define ERRCODE_OUTBOX_INVALID_SCHEMA	MAKE_SQLSTATE('O','B','0','3','1')
+#define ERRCODE_OUTBOX_PAYLOAD_NOT_CHECKABLE MAKE_SQLSTATE('O','B','0','3','2')
 
 /* One event as outbox_emit received it; NULL pointers are SQL NULLs. */
 typedef struct OutboxEvent
@@ -98,6 +107,10 @@ typedef struct OutboxSignature
 } OutboxSignature;
 
 extern void outbox_message_sign(const char *body, size_t len, OutboxSignature *sig);
+
+/* schemas.c: validates the payload against the event type's enforced schema, raising OB030-OB032;
+ * returns the schema's version, 0 when the type has none. */
+extern int32 outbox_schema_enforce(text *event_type, Jsonb *payload);
 
 /* uuidv7.c */
 extern void outbox_uuidv7_generate(unsigned char out[16]);
