@@ -74,4 +74,41 @@ std::size_t encoded_table_size(const std::vector<Header>& headers) {
   return n;
 }
 
+std::optional<std::string> priority_problem(std::int64_t priority) {
+  if (priority >= 0 && priority <= kPriorityMax) return std::nullopt;
+  return "\"priority\" is " + std::to_string(priority) + ", outside 0.." + std::to_string(kPriorityMax);
+}
+
+std::optional<std::string> schema_version_problem(std::int64_t version) {
+  if (version >= 1 && version <= INT32_MAX) return std::nullopt;
+  return "\"schema_version\" is " + std::to_string(version) + ", not a positive 32-bit integer";
+}
+
+namespace {
+
+std::optional<std::string> w3c_size_problem(const char* field, std::string_view v, std::size_t max) {
+  if (v.size() <= max) return std::nullopt;
+  return std::string("\"") + field + "\" has " + std::to_string(v.size()) + " bytes, more than the " +
+         std::to_string(max) + " of a W3C " + field;
+}
+
+}  // namespace
+
+std::optional<std::string> traceparent_problem(std::string_view traceparent) {
+  return w3c_size_problem("traceparent", traceparent, kTraceparentMax);
+}
+
+std::optional<std::string> tracestate_problem(std::string_view tracestate) {
+  return w3c_size_problem("tracestate", tracestate, kTracestateMax);
+}
+
+std::optional<std::string> contract_field_problem(const Event& ev) {
+  std::optional<std::string> p;
+  if (ev.traceparent) p = traceparent_problem(*ev.traceparent);
+  if (!p && ev.tracestate) p = tracestate_problem(*ev.tracestate);
+  if (!p && ev.priority) p = priority_problem(*ev.priority);
+  if (!p && ev.schema_version) p = schema_version_problem(*ev.schema_version);
+  return p;
+}
+
 }  // namespace outbox
