@@ -84,22 +84,16 @@ std::optional<std::string> schema_version_problem(std::int64_t version) {
   return "\"schema_version\" is " + std::to_string(version) + ", not a positive 32-bit integer";
 }
 
-namespace {
-
-std::optional<std::string> w3c_size_problem(const char* field, std::string_view v, std::size_t max) {
-  if (v.size() <= max) return std::nullopt;
-  return std::string("\"") + field + "\" has " + std::to_string(v.size()) + " bytes, more than the " +
-         std::to_string(max) + " of a W3C " + field;
-}
-
-}  // namespace
-
 std::optional<std::string> traceparent_problem(std::string_view traceparent) {
-  return w3c_size_problem("traceparent", traceparent, kTraceparentMax);
+  if (traceparent.substr(0, 3) != "00-" || traceparent.size() <= kTraceparentV00) return std::nullopt;
+  return "\"traceparent\" has " + std::to_string(traceparent.size()) + " bytes, more than the " +
+         std::to_string(kTraceparentV00) + " of a W3C traceparent of version 00";
 }
 
 std::optional<std::string> tracestate_problem(std::string_view tracestate) {
-  return w3c_size_problem("tracestate", tracestate, kTracestateMax);
+  if (tracestate.size() <= kTracestateMax) return std::nullopt;
+  return "\"tracestate\" has " + std::to_string(tracestate.size()) + " bytes, more than the " +
+         std::to_string(kTracestateMax) + " of a W3C tracestate (32 list members)";
 }
 
 std::optional<std::string> contract_field_problem(const Event& ev) {

@@ -54,10 +54,12 @@ std::size_t string_entry_size(std::size_t name_bytes, std::size_t value_bytes);
 std::size_t encoded_table_size(const std::vector<Header>& headers);
 
 // The fields of extension 0.4, bounded so that every broker can carry them as they are. W3C
-// Trace Context sizes: a traceparent (version 00) has 55 characters; a tracestate holds at most
-// 32 list members of a key and a value of up to 256 characters each, separated by commas.
+// Trace Context sizes: a traceparent of version 00 has 55 characters (a higher version may be
+// longer: fields to come, which outbox_emit lets through, so only the header budget bounds it);
+// a tracestate holds at most 32 list members of a key and a value of up to 256 characters each,
+// separated by commas (outbox_emit takes 512 characters of it: the relay is not the stricter one).
 // Priorities are those outbox_emit accepts (AMQP's 0..9); a schema version is a positive int32.
-constexpr std::size_t kTraceparentMax = 55;
+constexpr std::size_t kTraceparentV00 = 55;
 constexpr std::size_t kTracestateMax = 32 * (256 + 1 + 256) + 31;
 constexpr std::int64_t kPriorityMax = 9;
 

@@ -736,6 +736,11 @@ void Wal2jsonParser::check_limits(Event& ev) {
   meta("aggregate_type", ev.aggregate_type, OUTBOX_AGGREGATE_TYPE_MAX);
   meta("aggregate_id", ev.aggregate_id, OUTBOX_AGGREGATE_ID_MAX);
   meta("causation_id", ev.causation_id, OUTBOX_CAUSATION_ID_MAX);
+  // As outbox_emit counts them since 0.4: the trace context under its W3C names, the schema
+  // version as the larger of its encodings (an integer, or a string of 10 digits).
+  if (ev.traceparent) table += string_entry_size(std::strlen("traceparent"), ev.traceparent->size());
+  if (ev.tracestate) table += string_entry_size(std::strlen("tracestate"), ev.tracestate->size());
+  if (ev.schema_version) table += string_entry_size(std::strlen("x-outbox-schema-version"), 10);
   for (const Header& h : ev.headers) {
     table += table_entry_size(h.name.size(), h.value);
     switch (header_name_problem(h.name)) {
@@ -757,7 +762,8 @@ void Wal2jsonParser::check_limits(Event& ev) {
     }
   }
   if (table > OUTBOX_EVENT_HEADERS_MAX)
-    add_invalid(ev, "\"headers\" (with aggregate_type, aggregate_id and causation_id) encode to " +
+    add_invalid(ev, "\"headers\" (with aggregate_type, aggregate_id, causation_id, traceparent, tracestate and "
+                    "schema_version) encode to " +
                         std::to_string(table) + " bytes, more than the " + std::to_string(OUTBOX_EVENT_HEADERS_MAX) +
                         " that fit in an AMQP frame beside the relay's own headers");
 }

@@ -576,6 +576,23 @@ TEST_F(RelayIT, TraceContextPriorityAndSchemaVersionReachRabbitMq) {
   EXPECT_EQ(c["cloudEvents:subject"], "o-3");
 }
 
+// The whole way from SQL: a trace id that the transaction set with SET LOCAL (what tracing
+// middleware does) and a priority passed to outbox_emit arrive unchanged, in both storage modes.
+// Needs extension 0.4's outbox_emit (skipped before it).
+TEST_F(RelayIT, TraceSetInSqlReachesARabbitMqConsumer) {
+  if (!emit_takes_trace_context()) GTEST_SKIP() << "this extension's outbox_emit takes no traceparent (0.4 does)";
+  start_relay();
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  emit_with_session_trace(tp, "rojo=00f067aa0ba902b7");
+  auto msgs = broker_->collect(2, 15s);
+  ASSERT_EQ(msgs.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(msgs[i].headers["traceparent"], tp) << i;
+    EXPECT_EQ(msgs[i].headers["tracestate"], "rojo=00f067aa0ba902b7") << i;
+    EXPECT_EQ(msgs[i].priority, i == 0 ? 4 : 8);
+  }
+}
+
 // A queue of [topology] with max_priority holds the x-max-priority argument, so that RabbitMQ
 // delivers a backlog by priority; the relay itself publishes in commit order (the test's own queue
 // receives 1, 9, 5 as committed).

@@ -167,6 +167,25 @@ class RelayIT : public ::testing::Test {
               "ADD COLUMN IF NOT EXISTS schema_version integer");
   }
 
+  // Whether this database's outbox_emit takes 0.4's trace context and priority (the tests of what
+  // it writes skip before the extension has them).
+  bool emit_takes_trace_context() {
+    return db_->scalar("SELECT count(*) FROM pg_proc WHERE proname = 'outbox_emit' AND pronamespace = "
+                       "'public'::regnamespace AND 'traceparent' = ANY (proargnames)") != "0";
+  }
+
+  // Emits, through outbox_emit in one transaction per storage mode, an event whose trace context
+  // comes from SET LOCAL outbox.traceparent/tracestate, as tracing middleware sets it, and whose
+  // priority is passed: first in table storage (priority 4), then in wal storage (priority 8).
+  void emit_with_session_trace(const std::string& traceparent, const std::string& tracestate) {
+    for (const char* storage : {"table", "wal"})
+      db_->exec(std::string("BEGIN; SET LOCAL outbox.storage = '") + storage + "'; SET LOCAL outbox.traceparent = '" +
+                traceparent + "'; SET LOCAL outbox.tracestate = '" + tracestate + "'; " +
+                emit_sql("traced", "{}", std::string("aggregate_id => 'a', priority => ") +
+                                             (std::string(storage) == "table" ? "4" : "8")) +
+                "; COMMIT;");
+  }
+
   // A table-storage event as outbox_emit writes it: a row of outbox.events with the columns given
   // (SQL values); its id.
   std::string insert_event(const std::string& columns, const std::string& values) {

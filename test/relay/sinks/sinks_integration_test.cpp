@@ -270,6 +270,22 @@ TEST_P(SinkIT, TraceContextPriorityAndCloudEventsArrive) {
   EXPECT_EQ(relay.stop(), 0);
 }
 
+// The whole way from SQL to a consumer of the broker: SET LOCAL outbox.traceparent and a priority
+// passed to outbox_emit, in both storage modes. Needs extension 0.4's outbox_emit.
+TEST_P(SinkIT, TraceSetInSqlReachesTheConsumer) {
+  if (!emit_takes_trace_context()) GTEST_SKIP() << "this extension's outbox_emit takes no traceparent (0.4 does)";
+  RelayProcess& relay = start();
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  emit_with_session_trace(tp, "rojo=00f067aa0ba902b7");
+  auto got = wait_for(2, 20s);
+  ASSERT_EQ(got.size(), 2u) << relay.log();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(got[i].meta["traceparent"], tp) << i;
+    EXPECT_EQ(got[i].meta["tracestate"], "rojo=00f067aa0ba902b7") << i;
+    EXPECT_EQ(got[i].meta["priority"], i == 0 ? "4" : "8");
+  }
+}
+
 // The broker restarts mid-stream: the relay reconnects, nothing is lost, the order holds.
 TEST_P(SinkIT, BrokerRestartLosesNothing) {
   RelayProcess& relay = start();

@@ -735,7 +735,7 @@ TEST(Parser, ContractFieldsOfTheWrongTypeOrRangeMakeTheEventInvalid) {
   struct Case {
     std::string traceparent, tracestate, priority, schema_version, reason;
   };
-  const std::string long_tp = "\"" + std::string(kTraceparentMax + 1, 'a') + "\"";
+  const std::string long_tp = "\"00-" + std::string(kTraceparentV00 - 2, 'a') + "\"";
   const std::string long_ts = "\"" + std::string(kTracestateMax + 1, 'a') + "\"";
   const Case cases[] = {
       {tp, "null", "10", "null", "\"priority\" is 10, outside 0..9"},
@@ -749,7 +749,7 @@ TEST(Parser, ContractFieldsOfTheWrongTypeOrRangeMakeTheEventInvalid) {
       {tp, "null", "null", "[3]", "\"schema_version\" is not an integer ([3])"},
       {"42", "null", "null", "null", "\"traceparent\" is not a string"},
       {tp, R"({"a":1})", "null", "null", "\"tracestate\" is not a string"},
-      {long_tp, "null", "null", "null", "\"traceparent\" has 56 bytes, more than the 55 of a W3C traceparent"},
+      {long_tp, "null", "null", "null", "\"traceparent\" has 56 bytes, more than the 55 of a W3C traceparent of version 00"},
       {tp, long_ts, "null", "null",
        "\"tracestate\" has " + std::to_string(kTracestateMax + 1) + " bytes, more than the " +
            std::to_string(kTracestateMax) + " of a W3C tracestate"},
@@ -773,7 +773,33 @@ TEST(Parser, ContractFieldsOfTheWrongTypeOrRangeMakeTheEventInvalid) {
   EXPECT_EQ(kept.schema_version, 0);
   EXPECT_EQ(kept.traceparent, kTraceparent);
   // The sizes themselves pass.
-  Event fits = parse_event(row_with("\"" + std::string(kTraceparentMax, 'a') + "\"",
+  Event fits = parse_event(row_with("\"00-" + std::string(kTraceparentV00 - 3, 'a') + "\"",
                                     "\"" + std::string(kTracestateMax, 'a') + "\"", "9", "1", false));
   EXPECT_EQ(fits.invalid, "");
+}
+
+// outbox_emit counts the trace context and the schema version into the application's share of
+// the AMQP header table (common/outbox_wire.h); the parser counts them the same way, so an event
+// at the limit passes and one byte over is refused naming what is counted.
+TEST(Parser, TraceContextAndSchemaVersionCountTowardsTheHeaderBudget) {
+  const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const std::size_t tracestate = 500;
+  // The entries (the budget counts no table length): traceparent, tracestate,
+  // x-outbox-schema-version as 10 digits, the header "f" without its value.
+  std::size_t fixed = string_entry_size(11, tp.size()) + string_entry_size(10, tracestate) +
+                      string_entry_size(23, 10) + string_entry_size(1, 0);
+  auto row = [&](std::size_t fill) {
+    std::string headers = "\"{\\\"f\\\": \\\"" + std::string(fill, 'v') + "\\\"}\"";
+    return row_line(R"({"name":"id","value":"1"},{"name":"event_type","value":"e"},{"name":"payload","value":"{}"},)"
+                    R"({"name":"headers","value":)" + headers + R"(},{"name":"traceparent","value":")" + tp +
+                    R"("},{"name":"tracestate","value":")" + std::string(tracestate, 's') +
+                    R"("},{"name":"schema_version","value":1})");
+  };
+  Event at = parse_event(row(OUTBOX_EVENT_HEADERS_MAX - fixed));
+  EXPECT_EQ(at.invalid, "");
+  Event over = parse_event(row(OUTBOX_EVENT_HEADERS_MAX - fixed + 1));
+  EXPECT_NE(over.invalid.find("(with aggregate_type, aggregate_id, causation_id, traceparent, tracestate and "
+                              "schema_version) encode to " + std::to_string(OUTBOX_EVENT_HEADERS_MAX + 1)),
+            std::string::npos)
+      << over.invalid;
 }

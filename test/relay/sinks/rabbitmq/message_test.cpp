@@ -156,7 +156,7 @@ TEST(AmqpMessage, ContractFieldsOutOfRangeAreRefused) {
   e.schema_version = 0;
   EXPECT_EQ(err(build_message(e, defs(), 0)), "\"schema_version\" is 0, not a positive 32-bit integer");
   e = traced();
-  e.traceparent = std::string(56, 'a');
+  e.traceparent = "00-" + std::string(53, 'a');
   EXPECT_NE(err(build_message(e, defs(), 0)).find("W3C traceparent"), std::string::npos);
 }
 
