@@ -7,8 +7,8 @@ namespace outbox {
 
 namespace {
 
-// An event type as one segment of a URI path: only RFC 3986's unreserved characters stay, so
-// that a '/', a space or a '#' in a type cannot change the URI's structure.
+// What stays as it is when an event type becomes one segment of dataschema's path: RFC 3986's
+// unreserved characters only, so that a '/', a space or a '#' in a type cannot change the URI.
 bool unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
          c == '_' || c == '~';

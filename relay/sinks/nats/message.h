@@ -1,10 +1,10 @@
 // How the NATS sink maps an event to a JetStream message (pure, unit-tested; no nats.c): the
 // subject (subject prefix + routing key, or the default routing key), the event's headers,
 // Nats-Msg-Id = event id for JetStream's de-duplication (none for an event without id), the
-// W3C trace context, the priority, the x-outbox-* metadata and the CloudEvents attributes
-// (the NATS protocol binding's binary mode: ce-* headers). It is where the stream is checked as untrusted input: whatever NATS would
-// refuse or misread, or what would reach the server's own subjects, is refused here naming the
-// field, so that one event fails and not the connection.
+// W3C trace context, the priority, the x-outbox-* metadata and the CloudEvents attributes (the
+// NATS protocol binding's binary mode: ce-* headers). It is where the stream is checked as
+// untrusted input: whatever NATS would refuse or misread, or what would reach the server's own
+// subjects, is refused here naming the field, so that one event fails and not the connection.
 // Header values are sent as they are, an empty one (null) too: nats.c 3.4.1 consumers misread an
 // empty value (its parser skips the CRLF and takes the next header line as the value).
 #pragma once
