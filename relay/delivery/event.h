@@ -36,6 +36,11 @@ struct Event {
   std::optional<std::string> correlation_id;
   std::optional<std::string> causation_id;
   std::string created_at;  // as the source wrote it
+  // Extension 0.4, each absent when null (and in everything older): the W3C trace context the
+  // emitting transaction ran in, the AMQP priority (0..9), and the version of the event type's
+  // schema the payload was validated against. Sinks pass them on; none reorders by priority.
+  std::optional<std::string> traceparent, tracestate;
+  std::optional<int> priority, schema_version;
 
   // Non-empty when the event is genuine (a table row, or a message whose MAC verified) but can
   // never be published as it is: why, naming the field (a header number beyond int64, "headers"

@@ -74,4 +74,35 @@ std::size_t encoded_table_size(const std::vector<Header>& headers) {
   return n;
 }
 
+std::optional<std::string> priority_problem(std::int64_t priority) {
+  if (priority >= 0 && priority <= kPriorityMax) return std::nullopt;
+  return "\"priority\" is " + std::to_string(priority) + ", outside 0.." + std::to_string(kPriorityMax);
+}
+
+std::optional<std::string> schema_version_problem(std::int64_t version) {
+  if (version >= 1 && version <= INT32_MAX) return std::nullopt;
+  return "\"schema_version\" is " + std::to_string(version) + ", not a positive 32-bit integer";
+}
+
+std::optional<std::string> traceparent_problem(std::string_view traceparent) {
+  if (traceparent.substr(0, 3) != "00-" || traceparent.size() <= kTraceparentV00) return std::nullopt;
+  return "\"traceparent\" has " + std::to_string(traceparent.size()) + " bytes, more than the " +
+         std::to_string(kTraceparentV00) + " of a W3C traceparent of version 00";
+}
+
+std::optional<std::string> tracestate_problem(std::string_view tracestate) {
+  if (tracestate.size() <= kTracestateMax) return std::nullopt;
+  return "\"tracestate\" has " + std::to_string(tracestate.size()) + " bytes, more than the " +
+         std::to_string(kTracestateMax) + " of a W3C tracestate (32 list members)";
+}
+
+std::optional<std::string> contract_field_problem(const Event& ev) {
+  std::optional<std::string> p;
+  if (ev.traceparent) p = traceparent_problem(*ev.traceparent);
+  if (!p && ev.tracestate) p = tracestate_problem(*ev.tracestate);
+  if (!p && ev.priority) p = priority_problem(*ev.priority);
+  if (!p && ev.schema_version) p = schema_version_problem(*ev.schema_version);
+  return p;
+}
+
 }  // namespace outbox

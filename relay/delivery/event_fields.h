@@ -5,6 +5,7 @@
 // only finds it.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,5 +52,26 @@ bool has_reserved_prefix(std::string_view name);
 std::size_t table_entry_size(std::size_t name_bytes, const HeaderValue& v);
 std::size_t string_entry_size(std::size_t name_bytes, std::size_t value_bytes);
 std::size_t encoded_table_size(const std::vector<Header>& headers);
+
+// The fields of extension 0.4, bounded so that every broker can carry them as they are. W3C
+// Trace Context sizes: a traceparent of version 00 has 55 characters (a higher version may be
+// longer: fields to come, which outbox_emit lets through, so only the header budget bounds it);
+// a tracestate holds at most 32 list members of a key and a value of up to 256 characters each,
+// separated by commas (outbox_emit takes 512 characters of it: the relay is not the stricter one).
+// Priorities are those outbox_emit accepts (AMQP's 0..9); a schema version is a positive int32.
+constexpr std::size_t kTraceparentV00 = 55;
+constexpr std::size_t kTracestateMax = 32 * (256 + 1 + 256) + 31;
+constexpr std::int64_t kPriorityMax = 9;
+
+// Why a value of one of them can never be sent, naming the field ("\"priority\" is 12, outside
+// 0..9"); nullopt when it can. Unlike the checks above these word the problem too: the parser
+// and every mapping say the same about fields that mean the same on every broker. The parser
+// checks a number before it knows whether it fits the event's int.
+std::optional<std::string> priority_problem(std::int64_t priority);
+std::optional<std::string> schema_version_problem(std::int64_t version);
+std::optional<std::string> traceparent_problem(std::string_view traceparent);
+std::optional<std::string> tracestate_problem(std::string_view tracestate);
+// The first problem of the event's traceparent, tracestate, priority and schema_version.
+std::optional<std::string> contract_field_problem(const Event& ev);
 
 }  // namespace outbox

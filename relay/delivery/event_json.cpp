@@ -68,6 +68,12 @@ std::string event_to_json(const Event& ev) {
   tail["correlation_id"] = opt(ev.correlation_id);
   tail["causation_id"] = opt(ev.causation_id);
   tail["created_at"] = text(ev.created_at);
+  // Under the names outbox_emit writes them, and only when set: a dead letter of an event
+  // without them reads as one of extension 0.3, which outbox.replay_dead_letter() takes.
+  if (ev.traceparent) tail["traceparent"] = text(*ev.traceparent);
+  if (ev.tracestate) tail["tracestate"] = text(*ev.tracestate);
+  if (ev.priority) tail["priority"] = *ev.priority;
+  if (ev.schema_version) tail["schema_version"] = *ev.schema_version;
   tail["lsn"] = format_lsn(ev.lsn);
   tail["xid"] = ev.xid;
   // {head..., "payload": <raw>, tail...}: the payload keeps its bytes, which no JSON value could.

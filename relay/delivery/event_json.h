@@ -12,7 +12,8 @@ namespace outbox {
 // The event as one JSON object (the dead letter's `event` column, a jsonb), payload/headers
 // embedded. The payload is embedded as it is, byte for byte (numbers keep every digit), when it is
 // JSON that jsonb accepts; otherwise as a JSON string holding its text. An empty payload is null.
-// Text that jsonb cannot hold (NUL characters) becomes U+FFFD.
+// Text that jsonb cannot hold (NUL characters) becomes U+FFFD. traceparent, tracestate, priority
+// and schema_version appear only when set.
 std::string event_to_json(const Event& ev);
 
 // `s` as a JSON string literal, quotes included.

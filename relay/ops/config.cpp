@@ -101,6 +101,20 @@ void check_http_address(const Setting& row, const std::string& v, const std::str
                       "127.0.0.1:9187, or \"off\"");
 }
 
+// Every message of every broker carries it (and dataschema starts with it): a value no consumer
+// could read as a URI-reference is found at start, not in every message.
+void check_cloudevents_source(const Setting& row, const std::string& v, const std::string& source) {
+  constexpr std::size_t kMax = 1024;
+  std::string head = "setting " + row.name + " (from " + source + "): ";
+  if (v.size() > kMax)
+    throw ConfigError(head + std::to_string(v.size()) + " bytes, more than the " + std::to_string(kMax) +
+                      " a CloudEvents source may have here -- fix: a short URI such as /orders-db");
+  for (unsigned char c : v)
+    if (c <= 0x20 || c == 0x7f)
+      throw ConfigError(head + "\"" + v + "\" holds a space or a control character, which a URI-reference cannot -- "
+                        "fix: percent-encode it (a space as %20), e.g. /orders-db or https://example.com/orders");
+}
+
 void check_known_sink(const Setting& row, const std::string& v, const std::string& source) {
   if (!find_sink_kind(v))
     throw ConfigError("setting " + row.name + " (from " + source + "): \"" + v + "\" is not one of " +
@@ -135,6 +149,7 @@ std::vector<Setting> core_rows() {
       integer_setting("drain-timeout-ms", "10000", 0, 1000000000, "on SIGTERM/SIGINT/SIGHUP, wait at most this long for outstanding confirms"),
       // Every sink reads it, though its name is from the time RabbitMQ was the only one.
       integer_setting("amqp-connect-timeout-ms", "10000", 1, 3600000, "per broker address (RabbitMQ, NATS and Redis): the longest wait for the TCP connection, TLS and protocol handshake and each start-up request, before the next address is tried"),
+      text_setting("cloudevents-source", "", "add CloudEvents 1.0 attributes in binary content mode with this source URI, e.g. /orders-db, on RabbitMQ, NATS and Redis (cloudEvents:* headers, ce-* headers, ce-* entry fields)", check_cloudevents_source),
       one_of_setting("default-sink", "rabbitmq", sinks, "the sink of events no [[routes]] rule matches: " + or_list(sinks), check_known_sink),
   };
 }

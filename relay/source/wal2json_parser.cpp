@@ -83,7 +83,7 @@ void add_invalid(Event& ev, const std::string& why) {
 // The fields of an event, as column names (table storage) and member names (wal storage).
 enum class Field {
   Id, AggregateType, AggregateId, EventType, Payload, Headers, Exchange, RoutingKey, CorrelationId,
-  CausationId, CreatedAt, Other
+  CausationId, CreatedAt, Traceparent, Tracestate, Priority, SchemaVersion, Other
 };
 
 // Compared raw (without unescaping): our names have no escapes, a name written with escapes is
@@ -100,6 +100,10 @@ Field field_of(od::raw_json_string k) {
   if (k == "correlation_id") return Field::CorrelationId;
   if (k == "causation_id") return Field::CausationId;
   if (k == "created_at") return Field::CreatedAt;
+  if (k == "traceparent") return Field::Traceparent;
+  if (k == "tracestate") return Field::Tracestate;
+  if (k == "priority") return Field::Priority;
+  if (k == "schema_version") return Field::SchemaVersion;
   return Field::Other;
 }
 
@@ -116,6 +120,10 @@ const char* name_of(Field f) {
     case Field::CorrelationId: return "correlation_id";
     case Field::CausationId: return "causation_id";
     case Field::CreatedAt: return "created_at";
+    case Field::Traceparent: return "traceparent";
+    case Field::Tracestate: return "tracestate";
+    case Field::Priority: return "priority";
+    case Field::SchemaVersion: return "schema_version";
     case Field::Other: break;
   }
   return "?";
@@ -136,6 +144,8 @@ bool set_text(Field f, od::value v, Event& ev, const char* kind) {
     case Field::RoutingKey: opt = &ev.routing_key; break;
     case Field::CorrelationId: opt = &ev.correlation_id; break;
     case Field::CausationId: opt = &ev.causation_id; break;
+    case Field::Traceparent: opt = &ev.traceparent; break;
+    case Field::Tracestate: opt = &ev.tracestate; break;
     default: return false;
   }
   od::json_type t;
@@ -151,6 +161,40 @@ bool set_text(Field f, od::value v, Event& ev, const char* kind) {
   } else {
     add_invalid(ev, std::string(kind) + " \"" + name_of(f) + "\" is not a string");
   }
+  return true;
+}
+
+// Reads an integer field (a JSON integer, or null; smallint and integer columns arrive as bare
+// numbers from both plugins). Anything else, or a value outside the field's range, makes the
+// event invalid; a value that fits the event's int is kept all the same, for the dead letter.
+// Returns false for a field that is not an integer field.
+bool set_integer(Field f, od::value v, Event& ev, const char* kind) {
+  std::optional<int>* dst = nullptr;
+  std::optional<std::string> (*problem)(std::int64_t) = nullptr;
+  switch (f) {
+    case Field::Priority: dst = &ev.priority, problem = priority_problem; break;
+    case Field::SchemaVersion: dst = &ev.schema_version, problem = schema_version_problem; break;
+    default: return false;
+  }
+  od::json_type t;
+  need(v.type().get(t));
+  dst->reset();
+  if (t == od::json_type::null) return true;
+  std::string field = std::string(kind) + " \"" + name_of(f) + "\"";
+  std::string_view tok;
+  if (t == od::json_type::number) tok = trim(v.raw_json_token());
+  else need(simdjson::to_json_string(v).get(tok));
+  if (t != od::json_type::number || tok.find_first_of(".eE") != std::string_view::npos) {
+    add_invalid(ev, field + " is not an integer (" + excerpt(tok) + ")");
+    return true;
+  }
+  std::int64_t n = 0;
+  if (v.get_int64().get(n)) {
+    add_invalid(ev, field + " is " + excerpt(tok) + ", beyond a 64-bit integer");
+    return true;
+  }
+  if (n >= INT32_MIN && n <= INT32_MAX) *dst = static_cast<int>(n);
+  if (auto p = problem(n)) add_invalid(ev, *p);
   return true;
 }
 
@@ -367,6 +411,7 @@ void Wal2jsonParser::event_from_row(od::array cols, Event& ev) {
       if (f == Field::EventType) have_type = true;
       continue;
     }
+    if (set_integer(f, v, ev, "column")) continue;
     od::json_type t;
     need(v.type().get(t));
     if (f == Field::Payload) {
@@ -553,7 +598,10 @@ void Wal2jsonParser::event_from_body(Event& ev) {
       if (f == Field::Other) continue;
       if (set_text(f, v, ev, "message field")) {
         if (f == Field::EventType) have_type = true;
-      } else if (f == Field::Payload) {
+        continue;
+      }
+      if (set_integer(f, v, ev, "message field")) continue;
+      if (f == Field::Payload) {
         // Byte for byte as outbox_emit wrote it: numbers keep their digits, whatever their size.
         std::string_view raw;
         need(simdjson::to_json_string(v).get(raw));
@@ -676,6 +724,9 @@ void Wal2jsonParser::check_limits(Event& ev) {
     else
       too_long(f->field, f->bytes, OUTBOX_SHORTSTR_MAX, as);
   }
+  for (const auto& problem : {ev.traceparent ? traceparent_problem(*ev.traceparent) : std::nullopt,
+                        ev.tracestate ? tracestate_problem(*ev.tracestate) : std::nullopt})
+    if (problem) add_invalid(ev, *problem);
   std::size_t table = 0;
   auto meta = [&](const char* name, const std::optional<std::string>& v, std::size_t max) {
     if (!v) return;
@@ -685,6 +736,11 @@ void Wal2jsonParser::check_limits(Event& ev) {
   meta("aggregate_type", ev.aggregate_type, OUTBOX_AGGREGATE_TYPE_MAX);
   meta("aggregate_id", ev.aggregate_id, OUTBOX_AGGREGATE_ID_MAX);
   meta("causation_id", ev.causation_id, OUTBOX_CAUSATION_ID_MAX);
+  // As outbox_emit counts them since 0.4: the trace context under its W3C names, the schema
+  // version as the larger of its encodings (an integer, or a string of 10 digits).
+  if (ev.traceparent) table += string_entry_size(std::strlen("traceparent"), ev.traceparent->size());
+  if (ev.tracestate) table += string_entry_size(std::strlen("tracestate"), ev.tracestate->size());
+  if (ev.schema_version) table += string_entry_size(std::strlen("x-outbox-schema-version"), 10);
   for (const Header& h : ev.headers) {
     table += table_entry_size(h.name.size(), h.value);
     switch (header_name_problem(h.name)) {
@@ -706,7 +762,8 @@ void Wal2jsonParser::check_limits(Event& ev) {
     }
   }
   if (table > OUTBOX_EVENT_HEADERS_MAX)
-    add_invalid(ev, "\"headers\" (with aggregate_type, aggregate_id and causation_id) encode to " +
+    add_invalid(ev, "\"headers\" (with aggregate_type, aggregate_id, causation_id, traceparent, tracestate and "
+                    "schema_version) encode to " +
                         std::to_string(table) + " bytes, more than the " + std::to_string(OUTBOX_EVENT_HEADERS_MAX) +
                         " that fit in an AMQP frame beside the relay's own headers");
 }

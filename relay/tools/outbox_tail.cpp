@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
       if (p._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) m["delivery_mode"] = p.delivery_mode;
       if (p._flags & AMQP_BASIC_TIMESTAMP_FLAG) m["timestamp"] = p.timestamp;
       if (p._flags & AMQP_BASIC_APP_ID_FLAG) m["app_id"] = s(p.app_id);
+      if (p._flags & AMQP_BASIC_PRIORITY_FLAG) m["priority"] = p.priority;
       ojson headers = ojson::object();
       if (p._flags & AMQP_BASIC_HEADERS_FLAG)
         for (int i = 0; i < p.headers.num_entries; ++i) headers[s(p.headers.entries[i].key)] = field(p.headers.entries[i].value);

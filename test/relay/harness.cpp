@@ -283,6 +283,7 @@ std::vector<Message> Broker::collect(std::size_t count, std::chrono::millisecond
     if (p._flags & AMQP_BASIC_APP_ID_FLAG) m.app_id = bs(p.app_id);
     if (p._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) m.delivery_mode = p.delivery_mode;
     if (p._flags & AMQP_BASIC_TIMESTAMP_FLAG) m.timestamp = p.timestamp;
+    if (p._flags & AMQP_BASIC_PRIORITY_FLAG) m.priority = p.priority;
     if (p._flags & AMQP_BASIC_HEADERS_FLAG)
       for (int i = 0; i < p.headers.num_entries; ++i)
         m.headers[bs(p.headers.entries[i].key)] = field_text(p.headers.entries[i].value);

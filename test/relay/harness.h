@@ -56,6 +56,7 @@ unsigned long long lsn(const std::string& text);
 struct Message {
   std::string exchange, routing_key, body, message_id, type, correlation_id, content_type, app_id;
   int delivery_mode = 0;
+  int priority = -1;  // -1: the property is not set
   unsigned long long timestamp = 0;
   std::map<std::string, std::string> headers;  // values rendered as text ("null" for void)
 };

@@ -534,6 +534,93 @@ TEST_F(RelayIT, CloudEventsAttributes) {
   EXPECT_EQ(msgs[0].content_type, "application/json");
 }
 
+// Extension 0.4's fields reach a RabbitMQ consumer as they were written, in both storage modes:
+// the trace context as the W3C headers (and CloudEvents' tracing extension), the priority as the
+// AMQP property, the schema version as x-outbox-schema-version (and dataschema). An event without
+// them carries none of it.
+TEST_F(RelayIT, TraceContextPriorityAndSchemaVersionReachRabbitMq) {
+  start_relay({"--cloudevents-source", "/shop-db"});
+  const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  std::string row = insert_event("event_type, payload, aggregate_type, aggregate_id, traceparent, tracestate, priority, "
+                                 "schema_version",
+                                 "'order.placed', '{\"n\": 1}', 'order', 'o-1', '" + tp +
+                                     "', 'congo=t61rcWkgMzE', 7, 3");
+  emit_signed(R"({"id":"01a206d6-e9d5-7ec2-94ef-000000000001","aggregate_type":"order","aggregate_id":"o-2",)"
+              R"("event_type":"order.paid","payload":{"n":2},"headers":{"traceparent":"00-old"},)"
+              R"("created_at":"2026-12-06T10:00:00+00:00","traceparent":")" + tp +
+              R"(","tracestate":"rojo=00f067aa0ba902b7","priority":0,"schema_version":12})");
+  db_->exec(emit_sql("order.shipped", "{}", "aggregate_type => 'order', aggregate_id => 'o-3'"));
+  auto msgs = broker_->collect(3, 15s);
+  ASSERT_EQ(msgs.size(), 3u);
+  auto& a = msgs[0].headers;
+  EXPECT_EQ(msgs[0].message_id, row);
+  EXPECT_EQ(a["traceparent"], tp);
+  EXPECT_EQ(a["tracestate"], "congo=t61rcWkgMzE");
+  EXPECT_EQ(msgs[0].priority, 7);
+  EXPECT_EQ(a["x-outbox-schema-version"], "3");
+  EXPECT_EQ(a["cloudEvents:traceparent"], tp);
+  EXPECT_EQ(a["cloudEvents:tracestate"], "congo=t61rcWkgMzE");
+  EXPECT_EQ(a["cloudEvents:dataschema"], "/shop-db/schemas/order.placed/3");
+  auto& b = msgs[1].headers;
+  EXPECT_EQ(msgs[1].message_id, "01a206d6-e9d5-7ec2-94ef-000000000001");
+  EXPECT_EQ(b["traceparent"], tp) << "the field wins over the event's own header";
+  EXPECT_EQ(b["tracestate"], "rojo=00f067aa0ba902b7");
+  EXPECT_EQ(msgs[1].priority, 0);
+  EXPECT_EQ(b["x-outbox-schema-version"], "12");
+  EXPECT_EQ(b["cloudEvents:dataschema"], "/shop-db/schemas/order.paid/12");
+  auto& c = msgs[2].headers;
+  EXPECT_EQ(msgs[2].priority, -1);
+  for (const char* h : {"traceparent", "tracestate", "x-outbox-schema-version", "cloudEvents:traceparent",
+                        "cloudEvents:dataschema"})
+    EXPECT_EQ(c.count(h), 0u) << h;
+  EXPECT_EQ(c["cloudEvents:subject"], "o-3");
+}
+
+// The whole way from SQL: a trace id that the transaction set with SET LOCAL (what tracing
+// middleware does) and a priority passed to outbox_emit arrive unchanged, in both storage modes.
+// Needs extension 0.4's outbox_emit (skipped before it).
+TEST_F(RelayIT, TraceSetInSqlReachesARabbitMqConsumer) {
+  if (!emit_takes_trace_context()) GTEST_SKIP() << "this extension's outbox_emit takes no traceparent (0.4 does)";
+  start_relay();
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  emit_with_session_trace(tp, "rojo=00f067aa0ba902b7");
+  auto msgs = broker_->collect(2, 15s);
+  ASSERT_EQ(msgs.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(msgs[i].headers["traceparent"], tp) << i;
+    EXPECT_EQ(msgs[i].headers["tracestate"], "rojo=00f067aa0ba902b7") << i;
+    EXPECT_EQ(msgs[i].priority, i == 0 ? 4 : 8);
+  }
+}
+
+// A queue of [topology] with max_priority holds the x-max-priority argument, so that RabbitMQ
+// delivers a backlog by priority; the relay itself publishes in commit order (the test's own queue
+// receives 1, 9, 5 as committed).
+TEST_F(RelayIT, PriorityQueueFromTheTopology) {
+  std::string pq = base_ + ".prio";
+  std::string cfg = env_or("OUTBOX_IT_LOG_DIR", "/tmp") + "/" + base_ + ".toml";
+  {
+    std::ofstream f(cfg);
+    f << "[[topology.queues]]\nname = \"" << pq << "\"\ndurable = false\nmax_priority = 9\n"
+      << "[[topology.bindings]]\nqueue = \"" << pq << "\"\nexchange = \"" << exchange_ << "\"\nrouting_key = \"#\"\n";
+  }
+  RelayProcess& relay = start_relay({"--config", cfg});
+  for (int p : {1, 9, 5})
+    insert_event("event_type, payload, priority", "'job', '{\"p\": " + std::to_string(p) + "}', " + std::to_string(p));
+  auto first = broker_->collect(3, 15s);  // confirmed, so in the priority queue as well
+  ASSERT_EQ(first.size(), 3u);
+  std::vector<int> committed, by_priority;
+  for (auto& m : first) committed.push_back(m.priority);
+  EXPECT_EQ(committed, (std::vector<int>{1, 9, 5}));
+  EXPECT_EQ(relay.stop(), 0);
+  Broker other;
+  other.consume(pq);
+  for (auto& m : other.collect(3, 10s)) by_priority.push_back(m.priority);
+  EXPECT_EQ(by_priority, (std::vector<int>{9, 5, 1}));
+  other.delete_queue(pq);
+  std::remove(cfg.c_str());
+}
+
 // /metrics (Prometheus text), /healthz and /readyz on the --http address.
 TEST_F(RelayIT, MetricsAndHealthEndpoints) {
   int port = free_port();

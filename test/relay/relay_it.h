@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "source/message_auth.h"
 
 namespace it {
 
@@ -157,6 +158,56 @@ class RelayIT : public ::testing::Test {
   }
 
   std::string current_lsn() { return db_->scalar("SELECT pg_current_wal_lsn()"); }
+
+  // Extension 0.4's columns of outbox.events, added to this test's database when its extension
+  // has not got them yet: the tests of the fields keep working once 0.4 has them.
+  void add_contract_columns() {
+    db_->exec("ALTER TABLE outbox.events ADD COLUMN IF NOT EXISTS traceparent text, "
+              "ADD COLUMN IF NOT EXISTS tracestate text, ADD COLUMN IF NOT EXISTS priority smallint, "
+              "ADD COLUMN IF NOT EXISTS schema_version integer");
+  }
+
+  // Whether this database's outbox_emit takes 0.4's trace context and priority (the tests of what
+  // it writes skip before the extension has them).
+  bool emit_takes_trace_context() {
+    return db_->scalar("SELECT count(*) FROM pg_proc WHERE proname = 'outbox_emit' AND pronamespace = "
+                       "'public'::regnamespace AND 'traceparent' = ANY (proargnames)") != "0";
+  }
+
+  // Emits, through outbox_emit in one transaction per storage mode, an event whose trace context
+  // comes from SET LOCAL outbox.traceparent/tracestate, as tracing middleware sets it, and whose
+  // priority is passed: first in table storage (priority 4), then in wal storage (priority 8).
+  void emit_with_session_trace(const std::string& traceparent, const std::string& tracestate) {
+    for (const char* storage : {"table", "wal"})
+      db_->exec(std::string("BEGIN; SET LOCAL outbox.storage = '") + storage + "'; SET LOCAL outbox.traceparent = '" +
+                traceparent + "'; SET LOCAL outbox.tracestate = '" + tracestate + "'; " +
+                emit_sql("traced", "{}", std::string("aggregate_id => 'a', priority => ") +
+                                             (std::string(storage) == "table" ? "4" : "8")) +
+                "; COMMIT;");
+  }
+
+  // A table-storage event as outbox_emit writes it: a row of outbox.events with the columns given
+  // (SQL values); its id.
+  std::string insert_event(const std::string& columns, const std::string& values) {
+    add_contract_columns();
+    return db_->scalar("INSERT INTO outbox.events (" + columns + ") VALUES (" + values + ") RETURNING id");
+  }
+
+  // A wal-storage event as outbox_emit writes it: `body` (one JSON object, the event) signed with
+  // the database's current key, bound to its own transaction (common/outbox_wire.h).
+  void emit_signed(const std::string& body) {
+    auto key = db_->rows("SELECT k.key_id::text, encode(k.key, 'hex') FROM outbox.message_keys() k "
+                         "JOIN outbox.message_key_store s USING (key_id) WHERE s.superseded_at IS NULL");
+    ASSERT_EQ(key.size(), 1u);
+    std::string raw;
+    for (std::size_t i = 0; i + 1 < key[0][1].size(); i += 2) raw += static_cast<char>(std::stoi(key[0][1].substr(i, 2), nullptr, 16));
+    db_->exec("BEGIN");
+    std::string xid = db_->scalar("SELECT pg_current_xact_id()");
+    std::string content = "{\"mac\":\"" + outbox::hmac_sha256_hex(raw, xid + ":" + body) + "\",\"kid\":" + key[0][0] +
+                          "," + body.substr(1);
+    db_->exec("SELECT pg_logical_emit_message(true, 'outbox', $body$" + content + "$body$)");
+    db_->exec("COMMIT");
+  }
 
   // A LOGIN role with no privileges, dropped (with what it owns) when the test ends.
   std::string make_role(const std::string& name) {

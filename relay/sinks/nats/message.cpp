@@ -35,8 +35,9 @@ std::string header_value_text(const HeaderValue& v) {
   return "";
 }
 
-// The event's own headers, as NATS header lines take them.
-std::optional<std::string> own_headers(const Event& ev, std::vector<std::pair<std::string, std::string>>& hdrs) {
+// The event's own headers, as NATS header lines take them, but those the relay sets (`relay`).
+std::optional<std::string> own_headers(const Event& ev, const std::vector<Header>& relay,
+                                       std::vector<std::pair<std::string, std::string>>& hdrs) {
   if (auto p = reserved_header_problem(ev)) return "headers: " + *p;
   for (const auto& h : ev.headers) {
     for (unsigned char c : h.name)
@@ -44,9 +45,33 @@ std::optional<std::string> own_headers(const Event& ev, std::vector<std::pair<st
         return "headers: header name \"" + h.name + "\" holds ':', whitespace or a control character";
     if (h.name.size() >= 5 && strncasecmp(h.name.c_str(), "nats-", 5) == 0)
       return "headers: header \"" + h.name + "\" uses the prefix Nats- (reserved for the NATS server's own headers)";
-    hdrs.emplace_back(h.name, header_value_text(h.value));
+    if (!has_header(relay, h.name)) hdrs.emplace_back(h.name, header_value_text(h.value));
   }
   return std::nullopt;
+}
+
+// The NATS binding of CloudEvents percent-encodes a string attribute's value: a space, '"', '%'
+// and every byte outside printable ASCII (the binding's 3.1.3.2).
+bool ce_header_keeps(unsigned char c) { return c > 0x20 && c < 0x7f && c != '"' && c != '%'; }
+
+// What the relay sets, in this order: Nats-Msg-Id, x-outbox-event-id (both when the event has an
+// id), x-outbox-event-type, x-outbox-correlation-id (when set), then event_metadata() with the
+// priority as a header and the CloudEvents attributes as ce-* headers, percent-encoded, and
+// datacontenttype also as Content-Type (what consumers of other bindings read).
+std::vector<Header> relay_headers(const Event& ev, const std::string& cloudevents_source, std::int64_t now_us) {
+  std::vector<Header> r;
+  if (!ev.id.empty()) {
+    r.push_back(string_header("Nats-Msg-Id", ev.id));
+    r.push_back(string_header("x-outbox-event-id", ev.id));
+  }
+  r.push_back(string_header("x-outbox-event-type", ev.event_type));
+  if (ev.correlation_id) r.push_back(string_header("x-outbox-correlation-id", *ev.correlation_id));
+  for (Header& h : event_metadata(ev, {true, "ce-", true}, cloudevents_source, event_time_us(ev, now_us))) {
+    if (h.name.rfind("ce-", 0) == 0) h.value.s = percent_encode(h.value.s, ce_header_keeps);
+    r.push_back(std::move(h));
+  }
+  if (!cloudevents_source.empty()) r.push_back(string_header("Content-Type", kPayloadContentType));
+  return r;
 }
 
 }  // namespace
@@ -78,20 +103,19 @@ std::optional<std::string> nats_subject_problem(const std::string& subject, cons
 }
 
 std::variant<NatsMessage, std::string> build_nats_message(const Event& ev, const std::string& subject_prefix,
-                                                          std::int64_t max_payload) {
+                                                          std::int64_t max_payload,
+                                                          const std::string& cloudevents_source, std::int64_t now_us) {
   if (!ev.invalid.empty()) return ev.invalid;
+  if (auto p = contract_field_problem(ev)) return *p;
   NatsMessage m;
   m.subject = nats_subject(subject_prefix, ev);
   if (auto p = nats_subject_problem(m.subject, ev)) return *p;
 
+  std::vector<Header> relay = relay_headers(ev, cloudevents_source, now_us);
   auto& hdrs = m.headers;
-  hdrs.reserve(ev.headers.size() + 10);
-  if (auto p = own_headers(ev, hdrs)) return *p;
-  if (!ev.id.empty()) hdrs.emplace_back("Nats-Msg-Id", ev.id);
-  if (!ev.id.empty()) hdrs.emplace_back("x-outbox-event-id", ev.id);
-  hdrs.emplace_back("x-outbox-event-type", ev.event_type);
-  if (ev.correlation_id) hdrs.emplace_back("x-outbox-correlation-id", *ev.correlation_id);
-  for (const auto& h : outbox_metadata(ev)) hdrs.emplace_back(h.name, header_value_text(h.value));
+  hdrs.reserve(ev.headers.size() + relay.size());
+  if (auto p = own_headers(ev, relay, hdrs)) return *p;
+  for (const auto& h : relay) hdrs.emplace_back(h.name, header_value_text(h.value));
 
   std::size_t hdr_bytes = 12;  // "NATS/1.0\r\n" ... "\r\n"
   for (const auto& [k, v] : hdrs) {

@@ -1,9 +1,10 @@
 // How the NATS sink maps an event to a JetStream message (pure, unit-tested; no nats.c): the
 // subject (subject prefix + routing key, or the default routing key), the event's headers,
 // Nats-Msg-Id = event id for JetStream's de-duplication (none for an event without id), the
-// x-outbox-* metadata. It is where the stream is checked as untrusted input: whatever NATS would
-// refuse or misread, or what would reach the server's own subjects, is refused here naming the
-// field, so that one event fails and not the connection.
+// W3C trace context, the priority, the x-outbox-* metadata and the CloudEvents attributes (the
+// NATS protocol binding's binary mode: ce-* headers). It is where the stream is checked as
+// untrusted input: whatever NATS would refuse or misread, or what would reach the server's own
+// subjects, is refused here naming the field, so that one event fails and not the connection.
 // Header values are sent as they are, an empty one (null) too: nats.c 3.4.1 consumers misread an
 // empty value (its parser skips the CRLF and takes the next header line as the value).
 #pragma once
@@ -38,8 +39,12 @@ std::optional<std::string> nats_subject_problem(const std::string& subject, cons
 
 // The message, or the reason it can never be published (an error text naming the field).
 // max_payload: the server's, which the payload and the header block together must not exceed.
+// cloudevents_source: --cloudevents-source ("" = no CloudEvents attributes); now_us: the time of
+// an event that has neither created_at nor a commit time.
 std::variant<NatsMessage, std::string> build_nats_message(const Event& ev, const std::string& subject_prefix,
-                                                          std::int64_t max_payload);
+                                                          std::int64_t max_payload,
+                                                          const std::string& cloudevents_source = std::string(),
+                                                          std::int64_t now_us = 0);
 
 // Subject filters (both sides may hold the wildcards * and >).
 // Every subject `pattern` matches is matched by `filter`.

@@ -71,6 +71,7 @@ std::unique_ptr<Sink> make(const SettingValues& v, const std::string& connection
   o.connect_timeout_ms = v.integer("amqp-connect-timeout-ms");
   o.ack_timeout_ms = v.integer("nats-ack-timeout-ms");
   o.name = connection_name;
+  o.cloudevents_source = v.text("cloudevents-source");
   return std::make_unique<NatsSink>(std::move(o));
 }
 

@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "delivery/timestamp.h"
+
 namespace outbox {
 
 NatsSink::NatsSink(Options o) : o_(std::move(o)), conn_(o_.urls, o_.subject_prefix, o_.ack_timeout_ms) {}
@@ -81,7 +83,7 @@ std::vector<std::string> NatsSink::check() {
 std::optional<std::string> NatsSink::publish(std::uint64_t ticket, const Event& ev) {
   if (!conn_.connected()) throw SinkError("NATS: not connected");
   if (conn_.broken()) throw SinkError(conn_.broken_reason());
-  auto built = build_nats_message(ev, o_.subject_prefix, conn_.max_payload());
+  auto built = build_nats_message(ev, o_.subject_prefix, conn_.max_payload(), o_.cloudevents_source, wall_us());
   if (auto* problem = std::get_if<std::string>(&built)) return *problem;
   return conn_.publish(ticket, std::get<NatsMessage>(built));
 }

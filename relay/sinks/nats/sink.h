@@ -32,6 +32,7 @@ class NatsSink : public Sink {
     // (like RabbitMQ's confirm timeout). 0 = never.
     int ack_timeout_ms = 30000;
     std::string name = "outbox-relay";  // the connection name the server shows
+    std::string cloudevents_source;     // "" = no CloudEvents attributes (--cloudevents-source)
   };
 
   static constexpr std::size_t kMaxSubject = kMaxNatsSubject;

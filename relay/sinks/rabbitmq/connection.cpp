@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sinks/address_rotation.h"
+#include "sinks/event_metadata.h"
 #include "sinks/rabbitmq/amqp_values.h"
 #include "support/mask.h"
 
@@ -355,7 +356,7 @@ void AmqpPublisher::send_now(std::uint64_t ticket, const AmqpMessage& m) {
   std::memset(&p, 0, sizeof p);
   p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TYPE_FLAG |
              AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
-  p.content_type = amqp_cstring_bytes("application/json");
+  p.content_type = amqp_cstring_bytes(kPayloadContentType);
   p.delivery_mode = 2;
   p.type = bytes_of(m.type);
   p.app_id = bytes_of(m.app_id);
@@ -367,6 +368,10 @@ void AmqpPublisher::send_now(std::uint64_t ticket, const AmqpMessage& m) {
   if (m.has_correlation_id) {
     p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
     p.correlation_id = bytes_of(m.correlation_id);
+  }
+  if (m.has_priority) {
+    p._flags |= AMQP_BASIC_PRIORITY_FLAG;
+    p.priority = m.priority;
   }
   std::vector<amqp_table_entry_t> h = table_entries(m.headers);
   Sent sent;

@@ -2,7 +2,6 @@
 
 #include "sinks/event_metadata.h"
 #include "outbox_wire.h"
-#include "delivery/timestamp.h"
 
 namespace outbox {
 
@@ -37,12 +36,19 @@ std::variant<AmqpMessage, std::string> build_message(const Event& ev, const Mess
     m.has_correlation_id = true;
     m.correlation_id = *ev.correlation_id;
   }
-  std::int64_t ts_us = now_us;
-  if (auto t = parse_timestamp_us(ev.created_at)) ts_us = *t;
-  else if (auto c = parse_timestamp_us(ev.commit_time)) ts_us = *c;
+  std::int64_t ts_us = event_time_us(ev, now_us);
   m.timestamp_s = ts_us > 0 ? static_cast<std::uint64_t>(ts_us / 1000000) : 0;
 
-  m.headers.reserve(ev.headers.size() + 12);
+  if (auto p = contract_field_problem(ev)) return *p;
+  if (ev.priority) {
+    m.has_priority = true;
+    m.priority = static_cast<std::uint8_t>(*ev.priority);
+  }
+
+  // AMQP binding of CloudEvents: application properties "cloudEvents:*"; content_type is the
+  // datacontenttype. The priority is a property.
+  std::vector<Header> relay = event_metadata(ev, {false, "cloudEvents:", false}, d.cloudevents_source, ts_us);
+  m.headers.reserve(ev.headers.size() + relay.size());
   for (const auto& h : ev.headers) {
     switch (header_name_problem(h.name)) {
       case HeaderNameProblem::Empty:
@@ -54,21 +60,13 @@ std::variant<AmqpMessage, std::string> build_message(const Event& ev, const Mess
         return "header \"" + h.name + "\" uses the reserved prefix " OUTBOX_RESERVED_HEADER_PREFIX;
       case HeaderNameProblem::None: break;
     }
-    m.headers.push_back(h);
+    if (!has_header(relay, h.name)) m.headers.push_back(h);
   }
-  for (Header& h : outbox_metadata(ev)) m.headers.push_back(std::move(h));
-  if (!d.cloudevents_source.empty()) {
-    m.headers.push_back(string_header("cloudEvents:specversion", "1.0"));
-    m.headers.push_back(string_header("cloudEvents:id", ev.id));
-    m.headers.push_back(string_header("cloudEvents:source", d.cloudevents_source));
-    m.headers.push_back(string_header("cloudEvents:type", ev.event_type));
-    m.headers.push_back(string_header("cloudEvents:time", format_rfc3339_us(ts_us)));
-    if (ev.aggregate_id) m.headers.push_back(string_header("cloudEvents:subject", *ev.aggregate_id));
-  }
+  for (Header& h : relay) m.headers.push_back(std::move(h));
   std::size_t table = encoded_table_size(m.headers);
   if (table > OUTBOX_HEADER_TABLE_MAX)
     return "the AMQP header table would be " + std::to_string(table) + " bytes, more than the " +
-           std::to_string(OUTBOX_HEADER_TABLE_MAX) + " that fit in one frame (headers, aggregate_id, causation_id)";
+           std::to_string(OUTBOX_HEADER_TABLE_MAX) + " that fit in one frame (headers, aggregate_id, causation_id, tracestate)";
   m.body = &ev.payload;
   return m;
 }

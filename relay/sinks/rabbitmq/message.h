@@ -1,5 +1,6 @@
 // The mapping from an outbox event to an AMQP message (DESIGN 5.3): exchange and routing-key
-// defaults, properties, the event's headers plus the x-outbox-* metadata, CloudEvents attributes.
+// defaults, properties (priority among them), the event's headers plus the W3C trace context,
+// the x-outbox-* metadata and the CloudEvents attributes.
 // Pure (no I/O, no rabbitmq-c types), so it is unit-tested on its own, and it is where the stream
 // is checked as untrusted input: whatever AMQP or RabbitMQ would refuse (or rabbitmq-c would
 // encode wrongly) is refused here, naming the field, so that one event fails and not the channel.
@@ -17,13 +18,14 @@ namespace outbox {
 struct MessageDefaults {
   std::string exchange;            // for events whose exchange is null
   std::string app_id;
-  std::string cloudevents_source;  // "" = no CloudEvents attributes
+  std::string cloudevents_source;  // "" = no CloudEvents attributes (--cloudevents-source)
 };
 
 struct AmqpMessage {
   std::string exchange, routing_key;
   std::string message_id, type, correlation_id, app_id;
-  bool has_message_id = false, has_correlation_id = false;
+  bool has_message_id = false, has_correlation_id = false, has_priority = false;
+  std::uint8_t priority = 0;
   std::uint64_t timestamp_s = 0;
   std::vector<Header> headers;  // in this order on the wire
   const std::string* body = nullptr;  // the event's payload (not copied)

@@ -74,6 +74,15 @@ Topology::Queue queue_of(const TomlEntry& e) {
   e.one_of("queue_type", q.queue_type, {"classic", "quorum", "stream"});
   q.message_ttl_ms = e.integer("message_ttl_ms");
   q.max_length = e.integer("max_length");
+  q.max_priority = e.integer("max_priority");
+  if (q.max_priority && (*q.max_priority < 1 || *q.max_priority > 255))
+    throw ConfigError(e.line_of("max_priority") + e.what() + " max_priority = " + std::to_string(*q.max_priority) +
+                      " is outside 1..255 (RabbitMQ's priorities; events carry 0..9, so 9 covers them all)");
+  // RabbitMQ 3.x refuses the argument for these types at queue.declare, which would read as a
+  // topology that disagrees with the broker, at every reconnect.
+  if (q.max_priority && (q.queue_type == "quorum" || q.queue_type == "stream"))
+    throw ConfigError(e.line_of("max_priority") + e.what() + " \"" + q.name + "\": max_priority is for classic queues; " +
+                      q.queue_type + " queues have no x-max-priority -- fix: drop max_priority or make it a classic queue");
   return q;
 }
 
@@ -108,7 +117,7 @@ void parse_topology(const toml::table& root, const std::string& file, SettingVal
       topo.queues.push_back(queue_of(TomlEntry(*qt, file, "[[topology.queues]]",
                                                {"name", "durable", "auto_delete", "exclusive", "dead_letter_exchange",
                                                 "dead_letter_routing_key", "queue_type", "message_ttl_ms",
-                                                "max_length"})));
+                                                "max_length", "max_priority"})));
     for (const toml::table* bt : toml_entries(*t, "bindings", file))
       topo.bindings.push_back(
           binding_of(TomlEntry(*bt, file, "[[topology.bindings]]", {"queue", "exchange", "routing_key"})));
@@ -147,7 +156,6 @@ SinkKind rabbitmq_sink_kind() {
       integer_setting("heartbeat", "10", 0, 65535, "AMQP heartbeat in seconds, 0-65535 (0 = off); a silent broker is noticed within 2 x heartbeat + 1 s, and the socket's TCP_USER_TIMEOUT is 2 x heartbeat (30 s when off)", " seconds (AMQP's range; 0 = off)"),
       integer_setting("amqp-confirm-timeout-ms", "30000", 0, 3600000, "messages in flight and no confirm or nack for this long (while the broker does not block publishing): the connection counts as lost and is reopened, to the next address (0 = never)"),
       text_setting("app-id", "outbox-relay", "AMQP app_id property", check_short_string),
-      text_setting("cloudevents-source", "", "add CloudEvents 1.0 attributes (binary mode, cloudEvents:* headers) with this source URI, e.g. /orders-db"),
   };
   return SinkKind{"rabbitmq", "RabbitMQ", "amqp", owned_by("rabbitmq", std::move(rows)),
                   {SinkTable{"topology", "[topology]", parse_topology}}, make};

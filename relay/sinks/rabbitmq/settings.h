@@ -19,6 +19,7 @@ struct Topology {
     bool durable = true, auto_delete = false, exclusive = false;
     std::string dead_letter_exchange, dead_letter_routing_key, queue_type;
     std::optional<std::int64_t> message_ttl_ms, max_length;
+    std::optional<std::int64_t> max_priority;  // x-max-priority, 1..255: the queue honours the priority property
   };
   struct Binding {
     std::string queue, exchange, routing_key;

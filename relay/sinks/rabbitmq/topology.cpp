@@ -11,14 +11,6 @@ namespace outbox {
 
 namespace {
 
-Header int_header(const char* name, std::int64_t value) {
-  Header h;
-  h.name = name;
-  h.value.kind = HeaderValue::Kind::Int;
-  h.value.i = value;
-  return h;
-}
-
 // The x-arguments of a queue.declare.
 std::vector<Header> queue_arguments(const Topology::Queue& q) {
   std::vector<Header> args;
@@ -28,6 +20,7 @@ std::vector<Header> queue_arguments(const Topology::Queue& q) {
   if (!q.queue_type.empty()) args.push_back(string_header("x-queue-type", q.queue_type));
   if (q.message_ttl_ms) args.push_back(int_header("x-message-ttl", *q.message_ttl_ms));
   if (q.max_length) args.push_back(int_header("x-max-length", *q.max_length));
+  if (q.max_priority) args.push_back(int_header("x-max-priority", *q.max_priority));
   return args;
 }
 

@@ -97,9 +97,9 @@ std::string header_value_text(const HeaderValue& v) {
   return "";
 }
 
-RedisFields entry_fields(const Event& ev) {
+RedisFields entry_fields(const Event& ev, const std::string& cloudevents_source, std::int64_t now_us) {
   RedisFields f;
-  f.reserve(11);
+  f.reserve(24);
   f.emplace_back("id", ev.id);
   f.emplace_back("type", ev.event_type);
   f.emplace_back("payload", ev.payload);
@@ -108,14 +108,22 @@ RedisFields entry_fields(const Event& ev) {
   // Invalid UTF-8 in a header (the source's bytes) is replaced rather than thrown on.
   f.emplace_back("headers", h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   if (ev.correlation_id) f.emplace_back("correlation_id", *ev.correlation_id);
-  for (const auto& m : outbox_metadata(ev)) f.emplace_back(m.name, header_value_text(m.value));
+  // The same names as NATS headers: traceparent, tracestate, priority, x-outbox-*, ce-* (values
+  // as they are: a stream field holds any bytes, no percent-encoding).
+  for (const auto& m : event_metadata(ev, {true, "ce-", true}, cloudevents_source, event_time_us(ev, now_us)))
+    f.emplace_back(m.name, header_value_text(m.value));
   return f;
 }
 
-RedisEntryOrError build_entry(const std::string& stream_template, const Event& ev) {
+RedisEntryOrError build_entry(const std::string& stream_template, const Event& ev,
+                              const std::string& cloudevents_source, std::int64_t now_us) {
   RedisEntryOrError r;
   if (!ev.invalid.empty()) {
     r.error = ev.invalid;
+    return r;
+  }
+  if (auto p = contract_field_problem(ev)) {
+    r.error = *p;
     return r;
   }
   if (auto p = reserved_header_problem(ev)) {
@@ -142,7 +150,7 @@ RedisEntryOrError build_entry(const std::string& stream_template, const Event& e
               kDedupKeyPrefix + "...); the event's aggregate_type, event_type, routing_key or exchange made it so";
     return r;
   }
-  e.fields = entry_fields(ev);
+  e.fields = entry_fields(ev, cloudevents_source, now_us);
   r.entry = std::move(e);
   return r;
 }

@@ -1,8 +1,9 @@
 // How the Redis sink maps an event to a stream entry, and what Redis's replies mean (pure, unit
 // tested; no I/O). The entry's fields, in this order: "id", "type", "payload" (the JSON text),
 // "headers" (the event's own headers as a JSON object text, "{}" when none), "correlation_id"
-// (when set), then the x-outbox-* metadata of outbox_metadata() under the header names, values
-// as text. Re-sends are made idempotent by a Lua script (kDedupScript) keyed by the event id, so
+// (when set), then what event_metadata() gives every broker under the names NATS gives them
+// (traceparent, tracestate, priority, x-outbox-*, and with a CloudEvents source ce-<attribute>),
+// values as text. Re-sends are made idempotent by a Lua script (kDedupScript) keyed by the event id, so
 // event ids must be unique (the outbox table's default, a UUID, makes them so).
 #pragma once
 #include <cstdint>
@@ -34,8 +35,10 @@ using RedisFields = std::vector<std::pair<std::string, std::string>>;
 // true/false, null as "").
 std::string header_value_text(const HeaderValue& v);
 
-// The fields of the entry, in the order above.
-RedisFields entry_fields(const Event& ev);
+// The fields of the entry, in the order above. cloudevents_source: --cloudevents-source ("" = no
+// CloudEvents attributes); now_us: the time of an event without created_at and commit time.
+RedisFields entry_fields(const Event& ev, const std::string& cloudevents_source = std::string(),
+                         std::int64_t now_us = 0);
 
 // The stream and the fields, or why the event can never be published (naming the field: an
 // empty or over-long stream name, a reserved header name, an event already marked invalid).
@@ -47,7 +50,8 @@ struct RedisEntryOrError {
   std::optional<RedisEntry> entry;
   std::string error;
 };
-RedisEntryOrError build_entry(const std::string& stream_template, const Event& ev);
+RedisEntryOrError build_entry(const std::string& stream_template, const Event& ev,
+                              const std::string& cloudevents_source = std::string(), std::int64_t now_us = 0);
 
 // The de-duplication script. KEYS[1] the de-duplication key, KEYS[2] the stream; ARGV[1] the
 // window in ms, ARGV[2] the MAXLEN ("0": none), ARGV[3..] field, value, ... It sets the key with

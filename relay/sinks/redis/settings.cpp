@@ -23,6 +23,7 @@ std::unique_ptr<Sink> make(const SettingValues& v, const std::string& connection
   o.tls = RedisTls{v.text("redis-cacert"), v.text("redis-cert"), v.text("redis-key")};
   o.connect_timeout_ms = v.integer("amqp-connect-timeout-ms");
   o.ack_timeout_ms = v.integer("redis-ack-timeout-ms");
+  o.cloudevents_source = v.text("cloudevents-source");
   // CLIENT SETNAME takes no spaces.
   o.name = connection_name;
   for (char& ch : o.name)

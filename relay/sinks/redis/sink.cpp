@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "delivery/timestamp.h"
 #include "sinks/redis/message.h"
 
 namespace outbox {
@@ -218,7 +219,7 @@ void RedisSink::enqueue(const std::string& cmd) {
 std::optional<std::string> RedisSink::publish(std::uint64_t ticket, const Event& ev) {
   if (broken()) throw SinkError("Redis at " + node_ + ": " + broken_reason_);
   if (!conn_.open()) throw SinkError("not connected to Redis");
-  auto built = build_entry(o_.stream, ev);
+  auto built = build_entry(o_.stream, ev, o_.cloudevents_source, wall_us());
   if (!built.entry) return built.error;
   InFlight f;
   f.ticket = ticket;

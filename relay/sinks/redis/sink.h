@@ -43,6 +43,7 @@ class RedisSink : public Sink {
     std::string name = "outbox-relay";  // CLIENT SETNAME
     // Above this many bytes waiting to be written, writable() is false (publish still takes more).
     std::size_t max_output_bytes = 64u << 20;
+    std::string cloudevents_source;  // "" = no CloudEvents attributes (--cloudevents-source)
   };
 
   // Throws SinkError(Config) for a bad URL or stream name template.

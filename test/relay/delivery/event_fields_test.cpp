@@ -167,4 +167,54 @@ TEST(EventFields, TableSizesFollowTheWireFormula) {
   EXPECT_EQ(encoded_table_size({a, b}), 4u + 11 + 4);
 }
 
+// The fields of 0.4: the bounds exactly, and the first problem of an event in field order.
+TEST(EventFields, PriorityIsZeroToNine) {
+  for (std::int64_t p : {0, 5, 9}) EXPECT_FALSE(priority_problem(p)) << p;
+  EXPECT_EQ(priority_problem(10), "\"priority\" is 10, outside 0..9");
+  EXPECT_EQ(priority_problem(-1), "\"priority\" is -1, outside 0..9");
+  EXPECT_TRUE(priority_problem(INT64_MIN));
+}
+
+TEST(EventFields, SchemaVersionIsAPositiveInt32) {
+  for (std::int64_t v : {std::int64_t{1}, std::int64_t{INT32_MAX}}) EXPECT_FALSE(schema_version_problem(v)) << v;
+  EXPECT_EQ(schema_version_problem(0), "\"schema_version\" is 0, not a positive 32-bit integer");
+  EXPECT_EQ(schema_version_problem(-3), "\"schema_version\" is -3, not a positive 32-bit integer");
+  EXPECT_TRUE(schema_version_problem(std::int64_t{INT32_MAX} + 1));
+}
+
+TEST(EventFields, TraceContextSizesAreW3Cs) {
+  const std::string v00 = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  EXPECT_EQ(kTraceparentV00, v00.size());
+  EXPECT_FALSE(traceparent_problem(v00));
+  EXPECT_FALSE(traceparent_problem(""));
+  EXPECT_EQ(traceparent_problem(v00 + "-"),
+            "\"traceparent\" has 56 bytes, more than the 55 of a W3C traceparent of version 00");
+  // A higher version may carry fields to come (outbox_emit lets them through): only the header
+  // budget bounds it.
+  EXPECT_FALSE(traceparent_problem("cc" + v00.substr(2) + "-" + std::string(200, 'x')));
+  // 32 members of a 256-character key and value, 31 commas.
+  EXPECT_EQ(kTracestateMax, 16447u);
+  EXPECT_FALSE(tracestate_problem(std::string(16447, 'a')));
+  EXPECT_EQ(tracestate_problem(std::string(16448, 'a')),
+            "\"tracestate\" has 16448 bytes, more than the 16447 of a W3C tracestate (32 list members)");
+}
+
+TEST(EventFields, TheFirstContractFieldProblemIsReported) {
+  Event e = base();
+  EXPECT_FALSE(contract_field_problem(e));
+  e.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  e.tracestate = "a=1";
+  e.priority = 9;
+  e.schema_version = 1;
+  EXPECT_FALSE(contract_field_problem(e));
+  e.schema_version = 0;
+  EXPECT_EQ(contract_field_problem(e), "\"schema_version\" is 0, not a positive 32-bit integer");
+  e.priority = 10;
+  EXPECT_EQ(contract_field_problem(e), "\"priority\" is 10, outside 0..9");
+  e.tracestate = std::string(kTracestateMax + 1, 'a');
+  EXPECT_NE(contract_field_problem(e)->find("\"tracestate\""), std::string::npos);
+  e.traceparent = "00-" + std::string(kTraceparentV00 - 2, 'a');
+  EXPECT_NE(contract_field_problem(e)->find("\"traceparent\""), std::string::npos);
+}
+
 }  // namespace

@@ -37,6 +37,27 @@ TEST(EventJson, SameShapeAsBefore) {
             R"("lsn":"0/1000","xid":7})");
 }
 
+// The fields of 0.4 appear under the names outbox_emit writes, only when set (SameShapeAsBefore
+// has none), so that outbox.replay_dead_letter() can emit them again.
+TEST(EventJson, TraceContextPriorityAndSchemaVersionWhenSet) {
+  Event ev = sample();
+  ev.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  ev.tracestate = "a=1";
+  ev.priority = 12;  // out of range: a dead letter shows what it was
+  ev.schema_version = 3;
+  nlohmann::json j = parsed(event_to_json(ev));
+  EXPECT_EQ(j["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(j["tracestate"], "a=1");
+  EXPECT_EQ(j["priority"], 12);
+  EXPECT_EQ(j["schema_version"], 3);
+  ev.tracestate.reset();
+  ev.priority.reset();
+  j = parsed(event_to_json(ev));
+  EXPECT_FALSE(j.contains("tracestate"));
+  EXPECT_FALSE(j.contains("priority"));
+  EXPECT_TRUE(j.contains("schema_version"));
+}
+
 TEST(EventJson, PayloadIsEmbeddedByteForByte) {
   Event ev = sample();
   const std::string digits301 = "15" + std::string(299, '0');

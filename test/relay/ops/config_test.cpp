@@ -312,6 +312,11 @@ TEST(Config, FileMistakesAreErrorsWithTheLine) {
       {"[[topology.queues]]\nname = \"q\"\nmax_length = -1\n", "line 3: [[topology.queues]] max_length"},
       {"[[topology.queues]]\nname = \"q\"\nqueue_type = \"quorom\"\n", "line 3: [[topology.queues]] queue_type"},
       {"[[topology.queues]]\nname = 7\n", "line 2: [[topology.queues]] name is an integer"},
+      {"[[topology.queues]]\nname = \"q\"\nmax_priority = 0\n", "line 3: [[topology.queues]] max_priority = 0 is outside 1..255"},
+      {"[[topology.queues]]\nname = \"q\"\nmax_priority = 256\n", "line 3: [[topology.queues]] max_priority = 256 is outside 1..255"},
+      {"[[topology.queues]]\nname = \"q\"\nmax_priority = \"9\"\n", "line 3: [[topology.queues]] max_priority is a string"},
+      {"[[topology.queues]]\nname = \"q\"\nqueue_type = \"quorum\"\nmax_priority = 9\n",
+       "line 4: [[topology.queues]] \"q\": max_priority is for classic queues; quorum queues have no x-max-priority -- fix"},
       {"[[topology.queues]]\nnmae = \"q\"\n", "line 2: [[topology.queues]] has an unknown key \"nmae\""},
       {"[[topology.bindings]]\nqueue = \"q\"\nexchange = \"e\"\nrouting-key = \"k\"\n", "line 4: [[topology.bindings]] has an unknown key \"routing-key\""},
       {"[[topology.bindings]]\nqueue = \"q\"\n", "every [[topology.bindings]] needs a non-empty exchange"},
@@ -333,12 +338,15 @@ TEST(Config, FileMistakesAreErrorsWithTheLine) {
   }
   // What is right still loads, x- exchange types (plugins) included.
   std::string f = write_file("[[topology.exchanges]]\nname = \"d\"\ntype = \"x-delayed-message\"\ndurable = false\n"
-                             "[[topology.queues]]\nname = \"q\"\nqueue_type = \"quorum\"\nmax_length = 0\n");
+                             "[[topology.queues]]\nname = \"q\"\nqueue_type = \"quorum\"\nmax_length = 0\n"
+                             "[[topology.queues]]\nname = \"p\"\nmax_priority = 9\n");
   Config c = load({"--config", f});
   ASSERT_EQ(rabbitmq_topology(c.settings).exchanges.size(), 1u);
   EXPECT_EQ(rabbitmq_topology(c.settings).exchanges[0].type, "x-delayed-message");
   EXPECT_FALSE(rabbitmq_topology(c.settings).exchanges[0].durable);
   EXPECT_EQ(rabbitmq_topology(c.settings).queues[0].max_length, 0);
+  EXPECT_FALSE(rabbitmq_topology(c.settings).queues[0].max_priority);
+  EXPECT_EQ(rabbitmq_topology(c.settings).queues[1].max_priority, 9);
   std::remove(f.c_str());
 }
 
@@ -616,6 +624,25 @@ TEST(SettingsTable, PairedSettingsAreGivenTogether) {
     EXPECT_TRUE(has(error_of({"--" + s.name, "c.pem"}), "settings " + s.name + " and " + s.pair + " go together"));
     EXPECT_TRUE(has(error_of({"--" + s.pair, "k.pem"}), "settings " + s.name + " and " + s.pair + " go together"));
   }
+}
+
+// Every sink reads --cloudevents-source: given with NATS alone it is in use, not ignored. A value
+// no consumer could read as a URI-reference stops the start.
+TEST(Config, CloudEventsSourceIsReadByEverySink) {
+  Config c = load({"--nats", "nats://h:4222", "--default-sink", "nats", "--cloudevents-source", "/orders-db"});
+  EXPECT_TRUE(c.ignored.empty()) << c.ignored[0];
+  EXPECT_EQ(c.settings.text("cloudevents-source"), "/orders-db");
+  const Setting* row = nullptr;
+  for (const Setting& s : settings_table())
+    if (s.name == "cloudevents-source") row = &s;
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->owner, "") << "a core row";
+  EXPECT_TRUE(has(row->help, "RabbitMQ, NATS and Redis")) << row->help;
+  EXPECT_TRUE(has(error_of({"--cloudevents-source", "/orders db"}),
+                  "setting cloudevents-source (from flag --cloudevents-source): \"/orders db\" holds a space"));
+  EXPECT_TRUE(has(error_of({"--cloudevents-source", "/a\nb"}), "a control character"));
+  EXPECT_TRUE(has(error_of({"--cloudevents-source", "/" + std::string(1024, 'a')}), "1025 bytes, more than the 1024"));
+  EXPECT_NO_THROW(load({"--cloudevents-source", "https://example.com/orders?db=1"}));
 }
 
 // The default exchange and app_id are AMQP short strings in every message: longer than 255

@@ -219,6 +219,73 @@ TEST_P(SinkIT, ExactlyOnceInCommitOrderWithRollbacksInBothStorageModes) {
   EXPECT_EQ(relay.stop(), 0);
 }
 
+// Extension 0.4's fields and the CloudEvents attributes reach a consumer of the broker, in both
+// storage modes: a trace id set in SQL arrives unchanged, as traceparent and as ce-traceparent,
+// beside the priority, the schema version and the attributes the RabbitMQ mapping sets. NATS
+// percent-encodes the ce-* values (the binding's rule), Redis fields hold them as they are.
+TEST_P(SinkIT, TraceContextPriorityAndCloudEventsArrive) {
+  RelayProcess& relay = start({"--cloudevents-source", "/shop-db"});
+  const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  std::string row = insert_event("event_type, payload, aggregate_type, aggregate_id, traceparent, tracestate, priority, "
+                                 "schema_version",
+                                 "'order.placed', '{\"n\": 1}', 'acct', 'o 1', '" + tp +
+                                     "', 'congo=t61rcWkgMzE, rojo=1', 7, 3");
+  emit_signed(R"({"id":"01a206d6-e9d5-7ec2-94ef-000000000002","aggregate_type":"acct","aggregate_id":"o-2",)"
+              R"("event_type":"order.paid","payload":{"n":2},"headers":{},"created_at":"2026-12-06T10:00:00.5+00:00",)"
+              R"("traceparent":")" + tp + R"(","priority":0,"schema_version":12})");
+  db_->exec(emit_sql("order.shipped", "{}", "aggregate_type => 'acct', aggregate_id => 'o-3'"));
+  auto got = wait_for(3, 20s);
+  ASSERT_EQ(got.size(), 3u) << relay.log();
+  bool nats = kind_ == "nats";
+  auto& a = got[0].meta;
+  EXPECT_EQ(got[0].id, row);
+  EXPECT_EQ(a["traceparent"], tp);
+  EXPECT_EQ(a["tracestate"], "congo=t61rcWkgMzE, rojo=1");
+  EXPECT_EQ(a["priority"], "7");
+  EXPECT_EQ(a["x-outbox-schema-version"], "3");
+  EXPECT_EQ(a["ce-specversion"], "1.0");
+  EXPECT_EQ(a["ce-id"], row);
+  EXPECT_EQ(a["ce-source"], "/shop-db");
+  EXPECT_EQ(a["ce-type"], "order.placed");
+  EXPECT_EQ(a["ce-subject"], nats ? "o%201" : "o 1");
+  EXPECT_TRUE(std::regex_match(a["ce-time"], std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)"))) << a["ce-time"];
+  EXPECT_EQ(a["ce-dataschema"], "/shop-db/schemas/order.placed/3");
+  EXPECT_EQ(a["ce-traceparent"], tp);
+  EXPECT_EQ(a["ce-tracestate"], nats ? "congo=t61rcWkgMzE,%20rojo=1" : "congo=t61rcWkgMzE, rojo=1");
+  EXPECT_EQ(a["ce-datacontenttype"], "application/json");
+  if (nats) EXPECT_EQ(a["Content-Type"], "application/json");
+  auto& b = got[1].meta;
+  EXPECT_EQ(got[1].id, "01a206d6-e9d5-7ec2-94ef-000000000002");
+  EXPECT_EQ(b["traceparent"], tp);
+  EXPECT_EQ(b.count("tracestate"), 0u);
+  EXPECT_EQ(b["priority"], "0");
+  EXPECT_EQ(b["x-outbox-schema-version"], "12");
+  EXPECT_EQ(b["ce-time"], "2026-12-06T10:00:00.500000Z");
+  EXPECT_EQ(b["ce-dataschema"], "/shop-db/schemas/order.paid/12");
+  auto& c = got[2].meta;
+  for (const char* f : {"traceparent", "tracestate", "priority", "x-outbox-schema-version", "ce-dataschema",
+                        "ce-traceparent"})
+    EXPECT_EQ(c.count(f), 0u) << f;
+  EXPECT_EQ(c["ce-subject"], "o-3");
+  EXPECT_EQ(relay.stop(), 0);
+}
+
+// The whole way from SQL to a consumer of the broker: SET LOCAL outbox.traceparent and a priority
+// passed to outbox_emit, in both storage modes. Needs extension 0.4's outbox_emit.
+TEST_P(SinkIT, TraceSetInSqlReachesTheConsumer) {
+  if (!emit_takes_trace_context()) GTEST_SKIP() << "this extension's outbox_emit takes no traceparent (0.4 does)";
+  RelayProcess& relay = start();
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  emit_with_session_trace(tp, "rojo=00f067aa0ba902b7");
+  auto got = wait_for(2, 20s);
+  ASSERT_EQ(got.size(), 2u) << relay.log();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(got[i].meta["traceparent"], tp) << i;
+    EXPECT_EQ(got[i].meta["tracestate"], "rojo=00f067aa0ba902b7") << i;
+    EXPECT_EQ(got[i].meta["priority"], i == 0 ? "4" : "8");
+  }
+}
+
 // The broker restarts mid-stream: the relay reconnects, nothing is lost, the order holds.
 TEST_P(SinkIT, BrokerRestartLosesNothing) {
   RelayProcess& relay = start();

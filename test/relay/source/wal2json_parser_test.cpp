@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "delivery/event_fields.h"
 #include "source/wal2json_parser.h"
 
 using namespace outbox;
@@ -645,4 +646,160 @@ TEST(Parser, ColumnsBeforeSchemaAndTable) {
   p.parse(R"({"action":"I","schema":"outbox","table":"events","columns":[{"value":"e","type":"text","name":"event_type"},{"name":"payload","type":"jsonb","value":"1"}]})", 1, out);
   ASSERT_EQ(out.kind, LineKind::Event);
   EXPECT_EQ(out.event.event_type, "e");
+}
+
+// Extension 0.4's fields (traceparent, tracestate, priority, schema_version): columns of the row in
+// table storage, top-level members of the signed body in wal storage, absent when null.
+namespace {
+
+const char* kTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+// A row as wal2json writes it with include-types (outbox_decoder writes the same members
+// without "type"), with the four columns of 0.4 given as JSON texts of their values.
+std::string row_with(const std::string& traceparent, const std::string& tracestate, const std::string& priority,
+                     const std::string& schema_version, bool types) {
+  auto col = [&](const char* name, const char* type, const std::string& value) {
+    return std::string(R"({"name":")") + name + "\"," + (types ? std::string(R"("type":")") + type + "\"," : "") +
+           R"("value":)" + value + "}";
+  };
+  return row_line(col("id", "uuid", R"("0190")") + "," + col("event_type", "text", R"("created")") + "," +
+                  col("payload", "jsonb", R"("{}")") + "," + col("created_at", "timestamp with time zone",
+                                                                 R"("2026-11-23 05:01:53.002656+00")") +
+                  "," + col("traceparent", "text", traceparent) + "," + col("tracestate", "text", tracestate) + "," +
+                  col("priority", "smallint", priority) + "," + col("schema_version", "integer", schema_version));
+}
+
+// A wal-storage body of 0.4 with the members given (JSON text, "" = left out as outbox_emit leaves
+// out a null).
+std::string body_with(const std::string& traceparent, const std::string& tracestate, const std::string& priority,
+                      const std::string& schema_version) {
+  std::string b = R"({"id":"0191","event_type":"walled","payload":{"a":1},"headers":{},"created_at":"2026-01-01T00:00:00+00:00")";
+  if (!traceparent.empty()) b += R"(,"traceparent":)" + traceparent;
+  if (!tracestate.empty()) b += R"(,"tracestate":)" + tracestate;
+  if (!priority.empty()) b += R"(,"priority":)" + priority;
+  if (!schema_version.empty()) b += R"(,"schema_version":)" + schema_version;
+  return b + "}";
+}
+
+// Parses one line (a row or a signed message of key 7) into an event.
+Event parse_event(const std::string& line) {
+  Wal2jsonParser p;
+  p.add_message_key(7, kKey);
+  ParsedLine out;
+  p.parse(line, 42, out);
+  EXPECT_EQ(out.kind, LineKind::Event) << out.reject_reason;
+  return out.event;
+}
+
+std::string as_message(const std::string& body) { return message_line(signed_content_v2(body, 7)); }
+
+}  // namespace
+
+TEST(Parser, TraceContextPriorityAndSchemaVersionInBothStorages) {
+  const std::string tp = std::string("\"") + kTraceparent + "\"";
+  for (bool types : {true, false}) {
+    Event e = parse_event(row_with(tp, R"("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")", "7", "3", types));
+    EXPECT_EQ(e.invalid, "");
+    EXPECT_EQ(e.traceparent, kTraceparent);
+    EXPECT_EQ(e.tracestate, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+    EXPECT_EQ(e.priority, 7);
+    EXPECT_EQ(e.schema_version, 3);
+  }
+  Event m = parse_event(as_message(body_with(tp, R"("a=1")", "0", "2147483647")));
+  EXPECT_EQ(m.invalid, "");
+  EXPECT_TRUE(m.from_message);
+  EXPECT_EQ(m.traceparent, kTraceparent);
+  EXPECT_EQ(m.tracestate, "a=1");
+  EXPECT_EQ(m.priority, 0);
+  EXPECT_EQ(m.schema_version, 2147483647);
+}
+
+// Null columns (a row of 0.4 emitted without them), missing members (0.4 leaves out a null; 0.3
+// never wrote them) and rows of 0.3's table (no such columns) are all "not set".
+TEST(Parser, AbsentContractFieldsAreNotSet) {
+  for (const Event& e : {parse_event(row_with("null", "null", "null", "null", true)),
+                         parse_event(as_message(body_with("", "", "", ""))), parse_event(kInsert),
+                         parse_event(as_message(kBody))}) {
+    EXPECT_EQ(e.invalid, "");
+    EXPECT_FALSE(e.traceparent);
+    EXPECT_FALSE(e.tracestate);
+    EXPECT_FALSE(e.priority);
+    EXPECT_FALSE(e.schema_version);
+  }
+}
+
+// A value of the wrong type or out of range is the event's dead letter, naming the field; what
+// could be read is kept for the dead letter.
+TEST(Parser, ContractFieldsOfTheWrongTypeOrRangeMakeTheEventInvalid) {
+  const std::string tp = std::string("\"") + kTraceparent + "\"";
+  struct Case {
+    std::string traceparent, tracestate, priority, schema_version, reason;
+  };
+  const std::string long_tp = "\"00-" + std::string(kTraceparentV00 - 2, 'a') + "\"";
+  const std::string long_ts = "\"" + std::string(kTracestateMax + 1, 'a') + "\"";
+  const Case cases[] = {
+      {tp, "null", "10", "null", "\"priority\" is 10, outside 0..9"},
+      {tp, "null", "-1", "null", "\"priority\" is -1, outside 0..9"},
+      {tp, "null", "5.0", "null", "\"priority\" is not an integer (5.0)"},
+      {tp, "null", R"("5")", "null", "\"priority\" is not an integer (\"5\")"},
+      {tp, "null", "true", "null", "\"priority\" is not an integer (true)"},
+      {tp, "null", "99999999999999999999", "null", "\"priority\" is 99999999999999999999, beyond a 64-bit integer"},
+      {tp, "null", "null", "0", "\"schema_version\" is 0, not a positive 32-bit integer"},
+      {tp, "null", "null", "2147483648", "\"schema_version\" is 2147483648, not a positive 32-bit integer"},
+      {tp, "null", "null", "[3]", "\"schema_version\" is not an integer ([3])"},
+      {"42", "null", "null", "null", "\"traceparent\" is not a string"},
+      {tp, R"({"a":1})", "null", "null", "\"tracestate\" is not a string"},
+      {long_tp, "null", "null", "null", "\"traceparent\" has 56 bytes, more than the 55 of a W3C traceparent of version 00"},
+      {tp, long_ts, "null", "null",
+       "\"tracestate\" has " + std::to_string(kTracestateMax + 1) + " bytes, more than the " +
+           std::to_string(kTracestateMax) + " of a W3C tracestate"},
+  };
+  for (const Case& c : cases) {
+    Event row = parse_event(row_with(c.traceparent, c.tracestate, c.priority, c.schema_version, false));
+    EXPECT_NE(row.invalid.find(c.reason), std::string::npos) << row.invalid << "\n  wanted: " << c.reason;
+    auto member = [](const std::string& v) { return v == "null" ? std::string() : v; };
+    Event msg = parse_event(as_message(
+        body_with(member(c.traceparent), member(c.tracestate), member(c.priority), member(c.schema_version))));
+    EXPECT_NE(msg.invalid.find(c.reason), std::string::npos) << msg.invalid << "\n  wanted: " << c.reason;
+  }
+  // Which storage said it.
+  Event row = parse_event(row_with(tp, "null", R"("5")", "null", false));
+  EXPECT_NE(row.invalid.find("column \"priority\""), std::string::npos) << row.invalid;
+  Event msg = parse_event(as_message(body_with(tp, "", R"("5")", "")));
+  EXPECT_NE(msg.invalid.find("message field \"priority\""), std::string::npos) << msg.invalid;
+  // Read values are kept: the dead letter shows them.
+  Event kept = parse_event(row_with(tp, "null", "12", "0", false));
+  EXPECT_EQ(kept.priority, 12);
+  EXPECT_EQ(kept.schema_version, 0);
+  EXPECT_EQ(kept.traceparent, kTraceparent);
+  // The sizes themselves pass.
+  Event fits = parse_event(row_with("\"00-" + std::string(kTraceparentV00 - 3, 'a') + "\"",
+                                    "\"" + std::string(kTracestateMax, 'a') + "\"", "9", "1", false));
+  EXPECT_EQ(fits.invalid, "");
+}
+
+// outbox_emit counts the trace context and the schema version into the application's share of
+// the AMQP header table (common/outbox_wire.h); the parser counts them the same way, so an event
+// at the limit passes and one byte over is refused naming what is counted.
+TEST(Parser, TraceContextAndSchemaVersionCountTowardsTheHeaderBudget) {
+  const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const std::size_t tracestate = 500;
+  // The entries (the budget counts no table length): traceparent, tracestate,
+  // x-outbox-schema-version as 10 digits, the header "f" without its value.
+  std::size_t fixed = string_entry_size(11, tp.size()) + string_entry_size(10, tracestate) +
+                      string_entry_size(23, 10) + string_entry_size(1, 0);
+  auto row = [&](std::size_t fill) {
+    std::string headers = "\"{\\\"f\\\": \\\"" + std::string(fill, 'v') + "\\\"}\"";
+    return row_line(R"({"name":"id","value":"1"},{"name":"event_type","value":"e"},{"name":"payload","value":"{}"},)"
+                    R"({"name":"headers","value":)" + headers + R"(},{"name":"traceparent","value":")" + tp +
+                    R"("},{"name":"tracestate","value":")" + std::string(tracestate, 's') +
+                    R"("},{"name":"schema_version","value":1})");
+  };
+  Event at = parse_event(row(OUTBOX_EVENT_HEADERS_MAX - fixed));
+  EXPECT_EQ(at.invalid, "");
+  Event over = parse_event(row(OUTBOX_EVENT_HEADERS_MAX - fixed + 1));
+  EXPECT_NE(over.invalid.find("(with aggregate_type, aggregate_id, causation_id, traceparent, tracestate and "
+                              "schema_version) encode to " + std::to_string(OUTBOX_EVENT_HEADERS_MAX + 1)),
+            std::string::npos)
+      << over.invalid;
 }

@@ -2,6 +2,8 @@
 // refused before it can reach the server (unsafe subjects, headers NATS would misread, too large).
 #include "sinks/nats/message.h"
 
+#include "delivery/event_fields.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -110,6 +112,97 @@ TEST(NatsMessage, HeadersAreTheEventsOwnThenMsgIdThenTheMetadata) {
   EXPECT_EQ(v["x-outbox-xid"], "777");
   ASSERT_NE(m.data, nullptr);
   EXPECT_EQ(*m.data, ev.payload);
+}
+
+const char* const kTp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+Event traced() {
+  Event e = order_created();
+  e.traceparent = kTp;
+  e.tracestate = "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7";
+  e.priority = 7;
+  e.schema_version = 3;
+  return e;
+}
+
+NatsMessage with_cloudevents(const Event& ev, const std::string& source = "/orders-db") {
+  auto r = build_nats_message(ev, "outbox.", kMaxPayload, source, 0);
+  if (auto* e = std::get_if<std::string>(&r)) ADD_FAILURE() << *e;
+  return std::get<NatsMessage>(r);
+}
+
+// traceparent and tracestate under their W3C names, the priority and the schema version as
+// decimal text, after the ids and before the other metadata; none of it when not set.
+TEST(NatsMessage, TraceContextPriorityAndSchemaVersionAreHeaders) {
+  NatsMessage m = built(traced());
+  EXPECT_EQ(names(m), (std::vector<std::string>{"Nats-Msg-Id", "x-outbox-event-id", "x-outbox-event-type",
+                                                "traceparent", "tracestate", "priority", "x-outbox-aggregate-type",
+                                                "x-outbox-aggregate-id", "x-outbox-lsn", "x-outbox-xid",
+                                                "x-outbox-commit-time", "x-outbox-schema-version"}));
+  auto v = values(m);
+  EXPECT_EQ(v["traceparent"], kTp);
+  EXPECT_EQ(v["tracestate"], "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7") << "W3C headers are sent as they are";
+  EXPECT_EQ(v["priority"], "7");
+  EXPECT_EQ(v["x-outbox-schema-version"], "3");
+  for (const auto& n : names(built(order_created())))
+    EXPECT_TRUE(n != "traceparent" && n != "tracestate" && n != "priority" && n != "x-outbox-schema-version") << n;
+}
+
+TEST(NatsMessage, AFieldReplacesTheOwnHeaderOfItsName) {
+  Event ev = traced();
+  ev.headers = {text_header("Priority", "high"), text_header("traceparent", "00-old"), text_header("keep", "v")};
+  NatsMessage m = built(ev);
+  auto n = names(m);
+  EXPECT_EQ(n[0], "keep");
+  EXPECT_EQ(std::count(n.begin(), n.end(), "traceparent"), 1);
+  EXPECT_EQ(std::count(n.begin(), n.end(), "Priority"), 0);
+  EXPECT_EQ(values(m)["traceparent"], kTp);
+  EXPECT_EQ(values(m)["priority"], "7");
+  Event own = order_created();
+  own.headers = {text_header("priority", "high")};
+  EXPECT_EQ(values(built(own))["priority"], "high") << "kept while the event has no priority";
+}
+
+TEST(NatsMessage, ContractFieldsOutOfRangeAreRefused) {
+  Event ev = traced();
+  ev.priority = 10;
+  EXPECT_EQ(refusal(ev), "\"priority\" is 10, outside 0..9");
+  ev = traced();
+  ev.tracestate = std::string(kTracestateMax + 1, 'a');
+  EXPECT_NE(refusal(ev).find("W3C tracestate"), std::string::npos);
+}
+
+// The NATS protocol binding, binary mode: every attribute a ce-* header, string values
+// percent-encoded (space, '"', '%', non-ASCII); datacontenttype also as Content-Type.
+TEST(NatsMessage, CloudEventsAreCeHeaders) {
+  Event ev = traced();
+  ev.event_type = "order créé";
+  ev.aggregate_id = "42 \"x\" 100%";
+  ev.routing_key = "order.created";
+  ev.created_at = "2026-11-23 05:01:53.002315+00";
+  NatsMessage m = with_cloudevents(ev);
+  std::vector<std::string> ce;
+  for (const auto& n : names(m))
+    if (n.rfind("ce-", 0) == 0 || n == "Content-Type") ce.push_back(n);
+  EXPECT_EQ(ce, (std::vector<std::string>{"ce-specversion", "ce-id", "ce-source", "ce-type", "ce-time", "ce-subject",
+                                          "ce-dataschema", "ce-traceparent", "ce-tracestate", "ce-datacontenttype",
+                                          "Content-Type"}));
+  auto v = values(m);
+  EXPECT_EQ(v["ce-specversion"], "1.0");
+  EXPECT_EQ(v["ce-id"], ev.id);
+  EXPECT_EQ(v["ce-source"], "/orders-db");
+  EXPECT_EQ(v["ce-type"], "order%20cr%C3%A9%C3%A9");
+  EXPECT_EQ(v["ce-time"], "2026-11-23T05:01:53.002315Z");
+  EXPECT_EQ(v["ce-subject"], "42%20%22x%22%20100%25");
+  // The URI's own %XX are encoded again (the binding's rule: a consumer decodes one round).
+  EXPECT_EQ(v["ce-dataschema"], "/orders-db/schemas/order%2520cr%25C3%25A9%25C3%25A9/3");
+  EXPECT_EQ(v["ce-traceparent"], kTp);
+  EXPECT_EQ(v["ce-tracestate"], "congo=t61rcWkgMzE,%20rojo=00f067aa0ba902b7");
+  EXPECT_EQ(v["ce-datacontenttype"], "application/json");
+  EXPECT_EQ(v["Content-Type"], "application/json");
+  // Without a source, none; without created_at the commit time is the time.
+  for (const auto& n : names(built(ev))) EXPECT_TRUE(n.rfind("ce-", 0) != 0 && n != "Content-Type") << n;
+  EXPECT_EQ(values(with_cloudevents(order_created()))["ce-time"], "2026-12-02T02:40:00.000000Z");
 }
 
 TEST(NatsMessage, AnEventWithoutIdHasNoMsgIdAndNoCorrelationHeaderWhenUnset) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "sinks/redis/connection.h"
@@ -85,6 +86,53 @@ TEST(RedisEntry, FieldsInOrder) {
   EXPECT_EQ(f[4].second, "corr-1");
   EXPECT_EQ(f[7].second, "0/16B3748");
   EXPECT_EQ(f[8].second, "750");
+}
+
+// The fields of 0.4 under the names NATS gives its headers, values as text (no percent-encoding:
+// a stream field holds any bytes); the CloudEvents attributes as ce-<attribute> fields.
+TEST(RedisEntry, TraceContextPriorityAndSchemaVersionAndCloudEvents) {
+  Event e = base();
+  e.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  e.tracestate = "congo=t61rcWkgMzE, rojo=1";
+  e.priority = 0;
+  e.schema_version = 12;
+  e.event_type = "créé";
+  Header own;
+  own.name = "traceparent";
+  own.value.kind = HeaderValue::Kind::String;
+  own.value.s = "00-own";
+  e.headers.push_back(own);  // in "headers", beside the field: no name to share
+  auto r = build_entry("s", e, "/orders-db", 0);
+  ASSERT_TRUE(r.entry) << r.error;
+  std::vector<std::string> names;
+  std::map<std::string, std::string> f;
+  for (auto& [k, v] : r.entry->fields) {
+    names.push_back(k);
+    f[k] = v;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "id", "type", "payload", "headers", "traceparent", "tracestate", "priority",
+                       "x-outbox-aggregate-type", "x-outbox-aggregate-id", "x-outbox-lsn", "x-outbox-xid",
+                       "x-outbox-commit-time", "x-outbox-schema-version", "ce-specversion", "ce-id", "ce-source",
+                       "ce-type", "ce-time", "ce-subject", "ce-dataschema", "ce-traceparent", "ce-tracestate",
+                       "ce-datacontenttype"}));
+  EXPECT_EQ(f["traceparent"], *e.traceparent);
+  EXPECT_EQ(f["tracestate"], "congo=t61rcWkgMzE, rojo=1");
+  EXPECT_EQ(f["priority"], "0");
+  EXPECT_EQ(f["x-outbox-schema-version"], "12");
+  EXPECT_EQ(nlohmann::json::parse(f["headers"])["traceparent"], "00-own");
+  EXPECT_EQ(f["ce-specversion"], "1.0");
+  EXPECT_EQ(f["ce-id"], e.id);
+  EXPECT_EQ(f["ce-source"], "/orders-db");
+  EXPECT_EQ(f["ce-type"], "créé");
+  EXPECT_EQ(f["ce-time"], "2026-11-23T05:01:53.002315Z");  // the commit time: no created_at
+  EXPECT_EQ(f["ce-subject"], "42");
+  EXPECT_EQ(f["ce-dataschema"], "/orders-db/schemas/cr%C3%A9%C3%A9/12");
+  EXPECT_EQ(f["ce-traceparent"], *e.traceparent);
+  EXPECT_EQ(f["ce-tracestate"], "congo=t61rcWkgMzE, rojo=1");
+  EXPECT_EQ(f["ce-datacontenttype"], "application/json");
+  e.priority = 10;
+  EXPECT_EQ(build_entry("s", e).error, "\"priority\" is 10, outside 0..9");
 }
 
 TEST(RedisEntry, NoHeadersIsEmptyObjectAndNoCorrelation) {
