@@ -4,6 +4,7 @@
 // it is given. Each words the problem its own way (their texts reach dead letters and logs); this
 // only finds it.
 #pragma once
+#include "outbox_wire.h"
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -61,7 +62,7 @@ std::size_t encoded_table_size(const std::vector<Header>& headers);
 // Priorities are those outbox_emit accepts (AMQP's 0..9); a schema version is a positive int32.
 constexpr std::size_t kTraceparentV00 = 55;
 constexpr std::size_t kTracestateMax = 32 * (256 + 1 + 256) + 31;
-constexpr std::int64_t kPriorityMax = 9;
+constexpr std::int64_t kPriorityMax = OUTBOX_PRIORITY_MAX;
 
 // Why a value of one of them can never be sent, naming the field ("\"priority\" is 12, outside
 // 0..9"); nullopt when it can. Unlike the checks above these word the problem too: the parser

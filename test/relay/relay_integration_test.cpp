@@ -593,6 +593,33 @@ TEST_F(RelayIT, TraceSetInSqlReachesARabbitMqConsumer) {
   }
 }
 
+// The whole way from SQL for a schema: an event type with a registered schema reaches the consumer
+// with the version outbox_emit validated it against (x-outbox-schema-version, CloudEvents'
+// dataschema), in both storage modes; a payload the schema refuses is never published.
+TEST_F(RelayIT, SchemaVersionValidatedAtEmitReachesARabbitMqConsumer) {
+  if (db_->scalar("SELECT count(*) FROM pg_proc WHERE proname = 'register_schema'") == "0")
+    GTEST_SKIP() << "this extension has no schema registry (0.4 has)";
+  const std::string schema = R"({"type":"object","required":["qty"],"properties":{"qty":{"type":"integer","minimum":1}}})";
+  db_->exec("SELECT outbox.register_schema('order.placed', '" + schema + "')");
+  EXPECT_EQ(db_->scalar("SELECT outbox.register_schema('order.placed', '" + schema +
+                        "'::jsonb || '{\"title\":\"v2\"}')"),
+            "2");
+  start_relay({"--cloudevents-source", "/shop-db"});
+  // Refused in its transaction (OB030), so it is never written; the next ones are.
+  EXPECT_THROW(db_->exec(emit_sql("order.placed", R"({"qty": 0})", "aggregate_id => 'a'")), std::exception);
+  for (const char* storage : {"table", "wal"})
+    db_->exec(std::string("BEGIN; SET LOCAL outbox.storage = '") + storage + "'; " +
+              emit_sql("order.placed", R"({"qty": 2})", "aggregate_id => 'a'") + "; COMMIT;");
+  auto msgs = broker_->collect(2, 15s);
+  ASSERT_EQ(msgs.size(), 2u);
+  for (auto& m : msgs) {
+    EXPECT_EQ(m.body, R"({"qty": 2})");
+    EXPECT_EQ(m.headers["x-outbox-schema-version"], "2");
+    EXPECT_EQ(m.headers["cloudEvents:dataschema"], "/shop-db/schemas/order.placed/2");
+  }
+  db_->exec("SELECT outbox.drop_schema('order.placed')");
+}
+
 // A queue of [topology] with max_priority holds the x-max-priority argument, so that RabbitMQ
 // delivers a backlog by priority; the relay itself publishes in commit order (the test's own queue
 // receives 1, 9, 5 as committed).
