@@ -112,6 +112,8 @@
 #define OUTBOX_SCHEMA_VERSION_HEADER "x-outbox-schema-version"
 #define OUTBOX_TRACESTATE_MAX_MEMBERS 32
 #define OUTBOX_TRACESTATE_MAX_CHARS 512
+/* A traceparent of a version above 00 (which may add fields after its 55 characters). */
+#define OUTBOX_TRACEPARENT_MAX_CHARS 256
 #define OUTBOX_PRIORITY_MAX 9
 
 /* Header names the relay sets itself (any case) and names RabbitMQ gives a meaning (exact). */

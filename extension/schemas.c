@@ -186,8 +186,13 @@ load_schema(const char *event_type, char **schema_json, size_t *len)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "outbox: SPI_connect failed");
 	PushActiveSnapshot(GetLatestSnapshot());
-	rc = SPI_execute_with_args("SELECT version, CASE WHEN dropped_at IS NULL THEN schema::text END FROM " OUTBOX_SCHEMA "." EVENT_SCHEMAS_TABLE
-							   " WHERE event_type = $1 ORDER BY version DESC LIMIT 1",
+	/*
+	 * outbox_emit is SECURITY DEFINER without a pinned search_path (a SET clause costs every emit):
+	 * every type and operator here is schema-qualified, or the caller's pg_temp.text domain or own
+	 * "=" would run as the extension's owner.
+	 */
+	rc = SPI_execute_with_args("SELECT version, CASE WHEN dropped_at IS NULL THEN schema::pg_catalog.text END FROM " OUTBOX_SCHEMA "." EVENT_SCHEMAS_TABLE
+							   " WHERE event_type OPERATOR(pg_catalog.=) $1 ORDER BY version DESC LIMIT 1",
 							   1, argtypes, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "outbox: reading outbox.event_schemas failed: %s", SPI_result_code_string(rc));

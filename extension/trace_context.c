@@ -150,6 +150,14 @@ check_traceparent(const OutboxEvent *ev)
 	/* A higher version: what the spec lets a version-00 parser read, then '-' and fields to come. */
 	if (len > TRACEPARENT_V00_LEN)
 	{
+		/*
+		 * Bounded: with CloudEvents the relay sends it twice (traceparent and the tracing
+		 * extension's attribute), outside the header budget outbox_emit checks for the event's
+		 * own headers, and a long one would make the event a dead letter there.
+		 */
+		if (len > OUTBOX_TRACEPARENT_MAX_CHARS)
+			refuse(ev, false, psprintf("it has %d characters, more than the %d a traceparent may have here",
+									   len, OUTBOX_TRACEPARENT_MAX_CHARS));
 		if (s[TRACEPARENT_V00_LEN] != '-')
 			refuse(ev, false, psprintf("character %d (%s) follows the trace-flags where a higher version continues with '-'",
 									   TRACEPARENT_V00_LEN + 1, char_shown(s[TRACEPARENT_V00_LEN])));

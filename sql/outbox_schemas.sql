@@ -274,3 +274,22 @@ SELECT outbox.check_payload('café', '{"größe": "äöü"}') AS three_character
        outbox.check_payload('café', '{"größe": "ÄÖ"}') AS upper_case;
 \c :regress_db
 DROP DATABASE outbox_schemas_latin1;
+
+-- outbox_emit runs as the extension's owner: the caller's pg_temp (a domain named text, checked
+-- by a function of the caller's) must not run inside it when the schema is read
+CREATE ROLE outbox_schema_attacker;
+SELECT outbox.grant_app('outbox_schema_attacker');
+SELECT outbox.register_schema('attack.type', '{"type": "object"}') AS v;
+SET ROLE outbox_schema_attacker;
+CREATE FUNCTION pg_temp.hijack(v pg_catalog.text) RETURNS boolean LANGUAGE plpgsql AS
+  $$BEGIN RAISE EXCEPTION 'hijacked: ran as %', current_user; END$$;
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.hijack(VALUE));
+SELECT outbox_emit('attack.type', '{}') IS NOT NULL AS emitted_without_running_the_callers_code;
+RESET ROLE;
+DISCARD TEMP;
+SELECT outbox.drop_schema('attack.type');
+DELETE FROM outbox.events WHERE event_type = 'attack.type';
+REVOKE ALL ON FUNCTION outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text, text, text, integer) FROM outbox_schema_attacker;
+REVOKE ALL ON SCHEMA outbox FROM outbox_schema_attacker;
+DROP OWNED BY outbox_schema_attacker;
+DROP ROLE outbox_schema_attacker;

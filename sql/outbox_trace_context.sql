@@ -58,6 +58,9 @@ SELECT outbox_emit('e', '{}', traceparent => '01-4bf92f3577b34da6a3ce929d0e0e473
 \echo :LAST_ERROR_SQLSTATE
 -- a long one is shown cut
 SELECT outbox_emit('e', '{}', traceparent => repeat('z', 1000));
+-- a higher version is bounded (the relay sends it twice with CloudEvents): 256 characters pass, 257 not
+SELECT outbox_emit('tp.v01.max', '{}', traceparent => '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-' || repeat('a', 200)) IS NOT NULL AS ok;
+SELECT outbox_emit('e', '{}', traceparent => '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-' || repeat('a', 201));
 \echo :LAST_ERROR_SQLSTATE
 
 ------------------------------------------------------------------------------------------------
