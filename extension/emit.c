@@ -469,3 +469,13 @@ outbox_emit_keys_changed(PG_FUNCTION_ARGS)
 	signed_message_log(&buf);
 	PG_RETURN_VOID();
 }
+
+/* 0.4's SQL definition (12 arguments) names this symbol, so that a session still holding the 0.3
+ * module cannot run it with 9 (outbox--0.3--0.4.sql). */
+PG_FUNCTION_INFO_V1(outbox_emit_v04);
+
+Datum
+outbox_emit_v04(PG_FUNCTION_ARGS)
+{
+	return outbox_emit(fcinfo);
+}

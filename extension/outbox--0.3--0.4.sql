@@ -42,7 +42,11 @@ CREATE FUNCTION public.outbox_emit(
 RETURNS uuid
 -- SECURITY DEFINER: applications may emit without any right on outbox.events. The C code names
 -- every object schema-qualified and by type OID, so the caller's search_path cannot redirect it.
-AS 'MODULE_PATHNAME', 'outbox_emit' LANGUAGE C VOLATILE SECURITY DEFINER;
+-- A symbol of its own: a session that loaded the 0.3 module before the package was upgraded
+-- keeps it mapped, and its outbox_emit would take these 12 arguments as 9, storing events without
+-- their schema check, trace context or priority. With a new name such a session fails visibly
+-- ("could not find function") until it reconnects.
+AS 'MODULE_PATHNAME', 'outbox_emit_v04' LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION public.outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text, text, text, integer) IS
     'Emit an event in the current transaction: published by outbox-relay if and only if the transaction commits (trace context from outbox.traceparent/outbox.tracestate when none is passed)';
 REVOKE ALL ON FUNCTION public.outbox_emit(text, jsonb, text, text, text, text, jsonb, text, text, text, text, integer) FROM PUBLIC;
