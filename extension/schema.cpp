@@ -266,8 +266,13 @@ first_pass(OutboxSchema &schema, const OutboxJsonAdapter &payload)
 {
 	try
 	{
+		// valijson's Validator::validate would allocate the root's context; its regex cache
+		// stays empty (patterns go through PCRE2), one serves every pass.
+		static std::unordered_map<std::string, std::regex> no_regexes;
+		valijson::ValidationVisitor<OutboxJsonAdapter> visitor(payload, {}, true, nullptr, no_regexes);
+
 		bounds.paths = false;
-		bool valid = schema.validator.validate(schema.schema, payload, nullptr);
+		bool valid = visitor.validateSchema(schema.schema);
 		bounds.paths = true;
 		return valid;
 	}

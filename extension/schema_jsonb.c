@@ -5,8 +5,9 @@
  * and the C++ side parsed again into a tree of its own: about half of what validating an event
  * cost. The jsonb is already parsed, so it is walked once here into flat arrays that the
  * validator's adapter (schema_document.hpp) reads in place; strings are not copied in a UTF-8
- * database. Everything that may raise (memory, encoding conversion, numeric_out) runs here,
- * before any C++ object exists.
+ * database. The walk reads the containers' JEntry arrays as JsonbIteratorNext does, without its
+ * allocation per container and copy per value. Everything that may raise (memory, encoding
+ * conversion, numeric_out) runs here, before any C++ object exists.
  */
 #include "postgres.h"
 
@@ -21,12 +22,21 @@
 
 #include "schema_jsonb.h"
 
-/* A container being filled: the next item or member goes to position pos. */
+/*
+ * A container being read, through its JEntry array (utils/jsonb.h describes the format): an
+ * array's items, or an object's keys and then its values, each with its data at a running offset
+ * from where the container's data begins.
+ */
 typedef struct Frame
 {
+	const JsonbContainer *jc;
+	const char *data;
+	uint32		count;			/* items, or members */
+	uint32		pos;			/* the item or member being read is pos - 1 */
+	uint32		offset;			/* of the next item's data, or the next key's */
+	uint32		value_offset;	/* an object's: of the next member's value */
 	size_t		container;		/* index of its value */
 	size_t		values;			/* an object's: index of its members' values */
-	size_t		pos;
 } Frame;
 
 typedef struct Walk
@@ -61,22 +71,8 @@ reserve(void **array, size_t *used, size_t *max, size_t n, size_t size)
 	return first;
 }
 
-/* The index of the value that the next token fills: the root, an item, or a member's value. */
-static size_t
-next_slot(Walk *w)
-{
-	Frame	   *f;
-
-	if (w->depth == 0)
-		return 0;
-	f = &w->frames[w->depth - 1];
-	if (w->values[f->container].kind == OUTBOX_JSON_ARRAY)
-		return w->values[f->container].u.first + f->pos++;
-	return f->values + f->pos++;
-}
-
-static void
-push_frame(Walk *w, size_t container, size_t values)
+static Frame *
+push_frame(Walk *w)
 {
 	if (w->depth == w->frames_max)
 	{
@@ -88,7 +84,7 @@ push_frame(Walk *w, size_t container, size_t values)
 		w->frames = more;
 		w->frames_max *= 2;
 	}
-	w->frames[w->depth++] = (Frame) {container, values, 0};
+	return &w->frames[w->depth++];
 }
 
 static const char *
@@ -252,7 +248,7 @@ pointer_here(Walk *w)
 
 		appendStringInfoChar(&buf, '/');
 		if (c->kind == OUTBOX_JSON_ARRAY)
-			appendStringInfo(&buf, "%zu", f->pos - 1);
+			appendStringInfo(&buf, "%u", f->pos - 1);
 		else
 		{
 			OutboxJsonMember *m = &w->members[c->u.first + f->pos - 1];
@@ -313,53 +309,82 @@ sort_members(OutboxJsonMember *m, uint32 n)
 	}
 }
 
-/* A container begins: its value goes to the next slot, its children's slots are reserved. */
+/* A container: its value goes to the slot, its children's slots are reserved, and it is read next. */
 static void
-begin_container(Walk *w, JsonbIteratorToken tok, JsonbValue *v)
+begin_container(Walk *w, const JsonbContainer *jc, size_t slot)
 {
-	size_t		slot = next_slot(w);
-	bool		array = tok == WJB_BEGIN_ARRAY;
-	uint32		n = array ? v->val.array.nElems : v->val.object.nPairs;
+	bool		object = JsonContainerIsObject(jc);
+	uint32		n = JsonContainerSize(jc);
 	size_t		first;
 	size_t		values = 0;
+	Frame	   *f;
 
-	if (array)
+	if (!object)
 		first = reserve((void **) &w->values, &w->nvalues, &w->values_max, n, sizeof(OutboxJsonValue));
 	else
 	{
 		first = reserve((void **) &w->members, &w->nmembers, &w->members_max, n, sizeof(OutboxJsonMember));
 		values = reserve((void **) &w->values, &w->nvalues, &w->values_max, n, sizeof(OutboxJsonValue));
 	}
-	w->values[slot].kind = array ? OUTBOX_JSON_ARRAY : OUTBOX_JSON_OBJECT;
+	w->values[slot].kind = object ? OUTBOX_JSON_OBJECT : OUTBOX_JSON_ARRAY;
 	w->values[slot].size = n;
 	w->values[slot].u.first = first;
-	push_frame(w, slot, values);
+	f = push_frame(w);
+	f->jc = jc;
+	f->data = (const char *) &jc->children[object ? 2 * n : n];
+	f->count = n;
+	f->pos = 0;
+	f->offset = 0;
+	f->value_offset = object ? getJsonbOffset(jc, n) : 0;
+	f->container = slot;
+	f->values = values;
 }
 
-/* A scalar; false (and *number set) for a number beyond a double. */
+/*
+ * Child i of the container into the slot, its data at *offset, which moves past it; false (and
+ * *number set) for a number beyond a double.
+ */
 static bool
-scalar(Walk *w, JsonbValue *v, char **number)
+read_child(Walk *w, const Frame *f, uint32 i, uint32 *offset, size_t slot, char **number)
 {
-	OutboxJsonValue *out = &w->values[next_slot(w)];
+	JEntry		je = f->jc->children[i];
+	uint32		start = *offset;
+	OutboxJsonValue *out = &w->values[slot];
 
-	switch (v->type)
+	JBE_ADVANCE_OFFSET(*offset, je);
+	if (JBE_ISNULL(je))
+		out->kind = OUTBOX_JSON_NULL;
+	else if (JBE_ISBOOL_TRUE(je) || JBE_ISBOOL_FALSE(je))
+		out->kind = JBE_ISBOOL_TRUE(je) ? OUTBOX_JSON_TRUE : OUTBOX_JSON_FALSE;
+	else if (JBE_ISSTRING(je))
 	{
-		case jbvNull:
-			out->kind = OUTBOX_JSON_NULL;
-			break;
-		case jbvBool:
-			out->kind = v->val.boolean ? OUTBOX_JSON_TRUE : OUTBOX_JSON_FALSE;
-			break;
-		case jbvString:
-			out->kind = OUTBOX_JSON_STRING;
-			out->u.string = utf8(w, v->val.string.val, v->val.string.len, &out->size);
-			break;
-		case jbvNumeric:
-			return read_number(v->val.numeric, out, number);
-		default:
-			elog(ERROR, "outbox: unexpected jsonb value type %d", (int) v->type);
+		out->kind = OUTBOX_JSON_STRING;
+		out->u.string = utf8(w, f->data + start, *offset - start, &out->size);
 	}
+	else if (JBE_ISNUMERIC(je))
+		return read_number((Numeric) (f->data + INTALIGN(start)), out, number);
+	else
+		begin_container(w, (const JsonbContainer *) (f->data + INTALIGN(start)), slot);
 	return true;
+}
+
+/* The next child of the innermost container (an object's: its next key and value); false as above. */
+static bool
+read_next(Walk *w, char **number)
+{
+	Frame	   *f = &w->frames[w->depth - 1];
+	uint32		i = f->pos++;
+	uint32		start;
+	OutboxJsonMember *m;
+
+	if (w->values[f->container].kind == OUTBOX_JSON_ARRAY)
+		return read_child(w, f, i, &f->offset, w->values[f->container].u.first + i, number);
+	m = &w->members[w->values[f->container].u.first + i];
+	start = f->offset;
+	JBE_ADVANCE_OFFSET(f->offset, f->jc->children[i]);
+	m->key = utf8(w, f->data + start, f->offset - start, &m->key_len);
+	m->value = f->values + i;
+	return read_child(w, f, f->count + i, &f->value_offset, f->values + i, number);
 }
 
 SchemaPayload
@@ -367,10 +392,8 @@ outbox_schema_payload(Jsonb *payload)
 {
 	SchemaPayload result = {{NULL, NULL}, NULL, NULL};
 	Walk		w;
-	JsonbIterator *it = JsonbIteratorInit(&payload->root);
-	JsonbIteratorToken tok;
-	JsonbValue	v;
 	char	   *number;
+	bool		readable = true;
 
 	w.convert = GetDatabaseEncoding() != PG_UTF8;
 	w.frames = w.local;
@@ -383,58 +406,43 @@ outbox_schema_payload(Jsonb *payload)
 	w.members = palloc(w.members_max * sizeof(OutboxJsonMember));
 	w.nvalues = 1;				/* the root */
 	w.nmembers = 0;
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+
+	/* A scalar payload is stored as an array of one, which is not the payload's value. */
+	if (JsonContainerIsScalar(&payload->root))
 	{
-		switch (tok)
+		Frame		root = {&payload->root, (const char *) &payload->root.children[1], 1, 1, 0, 0, 0, 0};
+
+		readable = read_child(&w, &root, 0, &root.offset, 0, &number);
+	}
+	else
+		begin_container(&w, &payload->root, 0);
+	while (readable && w.depth > 0)
+	{
+		Frame	   *f = &w.frames[w.depth - 1];
+
+		if (f->pos < f->count)
+			readable = read_next(&w, &number);
+		else
 		{
-			case WJB_BEGIN_ARRAY:
-				if (v.val.array.rawScalar)
-					break;		/* a scalar payload: its one element is the root */
-				/* FALLTHROUGH */
-			case WJB_BEGIN_OBJECT:
-				begin_container(&w, tok, &v);
-				break;
-			case WJB_KEY:
-				{
-					Frame	   *f = &w.frames[w.depth - 1];
-					OutboxJsonMember *m = &w.members[w.values[f->container].u.first + f->pos];
-
-					m->key = utf8(&w, v.val.string.val, v.val.string.len, &m->key_len);
-					m->value = f->values + f->pos;
-					break;
-				}
-			case WJB_VALUE:
-			case WJB_ELEM:
-				if (!scalar(&w, &v, &number))
-				{
-					result.unreadable_pointer = pointer_here(&w);
-					result.unreadable_reason = shortened(psprintf("number overflow parsing '%s'", number), 600);
-					if (w.frames != w.local)
-						pfree(w.frames);
-					pfree(w.values);
-					pfree(w.members);
-					return result;
-				}
-				break;
-			case WJB_END_OBJECT:
-				{
-					OutboxJsonValue *c = &w.values[w.frames[w.depth - 1].container];
-
-					sort_members(w.members + c->u.first, c->size);
-				}
-				/* FALLTHROUGH */
-			case WJB_END_ARRAY:
-				if (w.depth > 0)	/* not a scalar payload's array */
-					w.depth--;
-				break;
-			case WJB_DONE:
-				break;
+			if (w.values[f->container].kind == OUTBOX_JSON_OBJECT)
+				sort_members(w.members + w.values[f->container].u.first, f->count);
+			w.depth--;
 		}
+	}
+	if (!readable)
+	{
+		result.unreadable_pointer = pointer_here(&w);
+		result.unreadable_reason = shortened(psprintf("number overflow parsing '%s'", number), 600);
+		pfree(w.values);
+		pfree(w.members);
+	}
+	else
+	{
+		result.doc.values = w.values;
+		result.doc.members = w.members;
 	}
 	if (w.frames != w.local)
 		pfree(w.frames);
-	result.doc.values = w.values;
-	result.doc.members = w.members;
 	return result;
 }
 
