@@ -6,11 +6,12 @@ PG_CONFIG ?= pg_config
 MODULEDIR   = extension
 MODULE_big  = outbox
 OBJS        = extension/outbox.o extension/uuidv7.o extension/validate.o extension/trace_context.o extension/emit.o extension/message_key.o \
-              extension/schemas.o $(SCHEMA_CXX_OBJS)
+              extension/schemas.o extension/schema_jsonb.o $(SCHEMA_CXX_OBJS)
 # JSON Schema validation (C++: valijson, nlohmann_json, PCRE2) behind the C API of
 # extension/schema_api.h. Symbols hidden: nothing of C++ is exported from outbox.so, so no other
 # library in the backend can interpose its own copy of a template.
-SCHEMA_CXX_OBJS = extension/schema.o extension/schema_message.o extension/schema_regex.o extension/schema_draft7.o
+SCHEMA_CXX_OBJS = extension/schema.o extension/schema_message.o extension/schema_regex.o extension/schema_visit.o \
+                  extension/schema_draft7.o
 DATA        = extension/outbox.control $(wildcard extension/outbox--*.sql)
 PGFILEDESC  = "outbox - transactional outbox for PostgreSQL"
 
@@ -31,8 +32,9 @@ include $(PGXS)
 BITCODE_CXXFLAGS += -std=c++17
 
 $(OBJS): extension/outbox.h common/outbox_wire.h
-$(SCHEMA_CXX_OBJS) extension/schemas.o: extension/schema_api.h
-$(SCHEMA_CXX_OBJS): extension/schema_valijson.hpp extension/schema_message.hpp extension/schema_meta.hpp
+$(SCHEMA_CXX_OBJS) extension/schemas.o extension/schema_jsonb.o: extension/schema_api.h
+extension/schemas.o extension/schema_jsonb.o: extension/schema_jsonb.h
+$(SCHEMA_CXX_OBJS): extension/schema_valijson.hpp extension/schema_document.hpp extension/schema_message.hpp extension/schema_meta.hpp
 
 # A full script of a version the chain now builds (outbox--0.2.sql): left installed by an older
 # checkout, it would be the shorter path CREATE EXTENSION takes, and the chain would go untested.

@@ -108,13 +108,19 @@ guarded(OutboxSchemaText *text, OutboxSchemaStatus failure, Work work)
 	}
 }
 
-// jsonb keeps 1.0 as written, and nlohmann reads it as a float, which valijson's "integer"
-// refuses. Draft 7 says a number with a zero fractional part is an integer: make it one.
+// Numbers as schema_jsonb.c reads a payload's. jsonb keeps 1.0 as written, and nlohmann reads
+// it as a float, which valijson's "integer" refuses: draft 7 says a number with a zero fractional
+// part is an integer, so it becomes one. nlohmann keeps an integer between 2^63 and 2^64 as
+// unsigned, which valijson would read as a negative int64: it becomes a double, as beyond 2^64.
 json
 parse(const char *text, size_t len)
 {
 	json::parser_callback_t integral = [](int, json::parse_event_t event, json &value) {
-		if (event == json::parse_event_t::value && value.is_number_float())
+		if (event != json::parse_event_t::value)
+			return true;
+		if (value.is_number_unsigned() && value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+			value = static_cast<double>(value.get<std::uint64_t>());
+		else if (value.is_number_float())
 		{
 			double d = value.get<double>();
 
@@ -150,7 +156,7 @@ void
 populate(valijson::Schema &schema, const json &doc)
 {
 	valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-	OutboxJsonAdapter adapter(doc);
+	valijson::adapters::NlohmannJsonAdapter adapter(doc);
 
 	parser.populateSchema(adapter, schema, fetch_document, free_document);
 }
@@ -240,7 +246,8 @@ check_schema(const json &doc, OutboxSchema &compiled)
 	check_draft(doc);
 
 	OutboxSchema &meta = meta_schema();
-	OutboxJsonAdapter adapter(doc);
+	OwnedDocument owned(doc);
+	OutboxJsonAdapter adapter(owned.document());
 	if (!meta.validator.validate(meta.schema, adapter, nullptr))
 	{
 		valijson::ValidationResults results;
@@ -252,7 +259,93 @@ check_schema(const json &doc, OutboxSchema &compiled)
 	populate(compiled.schema, doc);
 }
 
+// Without the error context (Bounds::paths), which only a Stop reads: one that must say where
+// is thrown again by the same pass with it, which takes the same steps to the same place.
+bool
+first_pass(OutboxSchema &schema, const OutboxJsonAdapter &payload)
+{
+	try
+	{
+		// valijson's Validator::validate would allocate the root's context; its regex cache
+		// stays empty (patterns go through PCRE2), one serves every pass.
+		static std::unordered_map<std::string, std::regex> no_regexes;
+		valijson::ValidationVisitor<OutboxJsonAdapter> visitor(payload, {}, true, nullptr, no_regexes);
+
+		bounds.paths = false;
+		bool valid = visitor.validateSchema(schema.schema);
+		bounds.paths = true;
+		return valid;
+	}
+	catch (const Stop &stop)
+	{
+		bounds.paths = true;
+		if (stop.status == OUTBOX_SCHEMA_INTERRUPTED)
+			throw;
+	}
+	return schema.validator.validate(schema.schema, payload, nullptr);
+}
+
 }  // namespace
+
+// Iterative: a schema may be nested deeper than the stack allows recursion; the meta-schema's
+// check then stops at the validator's stack limit, with the place.
+OwnedDocument::OwnedDocument(const json &root) : m_values(1)
+{
+	std::vector<std::pair<const json *, size_t>> todo{{&root, 0}};
+
+	while (!todo.empty())
+	{
+		const json &j = *todo.back().first;
+		size_t slot = todo.back().second;
+		OutboxJsonValue v{OUTBOX_JSON_NULL, 0, {0}};
+
+		todo.pop_back();
+		if (j.is_boolean())
+			v.kind = j.get<bool>() ? OUTBOX_JSON_TRUE : OUTBOX_JSON_FALSE;
+		else if (j.is_number_integer())	// unsigned ones up to 2^63 - 1: parse() made the others doubles
+		{
+			v.kind = OUTBOX_JSON_INTEGER;
+			v.u.integer = j.is_number_unsigned() ? static_cast<std::int64_t>(j.get<std::uint64_t>()) : j.get<std::int64_t>();
+		}
+		else if (j.is_number_float())
+		{
+			v.kind = OUTBOX_JSON_DOUBLE;
+			v.u.number = j.get<double>();
+		}
+		else if (j.is_string())
+		{
+			const std::string &s = j.get_ref<const std::string &>();
+			v.kind = OUTBOX_JSON_STRING;
+			v.size = static_cast<uint32_t>(s.size());
+			v.u.string = s.data();
+		}
+		else if (j.is_array())
+		{
+			v.kind = OUTBOX_JSON_ARRAY;
+			v.size = static_cast<uint32_t>(j.size());
+			v.u.first = m_values.size();
+			for (size_t i = 0; i < j.size(); i++)
+				todo.emplace_back(&j[i], m_values.size() + i);
+			m_values.resize(m_values.size() + j.size());
+		}
+		else if (j.is_object())
+		{
+			v.kind = OUTBOX_JSON_OBJECT;
+			v.size = static_cast<uint32_t>(j.size());
+			v.u.first = m_members.size();
+			for (auto it = j.begin(); it != j.end(); ++it)	// std::map: sorted as schema_api.h says
+			{
+				m_members.push_back(OutboxJsonMember{it.key().data(), static_cast<uint32_t>(it.key().size()),
+													 static_cast<uint32_t>(m_values.size())});
+				todo.emplace_back(&it.value(), m_values.size());
+				m_values.emplace_back();
+			}
+		}
+		m_values[slot] = v;
+	}
+	m_doc = OutboxJsonDocument{m_values.data(), m_members.data()};
+}
+
 }  // namespace outbox_schema
 
 using namespace outbox_schema;
@@ -274,17 +367,16 @@ outbox_schema_compile(const char *text, size_t len, const OutboxSchemaLimits *li
 }
 
 extern "C" OutboxSchemaStatus
-outbox_schema_check(OutboxSchema *schema, const char *text, size_t len, const OutboxSchemaLimits *limits,
+outbox_schema_check(OutboxSchema *schema, const OutboxJsonDocument *payload, const OutboxSchemaLimits *limits,
 					OutboxSchemaText *message)
 {
 	return guarded(message, OUTBOX_SCHEMA_BAD_INPUT, [&]() {
 		Scope scope(limits);
-		json payload = parse(text, len);
-		OutboxJsonAdapter adapter(payload);
+		OutboxJsonAdapter adapter(*payload);
 
 		// The first pass stops at the first failure; only a failing payload pays for the second,
 		// which collects the errors that say where and why.
-		if (schema->validator.validate(schema->schema, adapter, nullptr))
+		if (first_pass(*schema, adapter))
 			return OUTBOX_SCHEMA_VALID;
 		valijson::ValidationResults results;
 		schema->validator.validate(schema->schema, adapter, &results);

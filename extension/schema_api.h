@@ -13,6 +13,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C"
@@ -46,13 +47,59 @@ typedef struct OutboxSchemaLimits
 	volatile sig_atomic_t *interrupt_pending;	/* PostgreSQL's InterruptPending */
 } OutboxSchemaLimits;
 
+/*
+ * A JSON value as the validator reads it, built by the caller (schema_jsonb.c walks a jsonb into
+ * one) and only read here: one flat array of values and one of object members, no copy of a
+ * string. Numbers are already what the validator compares: integers that fit 64 bits, doubles
+ * otherwise. Object members are sorted by their keys' bytes (shorter first on a common prefix),
+ * the order in which an error names the first member that fails.
+ */
+typedef enum OutboxJsonKind
+{
+	OUTBOX_JSON_NULL,
+	OUTBOX_JSON_FALSE,
+	OUTBOX_JSON_TRUE,
+	OUTBOX_JSON_INTEGER,
+	OUTBOX_JSON_DOUBLE,
+	OUTBOX_JSON_STRING,
+	OUTBOX_JSON_ARRAY,
+	OUTBOX_JSON_OBJECT
+} OutboxJsonKind;
+
+typedef struct OutboxJsonValue
+{
+	uint32_t	kind;			/* OutboxJsonKind */
+	uint32_t	size;			/* bytes of a string, items of an array, members of an object */
+	union
+	{
+		int64_t		integer;
+		double		number;
+		const char *string;		/* UTF-8, not NUL-terminated */
+		size_t		first;		/* array: index of its first item in values; object: of its
+								 * first member in members */
+	}			u;
+} OutboxJsonValue;
+
+typedef struct OutboxJsonMember
+{
+	const char *key;			/* UTF-8, not NUL-terminated */
+	uint32_t	key_len;
+	uint32_t	value;			/* index in values */
+} OutboxJsonMember;
+
+typedef struct OutboxJsonDocument
+{
+	const OutboxJsonValue *values;	/* values[0] is the root */
+	const OutboxJsonMember *members;
+} OutboxJsonDocument;
+
 /* Compiles a schema given as JSON text (UTF-8); on success *out owns it. */
 extern OutboxSchemaStatus outbox_schema_compile(const char *json, size_t len,
 												const OutboxSchemaLimits *limits,
 												OutboxSchema **out, OutboxSchemaText *text);
 
-/* Checks a payload given as JSON text (UTF-8) against a compiled schema. */
-extern OutboxSchemaStatus outbox_schema_check(OutboxSchema *schema, const char *json, size_t len,
+/* Checks a payload against a compiled schema. */
+extern OutboxSchemaStatus outbox_schema_check(OutboxSchema *schema, const OutboxJsonDocument *payload,
 											  const OutboxSchemaLimits *limits,
 											  OutboxSchemaText *text);
 

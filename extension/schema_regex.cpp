@@ -58,6 +58,9 @@ compile(const std::string &pattern, std::string *why)
 		*why = error_text(code) + " at offset " + std::to_string(offset);
 		return nullptr;
 	}
+	// Compiled to machine code where PCRE2 can (matching is several times faster); where it
+	// cannot, or is refused executable memory, the interpreter matches.
+	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
 	// Patterns come from the registered schemas, few; the bound only stops a churn of them.
 	if (compiled.size() >= CACHE_MAX)
 		compiled.clear();
@@ -81,7 +84,37 @@ match_context()
 	return ctx.get();
 }
 
+// Only whether a pattern matches is asked, never where: one ovector pair serves every match.
+pcre2_match_data *
+match_data()
+{
+	static std::unique_ptr<pcre2_match_data, DataFree> data;
+
+	if (!data)
+	{
+		data.reset(pcre2_match_data_create(1, nullptr));
+		if (!data)
+			throw std::bad_alloc();
+	}
+	return data.get();
+}
+
 }  // namespace
+
+std::vector<std::string>
+child_context(const std::vector<std::string> &context, bool collecting, const char *token, size_t len)
+{
+	if (!collecting && !bounds.paths)
+		return {};
+
+	std::vector<std::string> out;
+	out.reserve(context.size() + 1);
+	out = context;
+	out.emplace_back(len + 2, '[');
+	out.back().replace(1, len, token, len);
+	out.back().back() = ']';
+	return out;
+}
 
 std::string
 pattern_error(const std::string &pattern)
@@ -92,7 +125,7 @@ pattern_error(const std::string &pattern)
 }
 
 bool
-regex_search(const std::string &pattern, const std::string &subject,
+regex_search(const std::string &pattern, const char *subject, size_t len,
 			 const std::vector<std::string> &context)
 {
 	std::string why;
@@ -100,11 +133,11 @@ regex_search(const std::string &pattern, const std::string &subject,
 
 	if (re == nullptr)
 		throw Stop{OUTBOX_SCHEMA_BAD_SCHEMA, pointer_of(context), "pattern " + pattern + ": " + why};
-	std::unique_ptr<pcre2_match_data, DataFree> data(pcre2_match_data_create(1, nullptr));
-	if (!data)
-		throw std::bad_alloc();
-	int rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), 0, 0,
-						 data.get(), match_context());
+	int rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(subject), len, 0, 0, match_data(), match_context());
+	// What the JIT gives up on (its stack, or its count of the match limit), the interpreter
+	// decides within the limits above, as it would have without the JIT.
+	if (rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_MATCHLIMIT)
+		rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(subject), len, 0, PCRE2_NO_JIT, match_data(), match_context());
 	if (rc >= 0)
 		return true;
 	if (rc == PCRE2_ERROR_NOMATCH)
@@ -153,35 +186,67 @@ enter(const std::vector<std::string> &context)
 								  "refers to itself without descending into the payload"};
 }
 
-// valijson's ValidationVisitor::validateSchema, after enter().
+// valijson's ValidationVisitor::validateSchema, after enter(). The callback captures one
+// pointer, which std::function keeps in place: valijson's std::bind of three did not fit and
+// cost a malloc and a free per subschema.
 template<typename Visitor>
 bool
-validate_subschema(Visitor &visitor, const Subschema &subschema, bool collect,
-				   bool (*callback)(const constraints::Constraint &, Visitor &))
+validate_subschema(Visitor &visitor, const Subschema &subschema, bool collect)
 {
 	if (subschema.getAlwaysInvalid())
 		return false;
-	Subschema::ApplyFunction fn(std::bind(callback, std::placeholders::_1, std::ref(visitor)));
+	Subschema::ApplyFunction fn([&visitor](const constraints::Constraint &c) { return c.accept(visitor); });
 	return collect ? subschema.apply(fn) : subschema.applyStrict(fn);
 }
 
 // RFC 3339 full-date, partial-time with offset, and both with a 'T' between; ranges of days are
-// checked after the match.
-const char DATE_RE[] = "^[0-9]{4}-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])$";
-const char TIME_RE[] = "^([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
-const char DATE_TIME_RE[] = "^[0-9]{4}-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])[Tt]"
+// checked after the match. Strings once, not per match.
+const std::string DATE_RE = "^[0-9]{4}-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])$";
+const std::string TIME_RE = "^([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+const std::string DATE_TIME_RE = "^[0-9]{4}-(0[1-9]|1[012])-(0[1-9]|[12][0-9]|3[01])[Tt]"
 	"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$";
+const std::string DATE = "date";
+const std::string TIME = "time";
+const std::string DATE_TIME = "date-time";
+
+// Digits the pattern has already matched.
+int
+digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
 
 bool
-day_in_month(const std::string &s)
+day_in_month(const char *s)
 {
-	int year = std::stoi(s.substr(0, 4));
-	int month = std::stoi(s.substr(5, 2));
-	int day = std::stoi(s.substr(8, 2));
+	int year = digits(s, 4);
+	int month = digits(s + 5, 2);
+	int day = digits(s + 8, 2);
 	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
 
 	return day <= days[month - 1] + (month == 2 && leap ? 1 : 0);
+}
+
+// A string's bytes: in place from a payload, copied into `copy` from a key.
+bool
+text_of(const OutboxJsonAdapter &target, std::string &, const char *&s, size_t &len)
+{
+	return target.text(s, len);
+}
+
+bool
+text_of(const OutboxKeyAdapter &target, std::string &copy, const char *&s, size_t &len)
+{
+	if (!target.asString(copy))
+		return false;
+	s = copy.data();
+	len = copy.size();
+	return true;
 }
 
 // Formats other than these three are annotations (README, "Schemas").
@@ -190,14 +255,18 @@ bool
 check_format(const Adapter &target, const std::string &format, const std::vector<std::string> &context,
 			 ValidationResults *results)
 {
-	const char *re = format == "date" ? DATE_RE : format == "time" ? TIME_RE
-		: format == "date-time" ? DATE_TIME_RE : nullptr;
+	const std::string *re = format == DATE ? &DATE_RE : format == TIME ? &TIME_RE
+		: format == DATE_TIME ? &DATE_TIME_RE : nullptr;
 
 	// Like every keyword but type, format applies to its own kind of value only.
 	if (re == nullptr || !target.isString())
 		return true;
-	std::string s = target.asString();
-	if (outbox_schema::regex_search(re, s, context) && (format == "time" || day_in_month(s)))
+	std::string copy;
+	const char *s;
+	size_t len;
+	if (!text_of(target, copy, s, len))
+		return true;
+	if (outbox_schema::regex_search(*re, s, len, context) && (format == TIME || day_in_month(s)))
 		return true;
 	if (results)
 		results->pushError(context, "String should be a valid " + format);
@@ -209,9 +278,15 @@ bool
 check_pattern(const Adapter &target, const constraints::PatternConstraint &constraint,
 			  const std::vector<std::string> &context, ValidationResults *results)
 {
-	if (!target.isString())
+	std::string copy;
+	const char *s;
+	size_t len;
+	if (!target.isString() || !text_of(target, copy, s, len))
 		return true;
-	if (outbox_schema::regex_search(constraint.getPattern<std::string::allocator_type>(), target.asString(), context))
+	// valijson hands out a copy of the pattern: into one buffer, kept for the next.
+	static std::string pattern;
+	constraint.getPattern(pattern);
+	if (outbox_schema::regex_search(pattern, s, len, context))
 		return true;
 	if (results)
 		results->pushError(context, "Failed to match regex specified by 'pattern' constraint.");
@@ -225,7 +300,7 @@ bool
 ValidationVisitor<OutboxJsonAdapter>::validateSchema(const Subschema &subschema)
 {
 	enter(m_context);
-	return validate_subschema(*this, subschema, m_results != nullptr, validationCallback);
+	return validate_subschema(*this, subschema, m_results != nullptr);
 }
 
 template<>
@@ -233,7 +308,7 @@ bool
 ValidationVisitor<OutboxKeyAdapter>::validateSchema(const Subschema &subschema)
 {
 	enter(m_context);
-	return validate_subschema(*this, subschema, m_results != nullptr, validationCallback);
+	return validate_subschema(*this, subschema, m_results != nullptr);
 }
 
 template<>
@@ -319,40 +394,6 @@ ValidationVisitor<OutboxJsonAdapter>::visit(const constraints::PropertyNamesCons
 		return false;
 	}
 	return true;
-}
-
-// valijson's own, with PCRE2 in place of std::regex.
-template<> template<>
-bool
-ValidationVisitor<OutboxJsonAdapter>::ValidatePatternPropertySubschemas::operator()(
-	const OutboxPatternString &patternProperty, const Subschema *subschema) const
-{
-	const std::string pattern(patternProperty.c_str());
-	bool matchFound = false;
-
-	for (const typename OutboxJsonAdapter::ObjectMember m : m_object)
-	{
-		if (!outbox_schema::regex_search(pattern, m.first, m_context))
-			continue;
-		matchFound = true;
-		if (m_propertiesMatched)
-			m_propertiesMatched->insert(m.first);
-
-		std::vector<std::string> newContext = m_context;
-		newContext.push_back("[" + m.first + "]");
-		ValidationVisitor validator(m.second, newContext, m_strictTypes, m_results, m_regexesCache);
-		if (validator.validateSchema(*subschema))
-			continue;
-		if (m_results)
-			m_results->pushError(m_context, "Failed to validate against schema associated with pattern '" + pattern + "'.");
-		if (m_validated)
-			*m_validated = false;
-		if (!m_continueOnFailure)
-			return false;
-	}
-	if (!matchFound && !m_continueIfUnmatched)
-		return false;
-	return m_continueOnSuccess;
 }
 
 }  // namespace valijson

@@ -25,6 +25,7 @@
 #include <valijson/validator.hpp>
 
 #include "schema_api.h"
+#include "schema_document.hpp"
 
 namespace outbox_schema {
 
@@ -42,15 +43,28 @@ struct Bounds
 {
 	const char *stack_limit = nullptr;	// the lowest address the recursion may reach
 	volatile sig_atomic_t *interrupt_pending = nullptr;
+	// Whether a pass that collects no errors keeps the error context (the path to the value),
+	// which only a Stop reads: outbox_schema_check's first pass goes without, and runs again
+	// with it when a Stop must say where.
+	bool paths = true;
 };
 extern Bounds bounds;
+
+// The context of a child value: the parent's and "[token]", or nothing when nobody will read it.
+std::vector<std::string> child_context(const std::vector<std::string> &context, bool collecting,
+									   const char *token, size_t len);
 
 // valijson's error context ("<root>", "[items]", "[0]") as a JSON pointer.
 std::string pointer_of(const std::vector<std::string> &context);
 
 // PCRE2 with the limits above; throws Stop when a match cannot be decided within them.
-bool regex_search(const std::string &pattern, const std::string &subject,
+bool regex_search(const std::string &pattern, const char *subject, size_t len,
 				  const std::vector<std::string> &context);
+inline bool
+regex_search(const std::string &pattern, const std::string &subject, const std::vector<std::string> &context)
+{
+	return regex_search(pattern, subject.data(), subject.size(), context);
+}
 
 // Why PCRE2 refuses a pattern, or "" when it compiles.
 std::string pattern_error(const std::string &pattern);
@@ -59,7 +73,9 @@ std::string pattern_error(const std::string &pattern);
 
 namespace valijson {
 
-using OutboxJsonAdapter = adapters::NlohmannJsonAdapter;
+// Payloads, and schemas checked against the meta-schema, are read through this one adapter;
+// nlohmann_json's only serves SchemaParser, which instantiates no ValidationVisitor.
+using OutboxJsonAdapter = adapters::OutboxDocumentAdapter;
 using OutboxKeyAdapter = adapters::StdStringAdapter;	// propertyNames checks keys through it
 
 template<> bool ValidationVisitor<OutboxJsonAdapter>::validateSchema(const Subschema &subschema);
@@ -72,9 +88,11 @@ template<> bool ValidationVisitor<OutboxKeyAdapter>::visit(const constraints::Fo
 template<> bool ValidationVisitor<OutboxJsonAdapter>::visit(const constraints::PropertyNamesConstraint &constraint);
 template<> bool ValidationVisitor<OutboxJsonAdapter>::visit(const constraints::UniqueItemsConstraint &constraint);
 
-using OutboxPatternString = constraints::PropertiesConstraint::String;
-template<> template<>
-bool ValidationVisitor<OutboxJsonAdapter>::ValidatePatternPropertySubschemas::operator()(
-	const OutboxPatternString &patternProperty, const Subschema *subschema) const;
+// valijson's own, with patternProperties through PCRE2, and (schema_visit.cpp) without the
+// copies of the error context that nobody reads, nor a std::string per key looked up: most of
+// what a valid payload cost.
+template<> bool ValidationVisitor<OutboxJsonAdapter>::visit(const constraints::PropertiesConstraint &constraint);
+template<> bool ValidationVisitor<OutboxJsonAdapter>::visit(const constraints::SingularItemsConstraint &constraint);
+template<> bool ValidationVisitor<OutboxJsonAdapter>::visit(const constraints::RequiredConstraint &constraint);
 
 }  // namespace valijson

@@ -25,6 +25,7 @@
 
 #include "outbox.h"
 #include "schema_api.h"
+#include "schema_jsonb.h"
 
 #define EVENT_SCHEMAS_TABLE "event_schemas"
 
@@ -339,16 +340,16 @@ verdict_of(const char *event_type, int32 version, OutboxSchemaStatus status, Out
 }
 
 /* The payload as the validator reads it; a schema loaded for this use alone is freed if it raises. */
-static char *
-payload_text(Jsonb *payload, SchemaRef *ref, size_t *len)
+static SchemaPayload
+payload_document(Jsonb *payload, SchemaRef *ref)
 {
-	char	   *json = NULL;
+	SchemaPayload doc;
 
 	if (ref->cached)
-		return jsonb_utf8(payload, len);
+		return outbox_schema_payload(payload);
 	PG_TRY();
 	{
-		json = jsonb_utf8(payload, len);
+		doc = outbox_schema_payload(payload);
 	}
 	PG_CATCH();
 	{
@@ -356,14 +357,13 @@ payload_text(Jsonb *payload, SchemaRef *ref, size_t *len)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	return json;
+	return doc;
 }
 
 static SchemaVerdict
 check_payload(text *event_type, Jsonb *payload)
 {
-	size_t		len = 0;
-	char	   *json = NULL;
+	SchemaPayload doc = {{NULL, NULL}, NULL, NULL};
 	OutboxSchemaLimits limits = schema_limits();
 	OutboxSchemaText text;
 	OutboxSchemaStatus status;
@@ -373,15 +373,23 @@ check_payload(text *event_type, Jsonb *payload)
 	{
 		ref = schema_for(event_type);
 		if (ref.version == 0)
-			return (SchemaVerdict) {0, 0, NULL, NULL};	/* no schema: the payload is not even serialized */
-		if (json == NULL)
-			json = payload_text(payload, &ref, &len);
-		status = outbox_schema_check(ref.compiled, json, len, &limits, &text);
+			return (SchemaVerdict) {0, 0, NULL, NULL};	/* no schema: the payload is not even read */
+		if (doc.doc.values == NULL && doc.unreadable_reason == NULL)
+			doc = payload_document(payload, &ref);
+		if (doc.unreadable_reason != NULL)
+		{
+			release_schema(&ref);
+			return (SchemaVerdict) {ref.version, ERRCODE_OUTBOX_PAYLOAD_NOT_CHECKABLE,
+				psprintf("payload of \"%s\" (schema v%d) cannot be validated at %s: %s", text_to_cstring(event_type),
+						 ref.version, doc.unreadable_pointer, doc.unreadable_reason), ""};
+		}
+		status = outbox_schema_check(ref.compiled, &doc.doc, &limits, &text);
 		release_schema(&ref);
 		if (status != OUTBOX_SCHEMA_INTERRUPTED)
 			break;
 		CHECK_FOR_INTERRUPTS();	/* a cancel raises here; anything else is served, and the check runs again */
 	}
+	outbox_schema_payload_free(&doc);
 	if (status == OUTBOX_SCHEMA_VALID)
 		return (SchemaVerdict) {ref.version, 0, NULL, NULL};
 	return verdict_of(text_to_cstring(event_type), ref.version, status, &text);
