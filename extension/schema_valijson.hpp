@@ -8,7 +8,8 @@
 // these things are explicitly specialized for the two adapters the outbox instantiates
 // (schema_regex.cpp): regular expressions through PCRE2 with match and heap limits, and every
 // subschema entered checks the stack left and PostgreSQL's pending interrupts, throwing Stop.
-// Every translation unit that validates must include this header before it instantiates
+// A few more are specialized for the payload adapter for speed (schema_visit.cpp). Every
+// translation unit that validates must include this header before it instantiates
 // ValidationVisitor, so that the declarations below replace the library's definitions.
 #pragma once
 

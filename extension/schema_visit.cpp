@@ -1,11 +1,12 @@
 // schema_visit.cpp: valijson's checks of `properties` (with `patternProperties` and
-// `additionalProperties`) and of `items` given one schema, specialized for the outbox's payload
-// adapter. They decide exactly as valijson 1.0 does and say so in its words (schema_message.cpp
-// reads them), but a valid payload no longer pays for what only an error reads: valijson copies
-// the error context (the path to the value, a vector of strings) for every member and item, and
-// keeps the names of the members it has seen in a std::set, several allocations per member.
-// Here the context is built only when errors are collected or a Stop must say where
-// (Bounds::paths), members are found by their bytes, and those seen are flags by index.
+// `additionalProperties`), `required`, and `items` given one schema, specialized for the outbox's
+// payload adapter. They decide exactly as valijson 1.0 does and say so in its words
+// (schema_message.cpp reads them), but a valid payload no longer pays for what only an error
+// reads: valijson copies the error context (the path to the value, a vector of strings) for every
+// member and item, makes a std::string of every name it looks up, and keeps the names of the
+// members it has seen in a std::set: several allocations per member. Here the context is built
+// only when errors are collected or a Stop must say where (Bounds::paths), members are found in
+// one pass in the order valijson keeps the names, and those seen are flags by index.
 #include <algorithm>
 #include <cstring>
 #include <memory>
