@@ -13,12 +13,11 @@
 
 #include "sinks/sink_factory.h"
 #include "sinks/sink_kind.h"
+#include "support/build_info.h"
 #include "support/mask.h"
 #include "support/toml_table.h"
 
 namespace outbox {
-
-const char* const kRelayVersion = "0.1.0";
 
 namespace {
 
@@ -483,7 +482,8 @@ std::string env_name(const std::string& setting) {
 
 Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   CLI::App app{"outbox-relay: streams committed outbox events from a PostgreSQL logical replication slot "
-               "to RabbitMQ with publisher confirms, acknowledging WAL only after the broker confirmed.\n"
+               "to RabbitMQ, NATS JetStream or Redis Streams, acknowledging WAL only after the broker confirmed "
+               "every event of a transaction.\n"
                "Every setting can also be given as an environment variable OUTBOX_RELAY_<NAME> (upper case, "
                "'-' -> '_') or in the TOML file of --config; flags win over the environment, which wins over the file.",
                "outbox-relay"};
@@ -499,7 +499,8 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
     throw ConfigError(mask_text(e.what()) +
                       " (boolean flags take =true, =false, =1, =0, =yes or =no; see outbox-relay --help)");
   }
-  if (cli.version) throw ConfigExit{0, std::string("outbox-relay ") + kRelayVersion + "\n"};
+  if (cli.version)
+    throw ConfigExit{0, std::string("outbox-relay ") + kRelayVersion + " (commit " + kBuildCommit + ")\n"};
 
   Config c;
   c.check = cli.check;

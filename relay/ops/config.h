@@ -73,6 +73,4 @@ std::string env_name(const std::string& setting);
 // A one-line summary of the effective configuration with secrets masked.
 std::string describe(const Config& c);
 
-extern const char* const kRelayVersion;
-
 }  // namespace outbox

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "delivery/event_json.h"
+#include "support/build_info.h"
 #include "support/mask.h"
 #include "source/pg_connect.h"
 #include "source/pg_query.h"
@@ -178,22 +179,6 @@ void PgAdmin::check_slot(const SlotInfo& s, const std::string& database) {
                                              std::to_string(s.active_pid));
 }
 
-namespace {
-
-// "0.10" > "0.9": numeric, part by part.
-bool version_less(const std::string& a, const std::string& b) {
-  std::stringstream x(a), y(b);
-  std::string p, q;
-  while (true) {
-    bool more_a = static_cast<bool>(std::getline(x, p, '.')), more_b = static_cast<bool>(std::getline(y, q, '.'));
-    if (!more_a && !more_b) return false;
-    long long u = more_a ? std::atoll(p.c_str()) : 0, v = more_b ? std::atoll(q.c_str()) : 0;
-    if (u != v) return u < v;
-  }
-}
-
-}  // namespace
-
 void PgAdmin::check_extension(const std::string& database) {
   Result r(query("SELECT extversion FROM pg_extension WHERE extname = 'outbox'"));
   if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
@@ -205,11 +190,9 @@ void PgAdmin::check_extension(const std::string& database) {
                                           "superuser), then SELECT outbox.grant_relay('<relay role>'); or point --pg "
                                           "at the database that has it");
   std::string version = PQgetvalue(r.r, 0, 0);
-  if (version_less(version, kMinExtensionVersion))
-    throw PgError(PgErrorKind::Fatal, "the outbox extension in database \"" + database + "\" is version " + version +
-                                          ", this relay needs " + kMinExtensionVersion +
-                                          " or later -- fix: ALTER EXTENSION outbox UPDATE in that database (as a "
-                                          "superuser)");
+  std::string why = unsupported_extension(version);
+  if (!why.empty())
+    throw PgError(PgErrorKind::Fatal, "the outbox extension in database \"" + database + "\" " + why);
 }
 
 std::string PgAdmin::missing_privileges(std::string* role) {

@@ -77,12 +77,10 @@ class PgAdmin {
   // Validates the slot against the configuration; throws PgError (Fatal or SlotBusy).
   void check_slot(const SlotInfo& s, const std::string& database);
 
-  // The oldest version of the outbox extension this relay works with (the functions of slot
-  // recovery, the message key and events_before_slot came with 0.2).
-  static constexpr const char* kMinExtensionVersion = "0.2";
   // Throws PgError(Fatal) naming the fix when the outbox extension is not installed in this
-  // database (CREATE EXTENSION outbox) or is older than kMinExtensionVersion (ALTER EXTENSION
-  // outbox UPDATE). Without it no event is genuine, no dead letter can be written.
+  // database (CREATE EXTENSION outbox) or is a version this relay does not read
+  // (unsupported_extension of support/build_info.h: older, ALTER EXTENSION outbox UPDATE; newer,
+  // the relay of the extension's release). Without it no event is genuine, no dead letter can be written.
   void check_extension(const std::string& database);
   // What the relay role lacks of what outbox.grant_relay() gives ("" if nothing), the role's
   // name in `role`. Call after check_extension. Writes nothing; throws PgError when the query

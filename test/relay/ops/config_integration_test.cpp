@@ -16,6 +16,7 @@
 #include <httplib.h>
 
 #include "sinks/rabbitmq/connection.h"
+#include "support/build_info.h"
 #include "harness.h"
 #include "relay_it.h"
 
@@ -509,7 +510,16 @@ TEST_F(RelayIT, DatabaseWithoutTheExtensionIsRefusedBeforeASlotExists) {
   auto rc = r.wait_exit(15s);
   ASSERT_TRUE(rc.has_value()) << r.log();
   EXPECT_EQ(*rc, 2) << r.log();
-  EXPECT_NE(r.log().find("is version 0.1, this relay needs 0.2 or later -- fix: ALTER EXTENSION outbox UPDATE"),
+  // Both versions named: the extension's and the relay's, with the range it reads.
+  EXPECT_NE(r.log().find("is version 0.1, outbox-relay " + std::string(kRelayVersion) +
+                         " reads extension versions 0.2 to " + kMaxExtensionVersion +
+                         " -- fix: ALTER EXTENSION outbox UPDATE"),
             std::string::npos) << r.log();
   EXPECT_EQ(db_->slot_confirmed_lsn(slot_), "");
+  // An older extension within the range (events of 0.3 carry no trace context) is read.
+  db_->exec("ALTER EXTENSION outbox UPDATE TO '0.3'");
+  RelayProcess older(args({"--check"}), log_);
+  rc = older.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value()) << older.log();
+  EXPECT_EQ(*rc, 0) << older.log();
 }

@@ -13,6 +13,7 @@
 #include "sinks/rabbitmq/settings.h"
 #include "sinks/sink_factory.h"
 #include "sinks/sink_kind.h"
+#include "support/build_info.h"
 
 using namespace outbox;
 
@@ -169,7 +170,8 @@ TEST(Config, HelpAndVersion) {
     load({"--version"});
     FAIL();
   } catch (const ConfigExit& e) {
-    EXPECT_NE(e.text.find(kRelayVersion), std::string::npos);
+    // The product version and the commit it was built from, on one line.
+    EXPECT_EQ(e.text, std::string("outbox-relay ") + kRelayVersion + " (commit " + kBuildCommit + ")\n");
   }
 }
 
