@@ -63,7 +63,7 @@ decoder-clean:
 endif
 
 # ---- project targets ---------------------------------------------------------------------
-.PHONY: deps demo demo-stop test test-faults bench stack-up stack-down relay
+.PHONY: deps demo demo-stop test test-faults bench stack-up stack-down relay deb test-packages
 
 deps:
 	scripts/install-deps
@@ -89,6 +89,17 @@ test-faults: deps
 
 bench: deps
 	scripts/bench
+
+# Debian packages (debian/): postgresql-15-outbox and outbox-relay into build/deb/, built from a
+# clean copy of HEAD.
+deb: deps
+	scripts/build-deb
+
+# Builds the packages, installs them into /usr (as root), runs the installed relay as its system
+# user against a stack of its own, purges them and checks nothing is left. Not part of `make test`
+# (a package build takes minutes); .ci/run runs it after it.
+test-packages: deps
+	test/packages/run
 
 stack-up:
 	scripts/stack up
