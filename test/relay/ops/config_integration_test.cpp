@@ -511,8 +511,8 @@ TEST_F(RelayIT, DatabaseWithoutTheExtensionIsRefusedBeforeASlotExists) {
   ASSERT_TRUE(rc.has_value()) << r.log();
   EXPECT_EQ(*rc, 2) << r.log();
   // Both versions named: the extension's and the relay's, with the range it reads.
-  EXPECT_NE(r.log().find("is version 0.1, outbox-relay " + std::string(kRelayVersion) +
-                         " reads extension versions 0.2 to " + kMaxExtensionVersion +
+  EXPECT_NE(r.log().find("is version 0.1, outbox-relay " + std::string(outbox::kRelayVersion) +
+                         " reads extension versions 0.2 to " + outbox::kMaxExtensionVersion +
                          " -- fix: ALTER EXTENSION outbox UPDATE"),
             std::string::npos) << r.log();
   EXPECT_EQ(db_->slot_confirmed_lsn(slot_), "");
