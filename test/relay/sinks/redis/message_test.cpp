@@ -262,3 +262,12 @@ TEST(RedisUrlParse, BadOnesAreConfigAndMasked) {
     }
   }
 }
+
+// What a dead letter says Redis refused: the stream named and the error's code, not its text.
+TEST(RedisRefusal, NamesTheStreamAndTheErrorCode) {
+  EXPECT_EQ(redis_refusal("orders", "WRONGTYPE Operation against a key holding the wrong kind of value"),
+            R"(Redis: key "orders" is not a stream (WRONGTYPE))");
+  EXPECT_EQ(redis_refusal("orders", "OOM command not allowed when used memory > 'maxmemory'."),
+            R"(Redis: stream "orders" refused the entry (OOM))");
+  EXPECT_EQ(redis_refusal("orders", "something else"), R"(Redis: stream "orders" refused the entry)");
+}
