@@ -267,7 +267,7 @@ TEST(RedisUrlParse, BadOnesAreConfigAndMasked) {
 TEST(RedisRefusal, NamesTheStreamAndTheErrorCode) {
   EXPECT_EQ(redis_refusal("orders", "WRONGTYPE Operation against a key holding the wrong kind of value"),
             R"(Redis: key "orders" is not a stream (WRONGTYPE))");
-  EXPECT_EQ(redis_refusal("orders", "OOM command not allowed when used memory > 'maxmemory'."),
-            R"(Redis: stream "orders" refused the entry (OOM))");
+  EXPECT_EQ(redis_refusal("orders", "NOPERM No permissions to access a key"),
+            R"(Redis: stream "orders" refused the entry (NOPERM))");
   EXPECT_EQ(redis_refusal("orders", "something else"), R"(Redis: stream "orders" refused the entry)");
 }
