@@ -22,7 +22,7 @@ void Relay::act_on_broker(std::size_t i, Clock::time_point now) {
         break;
       case BrokerOutcome::Kind::Refused:
         sm.refused++;
-        delivery_.refused(o.ticket, o.why, o.reply, now);
+        delivery_.refused(o.ticket, o.why, o.reply, now, o.refusal);
         break;
       case BrokerOutcome::Kind::Blocked:
         sm.blocked = true;

@@ -11,6 +11,11 @@ namespace {
 
 constexpr std::size_t kMaxMemory = 100000;  // remembered failing events (oldest LSN forgotten first)
 
+// The dead letter's reason for an event the broker refused every time.
+std::string refusal_reason(const std::string& refusal, int attempts) {
+  return refusal + ", " + std::to_string(attempts) + (attempts == 1 ? " time" : " times");
+}
+
 }  // namespace
 
 std::string Delivery::ordering_key(const std::optional<std::string>& aggregate_type,
@@ -53,6 +58,7 @@ void Delivery::add(Event ev, TxnId txn) {
     it->failures = m->second.failures;
     it->first_failed_us = m->second.first_failed_us;
     it->last_reply = m->second.last_reply;
+    it->last_refusal = m->second.last_refusal;
     it->solo = m->second.solo;
   }
   it->bytes = it->ev.payload.size();
@@ -106,6 +112,7 @@ void Delivery::remember(const Item& it) {
   m.failures = it.failures;
   m.first_failed_us = it.first_failed_us;
   m.last_reply = it.last_reply;
+  m.last_refusal = it.last_refusal;
   m.solo = it.solo;
   while (memory_.size() > kMaxMemory) memory_.erase(memory_.begin());
 }
@@ -153,7 +160,9 @@ void Delivery::pump(Clock::time_point now, const std::vector<Sink*>& sinks) {
     }
     if (it.failures >= o_.max_attempts) {
       ready_.erase(rit);
-      dead_letter(k, "failed " + std::to_string(it.failures) + " times: " + it.last_reply);
+      dead_letter(k, it.last_refusal.empty()
+                         ? "failed " + std::to_string(it.failures) + " times: " + it.last_reply
+                         : refusal_reason(it.last_refusal, it.failures));
       done();
       continue;
     }
@@ -244,7 +253,8 @@ void Delivery::confirmed(std::uint64_t ticket, Clock::time_point now, bool dupli
   advance(k);
 }
 
-void Delivery::refused(std::uint64_t ticket, Refusal why, const std::string& reply, Clock::time_point now) {
+void Delivery::refused(std::uint64_t ticket, Refusal why, const std::string& reply, Clock::time_point now,
+                       const std::string& refusal) {
   auto f = inflight_.find(ticket);
   if (f == inflight_.end()) return;
   KeyQueue* k = f->second;
@@ -258,6 +268,11 @@ void Delivery::refused(std::uint64_t ticket, Refusal why, const std::string& rep
       case Refusal::DestinationMissing: break;
     }
   it.last_reply = reply;
+  // Each broker names its refusals in its own words (a sink without words: the kind and the reply).
+  if (!refusal.empty()) it.last_refusal = refusal;
+  else it.last_refusal = std::string(why == Refusal::Returned ? "returned" : why == Refusal::Nacked ? "nacked"
+                                                                                                   : "no destination") +
+                         ": " + reply;
   if (why == Refusal::ExchangeMissing && uses_default_exchange(it)) {
     // Not this event's fault: every event without an exchange would fail the same way. Wait for
     // the exchange (the loop reports it) instead of turning the whole stream into dead letters.
@@ -276,10 +291,7 @@ void Delivery::refused(std::uint64_t ticket, Refusal why, const std::string& rep
   ++it.failures;
   if (!it.first_failed_us) it.first_failed_us = wall_us();
   if (it.failures >= o_.max_attempts) {
-    dead_letter(k, (why == Refusal::Returned  ? "unroutable (returned by the broker)"
-                    : why == Refusal::Nacked ? "nacked by the broker"
-                                             : "exchange does not exist") +
-                       std::string(" ") + std::to_string(it.failures) + " times");
+    dead_letter(k, refusal_reason(it.last_refusal, it.failures));
     return;
   }
   remember(it);

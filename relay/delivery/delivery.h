@@ -112,7 +112,9 @@ class Delivery {
   void pump(Clock::time_point now, Sink& sink) { pump(now, std::vector<Sink*>{&sink}); }
   // The broker's answers, by the ticket given to Sink::publish.
   void confirmed(std::uint64_t ticket, Clock::time_point now, bool duplicate = false);
-  void refused(std::uint64_t ticket, Refusal why, const std::string& reply, Clock::time_point now);
+  // `refusal`: the sink's words for it (BrokerOutcome::refusal), the dead letter's reason.
+  void refused(std::uint64_t ticket, Refusal why, const std::string& reply, Clock::time_point now,
+               const std::string& refusal = std::string());
   // The channel or connection of `sink` is gone with messages in flight. `pinnable`: the broker
   // closed it (a reply code that an event can cause), not a lost socket or a broker shutting down.
   void lost(std::size_t sink, bool pinnable, const std::string& reply);
@@ -169,6 +171,7 @@ class Delivery {
     int failures = 0;
     std::int64_t first_failed_us = 0;
     std::string last_reply;
+    std::string last_refusal;  // the sink's words for the latest refusal
     bool solo = false;
     bool release = false;  // a release marker, not an event
     bool waited_destination = false;  // refused with DestinationMissing at least once
@@ -183,6 +186,7 @@ class Delivery {
     int failures = 0;
     std::int64_t first_failed_us = 0;
     std::string last_reply;
+    std::string last_refusal;
     bool solo = false;
     bool dead = false;  // written to outbox.dead_letters: settle it if the slot sends it again
   };

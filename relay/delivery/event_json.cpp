@@ -89,7 +89,39 @@ std::string event_to_json(const Event& ev) {
 
 std::string json_string(std::string_view s) { return dump(ojson(std::string(s))); }
 
-std::string log_text(std::string_view s) {
+namespace {
+
+// Line breaks, with the blanks around them, become one "; " (a bare " " after ':' ';' ','), tabs
+// a space, and the breaks and blanks at either end go: libpq's "failed: ...\n\tIs the server
+// running ...?\n" reads as one sentence, and no text can end its log line early.
+std::string flatten_lines(std::string_view s) {
+  auto is_break = [](char c) { return c == '\n' || c == '\r' || c == '\v' || c == '\f'; };
+  auto is_blank = [](char c) { return c == ' ' || c == '\t'; };
+  std::string out;
+  out.reserve(s.size());
+  bool pending_break = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (is_break(c)) {
+      while (!out.empty() && out.back() == ' ') out.pop_back();
+      pending_break = true;
+      while (i + 1 < s.size() && (is_blank(s[i + 1]) || is_break(s[i + 1]))) ++i;
+      continue;
+    }
+    if (pending_break && !out.empty()) {
+      char last = out.back();
+      out += (last == ':' || last == ';' || last == ',') ? " " : "; ";
+    }
+    pending_break = false;
+    out += c == '\t' ? ' ' : c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string log_text(std::string_view text) {
+  std::string s = flatten_lines(text);
   bool control = false, ascii_only = false, non_ascii = false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
@@ -105,8 +137,8 @@ std::string log_text(std::string_view s) {
     }
   }
   bool valid = !non_ascii || simdjson::validate_utf8(s.data(), s.size());
-  if (!control && !ascii_only && valid) return std::string(s);
-  std::string q = dump(ojson(std::string(s)), ascii_only);
+  if (!control && !ascii_only && valid) return s;
+  std::string q = dump(ojson(s), ascii_only);
   return q.substr(1, q.size() - 2);
 }
 

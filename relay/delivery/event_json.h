@@ -19,10 +19,11 @@ std::string event_to_json(const Event& ev);
 // `s` as a JSON string literal, quotes included.
 std::string json_string(std::string_view s);
 
-// `s` for one line of a text log: unchanged when it is printable UTF-8 text; otherwise the inside
-// of a JSON string literal (control characters as \n, \u001b..., invalid UTF-8 as U+FFFD, and
-// everything non-ASCII as \u escapes when `s` holds C1 controls, DEL or U+2028/U+2029), so that no
-// value can begin a log line of its own or steer a terminal.
+// `s` for one line of a text log, readable: line breaks (with the blanks around them) become
+// "; ", tabs a space, breaks at either end go. What is then printable UTF-8 text stays as it is;
+// otherwise it becomes the inside of a JSON string literal (other control characters as \u001b...,
+// invalid UTF-8 as U+FFFD, and everything non-ASCII as \u escapes when it holds C1 controls, DEL or
+// U+2028/U+2029), so that no value can begin a log line of its own or steer a terminal.
 std::string log_text(std::string_view s);
 
 }  // namespace outbox

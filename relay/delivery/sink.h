@@ -33,6 +33,10 @@ struct BrokerOutcome {
   std::uint64_t ticket = 0;          // Confirmed, Refused
   Refusal why = Refusal::Nacked;     // Refused
   std::string reply;                 // Refused: the broker's reply; Blocked: the reason
+  // Refused: what was refused, in this broker's words, naming the sink and the destination
+  // ("RabbitMQ: exchange \"x\" does not exist"): the dead letter's reason, so short and stable
+  // (the broker's own text, which may change between versions, is `reply`).
+  std::string refusal;
   // Confirmed: the broker said it already had this message (JetStream's duplicate window, the
   // Redis sink's de-duplication key): counted, still a confirm.
   bool duplicate = false;

@@ -533,7 +533,8 @@ std::string describe(const Config& c) {
   // The servers that are always configured (a default URL) come first, the others last.
   os << "pg=\"" << mask_conninfo(c.pg) << "\"" << servers(c, true) << " slot=" << c.slot << " plugin=" << c.plugin
      << (c.shard.empty() ? "" : " shard=" + c.shard) << " create-slot=" << (c.create_slot ? "true" : "false")
-     << " exchange=" << c.exchange << " max-in-flight=" << c.max_in_flight
+     // Only RabbitMQ reads the exchange: shown for another sink it reads as a destination.
+     << (in_use(c, "rabbitmq") ? " exchange=" + c.exchange : std::string()) << " max-in-flight=" << c.max_in_flight
      << " http=" << (c.http.empty() ? "off" : c.http) << " max-attempts=" << c.max_attempts;
   std::string sinks;
   for (const auto& k : c.sinks) sinks += (sinks.empty() ? "" : ",") + k;

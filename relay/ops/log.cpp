@@ -45,8 +45,8 @@ class JsonFormatter final : public spdlog::formatter {
   std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
 };
 
-// %* in the text pattern: the message, escaped when it holds control characters or invalid
-// UTF-8, so that a newline in an event field cannot forge a log line (log_text).
+// %* in the text pattern: the message on one line (log_text), so that a newline in an event field
+// cannot forge a log line and a multi-line libpq error still reads as written.
 class SafeMessageFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {

@@ -1,5 +1,7 @@
 // spdlog set-up: text lines or JSON lines (one object per line) on stderr. In both formats a
-// message is one line whatever it holds (control characters and invalid UTF-8 are escaped).
+// message is one line whatever it holds: the text format joins a message's lines with "; " and
+// escapes other control characters and invalid UTF-8 (log_text); the JSON format keeps the
+// message exactly, as a JSON string.
 #pragma once
 #include <memory>
 #include <string>

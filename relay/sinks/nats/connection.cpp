@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sinks/address_rotation.h"
+#include "sinks/nats/message.h"
 #include "support/mask.h"
 
 namespace outbox {
@@ -426,11 +427,13 @@ void NatsConnection::on_ack(natsMsg* msg, bool ok, bool duplicate, int status, i
       o.kind = BrokerOutcome::Kind::Refused;
       o.reply = refusal_for_no_responders(subj, stream_gone);
       o.why = stream_gone ? Refusal::DestinationMissing : Refusal::Returned;
+      o.refusal = nats_refusal(o.why, subj ? subj : "");
       queue_.push_back(std::move(o));
     } else if (status == NATS_ERR && err_code != 0) {
       o.kind = BrokerOutcome::Kind::Refused;
       o.why = Refusal::Nacked;
       o.reply = fmt::format("JetStream error {}: {}", err_code, err_text ? err_text : "");
+      o.refusal = nats_refusal(o.why, subj ? subj : "", err_code);
       queue_.push_back(std::move(o));
     } else {
       // A timeout or a lost connection: the message's fate is unknown.
@@ -467,6 +470,7 @@ void NatsConnection::on_permission_violation(const std::string& text) {
       o.ticket = best->second;
       o.why = Refusal::Nacked;
       o.reply = mask("NATS: " + text);
+      o.refusal = nats_refusal(o.why, subject);
       inflight_.erase(best);
       progressed_ = true;
       queue_.push_back(std::move(o));

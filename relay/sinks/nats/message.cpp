@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "delivery/event_json.h"
 #include "sinks/event_metadata.h"
 
 namespace outbox {
@@ -152,6 +153,18 @@ bool filters_overlap(const std::string& a, const std::string& b) {
     return false;
   }
   return x.size() == y.size();
+}
+
+std::string nats_refusal(Refusal why, const std::string& subject, int jetstream_error) {
+  std::string s = "subject " + json_string(subject);
+  switch (why) {
+    case Refusal::Returned: return "NATS: no JetStream stream captures " + s;
+    case Refusal::ExchangeMissing:
+    case Refusal::DestinationMissing: return "NATS: the JetStream stream that captured " + s + " is gone";
+    case Refusal::Nacked: break;
+  }
+  if (jetstream_error == 0) return "NATS: publishing to " + s + " is not permitted";
+  return fmt::format("NATS: JetStream refused {} (error {})", s, jetstream_error);
 }
 
 }  // namespace outbox

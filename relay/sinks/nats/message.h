@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "delivery/event.h"
+#include "delivery/sink.h"
 
 namespace outbox {
 
@@ -51,5 +52,10 @@ std::variant<NatsMessage, std::string> build_nats_message(const Event& ev, const
 bool filter_covers(const std::string& filter, const std::string& pattern);
 // Some subject matches both.
 bool filters_overlap(const std::string& a, const std::string& b);
+
+// The dead letter's words for a message to `subject` that NATS refused (BrokerOutcome::refusal):
+// short and stable, naming the sink and the subject. jetstream_error: JetStream's err_code of a
+// Nacked (0: the server denied the publish, a permissions violation).
+std::string nats_refusal(Refusal why, const std::string& subject, int jetstream_error = 0);
 
 }  // namespace outbox

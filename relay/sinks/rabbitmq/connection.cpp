@@ -21,6 +21,7 @@
 #include <amqp_tcp_socket.h>
 #include <spdlog/spdlog.h>
 
+#include "delivery/event_json.h"
 #include "sinks/address_rotation.h"
 #include "sinks/event_metadata.h"
 #include "sinks/rabbitmq/amqp_values.h"
@@ -377,6 +378,8 @@ void AmqpPublisher::send_now(std::uint64_t ticket, const AmqpMessage& m) {
   Sent sent;
   sent.ticket = ticket;
   sent.message_id = m.message_id;
+  sent.exchange = m.exchange;
+  sent.routing_key = m.routing_key;
   // What a basic.return is matched by (on_return), with the message id.
   for (const Header& hd : m.headers)
     if (hd.name == "x-outbox-lsn" && hd.value.kind == HeaderValue::Kind::String) sent.lsn = hd.value.s;
@@ -468,6 +471,9 @@ void AmqpPublisher::on_aux_close(int code, const std::string& reply, std::vector
     o.ticket = it->ticket;
     o.why = code == 404 ? Refusal::ExchangeMissing : Refusal::Nacked;
     o.reply = reply;
+    o.refusal = code == 404 ? amqp_refusal(o.why, x, it->msg.routing_key)
+                            : "RabbitMQ: exchange " + json_string(x) + " cannot be checked (reply " +
+                                  std::to_string(code) + ")";
     out.push_back(std::move(o));
     it = held_.erase(it);
   }
@@ -503,6 +509,7 @@ void AmqpPublisher::settle(std::uint64_t tag, bool multiple, bool nack, std::vec
       o.kind = BrokerOutcome::Kind::Refused;
       o.why = nack ? Refusal::Nacked : Refusal::Returned;
       o.reply = nack ? "basic.nack" : s.item.reply;
+      o.refusal = amqp_refusal(o.why, s.item.exchange, s.item.routing_key);
     }
     out.push_back(std::move(o));
   }

@@ -113,6 +113,7 @@ class AmqpPublisher {
   struct Sent {
     std::uint64_t ticket = 0;
     std::string message_id, lsn;
+    std::string exchange, routing_key;  // named by the refusal of a return or a nack
     std::string reply;  // of a basic.return
   };
   struct Held {

@@ -1,5 +1,6 @@
 #include "sinks/rabbitmq/message.h"
 
+#include "delivery/event_json.h"
 #include "sinks/event_metadata.h"
 #include "outbox_wire.h"
 
@@ -69,6 +70,18 @@ std::variant<AmqpMessage, std::string> build_message(const Event& ev, const Mess
            std::to_string(OUTBOX_HEADER_TABLE_MAX) + " that fit in one frame (headers, aggregate_id, causation_id, tracestate)";
   m.body = &ev.payload;
   return m;
+}
+
+std::string amqp_refusal(Refusal why, const std::string& exchange, const std::string& routing_key) {
+  std::string where = "exchange " + json_string(exchange);
+  switch (why) {
+    case Refusal::ExchangeMissing:
+    case Refusal::DestinationMissing: return "RabbitMQ: " + where + " does not exist";
+    case Refusal::Returned:
+      return "RabbitMQ: unroutable, no queue bound to " + where + " for routing key " + json_string(routing_key);
+    case Refusal::Nacked: break;
+  }
+  return "RabbitMQ: nacked (" + where + ", routing key " + json_string(routing_key) + ")";
 }
 
 }  // namespace outbox

@@ -12,6 +12,7 @@
 
 #include "delivery/event.h"
 #include "delivery/event_fields.h"  // encoded_table_size(), for the connection's frame sizes
+#include "delivery/sink.h"
 
 namespace outbox {
 
@@ -34,5 +35,9 @@ struct AmqpMessage {
 // The message, or the reason it can never be published (an error text naming the field).
 std::variant<AmqpMessage, std::string> build_message(const Event& ev, const MessageDefaults& d,
                                                      std::int64_t now_us);
+
+// The dead letter's words for a message to `exchange` with `routing_key` that RabbitMQ refused
+// (BrokerOutcome::refusal): short and stable, naming the sink and where the message went.
+std::string amqp_refusal(Refusal why, const std::string& exchange, const std::string& routing_key);
 
 }  // namespace outbox

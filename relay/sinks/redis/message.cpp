@@ -6,6 +6,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "delivery/event_json.h"
 #include "sinks/event_metadata.h"
 
 namespace outbox {
@@ -261,6 +262,16 @@ ReplyMeaning classify_reply(const redisReply* r) {
   m.kind = ReplyMeaning::Kind::Refused;
   m.text = "unexpected reply to XADD: " + reply_text(r);
   return m;
+}
+
+std::string redis_refusal(const std::string& stream, const std::string& error) {
+  // An error reply starts with its code in capitals ("WRONGTYPE Operation against a key ...").
+  std::size_t n = 0;
+  while (n < error.size() && ((error[n] >= 'A' && error[n] <= 'Z') || error[n] == '_')) ++n;
+  bool code = n > 0 && (n == error.size() || error[n] == ' ');
+  if (code && error.compare(0, n, "WRONGTYPE") == 0)
+    return "Redis: key " + json_string(stream) + " is not a stream (WRONGTYPE)";
+  return "Redis: stream " + json_string(stream) + " refused the entry" + (code ? " (" + error.substr(0, n) + ")" : "");
 }
 
 }  // namespace outbox

@@ -84,6 +84,11 @@ struct ReplyMeaning {
 };
 ReplyMeaning classify_reply(const redisReply* r);
 
+// The dead letter's words for an entry that Redis refused to add to `stream`, from its error text
+// (BrokerOutcome::refusal): short and stable, naming the sink, the stream and the error's code
+// (WRONGTYPE, NOPERM, ...), not its text.
+std::string redis_refusal(const std::string& stream, const std::string& error);
+
 // Text of a reply for logs and errors ("(nil)", the string, the error, "[a, b]").
 std::string reply_text(const redisReply* r);
 

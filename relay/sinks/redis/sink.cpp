@@ -223,6 +223,7 @@ std::optional<std::string> RedisSink::publish(std::uint64_t ticket, const Event&
   if (!built.entry) return built.error;
   InFlight f;
   f.ticket = ticket;
+  f.stream = built.entry->stream;
   std::string cmd;
   // Without an event id there is no key to de-duplicate by: a plain XADD.
   if (o_.dedup_window_ms > 0 && !ev.id.empty()) {
@@ -350,6 +351,7 @@ void RedisSink::poll(std::vector<BrokerOutcome>& out) {
       o.kind = BrokerOutcome::Kind::Refused;
       o.why = Refusal::Nacked;
       o.reply = m.text;
+      o.refusal = redis_refusal(f.stream, m.text);
     }
     out.push_back(std::move(o));
   }

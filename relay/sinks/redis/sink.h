@@ -103,6 +103,7 @@ class RedisSink : public Sink {
     // The script's arguments (numkeys, keys, ARGV), kept for a re-send as EVAL on NOSCRIPT.
     std::vector<std::string> args;
     bool eval = false;  // already sent with EVAL
+    std::string stream;  // named by a refusal
   };
   void connect_any(bool load_script);
   void connect_one(const RedisUrl& u, bool load_script);

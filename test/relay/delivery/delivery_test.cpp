@@ -166,6 +166,33 @@ TEST(Delivery, ReturnedEventHoldsItsAggregateUntilRetried) {
   EXPECT_EQ(f.d.stats().retries, 1u);
 }
 
+// The dead letter's reason is the sink's words for the refusal (naming the sink and where the
+// message went) and how often: "exchange does not exist 5 times" named no exchange, and
+// "unroutable (returned by the broker)" was RabbitMQ's word for a NATS refusal. The broker's own
+// text stays in broker_reply.
+TEST(Delivery, ADeadLettersReasonIsTheSinksWordsAndTheCount) {
+  Fixture f(opts(2));
+  f.d.add(ev("a1", "A"), 1);
+  f.pump();
+  const std::string words = R"(NATS: no JetStream stream captures subject "evts.x")";
+  f.d.refused(f.sink.ticket_of("a1"), Refusal::Returned, "no responders", f.now, words);
+  f.later(10ms);
+  f.d.refused(f.sink.ticket_of("a1"), Refusal::Returned, "no responders", f.now, words);
+  auto dl = f.d.take_dead_letters();
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_EQ(dl[0].reason, words + ", 2 times");
+  EXPECT_EQ(dl[0].broker_reply, "no responders");
+  // A sink without words for it: the kind of refusal and the reply, not another broker's words.
+  f.d.add(ev("b1", "B"), 2);
+  f.pump();
+  f.d.refused(f.sink.ticket_of("b1"), Refusal::Returned, "312 NO_ROUTE", f.now);
+  f.later(10ms);
+  f.d.refused(f.sink.ticket_of("b1"), Refusal::Returned, "312 NO_ROUTE", f.now);
+  dl = f.d.take_dead_letters();
+  ASSERT_EQ(dl.size(), 1u);
+  EXPECT_EQ(dl[0].reason, "returned: 312 NO_ROUTE, 2 times");
+}
+
 TEST(Delivery, DeadLetterAfterMaxAttemptsThenTheAggregateContinues) {
   Fixture f(opts(2));
   f.d.add(ev("a1", "A"), 7);

@@ -123,20 +123,34 @@ TEST(LogText, PlainTextIsUnchanged) {
   EXPECT_EQ(log_text(""), "");
 }
 
+// A libpq error is several lines ("...failed: Connection refused\n\tIs the server running...?\n"),
+// with quotes: printed as one readable line, not as the inside of a JSON string.
+TEST(LogText, LinesAreJoinedReadably) {
+  EXPECT_EQ(log_text("connection to \"host=db\" failed: connection to server at \"127.0.0.1\", port 1 failed: "
+                     "Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n"),
+            "connection to \"host=db\" failed: connection to server at \"127.0.0.1\", port 1 failed: "
+            "Connection refused; Is the server running on that host and accepting TCP/IP connections?");
+  EXPECT_EQ(log_text("ERROR:  permission denied for table t\nDETAIL:  x\r\n  \nHINT:\n  y"),
+            "ERROR:  permission denied for table t; DETAIL:  x; HINT: y");
+  EXPECT_EQ(log_text("a\tb \n"), "a b");
+  EXPECT_EQ(log_text("\n\n"), "");
+  EXPECT_EQ(log_text(R"(C:\x "q")"), R"(C:\x "q")");
+}
+
 TEST(LogText, ControlCharactersAndBadUtf8AreEscaped) {
   // a newline in an event type cannot start a forged log line
   std::string forged = "created\n2026-12-01 20:00:00.000 critical all events lost";
   std::string t = log_text("event type " + forged);
   EXPECT_EQ(t.find('\n'), std::string::npos);
-  EXPECT_EQ(t, R"(event type created\n2026-12-01 20:00:00.000 critical all events lost)");
-  EXPECT_EQ(log_text("a\rb\tc\x1b[2Jd"), R"(a\rb\tc\u001b[2Jd)");
+  EXPECT_EQ(t, "event type created; 2026-12-01 20:00:00.000 critical all events lost");
+  EXPECT_EQ(log_text("a\rb\tc\x1b[2Jd"), R"(a; b c\u001b[2Jd)");
   EXPECT_EQ(log_text("bad \xff byte"), "bad \xEF\xBF\xBD byte");
   // C1 controls, DEL and the Unicode line separators: everything non-ASCII as \u escapes
   EXPECT_EQ(log_text("a\xc2\x85" "b é"), R"(a\u0085b \u00e9)");
   EXPECT_EQ(log_text("a\xe2\x80\xa8" "b"), R"(a\u2028b)");
   EXPECT_EQ(log_text("a\x7f"), R"(a\u007f)");
   // once escaped, quotes and backslashes are escaped too, so the text reads back unambiguously
-  EXPECT_EQ(log_text("\"q\"\n\\"), R"(\"q\"\n\\)");
+  EXPECT_EQ(log_text("\"q\"\x01\\"), R"(\"q\"\u0001\\)");
 }
 
 TEST(LogFormat, EveryRecordIsOneLine) {
@@ -157,7 +171,24 @@ TEST(LogFormat, EveryRecordIsOneLine) {
       EXPECT_EQ(j["msg"], "event type created\nforged line\xEF\xBF\xBD");
       EXPECT_TRUE(j.contains("ts"));
     } else {
-      EXPECT_NE(line.find(R"( warning event type created\nforged line)"), std::string::npos) << line;
+      EXPECT_NE(line.find(" warning event type created; forged line\xEF\xBF\xBD\n"), std::string::npos) << line;
     }
   }
+}
+
+// The text format prints a libpq error readably; the JSON format keeps it exactly, as valid JSON.
+TEST(LogFormat, AMultiLineErrorReadsAsOneLine) {
+  std::string msg = "check failed: connection to \"host=127.0.0.1 port=1\" failed: Connection refused\n\tIs the "
+                    "server running on that host and accepting TCP/IP connections?\n";
+  spdlog::details::log_msg m(spdlog::source_loc{}, "outbox-relay", spdlog::level::critical, msg);
+  spdlog::memory_buf_t text, json;
+  make_log_formatter("text")->format(m, text);
+  make_log_formatter("json")->format(m, json);
+  std::string t(text.data(), text.size());
+  EXPECT_NE(t.find(" critical check failed: connection to \"host=127.0.0.1 port=1\" failed: Connection refused; Is "
+                   "the server running on that host and accepting TCP/IP connections?\n"),
+            std::string::npos)
+      << t;
+  EXPECT_EQ(t.find('\\'), std::string::npos) << t;
+  EXPECT_EQ(parsed(std::string(json.data(), json.size()))["msg"], msg);
 }

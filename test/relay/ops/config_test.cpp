@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -504,6 +505,15 @@ TEST(Config, SettingsThatNothingInUseReadsAreNamed) {
   EXPECT_TRUE(load({}).ignored.empty());
 }
 
+// The start line showed exchange=amq.topic for a relay that publishes to NATS only.
+TEST(Config, TheStartLineShowsTheExchangeOnlyWhenRabbitMqIsInUse) {
+  std::string nats = describe(load({"--nats", "nats://h:4222", "--default-sink", "nats"}));
+  EXPECT_FALSE(has(nats, "exchange=")) << nats;
+  EXPECT_TRUE(has(nats, " sinks=nats ")) << nats;
+  std::string amqp = describe(load({"--exchange", "events"}));
+  EXPECT_TRUE(has(amqp, " exchange=events ")) << amqp;
+}
+
 // What the table of settings guarantees for every row, the sinks' included: a row is all it
 // takes for a setting to have its flag, its variable, its file key, its help and its checks.
 
@@ -625,6 +635,60 @@ TEST(SettingsTable, PairedSettingsAreGivenTogether) {
     if (s.pair.empty()) continue;
     EXPECT_TRUE(has(error_of({"--" + s.name, "c.pem"}), "settings " + s.name + " and " + s.pair + " go together"));
     EXPECT_TRUE(has(error_of({"--" + s.pair, "k.pem"}), "settings " + s.name + " and " + s.pair + " go together"));
+  }
+}
+
+// relay/README.md is the operator's reference: what the relay reads must be in its tables.
+namespace {
+// The part of relay/README.md under `heading` (a whole heading line), up to the next heading.
+std::string readme_section(const std::string& heading) {
+  std::ifstream in(std::string(OUTBOX_SOURCE_DIR) + "/relay/README.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string t = text.str();
+  std::size_t at = t.find("\n" + heading + "\n");
+  if (at == std::string::npos) return "";
+  std::size_t end = t.find("\n#", at + heading.size() + 2);
+  return t.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
+// The keys a table of the file accepts, as the error for an unknown key lists them.
+std::vector<std::string> known_keys(const std::string& toml) {
+  std::string f = write_file(toml);
+  std::string e = error_of({"--config", f});
+  std::remove(f.c_str());
+  std::vector<std::string> keys;
+  std::size_t at = e.find("(known: ");
+  if (at == std::string::npos) return keys;
+  std::stringstream list(e.substr(at + 8, e.find(')', at) - at - 8));
+  for (std::string k; std::getline(list, k, ',');) keys.push_back(k.substr(k.find_first_not_of(' ')));
+  return keys;
+}
+}  // namespace
+
+TEST(Docs, EverySettingIsInRelayReadmesSettingsTable) {
+  std::string table = readme_section("## Settings");
+  ASSERT_FALSE(table.empty());
+  for (const Setting& s : settings_table()) {
+    bool listed = false;
+    for (const char* after : {" ", "`", "[", "="}) listed = listed || has(table, "`--" + s.name + after);
+    EXPECT_TRUE(listed) << "--" << s.name << " is not in relay/README.md's settings table";
+  }
+}
+
+// [[routes]] and [[jetstream.streams]] appeared only in an example, without their keys.
+TEST(Docs, EveryKeyOfRoutesAndJetStreamStreamsIsInRelayReadmesTables) {
+  const std::vector<std::pair<std::string, std::string>> tables = {
+      {"### `[[routes]]`", "[[routes]]\nsink = \"rabbitmq\"\nno_such_key = \"x\"\n"},
+      {"### `[[jetstream.streams]]`",
+       "nats = \"nats://h:4222\"\n[[jetstream.streams]]\nname = \"S\"\nsubjects = [\"outbox.>\"]\nno_such_key = 1\n"},
+  };
+  for (const auto& [heading, toml] : tables) {
+    std::string section = readme_section(heading);
+    EXPECT_FALSE(section.empty()) << heading << " is not a heading of relay/README.md";
+    std::vector<std::string> keys = known_keys(toml);
+    EXPECT_GE(keys.size(), 4u) << heading;
+    for (const std::string& k : keys)
+      EXPECT_TRUE(has(section, "\n| `" + k + "` |")) << k << " of " << heading << " has no row in relay/README.md";
   }
 }
 

@@ -350,3 +350,18 @@ TEST(NatsSubjectFilters, OverlapWhenSomeSubjectMatchesBoth) {
   EXPECT_FALSE(filters_overlap("a.*", "a.b.c"));
   EXPECT_FALSE(filters_overlap("other.>", "outbox.>"));
 }
+
+// What a dead letter says NATS refused: the subject named, in NATS's words (not RabbitMQ's
+// "unroutable" or "nacked").
+TEST(NatsRefusal, NamesTheSinkAndTheSubject) {
+  EXPECT_EQ(nats_refusal(Refusal::Returned, "evts.order"), R"(NATS: no JetStream stream captures subject "evts.order")");
+  EXPECT_EQ(nats_refusal(Refusal::Nacked, "evts.order", 10077),
+            R"(NATS: JetStream refused subject "evts.order" (error 10077))");
+  EXPECT_EQ(nats_refusal(Refusal::Nacked, "evts.order"), R"(NATS: publishing to subject "evts.order" is not permitted)");
+  for (Refusal r : {Refusal::Returned, Refusal::Nacked, Refusal::ExchangeMissing, Refusal::DestinationMissing}) {
+    std::string t = nats_refusal(r, "s");
+    EXPECT_EQ(t.rfind("NATS: ", 0), 0u) << t;
+    EXPECT_EQ(t.find("unroutable"), std::string::npos) << t;
+    EXPECT_EQ(t.find("nacked"), std::string::npos) << t;
+  }
+}

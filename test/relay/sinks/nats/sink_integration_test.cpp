@@ -257,6 +257,7 @@ TEST_F(NatsSinkTest, SubjectNoStreamCapturesIsRefusedAsReturned) {
   EXPECT_EQ(out[0].why, outbox::Refusal::Returned);
   EXPECT_EQ(out[0].ticket, 7u);
   EXPECT_NE(out[0].reply.find(prefix_ + "nobody.takes.this"), std::string::npos) << out[0].reply;
+  EXPECT_EQ(out[0].refusal, "NATS: no JetStream stream captures subject \"" + prefix_ + "nobody.takes.this\"");
   EXPECT_FALSE(s.broken());
   // The connection still works.
   ev.routing_key = "captured.x";
@@ -279,6 +280,7 @@ TEST_F(NatsSinkTest, AJetStreamErrorForAMessageIsRefusedAsNacked) {
   EXPECT_EQ(out[1].why, outbox::Refusal::Nacked);
   EXPECT_EQ(out[1].ticket, 2u);
   EXPECT_NE(out[1].reply.find("JetStream error"), std::string::npos) << out[1].reply;
+  EXPECT_EQ(out[1].refusal.rfind("NATS: JetStream refused subject \"" + prefix_, 0), 0u) << out[1].refusal;
   EXPECT_FALSE(s.broken());
 }
 
@@ -504,6 +506,8 @@ TEST_F(NatsSinkTest, APublishTheServerDeniesIsRefusedAsNacked) {
   EXPECT_EQ(by[2].kind, BrokerOutcome::Kind::Refused);
   EXPECT_EQ(by[2].why, outbox::Refusal::Nacked);
   EXPECT_NE(by[2].reply.find("Permissions Violation"), std::string::npos) << by[2].reply;
+  EXPECT_EQ(by[2].refusal.rfind("NATS: publishing to subject \"", 0), 0u) << by[2].refusal;
+  EXPECT_NE(by[2].refusal.find("\" is not permitted"), std::string::npos) << by[2].refusal;
   EXPECT_FALSE(s.broken());
   EXPECT_EQ(s.in_flight(), 0u);
 }

@@ -239,3 +239,13 @@ TEST(AmqpMessage, TableSizeFollowsTheWireFormula) {
 }
 
 }  // namespace
+
+// What a dead letter says RabbitMQ refused: the exchange (and routing key) named, in RabbitMQ's
+// words, short and stable (the broker's reply text is kept apart).
+TEST(AmqpRefusal, NamesTheExchangeAndRoutingKey) {
+  EXPECT_EQ(amqp_refusal(Refusal::ExchangeMissing, "orders", "order.created"),
+            R"(RabbitMQ: exchange "orders" does not exist)");
+  EXPECT_EQ(amqp_refusal(Refusal::Returned, "orders", "order.created"),
+            R"(RabbitMQ: unroutable, no queue bound to exchange "orders" for routing key "order.created")");
+  EXPECT_EQ(amqp_refusal(Refusal::Nacked, "", "k\"1"), R"(RabbitMQ: nacked (exchange "", routing key "k\"1"))");
+}

@@ -262,3 +262,12 @@ TEST(RedisUrlParse, BadOnesAreConfigAndMasked) {
     }
   }
 }
+
+// What a dead letter says Redis refused: the stream named and the error's code, not its text.
+TEST(RedisRefusal, NamesTheStreamAndTheErrorCode) {
+  EXPECT_EQ(redis_refusal("orders", "WRONGTYPE Operation against a key holding the wrong kind of value"),
+            R"(Redis: key "orders" is not a stream (WRONGTYPE))");
+  EXPECT_EQ(redis_refusal("orders", "NOPERM No permissions to access a key"),
+            R"(Redis: stream "orders" refused the entry (NOPERM))");
+  EXPECT_EQ(redis_refusal("orders", "something else"), R"(Redis: stream "orders" refused the entry)");
+}

@@ -259,6 +259,7 @@ TEST(RedisSink, WrongTypeKeyRefusesThatEventOnly) {
   EXPECT_EQ(out[1].ticket, 2u);
   EXPECT_EQ(out[1].why, Refusal::Nacked);
   EXPECT_NE(out[1].reply.find("WRONGTYPE"), std::string::npos) << out[1].reply;
+  EXPECT_EQ(out[1].refusal, "Redis: key \"" + prefix + ":bad\" is not a stream (WRONGTYPE)");
   EXPECT_EQ(out[2].kind, BrokerOutcome::Kind::Confirmed);
   EXPECT_EQ(out[2].ticket, 3u);
   EXPECT_FALSE(s.broken());
