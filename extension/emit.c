@@ -15,7 +15,10 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/supportnodes.h"
 #include "replication/message.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
@@ -478,4 +481,38 @@ Datum
 outbox_emit_v04(PG_FUNCTION_ARGS)
 {
 	return outbox_emit(fcinfo);
+}
+
+/*
+ * outbox_emit's planner support function (0.5). A role without EXECUTE on outbox_emit gets
+ * PostgreSQL's bare "permission denied for function outbox_emit" from the executor, which runs
+ * before this module is even loaded, so nothing of ours could add the fix to it. The planner
+ * calls this function first, without any privilege check (its argument is internal: no SQL
+ * caller can reach it), so it raises the same error with the fix, the one the capture trigger
+ * gives. It widens nothing: it refuses only where the executor would refuse a moment later, with
+ * the same SQLSTATE and message, and never simplifies the call.
+ */
+PG_FUNCTION_INFO_V1(outbox_emit_support);
+
+Datum
+outbox_emit_support(PG_FUNCTION_ARGS)
+{
+	Node	   *req = (Node *) PG_GETARG_POINTER(0);
+
+	if (IsA(req, SupportRequestSimplify))
+	{
+		Oid			fn = ((SupportRequestSimplify *) req)->fcall->funcid;
+
+		if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		{
+			const char *role = quote_identifier(GetUserNameFromId(GetUserId(), false));
+
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for function %s", "outbox_emit"),
+					 errdetail("Role %s lacks EXECUTE on outbox_emit; outbox.grant_app gives it, and nothing else.", role),
+					 errhint("Let the role emit: SELECT outbox.grant_app(%s);", quote_literal_cstr(role))));
+		}
+	}
+	PG_RETURN_POINTER(NULL);
 }

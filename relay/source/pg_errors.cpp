@@ -47,9 +47,12 @@ PgError server_error(const std::string& st, const std::string& m, PgOp op, const
   if (cls == "28")
     return PgError(PgErrorKind::Auth,
                    m + " -- fix: check that the role in --pg exists and may log in (LOGIN), and that pg_hba.conf has "
-                       "a line for it" +
+                       "a line for it, its address and the database of --pg" +
+                       // PostgreSQL matches a logical replication connection against the database's
+                       // lines; the keyword replication there is for physical replication only.
                        (op == PgOp::ReplicationConnect
-                            ? std::string(" of type replication ('host replication <role> <address> <method>')")
+                            ? std::string(" ('host <database> <role> <address> <method>', as for the relay's other "
+                                          "connection: a 'replication' line does not apply to logical replication)")
                             : std::string()) +
                        ", then reload PostgreSQL",
                    st);

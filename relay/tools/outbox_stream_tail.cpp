@@ -1,13 +1,16 @@
 // outbox-stream-tail: outbox-tail for the other brokers. Reads a JetStream stream (an ordered
 // consumer, nothing left behind) or a Redis stream (XREAD BLOCK) and prints each event as one JSON
-// line: n, received_us (the consumer's clock, for commit-to-delivery latency), the subject or
-// stream, the headers (NATS) or fields (Redis), and the body. For the demo, the benchmarks and
-// humans; plain TCP only (the relay's TLS is tested by the relay's tests).
+// line, each broker's message as it holds it: n, received_us (the consumer's clock, for
+// commit-to-delivery latency), then NATS: subject, headers (name -> text); Redis: stream,
+// entry_id, fields (name -> text, the field headers as the JSON object it holds); last the body
+// (the data, or the field payload). For the demo, the benchmarks and humans; plain TCP only (the
+// relay's TLS is tested by the relay's tests).
 #include <hiredis/hiredis.h>
 #include <nats/nats.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -170,10 +173,17 @@ int tail_redis(const std::string& url, const std::string& stream, bool only_new,
       redisReply* kv = e->element[1];
       for (std::size_t k = 0; k + 1 < kv->elements; k += 2) {
         std::string key(kv->element[k]->str, kv->element[k]->len), val(kv->element[k + 1]->str, kv->element[k + 1]->len);
-        if (key == "payload") body = body_of(val);
-        else fields[key] = val;
+        if (key == "payload") {
+          body = body_of(val);
+        } else if (key == "headers") {
+          // The relay writes the event's headers as one JSON object: shown as one, not as a string.
+          ojson h = ojson::parse(val, nullptr, false);
+          fields[key] = h.is_object() ? h : ojson(val);
+        } else {
+          fields[key] = val;
+        }
       }
-      line["headers"] = fields;
+      line["fields"] = fields;
       line["body"] = body;
       std::cout << dump(line) << "\n";
     }
@@ -191,8 +201,11 @@ int main(int argc, char** argv) {
   std::string nats, redis, stream, subject;
   bool only_new = false;
   Limits lim;
-  app.add_option("--nats", nats, "NATS server URL (nats://host:port)");
-  app.add_option("--redis", redis, "Redis URL (redis://[user:pass@]host:port[/db])");
+  // A URL of its own, or the one the stack's env (and outbox-tail's habit) gives.
+  auto* nats_opt = app.add_option("--nats", nats, "read NATS JetStream at URL nats://host:port (without URL: $OUTBOX_NATS_URL, else nats://127.0.0.1:4222)")
+                       ->expected(0, 1);
+  auto* redis_opt = app.add_option("--redis", redis, "read Redis at URL redis://[user:pass@]host:port[/db] (without URL: $OUTBOX_REDIS_URL, else redis://127.0.0.1:6379)")
+                        ->expected(0, 1);
   app.add_option("--stream", stream, "JetStream stream name, or Redis stream key")->required();
   app.add_option("--subject", subject, "NATS only: subject filter (default every subject of the stream)");
   app.add_flag("--new", only_new, "only events added after the start (default: from the beginning)");
@@ -200,9 +213,16 @@ int main(int argc, char** argv) {
   app.add_option("--idle-ms", lim.idle_ms, "stop after this long without an event");
   app.add_flag("--quiet", lim.quiet, "print nothing (count only)");
   CLI11_PARSE(app, argc, argv);
-  if (nats.empty() == redis.empty()) {
-    std::cerr << "outbox-stream-tail: give exactly one of --nats URL and --redis URL\n";
+  if ((nats_opt->count() > 0) == (redis_opt->count() > 0)) {
+    std::cerr << "outbox-stream-tail: give exactly one of --nats [URL] and --redis [URL] (without URL: "
+                 "$OUTBOX_NATS_URL or $OUTBOX_REDIS_URL)\n";
     return 2;
   }
+  auto from_env = [](const char* var, const char* fallback) {
+    const char* v = std::getenv(var);
+    return std::string(v && *v ? v : fallback);
+  };
+  if (nats_opt->count() > 0 && nats.empty()) nats = from_env("OUTBOX_NATS_URL", "nats://127.0.0.1:4222");
+  if (redis_opt->count() > 0 && redis.empty()) redis = from_env("OUTBOX_REDIS_URL", "redis://127.0.0.1:6379");
   return nats.empty() ? tail_redis(redis, stream, only_new, lim) : tail_nats(nats, stream, subject, only_new, lim);
 }

@@ -51,14 +51,32 @@ std::string body_json(const std::string& body) {
   return dump(ojson(body));
 }
 
-void die(const std::string& what) {
+void die(const std::string& what, int code = 1) {
   std::cerr << "outbox-tail: " << what << "\n";
-  std::exit(1);
+  std::exit(code);
 }
 
-void check(amqp_connection_state_t c, const char* what) {
+// The broker's reason for a refusal ("404 NOT_FOUND - no queue 'q' in vhost '/'") is the fix's
+// half: without it "queue.bind failed" leaves the user guessing which name was wrong.
+void check(amqp_connection_state_t c, const std::string& what, const std::string& fix = "") {
   amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) die(std::string(what) + " failed");
+  if (r.reply_type != AMQP_RESPONSE_NORMAL)
+    die(what + " failed: " + outbox::amqp_reply_reason(r) + (fix.empty() ? "" : " -- fix: " + fix));
+}
+
+struct Binding {
+  std::string exchange, key;
+};
+
+// EXCHANGE:ROUTING_KEY, refused before anything is declared: a missing key used to mean '#', which
+// bound the queue to every message of the exchange (and --bind declares a durable queue).
+Binding parse_bind(const std::string& b) {
+  auto colon = b.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == b.size())
+    die("--bind " + b + ": give EXCHANGE:ROUTING_KEY, both not empty (e.g. --bind 'amq.topic:order.#'; " +
+            "'#' matches every key of a topic exchange)",
+        2);
+  return {b.substr(0, colon), b.substr(colon + 1)};
 }
 
 }  // namespace
@@ -74,35 +92,45 @@ int main(int argc, char** argv) {
   app.add_option("--queue", queue, "queue to consume")->required();
   app.add_flag("--declare", declare, "declare the queue (durable unless --exclusive)");
   app.add_flag("--exclusive", exclusive, "declare it exclusive/auto-delete");
-  app.add_option("--bind", binds, "EXCHANGE:ROUTING_KEY to bind the queue to (repeatable; implies --declare)");
+  app.add_option("--bind", binds, "EXCHANGE:ROUTING_KEY to bind the queue to (repeatable; implies --declare; the exchange must exist)");
   app.add_option("--count", count, "exit after this many messages");
   app.add_option("--idle-ms", idle_ms, "exit after this long without a message");
   app.add_flag("--quiet", quiet, "print only a final count");
   CLI11_PARSE(app, argc, argv);
-  if (!binds.empty()) declare = true;
+  std::vector<Binding> bindings;
+  for (const auto& b : binds) bindings.push_back(parse_bind(b));
+  if (!bindings.empty()) declare = true;
 
   amqp_connection_state_t c;
-  outbox::AmqpLogin login = outbox::amqp_login_url(url, c);
-  if (login == outbox::AmqpLogin::BadUrl) die("bad --url");
-  if (login == outbox::AmqpLogin::CannotConnect) die("cannot connect to RabbitMQ");
-  if (login == outbox::AmqpLogin::Refused) die("login failed");
+  std::string why;
+  outbox::AmqpLogin login = outbox::amqp_login_url(url, c, &why);
+  if (login == outbox::AmqpLogin::BadUrl) die("bad --url: expected amqp://user:password@host:port/vhost", 2);
+  if (login == outbox::AmqpLogin::CannotConnect) die("cannot connect to RabbitMQ at " + why);
+  if (login == outbox::AmqpLogin::Refused)
+    die("login refused for " + why +
+        " -- the user or its password in --url (default $OUTBOX_AMQP_URL) is wrong, or the user may not use "
+        "the vhost");
   amqp_channel_open(c, 1);
   check(c, "channel.open");
+  // The exchanges first (passive: nothing is made), so that a wrong name leaves no queue behind.
+  for (const auto& b : bindings) {
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(b.exchange.c_str()), amqp_cstring_bytes("topic"), 1, 0, 0, 0,
+                          amqp_empty_table);
+    check(c, "--bind " + b.exchange + ":" + b.key, "name an exchange that exists (amq.topic is the relay's default)");
+  }
   if (declare) {
     amqp_queue_declare(c, 1, amqp_cstring_bytes(queue.c_str()), 0, !exclusive, exclusive, exclusive, amqp_empty_table);
-    check(c, "queue.declare");
+    check(c, "declaring queue " + queue);
   }
-  for (const auto& b : binds) {
-    auto colon = b.find(':');
-    std::string ex = b.substr(0, colon), key = colon == std::string::npos ? "#" : b.substr(colon + 1);
-    amqp_queue_bind(c, 1, amqp_cstring_bytes(queue.c_str()), amqp_cstring_bytes(ex.c_str()),
-                    amqp_cstring_bytes(key.c_str()), amqp_empty_table);
-    check(c, "queue.bind");
+  for (const auto& b : bindings) {
+    amqp_queue_bind(c, 1, amqp_cstring_bytes(queue.c_str()), amqp_cstring_bytes(b.exchange.c_str()),
+                    amqp_cstring_bytes(b.key.c_str()), amqp_empty_table);
+    check(c, "--bind " + b.exchange + ":" + b.key);
   }
   amqp_basic_qos(c, 1, 0, 500, 0);
   check(c, "basic.qos");
   amqp_basic_consume(c, 1, amqp_cstring_bytes(queue.c_str()), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-  check(c, "basic.consume");
+  check(c, "consuming queue " + queue, declare ? "" : "--declare makes the queue, --bind EXCHANGE:KEY binds it");
   std::cerr << "outbox-tail: consuming " << queue << "\n";
 
   long n = 0;

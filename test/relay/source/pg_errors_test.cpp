@@ -34,7 +34,7 @@ TEST(PgErrors, ClassifiedBySqlstateInAnyLanguage) {
       {"28000", PgOp::ReplicationConnect,
        "FATAL:  no pg_hba.conf entry for replication connection from host \"10.0.0.1\", user \"relay\"",
        "FATAL:  kein pg_hba.conf-Eintrag für Replikationsverbindung von Host »10.0.0.1«, Benutzer »relay«",
-       PgErrorKind::Auth, "host replication"},
+       PgErrorKind::Auth, "'host <database> <role> <address> <method>'"},
       {"28000", PgOp::Connect, "FATAL:  role \"relay\" does not exist", "FATAL:  Rolle »relay« existiert nicht",
        PgErrorKind::Auth, "LOGIN"},
       {"42501", PgOp::ReplicationConnect, "FATAL:  must be superuser or replication role to start walsender",
@@ -79,6 +79,15 @@ TEST(PgErrors, ClassifiedBySqlstateInAnyLanguage) {
       EXPECT_TRUE(says(e, text)) << "the server's message is kept: " << e.what();
     }
   }
+}
+
+// A logical replication connection matches pg_hba.conf's lines of its database, never those of the
+// keyword replication: a fix that asked for such a line would send the operator the wrong way.
+TEST(PgErrors, ReplicationConnectionRefusedAsksForADatabaseLine) {
+  PgError e = cls("28000", "FATAL:  no pg_hba.conf entry for host \"10.0.0.1\", user \"relay\", database \"shop\", no encryption",
+                  PgOp::ReplicationConnect);
+  EXPECT_FALSE(says(e, "host replication")) << e.what();
+  EXPECT_TRUE(says(e, "the database of --pg")) << e.what();
 }
 
 // English text alone decides nothing: a server message without SQLSTATE is libpq's, retried.
