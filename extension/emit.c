@@ -489,8 +489,9 @@ outbox_emit_v04(PG_FUNCTION_ARGS)
  * before this module is even loaded, so nothing of ours could add the fix to it. The planner
  * calls this function first, without any privilege check (its argument is internal: no SQL
  * caller can reach it), so it raises the same error with the fix, the one the capture trigger
- * gives. It widens nothing: it refuses only where the executor would refuse a moment later, with
- * the same SQLSTATE and message, and never simplifies the call.
+ * gives. It widens nothing: it refuses where the executor would refuse a moment later (and in
+ * calls the planner folds away, which no application writes), with the same SQLSTATE and message,
+ * and never simplifies the call.
  */
 PG_FUNCTION_INFO_V1(outbox_emit_support);
 
