@@ -42,7 +42,7 @@ class RabbitSink : public Sink {
   bool pending() const override { return pub_.pending(); }
   void send_pending() override { pub_.send_pending(); }
   bool writable() const override { return pub_.writable(); }
-  void batch(bool on) override { pub_.cork(on); }
+  void batch(bool on) override { pub_.batch(on); }
   bool blocked() const override { return blocked_; }
 
   AmqpPublisher& publisher() { return pub_; }
