@@ -23,6 +23,8 @@ constexpr std::uint64_t kRejectLogEvery = 1000;
 
 void Relay::process_wal() {
   SinkBatch batch(sink_ptrs_);
+  // One clock read per turn, not per line: silence is measured in seconds.
+  const Clock::time_point heard = Clock::now();
   for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
     // A full socket send buffer (a slow or blocked broker not reading) is backpressure too:
     // stop reading before the sinks hold more than their sockets take.
@@ -40,7 +42,7 @@ void Relay::process_wal() {
     }
     ReplMessage msg = repl_.read();
     if (msg.kind != ReplMessage::Kind::None) {
-      last_heard_ = Clock::now();
+      last_heard_ = heard;
       pinged_ = false;
     }
     switch (msg.kind) {

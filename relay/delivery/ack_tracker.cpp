@@ -7,6 +7,7 @@ namespace outbox {
 void AckTracker::reset(Lsn start) {
   txns_.clear();
   unsettled_.clear();
+  unsettled_count_ = 0;
   base_ = next_;
   ack_ = start;
 }
@@ -42,7 +43,10 @@ AckTracker::Unit AckTracker::add_event(TxnId txn, Lsn lsn) {
   Unit u = add_unit(txn, lsn);
   Txn& t = get(txn);
   ++t.pending;
-  unsettled_.emplace(u, Pending{txn, lsn, t.run_start});
+  if (unsettled_.empty()) unsettled_base_ = u;
+  while (unsettled_base_ + unsettled_.size() < u) unsettled_.push_back(Slot{});  // units settled at once
+  unsettled_.push_back(Slot{Pending{txn, lsn, t.run_start}, true});
+  ++unsettled_count_;
   return u;
 }
 
@@ -68,12 +72,19 @@ void AckTracker::commit(TxnId txn, Lsn end_lsn, std::int64_t commit_time_us) {
 }
 
 AckTracker::TxnId AckTracker::settle(Unit unit) {
-  auto it = unsettled_.find(unit);
-  if (it == unsettled_.end()) throw std::logic_error("ack tracker: settle of an unknown or settled unit");
-  TxnId txn = it->second.txn;
+  if (unit < unsettled_base_ || unit - unsettled_base_ >= unsettled_.size() ||
+      !unsettled_[static_cast<std::size_t>(unit - unsettled_base_)].live)
+    throw std::logic_error("ack tracker: settle of an unknown or settled unit");
+  Slot& slot = unsettled_[static_cast<std::size_t>(unit - unsettled_base_)];
+  TxnId txn = slot.p.txn;
   Txn& t = get(txn);
   --t.pending;
-  unsettled_.erase(it);
+  slot.live = false;
+  --unsettled_count_;
+  while (!unsettled_.empty() && !unsettled_.front().live) {
+    unsettled_.pop_front();
+    ++unsettled_base_;
+  }
   advance();
   return txn;
 }
@@ -88,12 +99,19 @@ std::optional<TxnProgress> AckTracker::progress() const {
   if (!t.id.known() || t.out_of_order || t.next_unit == t.first_unit) return std::nullopt;
   TxnProgress p;
   p.txn = t.id;
-  auto first = unsettled_.lower_bound(t.first_unit);
-  if (first != unsettled_.end() && first->first < t.next_unit) {
+  // Its first unsettled unit.
+  const Pending* first = nullptr;
+  std::size_t i = t.first_unit > unsettled_base_ ? static_cast<std::size_t>(t.first_unit - unsettled_base_) : 0;
+  for (; i < unsettled_.size() && unsettled_base_ + i < t.next_unit; ++i)
+    if (unsettled_[i].live) {
+      first = &unsettled_[i].p;
+      break;
+    }
+  if (first) {
     // The first unsettled unit: everything before its LSN is settled. Units before it at the
     // same LSN are settled too, but a re-send cannot tell them apart from it.
-    p.settled_before = first->second.lsn;
-    p.settled = first->second.run_start - t.first_unit;
+    p.settled_before = first->lsn;
+    p.settled = first->run_start - t.first_unit;
   } else {
     // All received units are settled; more rows of the newest one's record may follow.
     p.settled_before = t.last_lsn;

@@ -16,7 +16,6 @@
 #pragma once
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -90,7 +89,7 @@ class AckTracker {
   bool idle() const { return txns_.empty(); }
   bool has_open_txn() const { return !txns_.empty() && !txns_.back().closed; }
   std::size_t tracked_txns() const { return txns_.size(); }
-  std::uint64_t unsettled_events() const { return unsettled_.size(); }
+  std::uint64_t unsettled_events() const { return unsettled_count_; }
 
  private:
   struct Txn {
@@ -122,7 +121,15 @@ class AckTracker {
   TxnId base_ = 0;  // id of txns_.front()
   TxnId next_ = 0;
   Unit next_unit_ = 0;
-  std::map<Unit, Pending> unsettled_;  // in stream order
+  // Units only grow: the unsettled ones by unit - unsettled_base_, in stream order, without a
+  // tree node per event. Settled ones inside are holes until the front passes them.
+  struct Slot {
+    Pending p{};
+    bool live = false;
+  };
+  std::deque<Slot> unsettled_;
+  Unit unsettled_base_ = 0;
+  std::uint64_t unsettled_count_ = 0;
   Lsn ack_ = 0;
   std::int64_t ack_commit_time_us_ = 0;
 };

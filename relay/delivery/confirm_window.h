@@ -4,13 +4,17 @@
 // tests can drive it with plain values.
 #pragma once
 #include <cstdint>
+#include <algorithm>
+#include <deque>
 #include <functional>
-#include <map>
 #include <utility>
 #include <vector>
 
 namespace outbox {
 
+// Tags only grow, so the window is a deque indexed by tag - base_: no tree node per publish.
+// Settled entries in the middle (a single ack out of order) stay as holes until the front
+// passes them.
 template <typename T>
 class ConfirmWindow {
  public:
@@ -26,18 +30,19 @@ class ConfirmWindow {
 
   // Registers the next publish; returns its delivery tag.
   std::uint64_t add(T item) {
-    std::uint64_t tag = next_tag_++;
-    entries_.emplace(tag, Entry{std::move(item), false});
-    return tag;
+    if (slots_.empty()) base_ = next_tag_;
+    slots_.push_back(Slot{Entry{std::move(item), false}, true});
+    ++live_;
+    return next_tag_++;
   }
 
   // Marks the oldest unsettled entry matching `pred` as returned (unroutable). Returns the item
   // (to attach the broker's reply) or nullptr if none matched.
   T* mark_returned(const std::function<bool(const T&)>& pred) {
-    for (auto& [tag, e] : entries_) {
-      if (!e.returned && pred(e.item)) {
-        e.returned = true;
-        return &e.item;
+    for (Slot& s : slots_) {
+      if (s.live && !s.e.returned && pred(s.e.item)) {
+        s.e.returned = true;
+        return &s.e.item;
       }
     }
     return nullptr;
@@ -45,35 +50,46 @@ class ConfirmWindow {
 
   // Applies basic.ack (nack=false) or basic.nack; appends the settled entries in tag order.
   void confirm(std::uint64_t tag, bool multiple, bool nack, std::vector<Settled>& out) {
-    if (multiple) {
-      auto end = entries_.upper_bound(tag);
-      for (auto it = entries_.begin(); it != end;) {
-        out.push_back(Settled{it->first, std::move(it->second.item), !nack && !it->second.returned});
-        it = entries_.erase(it);
-      }
-    } else {
-      auto it = entries_.find(tag);
-      if (it == entries_.end()) return;  // unknown or duplicate tag: ignore
-      out.push_back(Settled{it->first, std::move(it->second.item), !nack && !it->second.returned});
-      entries_.erase(it);
+    if (tag < base_ || slots_.empty()) return;  // unknown or duplicate tag: ignore
+    std::uint64_t last = std::min<std::uint64_t>(tag, base_ + slots_.size() - 1);
+    if (!multiple && last != tag) return;
+    for (std::uint64_t t = multiple ? base_ : tag; t <= last; ++t) {
+      Slot& s = slots_[static_cast<std::size_t>(t - base_)];
+      if (!s.live) continue;
+      out.push_back(Settled{t, std::move(s.e.item), !nack && !s.e.returned});
+      s.live = false;
+      --live_;
+    }
+    while (!slots_.empty() && !slots_.front().live) {
+      slots_.pop_front();
+      ++base_;
     }
   }
 
   // A new channel numbers tags from 1 again; everything in flight is lost (returned to caller).
   std::vector<T> reset() {
     std::vector<T> lost;
-    for (auto& [tag, e] : entries_) lost.push_back(std::move(e.item));
-    entries_.clear();
+    for (Slot& s : slots_)
+      if (s.live) lost.push_back(std::move(s.e.item));
+    slots_.clear();
+    live_ = 0;
     next_tag_ = 1;
+    base_ = 1;
     return lost;
   }
 
-  std::size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
+  std::size_t size() const { return live_; }
+  bool empty() const { return live_ == 0; }
   std::uint64_t next_tag() const { return next_tag_; }
 
  private:
-  std::map<std::uint64_t, Entry> entries_;
+  struct Slot {
+    Entry e;
+    bool live = false;
+  };
+  std::deque<Slot> slots_;  // tags base_, base_ + 1, ...
+  std::uint64_t base_ = 1;
+  std::size_t live_ = 0;
   std::uint64_t next_tag_ = 1;
 };
 

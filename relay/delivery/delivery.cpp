@@ -47,7 +47,8 @@ void Delivery::add(Event ev, TxnId txn) {
   it->ev = std::move(ev);
   it->txn = txn;
   it->seq = next_seq_++;
-  auto m = memory_.find(memory_key(it->ev));
+  // memory_ is empty unless events failed: no key (a copy of the id) is built for nothing.
+  auto m = memory_.empty() ? memory_.end() : memory_.find(memory_key(it->ev));
   if (m != memory_.end() && m->second.dead) {
     // Already a dead letter in an earlier session whose transaction was not acknowledged yet
     // (a later transaction's event can become a dead letter before an earlier one settles).
@@ -243,7 +244,7 @@ void Delivery::confirmed(std::uint64_t ticket, Clock::time_point now, bool dupli
   // One event that waited for its destination got through: it exists again.
   if (it.waited_destination && it.sink < destination_missing_.size()) destination_missing_[it.sink].clear();
   settled_.push_back(Settled{it.txn, now - it.published});
-  memory_.erase(memory_key(it.ev));
+  if (!memory_.empty()) memory_.erase(memory_key(it.ev));
   ++stats_.confirmed;
   ++sstats(it.sink).confirmed;
   if (duplicate) {

@@ -105,9 +105,11 @@ void AmqpPublisher::close() {
   // Best effort, bounded: the broker may be gone.
   struct timeval tv{1, 0};
   amqp_set_rpc_timeout(conn_, &tv);
+  wbuf_.end();  // what was gathered goes first, and the close is not held back
   amqp_connection_close(conn_, AMQP_REPLY_SUCCESS);
   amqp_destroy_connection(conn_);
   conn_ = nullptr;
+  wbuf_.detach();
   aux_ = Aux::Closed;
   corked_ = false;
   room_ = 0;
@@ -158,11 +160,13 @@ void AmqpPublisher::connect_one(const std::string& url, int heartbeat_s, const s
   r = amqp_get_rpc_reply(conn_);
   if (r.reply_type != AMQP_RESPONSE_NORMAL) throw AmqpError("confirm.select failed: " + rpc_error(r));
   open_aux_channel();
+  if (!wbuf_.attach(conn_)) spdlog::warn("cannot gather writes to RabbitMQ (unexpected rabbitmq-c socket layout): one write per frame");
 }
 
 void AmqpPublisher::discard_connection() {
   amqp_destroy_connection(conn_);
   conn_ = nullptr;
+  wbuf_.detach();
 }
 
 void AmqpPublisher::abandon(const AmqpError& e) {
@@ -281,8 +285,22 @@ bool AmqpPublisher::has_buffered() const {
   return conn_ && (amqp_frames_enqueued(conn_) || amqp_data_in_buffer(conn_));
 }
 
-void AmqpPublisher::cork(bool on) {
-  if (!conn_ || corked_ == on) return;
+void AmqpPublisher::batch(bool on) {
+  if (!conn_) return;
+  if (wbuf_.attached()) {
+    if (on) {
+      wbuf_.begin();
+      return;
+    }
+    int st = wbuf_.end();
+    if (st != AMQP_STATUS_OK && broken_reason_.empty()) {
+      broken_reason_ = "writing to RabbitMQ node " + masked_url_ + " failed (connection lost?): " + amqp_error_string2(st);
+      connect_lost();
+    }
+    return;
+  }
+  // Writes cannot be gathered (wbuf_ could not attach): at least the kernel sends full segments.
+  if (corked_ == on) return;
   int v = on ? 1 : 0;
   if (::setsockopt(amqp_get_sockfd(conn_), IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0) corked_ = on;
 }
@@ -313,7 +331,8 @@ bool AmqpPublisher::room_for(const AmqpMessage& m) {
            len >= sizeof(std::uint32_t) * (SK_MEMINFO_WMEM_QUEUED + 1);
   };
   if (!read_meminfo()) return true;  // cannot tell (not Linux?): send as before
-  std::size_t sndbuf = mi[SK_MEMINFO_SNDBUF], queued = mi[SK_MEMINFO_WMEM_QUEUED];
+  // Gathered frames are not in the kernel's count yet.
+  std::size_t sndbuf = mi[SK_MEMINFO_SNDBUF], queued = mi[SK_MEMINFO_WMEM_QUEUED] + wbuf_.size();
   if (mem + kSendReserve > sndbuf) {
     // Bigger than the whole buffer: grow it (the kernel doubles the value asked for; as root
     // beyond net.core.wmem_max), so that it can wait for room like any other message.
@@ -324,7 +343,7 @@ bool AmqpPublisher::room_for(const AmqpMessage& m) {
       ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
     if (!read_meminfo()) return true;
     sndbuf = mi[SK_MEMINFO_SNDBUF];
-    queued = mi[SK_MEMINFO_WMEM_QUEUED];
+    queued = mi[SK_MEMINFO_WMEM_QUEUED] + wbuf_.size();
   }
   // Still too big for an empty buffer (over kMaxSendBuffer, or not allowed to grow): sent once
   // everything before it is out, when the broker is reading; see relay/README.md.

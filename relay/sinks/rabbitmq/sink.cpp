@@ -43,9 +43,14 @@ std::vector<std::string> RabbitSink::check() {
 }
 
 std::optional<std::string> RabbitSink::publish(std::uint64_t ticket, const Event& ev) {
-  auto built = build_message(ev, o_.defaults, wall_us());
+  auto built = build_message(ev, o_.defaults, batch_now_us_ ? batch_now_us_ : wall_us());
   if (auto* err = std::get_if<std::string>(&built)) return *err;
   return pub_.publish(ticket, std::get<AmqpMessage>(built));
+}
+
+void RabbitSink::batch(bool on) {
+  batch_now_us_ = on ? wall_us() : 0;
+  pub_.batch(on);
 }
 
 void RabbitSink::poll(std::vector<BrokerOutcome>& out) {

@@ -218,6 +218,30 @@ TEST(AckTrackerProgress, EventsSkippedAfterARestartKeepCounting) {
   EXPECT_EQ(t.progress()->settled, 3u);
 }
 
+// Units settled at once (add_settled) between unsettled ones, and settles out of order: the
+// holes they leave are never settled twice, and the progress is the first unit still open.
+TEST(AckTrackerProgress, HolesBetweenUnsettledUnits) {
+  AckTracker t;
+  auto a = t.begin(TxnIdentity{6, 100});
+  auto u1 = t.add_event(a, 110);
+  t.add_settled(a, 120);
+  auto u3 = t.add_event(a, 130);
+  t.add_settled(a, 140);
+  auto u5 = t.add_event(a, 150);
+  t.commit(a, 200);
+  t.settle(u3);
+  EXPECT_THROW(t.settle(u3), std::logic_error);
+  EXPECT_THROW(t.settle(u1 + 1), std::logic_error) << "a unit settled at once is not open";
+  EXPECT_FALSE(t.progress()) << "the first unit is still open";
+  t.settle(u1);
+  EXPECT_EQ(t.unsettled_events(), 1u);
+  EXPECT_EQ(t.progress()->settled_before, 150u);
+  EXPECT_EQ(t.progress()->settled, 4u);
+  t.settle(u5);
+  EXPECT_EQ(t.ack_lsn(), 200u);
+  EXPECT_EQ(t.unsettled_events(), 0u);
+}
+
 // Randomized: random transactions (0..6 events), a random confirm window, random broker answers
 // (single and multiple acks, nacks, returns followed by acks, out-of-order single acks), retries
 // and dead letters, keepalives, and random crashes (everything in flight lost, the server re-sends

@@ -96,3 +96,58 @@ TEST(AmqpPublisherRoom, PublishNeverBlocksOnABrokerThatReadsNothing) {
   EXPECT_FALSE(pub.broken()) << pub.broken_reason();
   EXPECT_FALSE(pub.pending());
 }
+
+// A batch of publishes (one turn of the relay's loop) leaves in one write instead of one per
+// frame (three per message), over plain TCP and over TLS, and every message is confirmed.
+namespace {
+
+void publish_one_batch(outbox::AmqpPublisher& pub) {
+  ASSERT_TRUE(pub.exchange_exists("amq.topic"));
+  std::string body(300, 'x');
+  outbox::AmqpMessage m;
+  m.exchange = "amq.topic";
+  m.routing_key = "it.publisher.batch.nobody";
+  m.type = "batch";
+  m.app_id = "it";
+  m.message_id = "m";
+  m.has_message_id = true;
+  m.body = &body;
+  constexpr int kMessages = 20;  // about 10 KiB: under AmqpWriteBuffer::kFlushAt and one TLS record
+  std::uint64_t before = pub.writes();
+  pub.batch(true);
+  for (int i = 0; i < kMessages; ++i) ASSERT_FALSE(pub.publish(static_cast<std::uint64_t>(i + 1), m));
+  EXPECT_EQ(pub.writes(), before) << "nothing is written while the batch is open";
+  pub.batch(false);
+  EXPECT_EQ(pub.writes(), before + 1) << "the batch leaves in one write";
+  std::vector<outbox::BrokerOutcome> outcomes;
+  std::size_t answered = 0;
+  EXPECT_TRUE(eventually(
+      [&] {
+        pub.poll(outcomes);
+        answered += outcomes.size();
+        outcomes.clear();
+        return answered == kMessages || pub.broken();
+      },
+      10s))
+      << answered << " of " << kMessages << " answered";
+  EXPECT_FALSE(pub.broken()) << pub.broken_reason();
+}
+
+}  // namespace
+
+TEST(AmqpPublisherBatch, ABatchOfPublishesIsOneWrite) {
+  if (!have_stack()) GTEST_SKIP() << "no stack environment (scripts/stack up; . .run/env)";
+  outbox::AmqpPublisher pub;
+  pub.connect(env_or("OUTBOX_AMQP_URL", ""), 10, "it publisher batch");
+  publish_one_batch(pub);
+}
+
+TEST(AmqpPublisherBatch, ABatchOfPublishesIsOneWriteOverTls) {
+  std::string url = env_or("OUTBOX_AMQPS_URL", "");
+  if (!have_stack() || url.empty()) GTEST_SKIP() << "no stack environment (scripts/stack up; . .run/env)";
+  outbox::AmqpPublisher pub;
+  outbox::AmqpPublisher::Tls tls{env_or("OUTBOX_TLS_CA", ""), env_or("OUTBOX_TLS_CLIENT_CERT", ""),
+                                 env_or("OUTBOX_TLS_CLIENT_KEY", "")};
+  pub.connect(url, 10, "it publisher batch tls", tls);
+  publish_one_batch(pub);
+}
