@@ -156,6 +156,8 @@ struct AttrInfo
 	char	   *type_v1_pk;			/* rendered type for format 1 "pk" */
 	char	   *type_v2;			/* rendered type for format 2 */
 	char	   *default_json;		/* "\"expr\"" or "null" (include-default only) */
+	char	   *head_v2;			/* format 2: {"name":..[,"type":..][,"typeoid":..] */
+	int			head_v2_len;
 };
 
 struct RelInfo
@@ -199,15 +201,22 @@ struct DecoderState
 	MemoryContext change_cxt;		/* reset after every change */
 	MemoryContext cache_cxt;		/* parent of per-relation contexts */
 	HTAB	   *relcache;
+	RelInfo    *last_rel;			/* the last relcache_get() answer (entries never move) */
 	uint64		nr_changes;			/* format 1: changes written in this txn */
 	bool		begin_written;		/* skip_empty_xacts: B line written for this txn */
 	int			changes_since_progress;
+	/* format 2: the transaction's metadata fields (xid, timestamp, origin), rendered once per
+	 * transaction for its B, row and C lines; valid from the first line after begin */
+	StringInfoData txn_meta;
+	bool		txn_meta_valid;
 };
 
 /* format 2 (format2.cpp) */
 void		v2_begin(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn);
 void		v2_commit(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr commit_lsn);
-void		v2_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, ReorderBufferChange *change);
+/* ri: the change's relation, selected_relation() */
+void		v2_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, RelInfo *ri,
+					  ReorderBufferChange *change);
 void		v2_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr lsn,
 					   bool transactional, const char *prefix, Size sz, const char *content);
 void		v2_truncate(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, int n,
@@ -216,7 +225,8 @@ void		v2_truncate(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTX
 /* format 1 (format1.cpp) */
 void		v1_begin(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn);
 void		v1_commit(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr commit_lsn);
-void		v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, ReorderBufferChange *change);
+void		v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, RelInfo *ri,
+					  ReorderBufferChange *change);
 void		v1_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr lsn,
 					   bool transactional, const char *prefix, Size sz, const char *content);
 

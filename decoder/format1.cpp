@@ -249,15 +249,11 @@ write_pk(StringInfo out, DecoderState *st, RelInfo *ri, Bitmapset *bs, bool addc
 }
 
 void
-v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel,
+v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, RelInfo *ri,
 		  ReorderBufferChange *change)
 {
 	const Options *o = &st->opt;
 
-	RelInfo    *ri = selected_relation(st, rel, change);
-
-	if (ri == NULL)
-		return;
 
 	ReorderBufferTupleBuf *newtuple = change->data.tp.newtuple;
 	ReorderBufferTupleBuf *oldtuple = change->data.tp.oldtuple;

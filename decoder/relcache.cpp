@@ -196,6 +196,18 @@ build_attr(DecoderState *st, Relation rel, Form_pg_attribute att, AttrInfo *a)
 		a->type_v2 = render_type(t2, true);
 	}
 
+	/* format 2 writes this for the column on every row: one copy, with its length known */
+	StringInfoData head;
+
+	initStringInfo(&head);
+	appendStringInfo(&head, "{\"name\":%s", a->name_json);
+	if (o->include_types)
+		appendStringInfo(&head, ",\"type\":%s", a->type_v2);
+	if (o->include_type_oids)
+		appendStringInfo(&head, ",\"typeoid\":%d", (int) a->atttypid);
+	a->head_v2 = head.data;
+	a->head_v2_len = head.len;
+
 	if (o->include_default)
 	{
 		a->default_json = pstrdup("null");
@@ -273,8 +285,17 @@ relcache_get(DecoderState *st, Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
 	bool		found;
-	RelInfo    *ri = (RelInfo *) hash_search(st->relcache, &relid, HASH_ENTER, &found);
+	RelInfo    *ri = st->last_rel;
 
+	/*
+	 * Changes come in runs on one relation: the last answer saves the hash lookup.  It is checked
+	 * as a hash hit is (the invalidation callbacks clear valid), and dynahash never moves or frees
+	 * an entry, none being removed.
+	 */
+	if (ri != NULL && ri->relid == relid && ri->valid && ri->natts == RelationGetDescr(rel)->natts)
+		return ri;
+	ri = (RelInfo *) hash_search(st->relcache, &relid, HASH_ENTER, &found);
+	st->last_rel = ri;
 	if (found && ri->valid && ri->natts == RelationGetDescr(rel)->natts)
 		return ri;
 	if (found && ri->cxt != NULL)
