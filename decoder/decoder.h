@@ -102,6 +102,21 @@ message_oversized(const Options *o, const char *prefix, Size sz)
 }
 
 /* ---------------- JSON output (jsonout.cpp) ---------------- */
+/* appendBinaryStringInfo, without its out-of-line call when the bytes fit: most appends of a
+ * line are a few bytes (a key, a column's head, a short value) */
+inline void
+append_bytes(StringInfo out, const char *s, int n)
+{
+	if (likely(out->len + n < out->maxlen))
+	{
+		memcpy(out->data + out->len, s, n);
+		out->len += n;
+		out->data[out->len] = '\0';
+	}
+	else
+		appendBinaryStringInfo(out, s, n);
+}
+
 /* Same bytes as PostgreSQL's escape_json() on a NUL-terminated string. */
 void		json_escape(StringInfo out, const char *s, size_t len);
 inline void json_escape_cstr(StringInfo out, const char *s) { json_escape(out, s, strlen(s)); }
@@ -183,7 +198,8 @@ struct RelInfo
 
 struct DecoderState;
 void		relcache_init(DecoderState *st);
-RelInfo    *relcache_get(DecoderState *st, Relation rel);
+/* relcache_get() (below) when the last answer does not do */
+RelInfo    *relcache_lookup(DecoderState *st, Relation rel);
 
 /* ---------------- sharding (shard.cpp) ---------------- */
 uint64		fnv1a64(const char *s, size_t len);
@@ -210,6 +226,23 @@ struct DecoderState
 	StringInfoData txn_meta;
 	bool		txn_meta_valid;
 };
+
+/*
+ * The relation's cache entry, built when missing or invalidated.  Changes come in runs on one
+ * relation: the last answer saves the hash lookup.  It is checked as a hash hit is (the
+ * invalidation callbacks clear valid), and dynahash never moves or frees an entry, none being
+ * removed.
+ */
+inline RelInfo *
+relcache_get(DecoderState *st, Relation rel)
+{
+	RelInfo    *ri = st->last_rel;
+
+	if (likely(ri != NULL && ri->relid == RelationGetRelid(rel) && ri->valid &&
+			   ri->natts == RelationGetDescr(rel)->natts))
+		return ri;
+	return relcache_lookup(st, rel);
+}
 
 /* format 2 (format2.cpp) */
 void		v2_begin(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn);

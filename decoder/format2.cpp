@@ -19,7 +19,7 @@ enum TupleKind
 static inline void
 app(StringInfo out, const char *s)
 {
-	appendBinaryStringInfo(out, s, (int) strlen(s));
+	append_bytes(out, s, (int) strlen(s));
 }
 
 /* the same for every line of a transaction: rendered once (the timestamp is the costly part) */
@@ -40,7 +40,7 @@ write_meta(StringInfo out, DecoderState *st, ReorderBufferTXN *txn)
 			appendStringInfo(m, ",\"origin\":%u", txn->origin_id);
 		st->txn_meta_valid = true;
 	}
-	appendBinaryStringInfo(out, m->data, m->len);
+	append_bytes(out, m->data, m->len);
 }
 
 /* what follows the action on every row line (I, U, D, T): metadata, LSN, schema, table */
@@ -170,12 +170,12 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 		if (need_sep)
 			appendStringInfoCharMacro(out, ',');
 		need_sep = true;
-		appendBinaryStringInfo(out, a->head_v2, a->head_v2_len);
+		append_bytes(out, a->head_v2, a->head_v2_len);
 		if (kind != TK_PK)
 		{
 			app(out, ",\"value\":");
 			if (nulls[i])
-				appendBinaryStringInfo(out, "null", 4);
+				append_bytes(out, "null", 4);
 			else
 				write_value(out, values[i], a->cat_v2, a->kind, &a->outfn, a->isvarlena);
 		}

@@ -281,21 +281,13 @@ build_relinfo(DecoderState *st, Relation rel, RelInfo *ri)
 }
 
 RelInfo *
-relcache_get(DecoderState *st, Relation rel)
+relcache_lookup(DecoderState *st, Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
 	bool		found;
-	RelInfo    *ri = st->last_rel;
+	RelInfo    *ri = (RelInfo *) hash_search(st->relcache, &relid, HASH_ENTER, &found);
 
-	/*
-	 * Changes come in runs on one relation: the last answer saves the hash lookup.  It is checked
-	 * as a hash hit is (the invalidation callbacks clear valid), and dynahash never moves or frees
-	 * an entry, none being removed.
-	 */
-	if (ri != NULL && ri->relid == relid && ri->valid && ri->natts == RelationGetDescr(rel)->natts)
-		return ri;
-	ri = (RelInfo *) hash_search(st->relcache, &relid, HASH_ENTER, &found);
-	st->last_rel = ri;
+	st->last_rel = ri;		/* relcache_get() tries it first next time */
 	if (found && ri->valid && ri->natts == RelationGetDescr(rel)->natts)
 		return ri;
 	if (found && ri->cxt != NULL)
