@@ -102,6 +102,21 @@ message_oversized(const Options *o, const char *prefix, Size sz)
 }
 
 /* ---------------- JSON output (jsonout.cpp) ---------------- */
+/* appendBinaryStringInfo, without its out-of-line call when the bytes fit: most appends of a
+ * line are a few bytes (a key, a column's head, a short value) */
+inline void
+append_bytes(StringInfo out, const char *s, int n)
+{
+	if (likely(out->len + n < out->maxlen))
+	{
+		memcpy(out->data + out->len, s, n);
+		out->len += n;
+		out->data[out->len] = '\0';
+	}
+	else
+		appendBinaryStringInfo(out, s, n);
+}
+
 /* Same bytes as PostgreSQL's escape_json() on a NUL-terminated string. */
 void		json_escape(StringInfo out, const char *s, size_t len);
 inline void json_escape_cstr(StringInfo out, const char *s) { json_escape(out, s, strlen(s)); }
@@ -156,6 +171,8 @@ struct AttrInfo
 	char	   *type_v1_pk;			/* rendered type for format 1 "pk" */
 	char	   *type_v2;			/* rendered type for format 2 */
 	char	   *default_json;		/* "\"expr\"" or "null" (include-default only) */
+	char	   *head_v2;			/* format 2: {"name":..[,"type":..][,"typeoid":..] */
+	int			head_v2_len;
 };
 
 struct RelInfo
@@ -181,7 +198,8 @@ struct RelInfo
 
 struct DecoderState;
 void		relcache_init(DecoderState *st);
-RelInfo    *relcache_get(DecoderState *st, Relation rel);
+/* relcache_get() (below) when the last answer does not do */
+RelInfo    *relcache_lookup(DecoderState *st, Relation rel);
 
 /* ---------------- sharding (shard.cpp) ---------------- */
 uint64		fnv1a64(const char *s, size_t len);
@@ -199,15 +217,39 @@ struct DecoderState
 	MemoryContext change_cxt;		/* reset after every change */
 	MemoryContext cache_cxt;		/* parent of per-relation contexts */
 	HTAB	   *relcache;
+	RelInfo    *last_rel;			/* the last relcache_get() answer (entries never move) */
 	uint64		nr_changes;			/* format 1: changes written in this txn */
 	bool		begin_written;		/* skip_empty_xacts: B line written for this txn */
 	int			changes_since_progress;
+	/* format 2: the transaction's metadata fields (xid, timestamp, origin), rendered once per
+	 * transaction for its B, row and C lines; valid from the first line after begin */
+	StringInfoData txn_meta;
+	bool		txn_meta_valid;
 };
+
+/*
+ * The relation's cache entry, built when missing or invalidated.  Changes come in runs on one
+ * relation: the last answer saves the hash lookup.  It is checked as a hash hit is (the
+ * invalidation callbacks clear valid), and dynahash never moves or frees an entry, none being
+ * removed.
+ */
+inline RelInfo *
+relcache_get(DecoderState *st, Relation rel)
+{
+	RelInfo    *ri = st->last_rel;
+
+	if (likely(ri != NULL && ri->relid == RelationGetRelid(rel) && ri->valid &&
+			   ri->natts == RelationGetDescr(rel)->natts))
+		return ri;
+	return relcache_lookup(st, rel);
+}
 
 /* format 2 (format2.cpp) */
 void		v2_begin(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn);
 void		v2_commit(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr commit_lsn);
-void		v2_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, ReorderBufferChange *change);
+/* ri: the change's relation, selected_relation() */
+void		v2_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, RelInfo *ri,
+					  ReorderBufferChange *change);
 void		v2_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr lsn,
 					   bool transactional, const char *prefix, Size sz, const char *content);
 void		v2_truncate(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, int n,
@@ -216,7 +258,8 @@ void		v2_truncate(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTX
 /* format 1 (format1.cpp) */
 void		v1_begin(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn);
 void		v1_commit(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr commit_lsn);
-void		v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, ReorderBufferChange *change);
+void		v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, RelInfo *ri,
+					  ReorderBufferChange *change);
 void		v1_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr lsn,
 					   bool transactional, const char *prefix, Size sz, const char *content);
 

@@ -15,7 +15,7 @@ namespace outbox_decoder {
 static inline void
 app(StringInfo out, const char *s)
 {
-	appendBinaryStringInfo(out, s, (int) strlen(s));
+	append_bytes(out, s, (int) strlen(s));
 }
 
 template <typename... T>
@@ -31,7 +31,7 @@ append_uint(StringInfo out, uint32 v)
 	char		buf[12];
 	int			n = pg_ultoa_n(v, buf);
 
-	appendBinaryStringInfo(out, buf, n);
+	append_bytes(out, buf, n);
 }
 
 /* n tabs (pretty-print) or nothing */
@@ -199,7 +199,7 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 
 		sep(out, o, k);
 		if (nulls[i])
-			appendBinaryStringInfo(out, "null", 4);
+			append_bytes(out, "null", 4);
 		else
 			write_value(out, values[i], a->cat_v1, a->kind, &a->outfn, a->isvarlena);
 	}
@@ -249,15 +249,11 @@ write_pk(StringInfo out, DecoderState *st, RelInfo *ri, Bitmapset *bs, bool addc
 }
 
 void
-v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel,
+v1_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, RelInfo *ri,
 		  ReorderBufferChange *change)
 {
 	const Options *o = &st->opt;
 
-	RelInfo    *ri = selected_relation(st, rel, change);
-
-	if (ri == NULL)
-		return;
 
 	ReorderBufferTupleBuf *newtuple = change->data.tp.newtuple;
 	ReorderBufferTupleBuf *oldtuple = change->data.tp.oldtuple;

@@ -19,26 +19,38 @@ enum TupleKind
 static inline void
 app(StringInfo out, const char *s)
 {
-	appendBinaryStringInfo(out, s, (int) strlen(s));
+	append_bytes(out, s, (int) strlen(s));
 }
 
+/* the same for every line of a transaction: rendered once (the timestamp is the costly part) */
 static void
-write_meta(StringInfo out, const Options *o, ReorderBufferTXN *txn)
+write_meta(StringInfo out, DecoderState *st, ReorderBufferTXN *txn)
 {
-	if (o->include_xids)
-		appendStringInfo(out, ",\"xid\":%u", txn->xid);
-	if (o->include_timestamp)
-		appendStringInfo(out, ",\"timestamp\":\"%s\"", timestamptz_to_str(txn->xact_time.commit_time));
-	if (o->include_origin)
-		appendStringInfo(out, ",\"origin\":%u", txn->origin_id);
+	const Options *o = &st->opt;
+	StringInfo	m = &st->txn_meta;
+
+	if (!st->txn_meta_valid)
+	{
+		resetStringInfo(m);
+		if (o->include_xids)
+			appendStringInfo(m, ",\"xid\":%u", txn->xid);
+		if (o->include_timestamp)
+			appendStringInfo(m, ",\"timestamp\":\"%s\"", timestamptz_to_str(txn->xact_time.commit_time));
+		if (o->include_origin)
+			appendStringInfo(m, ",\"origin\":%u", txn->origin_id);
+		st->txn_meta_valid = true;
+	}
+	append_bytes(out, m->data, m->len);
 }
 
 /* what follows the action on every row line (I, U, D, T): metadata, LSN, schema, table */
 static void
-write_row_target(StringInfo out, const Options *o, ReorderBufferTXN *txn, XLogRecPtr lsn,
+write_row_target(StringInfo out, DecoderState *st, ReorderBufferTXN *txn, XLogRecPtr lsn,
 				 const RelInfo *ri)
 {
-	write_meta(out, o, txn);
+	const Options *o = &st->opt;
+
+	write_meta(out, st, txn);
 	if (o->include_lsn)
 	{
 		app(out, ",\"lsn\":\"");
@@ -63,7 +75,7 @@ write_begin_line(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN
 	OutputPluginPrepareWrite(ctx, true);
 	out = ctx->out;
 	app(out, "{\"action\":\"B\"");
-	write_meta(out, o, txn);
+	write_meta(out, st, txn);
 	if (o->include_lsn)
 	{
 		app(out, ",\"lsn\":\"");
@@ -99,6 +111,7 @@ void
 v2_begin(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn)
 {
 	st->begin_written = false;
+	st->txn_meta_valid = false;
 	if (!st->opt.include_transaction || st->opt.skip_empty_xacts)
 		return;
 	write_begin_line(ctx, st, txn);
@@ -118,7 +131,7 @@ v2_commit(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, 
 	StringInfo	out = ctx->out;
 
 	app(out, "{\"action\":\"C\"");
-	write_meta(out, o, txn);
+	write_meta(out, st, txn);
 	if (o->include_lsn)
 	{
 		app(out, ",\"lsn\":\"");
@@ -157,20 +170,12 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 		if (need_sep)
 			appendStringInfoCharMacro(out, ',');
 		need_sep = true;
-		app(out, "{\"name\":");
-		app(out, a->name_json);
-		if (o->include_types)
-		{
-			app(out, ",\"type\":");
-			app(out, a->type_v2);
-		}
-		if (o->include_type_oids)
-			appendStringInfo(out, ",\"typeoid\":%d", (int) a->atttypid);
+		append_bytes(out, a->head_v2, a->head_v2_len);
 		if (kind != TK_PK)
 		{
 			app(out, ",\"value\":");
 			if (nulls[i])
-				appendBinaryStringInfo(out, "null", 4);
+				append_bytes(out, "null", 4);
 			else
 				write_value(out, values[i], a->cat_v2, a->kind, &a->outfn, a->isvarlena);
 		}
@@ -191,15 +196,11 @@ write_tuple(StringInfo out, DecoderState *st, RelInfo *ri, Relation rel, HeapTup
 }
 
 void
-v2_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel,
+v2_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, Relation rel, RelInfo *ri,
 		  ReorderBufferChange *change)
 {
 	const Options *o = &st->opt;
 
-	RelInfo    *ri = selected_relation(st, rel, change);
-
-	if (ri == NULL)
-		return;
 	if (o->shard_enabled && !change_in_shard(st, ri, rel, change))
 		return;
 
@@ -248,7 +249,7 @@ v2_change(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn, 
 		case REORDER_BUFFER_CHANGE_UPDATE: app(out, "{\"action\":\"U\""); break;
 		default: app(out, "{\"action\":\"D\""); break;
 	}
-	write_row_target(out, o, txn, change->lsn, ri);
+	write_row_target(out, st, txn, change->lsn, ri);
 
 	if (newtuple != NULL)
 	{
@@ -310,25 +311,15 @@ v2_message(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn,
 	StringInfo	out = ctx->out;
 
 	app(out, "{\"action\":\"M\"");
-	if (o->include_xids)
+	if (transactional)
+		write_meta(out, st, txn);
+	else
 	{
-		if (transactional)
-			appendStringInfo(out, ",\"xid\":%u", txn->xid);
-		else
+		if (o->include_xids)
 			app(out, ",\"xid\":null");
-	}
-	if (o->include_timestamp)
-	{
-		if (transactional)
-			appendStringInfo(out, ",\"timestamp\":\"%s\"", timestamptz_to_str(txn->xact_time.commit_time));
-		else
+		if (o->include_timestamp)
 			app(out, ",\"timestamp\":null");
-	}
-	if (o->include_origin)
-	{
-		if (transactional)
-			appendStringInfo(out, ",\"origin\":%u", txn->origin_id);
-		else
+		if (o->include_origin)
 			app(out, ",\"origin\":null");
 	}
 	if (o->include_lsn)
@@ -367,7 +358,7 @@ v2_truncate(LogicalDecodingContext *ctx, DecoderState *st, ReorderBufferTXN *txn
 		StringInfo	out = ctx->out;
 
 		app(out, "{\"action\":\"T\"");
-		write_row_target(out, o, txn, change->lsn, ri);
+		write_row_target(out, st, txn, change->lsn, ri);
 		appendStringInfoChar(out, '}');
 		OutputPluginWrite(ctx, true);
 	}

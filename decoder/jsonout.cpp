@@ -29,18 +29,18 @@ append_escape(StringInfo out, unsigned char c)
 {
 	switch (c)
 	{
-		case '\b': appendBinaryStringInfo(out, "\\b", 2); break;
-		case '\f': appendBinaryStringInfo(out, "\\f", 2); break;
-		case '\n': appendBinaryStringInfo(out, "\\n", 2); break;
-		case '\r': appendBinaryStringInfo(out, "\\r", 2); break;
-		case '\t': appendBinaryStringInfo(out, "\\t", 2); break;
-		case '"': appendBinaryStringInfo(out, "\\\"", 2); break;
-		case '\\': appendBinaryStringInfo(out, "\\\\", 2); break;
+		case '\b': append_bytes(out, "\\b", 2); break;
+		case '\f': append_bytes(out, "\\f", 2); break;
+		case '\n': append_bytes(out, "\\n", 2); break;
+		case '\r': append_bytes(out, "\\r", 2); break;
+		case '\t': append_bytes(out, "\\t", 2); break;
+		case '"': append_bytes(out, "\\\"", 2); break;
+		case '\\': append_bytes(out, "\\\\", 2); break;
 		default:
 			{
 				char		b[6] = {'\\', 'u', '0', '0', hexdig[c >> 4], hexdig[c & 15]};
 
-				appendBinaryStringInfo(out, b, 6);
+				append_bytes(out, b, 6);
 			}
 	}
 }
@@ -60,7 +60,7 @@ json_escape(StringInfo out, const char *s, size_t len)
 		while (p < end && !needs_escape[*p])
 			p++;
 		if (p > run)
-			appendBinaryStringInfo(out, (const char *) run, (int) (p - run));
+			append_bytes(out, (const char *) run, (int) (p - run));
 		if (p < end)
 		{
 			if (*p == '\0')			/* escape_json stops at a NUL */
@@ -95,7 +95,7 @@ json_escape_bytes(StringInfo out, const char *s, size_t len)
 		while (p < end && (*p < 0x80 ? !needs_escape[*p] : !utf8_database))
 			p++;
 		if (p > run)
-			appendBinaryStringInfo(out, (const char *) run, (int) (p - run));
+			append_bytes(out, (const char *) run, (int) (p - run));
 		if (p >= end)
 			break;
 		if (*p < 0x80)
@@ -109,7 +109,7 @@ json_escape_bytes(StringInfo out, const char *s, size_t len)
 
 		if (l > 1 && p + l <= end && pg_utf8_islegal(p, l))
 		{
-			appendBinaryStringInfo(out, (const char *) p, l);
+			append_bytes(out, (const char *) p, l);
 			p += l;
 		}
 		else
@@ -190,11 +190,11 @@ write_number(StringInfo out, const char *s, size_t len)
 		pg_strncasecmp(s, "Infinity", 8) == 0 ||
 		pg_strncasecmp(s, "-Infinity", 9) == 0)
 	{
-		appendBinaryStringInfo(out, "null", 4);
+		append_bytes(out, "null", 4);
 		return;
 	}
 	if (strspn(s, "0123456789+-eE.") == len)
-		appendBinaryStringInfo(out, s, (int) len);
+		append_bytes(out, s, (int) len);
 	else
 		elog(ERROR, "%s is not a number", s);
 }
@@ -209,9 +209,9 @@ write_text(StringInfo out, ValueCategory cat, const char *s, size_t len)
 			break;
 		case CAT_BOOL:
 			if (len == 1 && s[0] == 't')
-				appendBinaryStringInfo(out, "true", 4);
+				append_bytes(out, "true", 4);
 			else
-				appendBinaryStringInfo(out, "false", 5);
+				append_bytes(out, "false", 5);
 			break;
 		case CAT_BYTEA:
 			/*

@@ -89,12 +89,22 @@ startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_init)
 										   ALLOCSET_DEFAULT_SIZES);
 	st->cache_cxt = AllocSetContextCreate(ctx->context, "outbox_decoder cache",
 										  ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&st->txn_meta);
 	options_set_defaults(&st->opt);
 	ctx->output_plugin_private = st;
 	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
 	opt->receive_rewrites = false;
 	options_parse(&st->opt, ctx->output_plugin_options);
 	relcache_init(st);
+
+	/*
+	 * The callbacks are registered before the options are known.  Without filter-origins the
+	 * origin filter keeps every record, and PostgreSQL would call it (through its error-context
+	 * wrapper) for each record it decodes, most of them changes the stream drops: unregister it.
+	 * PostgreSQL reads ctx->callbacks at each record, and a NULL filter means "keep".
+	 */
+	if (st->opt.filter_origins == NIL)
+		ctx->callbacks.filter_by_origin_cb = NULL;
 }
 
 static void
@@ -107,6 +117,7 @@ shutdown(LogicalDecodingContext *ctx)
 		MemoryContextDelete(st->cache_cxt);		/* its reset callback forgets the state */
 		st->cache_cxt = NULL;
 		st->relcache = NULL;
+		st->last_rel = NULL;
 	}
 }
 
@@ -153,11 +164,21 @@ change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation rel, Reorder
 	DecoderState *st = state_of(ctx);
 
 	progress(ctx, st);
+
+	/*
+	 * On the relay's path most changes are dropped: decide that first, from the relation cache,
+	 * before any per-change work (memory context, tuple), as pgoutput does with its
+	 * RelationSyncCache.
+	 */
+	RelInfo    *ri = selected_relation(st, rel, chg);
+
+	if (ri == NULL)
+		return;
 	in_change_context(st, [&] {
 		if (st->opt.format_version == 2)
-			v2_change(ctx, st, txn, rel, chg);
+			v2_change(ctx, st, txn, rel, ri, chg);
 		else
-			v1_change(ctx, st, txn, rel, chg);
+			v1_change(ctx, st, txn, rel, ri, chg);
 	});
 }
 

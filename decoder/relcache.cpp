@@ -196,6 +196,18 @@ build_attr(DecoderState *st, Relation rel, Form_pg_attribute att, AttrInfo *a)
 		a->type_v2 = render_type(t2, true);
 	}
 
+	/* format 2 writes this for the column on every row: one copy, with its length known */
+	StringInfoData head;
+
+	initStringInfo(&head);
+	appendStringInfo(&head, "{\"name\":%s", a->name_json);
+	if (o->include_types)
+		appendStringInfo(&head, ",\"type\":%s", a->type_v2);
+	if (o->include_type_oids)
+		appendStringInfo(&head, ",\"typeoid\":%d", (int) a->atttypid);
+	a->head_v2 = head.data;
+	a->head_v2_len = head.len;
+
 	if (o->include_default)
 	{
 		a->default_json = pstrdup("null");
@@ -269,12 +281,13 @@ build_relinfo(DecoderState *st, Relation rel, RelInfo *ri)
 }
 
 RelInfo *
-relcache_get(DecoderState *st, Relation rel)
+relcache_lookup(DecoderState *st, Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
 	bool		found;
 	RelInfo    *ri = (RelInfo *) hash_search(st->relcache, &relid, HASH_ENTER, &found);
 
+	st->last_rel = ri;		/* relcache_get() tries it first next time */
 	if (found && ri->valid && ri->natts == RelationGetDescr(rel)->natts)
 		return ri;
 	if (found && ri->cxt != NULL)
