@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 #include <toml++/toml.h>
 
+#include "ops/flag_hint.h"
 #include "sinks/sink_factory.h"
 #include "sinks/sink_kind.h"
 #include "support/mask.h"
@@ -209,6 +210,18 @@ void add_options(CLI::App& app, const std::vector<Setting>& rows, CommandLine& c
     else
       app.add_option(flag, cli.text[s.name], help)->type_name(s.type == SettingType::Integer ? "INT" : "TEXT");
   }
+}
+
+std::vector<KnownFlag> known_flags(const std::vector<Setting>& rows) {
+  std::vector<KnownFlag> flags{{"config", false, "the TOML file"}, {"version", true, ""}, {"check", true, ""},
+                               {"help", true, ""}};
+  for (const Setting& s : rows) {
+    // The help's first words: "PostgreSQL connection" of "PostgreSQL connection: libpq conninfo ...".
+    std::string what = s.help.substr(0, s.help.find_first_of(":;("));
+    while (!what.empty() && what.back() == ' ') what.pop_back();
+    flags.push_back({s.name, s.type == SettingType::Boolean, what.size() <= 60 ? what : ""});
+  }
+  return flags;
 }
 
 toml::table read_file(const std::string& file) {
@@ -494,10 +507,16 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     throw ConfigExit{0, app.help()};
-  } catch (const CLI::ParseError& e) {
-    // The parser quotes arguments it did not expect: a URL or password=... given without its flag.
+  } catch (const CLI::ExtrasError&) {
+    throw ConfigError(explain_unexpected(std::vector<std::string>(argv + std::min(argc, 1), argv + argc),
+                                         app.remaining(), known_flags(rows)));
+  } catch (const CLI::ConversionError& e) {
+    // Only flags convert their value here (the settings' values are checked later, by row).
     throw ConfigError(mask_text(e.what()) +
                       " (boolean flags take =true, =false, =1, =0, =yes or =no; see outbox-relay --help)");
+  } catch (const CLI::ParseError& e) {
+    // The parser quotes the words it refused: a URL or password=... may be among them.
+    throw ConfigError(mask_text(e.what()) + " (see outbox-relay --help)");
   }
   if (cli.version) throw ConfigExit{0, std::string("outbox-relay ") + kRelayVersion + "\n"};
 

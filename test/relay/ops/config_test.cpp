@@ -659,3 +659,35 @@ TEST(Config, ShortStringSettingsAreCheckedAtStart) {
     }
   }
 }
+
+// An unknown flag said "The following arguments were not expected: dbname=shop --database
+// (boolean flags take =true, ...)": the hint about booleans where no boolean was given, and no
+// word of the flag meant. Now the nearest flag is named, the file's spelling with '_' points to
+// the flag's, and the boolean hint comes only after a boolean flag.
+TEST(Config, UnknownFlagsNameTheNearestOne) {
+  std::string e = error_of({"--database", "dbname=shop"});
+  EXPECT_TRUE(has(e, "unknown flag --database -- did you mean --pg")) << e;
+  EXPECT_FALSE(has(e, "boolean")) << e;
+  EXPECT_FALSE(has(e, "dbname=shop")) << "the value of an unknown flag is not a second mistake: " << e;
+  e = error_of({"--database=dbname=shop"});
+  EXPECT_TRUE(has(e, "did you mean --pg")) << e;
+  e = error_of({"--create_slot"});
+  EXPECT_TRUE(has(e, "unknown flag --create_slot -- did you mean --create-slot")) << e;
+  EXPECT_TRUE(has(e, "'-'")) << e;
+  e = error_of({"--slott", "x"});
+  EXPECT_TRUE(has(e, "did you mean --slot")) << e;
+  e = error_of({"--max-in-flite", "5"});
+  EXPECT_TRUE(has(e, "did you mean --max-in-flight")) << e;
+  e = error_of({"--nats-prefix", "x."});
+  EXPECT_TRUE(has(e, "did you mean --nats-subject-prefix")) << e;
+  e = error_of({"--frobnicate"});
+  EXPECT_TRUE(has(e, "unknown flag --frobnicate")) << e;
+  EXPECT_FALSE(has(e, "did you mean")) << e;
+  // A value where a flag was expected: a boolean's value after a space, or a stray word.
+  e = error_of({"--create-slot", "false"});
+  EXPECT_TRUE(has(e, "--create-slot=false")) << e;
+  e = error_of({"amqp://u:S3cret@h/"});
+  EXPECT_TRUE(has(e, "amqp://u:***@h/")) << e;
+  EXPECT_FALSE(has(e, "S3cret")) << e;
+  EXPECT_FALSE(has(e, "boolean")) << e;
+}
