@@ -196,7 +196,7 @@ void Relay::connect_session() {
                  "streaming from {}",
                  cfg_.slot, format_lsn(from));
   }
-  repl_.start(from == slot->confirmed_flush ? 0 : from);  // 0/0: the slot's confirmed_flush_lsn
+  repl_.start(from == slot->confirmed_flush ? 0 : from, from);  // 0/0: the slot's confirmed_flush_lsn
   started_ = true;
   m_.streaming = true;
   m_.standby = false;

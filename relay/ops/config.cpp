@@ -14,6 +14,7 @@
 #include "ops/flag_hint.h"
 #include "sinks/sink_factory.h"
 #include "sinks/sink_kind.h"
+#include "source/pg_replication.h"
 #include "support/mask.h"
 #include "support/toml_table.h"
 
@@ -129,7 +130,7 @@ std::vector<Setting> core_rows() {
       text_setting("pg", "", "PostgreSQL connection: libpq conninfo or URI; replication=database is added (default: libpq defaults and PG* variables)", check_conninfo),
       text_setting("slot", "outbox", "logical replication slot to stream from", check_slot_name),
       boolean_setting("create-slot", "false", "create the slot when it is missing (harmless when it exists)"),
-      one_of_setting("plugin", "outbox_decoder", {"outbox_decoder", "wal2json"}, "output plugin of the slot: outbox_decoder or wal2json", check_supported),
+      one_of_setting("plugin", supported_plugins().front(), supported_plugins(), "output plugin of the slot: " + or_list(supported_plugins()), check_supported),
       text_setting("shard", "", "i/n: stream only the events whose aggregate_id hashes to shard i of n (outbox_decoder only; one slot per shard)", check_shard),
       one_of_setting("ordering", "aggregate", {"commit", "aggregate"}, "aggregate: each aggregate's events keep their commit order, other aggregates pass one that waits for a confirm or a retry; commit: first attempts also keep commit order across aggregates, so an aggregate waiting for a retry holds back the events behind its next one. Either way an aggregate has one event in flight at a time"),
       one_of_setting("on-dead-letter", "continue", {"continue", "park"}, "what a dead letter means for its aggregate's later events: continue (published) or park (dead letters too, until SELECT outbox.release_parked(aggregate_type, aggregate_id) re-emits them in order)"),

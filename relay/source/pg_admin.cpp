@@ -14,8 +14,10 @@
 
 #include "delivery/event_json.h"
 #include "support/mask.h"
+#include "support/settings.h"
 #include "source/pg_connect.h"
 #include "source/pg_query.h"
+#include "source/pg_replication.h"
 
 namespace outbox {
 
@@ -158,11 +160,18 @@ void PgAdmin::check_slot(const SlotInfo& s, const std::string& database) {
   if (s.slot_type != "logical")
     throw PgError(PgErrorKind::Fatal, "replication slot \"" + slot_ + "\" is a " + s.slot_type +
                                           " slot -- fix: use another --slot for the relay (it needs a logical slot)");
-  if (s.plugin != plugin_)
+  if (s.plugin != plugin_) {
+    std::string drop = "drop the slot (SELECT pg_drop_replication_slot('" + slot_ + "')) and let --create-slot make it "
+                       "again, or give another --slot NAME with --create-slot";
+    const auto& ours = supported_plugins();
+    // Another tool's slot (test_decoding, pgoutput): --plugin cannot take its plugin.
+    bool readable = std::find(ours.begin(), ours.end(), s.plugin) != ours.end();
     throw PgError(PgErrorKind::Fatal, "replication slot \"" + slot_ + "\" was created with plugin " + s.plugin +
-                                          ", not " + plugin_ + " -- fix: start with --plugin " + s.plugin +
-                                          ", or drop the slot (SELECT pg_drop_replication_slot('" + slot_ +
-                                          "')) and let --create-slot make it again");
+                                          ", not " + plugin_ + " -- fix: " +
+                                          (readable ? "start with --plugin " + s.plugin + ", or " + drop
+                                                    : drop + " (the relay reads only slots of " +
+                                                          or_list(ours) + ")"));
+  }
   if (s.database != database)
     throw PgError(PgErrorKind::Fatal, "replication slot \"" + slot_ + "\" belongs to database " + s.database +
                                           ", but --pg connects to " + database + " -- fix: point --pg at " + s.database +
