@@ -53,6 +53,7 @@ int Relay::check() {
     for (const std::string& unused : cfg_.unused_sinks)
       spdlog::warn("check: setting {} is given but no [[routes]] rule and not --default-sink sends events there", unused);
     for (const std::string& what : cfg_.ignored) spdlog::warn("check: ignored: {}", what);
+    for (const std::string& route : route_lines(cfg_)) spdlog::info("check: {}", route);
     for (auto& sink : sinks) {
       try {
         for (const std::string& line : sink->check()) spdlog::info("check: {}", line);

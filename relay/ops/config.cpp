@@ -399,15 +399,22 @@ std::vector<Route> parse_routes(const toml::table& root, const std::string& file
   if (!root.get("routes")) return out;
   std::string names = "\"" + join(sink_kind_names(), "\" | \"") + "\"";
   for (const toml::table* rt : toml_entries(root, "routes", file)) {
-    TomlEntry e(*rt, file, "[[routes]]", {"match", "event_type", "aggregate_type", "exchange", "sink"});
+    // The event type's condition is called match (event_type, its undocumented second name, is gone).
+    if (const toml::node* n = rt->get("event_type"))
+      throw ConfigError(toml_line(file, *n) + "[[routes]] has no key event_type: the event type's glob is match -- "
+                        "fix: match = \"...\"");
+    TomlEntry e(*rt, file, "[[routes]]", {"match", "aggregate_type", "exchange", "sink"});
     Route r;
     r.line = static_cast<int>(rt->source().begin.line);
-    if (rt->get("match") && rt->get("event_type"))
-      throw ConfigError(e.line_of("event_type") + "[[routes]] has both match and event_type (the same condition); keep one");
-    for (const char* key : {"match", "event_type", "aggregate_type", "exchange"}) {
+    for (const char* key : {"match", "aggregate_type", "exchange"}) {
       if (!rt->get(key)) continue;
       std::string v = e.str(key);
       if (v.empty()) throw ConfigError(e.line_of(key) + "[[routes]] " + key + " is empty; leave it out to match anything");
+      // With '#' as a word the rule matched nothing, silently (a literal '#' is still [#]).
+      if (auto meant = Router::amqp_wildcard_meant(v))
+        throw ConfigError(e.line_of(key) + "[[routes]] " + key + " = \"" + v + "\": '#' is RabbitMQ's wildcard; " +
+                          "routes match shell globs, where * matches any text (dots too) and # only a '#' -- fix: " +
+                          key + " = \"" + *meant + "\" (for a literal '#', write [#])");
       std::string k = key;
       (k == "aggregate_type" ? r.aggregate_type : k == "exchange" ? r.exchange : r.event_type) = v;
     }
@@ -545,6 +552,29 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   pick_sinks(c);
   note_ignored(c, rows);
   return c;
+}
+
+std::vector<std::string> route_lines(const Config& c) {
+  std::vector<std::string> out;
+  auto to = [&](const std::string& sink) {
+    const SinkKind& k = kind_of(sink);
+    return sink + " (" + k.destination(c.settings) + ")";
+  };
+  for (std::size_t i = 0; i < c.routes.size(); ++i) {
+    const Route& r = c.routes[i];
+    std::string when;
+    auto add = [&](const char* key, const std::optional<std::string>& v) {
+      if (v) when += std::string(when.empty() ? "" : ", ") + key + " \"" + *v + "\"";
+    };
+    add("match", r.event_type);
+    add("aggregate_type", r.aggregate_type);
+    add("exchange", r.exchange);
+    out.push_back("route " + std::to_string(i + 1) + " (config file line " + std::to_string(r.line) + "): " +
+                  (when.empty() ? "every event" : when) + " -> " + to(r.sink));
+  }
+  out.push_back(std::string(c.routes.empty() ? "every event" : "events no route matches") + " -> " +
+                to(c.default_sink) + " (default-sink)");
+  return out;
 }
 
 std::string describe(const Config& c) {
