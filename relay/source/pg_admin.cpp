@@ -98,7 +98,7 @@ void PgAdmin::connect(const std::string& conninfo) {
   Result r(query(("SET statement_timeout = " + t + "; SET lock_timeout = " + t).c_str()));
 }
 
-void PgAdmin::check_server() {
+std::string PgAdmin::check_server() {
   {
     Result r(query( "SELECT current_setting('wal_level')"));
     if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
@@ -109,11 +109,21 @@ void PgAdmin::check_server() {
                                             "\", logical decoding needs \"logical\" -- fix: set wal_level = logical in "
                                             "postgresql.conf and restart PostgreSQL");
   }
-  // Debian's output_plugin_libraries (absent elsewhere) is readable by superusers and
-  // pg_read_all_settings only: a least-privilege relay role skips this early check and relies on
-  // START_REPLICATION's own error (SQLSTATE 42501), which classify_pg_error explains the same way.
+  // Debian's output_plugin_libraries (absent elsewhere: NULL) is readable by superusers and
+  // pg_read_all_settings only. A least-privilege relay role cannot check it: the start then meets
+  // the server's own error (SQLSTATE 42501, explained by classify_pg_error), and --check says
+  // that it could not tell rather than pass in silence.
   Result r(query( "SELECT current_setting('output_plugin_libraries', true)"));
-  if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQgetisnull(r.r, 0, 0)) return;
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) {
+    const char* state = PQresultErrorField(r.r, PG_DIAG_SQLSTATE);
+    std::string role = PQuser(conn_);
+    return std::string("cannot read output_plugin_libraries") +
+           (state && std::string(state) == "42501" ? " (role \"" + role + "\" may not)" : "") +
+           ", so --check cannot tell whether the server lets plugin " + plugin_ + " decode -- fix: "
+           "GRANT pg_read_all_settings TO " + role + " (then --check reads it), or check that postgresql.conf's "
+           "output_plugin_libraries names " + plugin_;
+  }
+  if (PQgetisnull(r.r, 0, 0)) return "";
   std::string libs = PQgetvalue(r.r, 0, 0);
   bool found = false;
   std::stringstream ss(libs);
@@ -127,6 +137,7 @@ void PgAdmin::check_server() {
     throw PgError(PgErrorKind::Fatal, "output plugin " + plugin_ + " is not in output_plugin_libraries (\"" + libs +
                                           "\") -- fix: add it in postgresql.conf, e.g. output_plugin_libraries = "
                                           "'pgoutput, test_decoding, wal2json, outbox_decoder', and reload");
+  return "";
 }
 
 std::string PgAdmin::current_database() {

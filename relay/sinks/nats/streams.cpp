@@ -180,10 +180,12 @@ StreamsReport report_streams(NatsConnection& c, const std::vector<JetStreamStrea
 StreamCapture capture_of(const StreamFilters& filters, const std::string& prefix) {
   StreamCapture c;
   c.pattern = prefix + ">";
-  // A prefix not ending in '.' shares its last token with the routing key: only "no stream at
-  // all" can be told then.
+  // A prefix not ending in '.' shares its last token with the routing key: only whether some
+  // stream could take a subject that starts with it can be told then.
   if (!prefix.empty() && prefix.back() != '.') {
-    c.state = filters.empty() ? StreamCapture::State::None : StreamCapture::State::Unknown;
+    bool some = std::any_of(filters.begin(), filters.end(),
+                            [&](const auto& nf) { return filter_may_take_prefix(nf.second, prefix); });
+    c.state = some ? StreamCapture::State::Unknown : StreamCapture::State::None;
     return c;
   }
   for (const auto& [name, f] : filters) {

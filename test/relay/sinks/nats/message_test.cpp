@@ -350,3 +350,17 @@ TEST(NatsSubjectFilters, OverlapWhenSomeSubjectMatchesBoth) {
   EXPECT_FALSE(filters_overlap("a.*", "a.b.c"));
   EXPECT_FALSE(filters_overlap("other.>", "outbox.>"));
 }
+
+// A prefix that ends inside a token ("evts": subjects evtsOrder.created): which filters could
+// take one of its subjects.
+TEST(NatsMessage, FilterMayTakeAPrefixThatEndsInsideAToken) {
+  EXPECT_TRUE(filter_may_take_prefix(">", "evts"));
+  EXPECT_TRUE(filter_may_take_prefix("*.created", "evts"));
+  EXPECT_TRUE(filter_may_take_prefix("evtsOrder.>", "evts"));
+  EXPECT_TRUE(filter_may_take_prefix("a.evts.>", "a.ev"));
+  EXPECT_TRUE(filter_may_take_prefix("a.*.x", "a.ev"));
+  EXPECT_FALSE(filter_may_take_prefix("orders.>", "evts"));
+  EXPECT_FALSE(filter_may_take_prefix("ev.>", "evts"));
+  EXPECT_FALSE(filter_may_take_prefix("b.evts.>", "a.evts"));
+  EXPECT_FALSE(filter_may_take_prefix("a", "a.ev"));
+}
