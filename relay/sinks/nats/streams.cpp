@@ -199,6 +199,13 @@ StreamCapture capture_of(const StreamFilters& filters, const std::string& prefix
 }
 
 std::string no_stream_text(const std::string& prefix) {
+  // "evts>" is no subject filter: a prefix that ends inside a token is best given its '.'.
+  if (!prefix.empty() && prefix.back() != '.')
+    return "no JetStream stream's subjects could start with --nats-subject-prefix \"" + prefix + "\" (subjects " +
+           prefix + "<routing key>): every event sent to NATS would be refused -- fix: end the prefix with a '.' "
+           "(--nats-subject-prefix \"" + prefix + ".\") and declare a stream capturing " + prefix +
+           ".> in the config file ([[jetstream.streams]] name = \"OUTBOX\", subjects = [\"" + prefix +
+           ".>\"]: the relay creates it), or create one on the server";
   std::string pattern = prefix + ">";
   return "no JetStream stream captures the subjects of --nats-subject-prefix \"" + prefix + "\" (" + pattern +
          "): every event sent to NATS would be refused -- fix: declare a stream in the config file ([[jetstream.streams]] "

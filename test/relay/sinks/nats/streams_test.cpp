@@ -19,3 +19,13 @@ TEST(NatsStreams, APrefixInsideATokenNoStreamCanTakeIsNone) {
   EXPECT_EQ(capture_of(others, "evts.").state, StreamCapture::State::None);
   EXPECT_EQ(capture_of({{"E", "evts.>"}}, "evts.").state, StreamCapture::State::Whole);
 }
+
+// The fix named subjects = ["evts>"], which no server takes (">" must be a whole token).
+TEST(NatsStreams, NoStreamTextNamesAFilterAServerTakes) {
+  std::string t = no_stream_text("evts");
+  EXPECT_EQ(t.find("evts>"), std::string::npos) << t;
+  EXPECT_NE(t.find("--nats-subject-prefix \"evts.\""), std::string::npos) << t;
+  EXPECT_NE(t.find("subjects = [\"evts.>\"]"), std::string::npos) << t;
+  t = no_stream_text("evts.");
+  EXPECT_NE(t.find("subjects = [\"evts.>\"]"), std::string::npos) << t;
+}
