@@ -134,7 +134,7 @@ std::string explain_unexpected(const std::vector<std::string>& args, const std::
       parts.push_back("\"" + w + "\" follows --" + before->name + ", a boolean flag, which takes its value with '=': --" +
                       before->name + "=" + w);
     else
-      parts.push_back("\"" + mask_text(w) + "\" follows no flag that takes a value (give it as --NAME VALUE)");
+      parts.push_back("\"" + mask_text(w) + "\" was not expected: it follows no flag that takes a value (give it as --NAME VALUE)");
   }
   std::string out;
   for (const std::string& p : parts) out += (out.empty() ? "" : "; ") + p;
