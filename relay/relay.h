@@ -61,6 +61,7 @@ class Relay {
     std::string database;
     std::optional<SlotInfo> slot;
     std::optional<PgError> busy;  // SlotBusy: wait as a standby
+    std::string unchecked;        // what the server did not let the relay check ("" = nothing)
   };
   Preflight preflight();
   void stream();           // returns on stop; throws on lost connections

@@ -16,8 +16,8 @@ namespace outbox {
 Relay::Preflight Relay::preflight() {
   if (!admin_.connected()) admin_.connect(cfg_.pg);
   m_.auth_failing_pg = false;
-  admin_.check_server();
   Preflight p;
+  p.unchecked = admin_.check_server();
   p.database = admin_.current_database();
   admin_.check_extension(p.database);
   std::string role;
@@ -48,11 +48,13 @@ Relay::Preflight Relay::preflight() {
 int Relay::check() {
   std::vector<std::unique_ptr<Sink>> sinks =
       make_sinks(cfg_.settings, cfg_.sinks, "outbox-relay check slot=" + cfg_.slot);
+  bool unchecked = false;
   try {
     // Every sink in use, each checked without creating anything.
     for (const std::string& unused : cfg_.unused_sinks)
       spdlog::warn("check: setting {} is given but no [[routes]] rule and not --default-sink sends events there", unused);
     for (const std::string& what : cfg_.ignored) spdlog::warn("check: ignored: {}", what);
+    for (const std::string& route : route_lines(cfg_)) spdlog::info("check: {}", route);
     for (auto& sink : sinks) {
       try {
         for (const std::string& line : sink->check()) spdlog::info("check: {}", line);
@@ -76,6 +78,10 @@ int Relay::check() {
       spdlog::info("check: slot \"{}\" ok (plugin {}, confirmed {})", cfg_.slot, p.slot->plugin,
                    format_lsn(p.slot->confirmed_flush));
     spdlog::info("check: PostgreSQL ok (database {}, plugin {})", p.database, cfg_.plugin);
+    if (!p.unchecked.empty()) {
+      spdlog::warn("check: {}", p.unchecked);
+      unchecked = true;
+    }
   } catch (const PgError& e) {
     spdlog::critical("check failed: {}", e.what());
     close_session();
@@ -90,7 +96,11 @@ int Relay::check() {
   }
   close_session();
   admin_.close();
-  spdlog::info("check passed: outbox-relay can start with these settings");
+  if (unchecked)
+    spdlog::warn("check passed, except what it could not check (the warning above): outbox-relay can start with these "
+                 "settings unless that fails");
+  else
+    spdlog::info("check passed: outbox-relay can start with these settings");
   return 0;
 }
 
@@ -196,7 +206,7 @@ void Relay::connect_session() {
                  "streaming from {}",
                  cfg_.slot, format_lsn(from));
   }
-  repl_.start(from == slot->confirmed_flush ? 0 : from);  // 0/0: the slot's confirmed_flush_lsn
+  repl_.start(from == slot->confirmed_flush ? 0 : from, from);  // 0/0: the slot's confirmed_flush_lsn
   started_ = true;
   m_.streaming = true;
   m_.standby = false;

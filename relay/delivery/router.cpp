@@ -2,6 +2,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace outbox {
@@ -30,6 +31,23 @@ Router::Router(const std::vector<Route>& routes, const std::string& default_sink
 bool Router::glob(const std::string& pattern, const std::string& text) {
   // Event types hold any text (a NUL cannot: PostgreSQL text has none), so fnmatch's C strings see all of it.
   return ::fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
+}
+
+std::optional<std::string> Router::amqp_wildcard_meant(const std::string& pattern) {
+  std::vector<std::string> words(1);
+  for (char c : pattern) {
+    if (c == '.') words.emplace_back();
+    else words.back() += c;
+  }
+  if (std::find(words.begin(), words.end(), "#") == words.end()) return std::nullopt;
+  std::string meant;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    std::string w = words[i] == "#" ? "*" : words[i];
+    // "#.#" and "*.#" mean what one '*' does here.
+    if (i > 0 && w == "*" && (words[i - 1] == "#" || words[i - 1] == "*")) continue;
+    meant += (i == 0 ? "" : ".") + w;
+  }
+  return meant;
 }
 
 bool Router::matches(const Route& r, const Event& ev) {

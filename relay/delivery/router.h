@@ -27,6 +27,9 @@ class Router {
   std::size_t route(const Event& ev) const;
   static bool matches(const Route& r, const Event& ev);
   static bool glob(const std::string& pattern, const std::string& text);
+  // A condition written with RabbitMQ's topic wildcard '#' as a word ("user.#"), which a glob
+  // takes as a literal '#': the glob meant ("user.*"), or nullopt for any other pattern.
+  static std::optional<std::string> amqp_wildcard_meant(const std::string& pattern);
 
  private:
   struct Rule {

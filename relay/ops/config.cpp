@@ -11,8 +11,10 @@
 #include <libpq-fe.h>
 #include <toml++/toml.h>
 
+#include "ops/flag_hint.h"
 #include "sinks/sink_factory.h"
 #include "sinks/sink_kind.h"
+#include "source/pg_replication.h"
 #include "support/build_info.h"
 #include "support/mask.h"
 #include "support/toml_table.h"
@@ -127,7 +129,7 @@ std::vector<Setting> core_rows() {
       text_setting("pg", "", "PostgreSQL connection: libpq conninfo or URI; replication=database is added (default: libpq defaults and PG* variables)", check_conninfo),
       text_setting("slot", "outbox", "logical replication slot to stream from", check_slot_name),
       boolean_setting("create-slot", "false", "create the slot when it is missing (harmless when it exists)"),
-      one_of_setting("plugin", "outbox_decoder", {"outbox_decoder", "wal2json"}, "output plugin of the slot: outbox_decoder or wal2json", check_supported),
+      one_of_setting("plugin", supported_plugins().front(), supported_plugins(), "output plugin of the slot: " + or_list(supported_plugins()), check_supported),
       text_setting("shard", "", "i/n: stream only the events whose aggregate_id hashes to shard i of n (outbox_decoder only; one slot per shard)", check_shard),
       one_of_setting("ordering", "aggregate", {"commit", "aggregate"}, "aggregate: each aggregate's events keep their commit order, other aggregates pass one that waits for a confirm or a retry; commit: first attempts also keep commit order across aggregates, so an aggregate waiting for a retry holds back the events behind its next one. Either way an aggregate has one event in flight at a time"),
       one_of_setting("on-dead-letter", "continue", {"continue", "park"}, "what a dead letter means for its aggregate's later events: continue (published) or park (dead letters too, until SELECT outbox.release_parked(aggregate_type, aggregate_id) re-emits them in order)"),
@@ -208,6 +210,18 @@ void add_options(CLI::App& app, const std::vector<Setting>& rows, CommandLine& c
     else
       app.add_option(flag, cli.text[s.name], help)->type_name(s.type == SettingType::Integer ? "INT" : "TEXT");
   }
+}
+
+std::vector<KnownFlag> known_flags(const std::vector<Setting>& rows) {
+  std::vector<KnownFlag> flags{{"config", false, "the TOML file"}, {"version", true, ""}, {"check", true, ""},
+                               {"help", true, ""}};
+  for (const Setting& s : rows) {
+    // The help's first words: "PostgreSQL connection" of "PostgreSQL connection: libpq conninfo ...".
+    std::string what = s.help.substr(0, s.help.find_first_of(":;("));
+    while (!what.empty() && what.back() == ' ') what.pop_back();
+    flags.push_back({s.name, s.type == SettingType::Boolean, what.size() <= 60 ? what : ""});
+  }
+  return flags;
 }
 
 toml::table read_file(const std::string& file) {
@@ -384,15 +398,22 @@ std::vector<Route> parse_routes(const toml::table& root, const std::string& file
   if (!root.get("routes")) return out;
   std::string names = "\"" + join(sink_kind_names(), "\" | \"") + "\"";
   for (const toml::table* rt : toml_entries(root, "routes", file)) {
-    TomlEntry e(*rt, file, "[[routes]]", {"match", "event_type", "aggregate_type", "exchange", "sink"});
+    // The event type's condition is called match (event_type, its undocumented second name, is gone).
+    if (const toml::node* n = rt->get("event_type"))
+      throw ConfigError(toml_line(file, *n) + "[[routes]] has no key event_type: the event type's glob is match -- "
+                        "fix: match = \"...\"");
+    TomlEntry e(*rt, file, "[[routes]]", {"match", "aggregate_type", "exchange", "sink"});
     Route r;
     r.line = static_cast<int>(rt->source().begin.line);
-    if (rt->get("match") && rt->get("event_type"))
-      throw ConfigError(e.line_of("event_type") + "[[routes]] has both match and event_type (the same condition); keep one");
-    for (const char* key : {"match", "event_type", "aggregate_type", "exchange"}) {
+    for (const char* key : {"match", "aggregate_type", "exchange"}) {
       if (!rt->get(key)) continue;
       std::string v = e.str(key);
       if (v.empty()) throw ConfigError(e.line_of(key) + "[[routes]] " + key + " is empty; leave it out to match anything");
+      // With '#' as a word the rule matched nothing, silently (a literal '#' is still [#]).
+      if (auto meant = Router::amqp_wildcard_meant(v))
+        throw ConfigError(e.line_of(key) + "[[routes]] " + key + " = \"" + v + "\": '#' is RabbitMQ's wildcard; " +
+                          "routes match shell globs, where * matches any text (dots too) and # only a '#' -- fix: " +
+                          key + " = \"" + *meant + "\" (for a literal '#', write [#])");
       std::string k = key;
       (k == "aggregate_type" ? r.aggregate_type : k == "exchange" ? r.exchange : r.event_type) = v;
     }
@@ -494,10 +515,16 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     throw ConfigExit{0, app.help()};
-  } catch (const CLI::ParseError& e) {
-    // The parser quotes arguments it did not expect: a URL or password=... given without its flag.
+  } catch (const CLI::ExtrasError&) {
+    throw ConfigError(explain_unexpected(std::vector<std::string>(argv + std::min(argc, 1), argv + argc),
+                                         app.remaining(), known_flags(rows)));
+  } catch (const CLI::ConversionError& e) {
+    // Only flags convert their value here (the settings' values are checked later, by row).
     throw ConfigError(mask_text(e.what()) +
                       " (boolean flags take =true, =false, =1, =0, =yes or =no; see outbox-relay --help)");
+  } catch (const CLI::ParseError& e) {
+    // The parser quotes the words it refused: a URL or password=... may be among them.
+    throw ConfigError(mask_text(e.what()) + " (see outbox-relay --help)");
   }
   if (cli.version)
     throw ConfigExit{0, std::string("outbox-relay ") + kRelayVersion + " (commit " + kBuildCommit + ")\n"};
@@ -526,6 +553,29 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   pick_sinks(c);
   note_ignored(c, rows);
   return c;
+}
+
+std::vector<std::string> route_lines(const Config& c) {
+  std::vector<std::string> out;
+  auto to = [&](const std::string& sink) {
+    const SinkKind& k = kind_of(sink);
+    return sink + " (" + k.destination(c.settings) + ")";
+  };
+  for (std::size_t i = 0; i < c.routes.size(); ++i) {
+    const Route& r = c.routes[i];
+    std::string when;
+    auto add = [&](const char* key, const std::optional<std::string>& v) {
+      if (v) when += std::string(when.empty() ? "" : ", ") + key + " \"" + *v + "\"";
+    };
+    add("match", r.event_type);
+    add("aggregate_type", r.aggregate_type);
+    add("exchange", r.exchange);
+    out.push_back("route " + std::to_string(i + 1) + " (config file line " + std::to_string(r.line) + "): " +
+                  (when.empty() ? "every event" : when) + " -> " + to(r.sink));
+  }
+  out.push_back(std::string(c.routes.empty() ? "every event" : "events no route matches") + " -> " +
+                to(c.default_sink) + " (default-sink)");
+  return out;
 }
 
 std::string describe(const Config& c) {

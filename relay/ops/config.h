@@ -70,6 +70,10 @@ std::vector<Setting> settings_table();
 // The environment variable name of a setting: "max-in-flight" -> "OUTBOX_RELAY_MAX_IN_FLIGHT".
 std::string env_name(const std::string& setting);
 
+// For --check: one line per [[routes]] rule (its conditions -> sink and destination), then the
+// default sink's.
+std::vector<std::string> route_lines(const Config& c);
+
 // A one-line summary of the effective configuration with secrets masked.
 std::string describe(const Config& c);
 

@@ -30,6 +30,8 @@ struct SinkKind {
   std::vector<Setting> rows;  // each owned by `name`
   std::vector<SinkTable> tables;
   std::unique_ptr<Sink> (*make)(const SettingValues& values, const std::string& connection_name);
+  // Where the settings send an event, for --check's list of routes: "NATS subject outbox.<routing key>".
+  std::string (*destination)(const SettingValues& values);
 };
 
 }  // namespace outbox

@@ -15,8 +15,10 @@
 #include "delivery/event_json.h"
 #include "support/build_info.h"
 #include "support/mask.h"
+#include "support/settings.h"
 #include "source/pg_connect.h"
 #include "source/pg_query.h"
+#include "source/pg_replication.h"
 
 namespace outbox {
 
@@ -97,7 +99,7 @@ void PgAdmin::connect(const std::string& conninfo) {
   Result r(query(("SET statement_timeout = " + t + "; SET lock_timeout = " + t).c_str()));
 }
 
-void PgAdmin::check_server() {
+std::string PgAdmin::check_server() {
   {
     Result r(query( "SELECT current_setting('wal_level')"));
     if (PQresultStatus(r.r) != PGRES_TUPLES_OK)
@@ -108,11 +110,21 @@ void PgAdmin::check_server() {
                                             "\", logical decoding needs \"logical\" -- fix: set wal_level = logical in "
                                             "postgresql.conf and restart PostgreSQL");
   }
-  // Debian's output_plugin_libraries (absent elsewhere) is readable by superusers and
-  // pg_read_all_settings only: a least-privilege relay role skips this early check and relies on
-  // START_REPLICATION's own error (SQLSTATE 42501), which classify_pg_error explains the same way.
+  // Debian's output_plugin_libraries (absent elsewhere: NULL) is readable by superusers and
+  // pg_read_all_settings only. A least-privilege relay role cannot check it: the start then meets
+  // the server's own error (SQLSTATE 42501, explained by classify_pg_error), and --check says
+  // that it could not tell rather than pass in silence.
   Result r(query( "SELECT current_setting('output_plugin_libraries', true)"));
-  if (PQresultStatus(r.r) != PGRES_TUPLES_OK || PQgetisnull(r.r, 0, 0)) return;
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) {
+    const char* state = PQresultErrorField(r.r, PG_DIAG_SQLSTATE);
+    std::string role = PQuser(conn_);
+    return std::string("cannot read output_plugin_libraries") +
+           (state && std::string(state) == "42501" ? " (role \"" + role + "\" may not)" : "") +
+           ", so --check cannot tell whether the server lets plugin " + plugin_ + " decode -- fix: "
+           "GRANT pg_read_all_settings TO " + role + " (then --check reads it), or check that postgresql.conf's "
+           "output_plugin_libraries names " + plugin_;
+  }
+  if (PQgetisnull(r.r, 0, 0)) return "";
   std::string libs = PQgetvalue(r.r, 0, 0);
   bool found = false;
   std::stringstream ss(libs);
@@ -126,6 +138,7 @@ void PgAdmin::check_server() {
     throw PgError(PgErrorKind::Fatal, "output plugin " + plugin_ + " is not in output_plugin_libraries (\"" + libs +
                                           "\") -- fix: add it in postgresql.conf, e.g. output_plugin_libraries = "
                                           "'pgoutput, test_decoding, wal2json, outbox_decoder', and reload");
+  return "";
 }
 
 std::string PgAdmin::current_database() {
@@ -159,11 +172,18 @@ void PgAdmin::check_slot(const SlotInfo& s, const std::string& database) {
   if (s.slot_type != "logical")
     throw PgError(PgErrorKind::Fatal, "replication slot \"" + slot_ + "\" is a " + s.slot_type +
                                           " slot -- fix: use another --slot for the relay (it needs a logical slot)");
-  if (s.plugin != plugin_)
+  if (s.plugin != plugin_) {
+    std::string drop = "drop the slot (SELECT pg_drop_replication_slot('" + slot_ + "')) and let --create-slot make it "
+                       "again, or give another --slot NAME with --create-slot";
+    const auto& ours = supported_plugins();
+    // Another tool's slot (test_decoding, pgoutput): --plugin cannot take its plugin.
+    bool readable = std::find(ours.begin(), ours.end(), s.plugin) != ours.end();
     throw PgError(PgErrorKind::Fatal, "replication slot \"" + slot_ + "\" was created with plugin " + s.plugin +
-                                          ", not " + plugin_ + " -- fix: start with --plugin " + s.plugin +
-                                          ", or drop the slot (SELECT pg_drop_replication_slot('" + slot_ +
-                                          "')) and let --create-slot make it again");
+                                          ", not " + plugin_ + " -- fix: " +
+                                          (readable ? "start with --plugin " + s.plugin + ", or " + drop
+                                                    : drop + " (the relay reads only slots of " +
+                                                          or_list(ours) + ")"));
+  }
   if (s.database != database)
     throw PgError(PgErrorKind::Fatal, "replication slot \"" + slot_ + "\" belongs to database " + s.database +
                                           ", but --pg connects to " + database + " -- fix: point --pg at " + s.database +

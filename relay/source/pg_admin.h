@@ -70,8 +70,9 @@ class PgAdmin {
   bool connected() const;
   void close();
 
-  // Throws PgError(Fatal) naming the fix when the server cannot decode with the plugin.
-  void check_server();
+  // Throws PgError(Fatal) naming the fix when the server cannot decode with the plugin. Returns
+  // what it could not check ("" when nothing): output_plugin_libraries unreadable to the role.
+  std::string check_server();
   std::optional<SlotInfo> slot_info();
   std::string current_database();
   // Validates the slot against the configuration; throws PgError (Fatal or SlotBusy).

@@ -50,6 +50,11 @@ std::int64_t pg_now_us() {
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count() - kPgEpochOffsetUs;
 }
 
+const std::vector<std::string>& supported_plugins() {
+  static const std::vector<std::string> plugins{"outbox_decoder", "wal2json"};
+  return plugins;
+}
+
 std::vector<std::pair<std::string, std::string>> plugin_options(const std::string& plugin, const std::string& shard) {
   if (plugin == "outbox_decoder") {
     std::vector<std::pair<std::string, std::string>> o = {{"format-version", "2"},
@@ -174,7 +179,7 @@ bool ReplicationStream::create_slot() {
   throw e;
 }
 
-void ReplicationStream::start(Lsn from) {
+void ReplicationStream::start(Lsn from, Lsn at) {
   std::string sql = "START_REPLICATION SLOT " + quote_ident(slot_) + " LOGICAL " + format_lsn(from) + " (";
   bool first = true;
   for (auto& [k, v] : plugin_options(plugin_, shard_)) {
@@ -191,7 +196,7 @@ void ReplicationStream::start(Lsn from) {
   }
   PQclear(r);
   if (PQsetnonblocking(conn_, 1) != 0) fail("cannot make the replication connection non-blocking");
-  spdlog::info("streaming from slot \"{}\" (plugin {}) from {}", slot_, plugin_, format_lsn(from));
+  spdlog::info("streaming from slot \"{}\" (plugin {}) from {}", slot_, plugin_, format_lsn(at));
 }
 
 void ReplicationStream::consume_input() {

@@ -24,6 +24,9 @@ struct ReplMessage {
   std::string_view data;         // XLogData payload, valid until the next read()
 };
 
+// The output plugins the relay reads: outbox_decoder, wal2json.
+const std::vector<std::string>& supported_plugins();
+
 // The START_REPLICATION options for a plugin (DESIGN 4): the outbox preset.
 std::vector<std::pair<std::string, std::string>> plugin_options(const std::string& plugin,
                                                                 const std::string& shard = "");
@@ -54,7 +57,9 @@ class ReplicationStream {
   // created with FAILOVER, so that standbys with sync_replication_slots keep a copy and a
   // promotion needs no recovery (PostgreSQL 15 and 16 have no such slots: see docs/design.md).
   bool create_slot();
-  void start(Lsn from);  // START_REPLICATION SLOT ... LOGICAL from (options)
+  // START_REPLICATION SLOT ... LOGICAL from (options); `at` is where that is (0/0 asks for the
+  // slot's confirmed_flush_lsn, which the log must show, not 0/0).
+  void start(Lsn from, Lsn at);
   // Reads the next message without blocking (Kind::None when nothing complete is buffered).
   // Throws PgError when the stream ended or the connection broke.
   ReplMessage read();

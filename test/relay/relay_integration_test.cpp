@@ -208,8 +208,18 @@ TEST_F(RelayIT, RestartResumesFromTheSlotWithoutDuplicates) {
   std::string l = current_lsn();
   ASSERT_TRUE(eventually([&] { return lsn(db_->slot_confirmed_lsn(slot_)) >= lsn(l); }, 10s));
   ASSERT_EQ(r1.stop(), 0);
+  std::string resume_at = db_->slot_confirmed_lsn(slot_);
   for (int i = 0; i < 5; ++i) db_->exec(emit_sql("second", "{\"i\": " + std::to_string(i) + "}"));
-  start_relay();
+  RelayProcess& r2 = start_relay();
+  // The log said "from 0/0" (what START_REPLICATION was asked for) where it resumed from the slot.
+  std::string line = "streaming from slot \"" + slot_ + "\"";
+  std::string log = r2.log();
+  std::string shown = log.substr(log.rfind(line));
+  shown = shown.substr(0, shown.find('\n'));
+  std::string from = shown.substr(shown.rfind(' ') + 1);
+  // The slot's position, or the relay's checkpoint when that is ahead of it.
+  EXPECT_GE(lsn(from), lsn(resume_at)) << "the slot resumes from " << resume_at << ": " << shown;
+  EXPECT_LE(lsn(from), lsn(current_lsn())) << shown;
   auto msgs = broker_->collect(5, 10s);
   ASSERT_EQ(msgs.size(), 5u);
   EXPECT_TRUE(broker_->collect(1, 500ms).empty()) << "nothing acknowledged is sent again";
@@ -428,6 +438,10 @@ TEST_F(RelayIT, SlotOfAnotherPluginNamesTheFix) {
   ASSERT_TRUE(rc.has_value());
   EXPECT_EQ(*rc, 2);
   EXPECT_NE(r.log().find("created with plugin test_decoding"), std::string::npos) << r.log();
+  // The fix named --plugin test_decoding, which the relay refuses: only what it accepts is named.
+  EXPECT_EQ(r.log().find("--plugin test_decoding"), std::string::npos) << r.log();
+  EXPECT_NE(r.log().find("pg_drop_replication_slot('" + slot_ + "')"), std::string::npos) << r.log();
+  EXPECT_NE(r.log().find("another --slot NAME"), std::string::npos) << r.log();
 }
 
 TEST_F(RelayIT, PasswordsAreMaskedInLogs) {

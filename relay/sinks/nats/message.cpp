@@ -145,6 +145,20 @@ bool filter_covers(const std::string& filter, const std::string& pattern) {
   return f.size() == p.size();
 }
 
+bool filter_may_take_prefix(const std::string& filter, const std::string& prefix) {
+  auto f = split_tokens(filter), p = split_tokens(prefix);
+  for (std::size_t i = 0; i < f.size() && i < p.size(); ++i) {
+    if (f[i] == ">") return true;
+    bool last = i + 1 == p.size();  // the token the routing key completes
+    if (f[i] == "*" || f[i] == p[i] || (last && f[i].rfind(p[i], 0) == 0)) {
+      if (last) return true;
+      continue;
+    }
+    return false;
+  }
+  return false;
+}
+
 bool filters_overlap(const std::string& a, const std::string& b) {
   auto x = split_tokens(a), y = split_tokens(b);
   for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) {

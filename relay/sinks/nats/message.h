@@ -52,6 +52,9 @@ std::variant<NatsMessage, std::string> build_nats_message(const Event& ev, const
 bool filter_covers(const std::string& filter, const std::string& pattern);
 // Some subject matches both.
 bool filters_overlap(const std::string& a, const std::string& b);
+// Some subject that starts with `prefix` (which may end inside a token: "evts" of "evtsOrder.x")
+// matches `filter`.
+bool filter_may_take_prefix(const std::string& filter, const std::string& prefix);
 
 // The dead letter's words for a message to `subject` that NATS refused (BrokerOutcome::refusal):
 // short and stable, naming the sink and the subject. jetstream_error: JetStream's err_code of a

@@ -75,6 +75,10 @@ std::unique_ptr<Sink> make(const SettingValues& v, const std::string& connection
   return std::make_unique<NatsSink>(std::move(o));
 }
 
+std::string destination(const SettingValues& v) {
+  return "NATS subject " + v.text("nats-subject-prefix") + "<routing key>";
+}
+
 }  // namespace
 
 const std::vector<NatsStream>& nats_streams(const SettingValues& values) {
@@ -91,7 +95,7 @@ SinkKind nats_sink_kind() {
       text_setting("nats-key", "", "tls:// only: PEM private key of --nats-cert", check_key_path).only_with("tls://"),
   };
   return SinkKind{"nats", "NATS", "nats", owned_by("nats", std::move(rows)),
-                  {SinkTable{"jetstream", "[[jetstream.streams]]", parse_jetstream}}, make};
+                  {SinkTable{"jetstream", "[[jetstream.streams]]", parse_jetstream}}, make, destination};
 }
 
 }  // namespace outbox

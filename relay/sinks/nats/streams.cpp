@@ -180,10 +180,12 @@ StreamsReport report_streams(NatsConnection& c, const std::vector<JetStreamStrea
 StreamCapture capture_of(const StreamFilters& filters, const std::string& prefix) {
   StreamCapture c;
   c.pattern = prefix + ">";
-  // A prefix not ending in '.' shares its last token with the routing key: only "no stream at
-  // all" can be told then.
+  // A prefix not ending in '.' shares its last token with the routing key: only whether some
+  // stream could take a subject that starts with it can be told then.
   if (!prefix.empty() && prefix.back() != '.') {
-    c.state = filters.empty() ? StreamCapture::State::None : StreamCapture::State::Unknown;
+    bool some = std::any_of(filters.begin(), filters.end(),
+                            [&](const auto& nf) { return filter_may_take_prefix(nf.second, prefix); });
+    c.state = some ? StreamCapture::State::Unknown : StreamCapture::State::None;
     return c;
   }
   for (const auto& [name, f] : filters) {
@@ -197,6 +199,13 @@ StreamCapture capture_of(const StreamFilters& filters, const std::string& prefix
 }
 
 std::string no_stream_text(const std::string& prefix) {
+  // "evts>" is no subject filter: a prefix that ends inside a token is best given its '.'.
+  if (!prefix.empty() && prefix.back() != '.')
+    return "no JetStream stream's subjects could start with --nats-subject-prefix \"" + prefix + "\" (subjects " +
+           prefix + "<routing key>): every event sent to NATS would be refused -- fix: end the prefix with a '.' "
+           "(--nats-subject-prefix \"" + prefix + ".\") and declare a stream capturing " + prefix +
+           ".> in the config file ([[jetstream.streams]] name = \"OUTBOX\", subjects = [\"" + prefix +
+           ".>\"]: the relay creates it), or create one on the server";
   std::string pattern = prefix + ">";
   return "no JetStream stream captures the subjects of --nats-subject-prefix \"" + prefix + "\" (" + pattern +
          "): every event sent to NATS would be refused -- fix: declare a stream in the config file ([[jetstream.streams]] "

@@ -141,6 +141,10 @@ std::unique_ptr<Sink> make(const SettingValues& v, const std::string& connection
   return std::make_unique<RabbitSink>(std::move(o));
 }
 
+std::string destination(const SettingValues& v) {
+  return "RabbitMQ exchange <the event's exchange, else " + v.text("exchange") + ">, routing key <routing key>";
+}
+
 }  // namespace
 
 const Topology& rabbitmq_topology(const SettingValues& values) { return values.table<Topology>("topology"); }
@@ -158,7 +162,7 @@ SinkKind rabbitmq_sink_kind() {
       text_setting("app-id", "outbox-relay", "AMQP app_id property", check_short_string),
   };
   return SinkKind{"rabbitmq", "RabbitMQ", "amqp", owned_by("rabbitmq", std::move(rows)),
-                  {SinkTable{"topology", "[topology]", parse_topology}}, make};
+                  {SinkTable{"topology", "[topology]", parse_topology}}, make, destination};
 }
 
 }  // namespace outbox

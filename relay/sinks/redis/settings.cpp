@@ -31,6 +31,8 @@ std::unique_ptr<Sink> make(const SettingValues& v, const std::string& connection
   return std::make_unique<RedisSink>(std::move(o));
 }
 
+std::string destination(const SettingValues& v) { return "Redis stream " + v.text("redis-stream"); }
+
 }  // namespace
 
 SinkKind redis_sink_kind() {
@@ -44,7 +46,7 @@ SinkKind redis_sink_kind() {
       text_setting("redis-cert", "", "rediss:// only: PEM client certificate").together_with("redis-key").only_with("rediss://"),
       text_setting("redis-key", "", "rediss:// only: PEM private key of --redis-cert", check_key_path).only_with("rediss://"),
   };
-  return SinkKind{"redis", "Redis", "redis", owned_by("redis", std::move(rows)), {}, make};
+  return SinkKind{"redis", "Redis", "redis", owned_by("redis", std::move(rows)), {}, make, destination};
 }
 
 }  // namespace outbox

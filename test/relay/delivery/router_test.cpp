@@ -59,3 +59,17 @@ TEST(Router, ARouteToASinkNotInUseIsRefused) {
   EXPECT_THROW(Router({rule("*", "kafka")}, "rabbitmq", kSinks), std::invalid_argument);
   EXPECT_THROW(Router({}, "nats", {"rabbitmq"}), std::invalid_argument);
 }
+
+// match = "user.#" (RabbitMQ's habit) was accepted and matched no event: '#' is literal in a
+// glob. The glob it meant is named, so that the settings can refuse it with the fix.
+TEST(Router, AmqpHashWildcardIsRecognisedWithTheGlobMeant) {
+  EXPECT_FALSE(Router::glob("user.#", "user.created")) << "the reason: a literal '#'";
+  EXPECT_EQ(Router::amqp_wildcard_meant("user.#"), std::optional<std::string>("user.*"));
+  EXPECT_EQ(Router::amqp_wildcard_meant("#"), std::optional<std::string>("*"));
+  EXPECT_EQ(Router::amqp_wildcard_meant("#.created"), std::optional<std::string>("*.created"));
+  EXPECT_EQ(Router::amqp_wildcard_meant("a.#.b"), std::optional<std::string>("a.*.b"));
+  EXPECT_EQ(Router::amqp_wildcard_meant("a.#.#"), std::optional<std::string>("a.*"));
+  EXPECT_EQ(Router::amqp_wildcard_meant("user.*"), std::nullopt);
+  EXPECT_EQ(Router::amqp_wildcard_meant("user.[#]"), std::nullopt) << "a literal '#' has a spelling";
+  EXPECT_EQ(Router::amqp_wildcard_meant("issue#1"), std::nullopt) << "'#' inside a word is the text's own";
+}

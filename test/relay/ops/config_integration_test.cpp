@@ -526,3 +526,31 @@ TEST_F(RelayIT, DatabaseWithoutTheExtensionIsRefusedBeforeASlotExists) {
   ASSERT_TRUE(rc.has_value()) << older.log();
   EXPECT_EQ(*rc, 0) << older.log();
 }
+
+// A role that may not read output_plugin_libraries (Debian's list of the plugins a REPLICATION
+// role may decode with; superusers and pg_read_all_settings only): --check said "check passed"
+// and the start could then fail creating the slot. It now says what it could not check, and how
+// to let it; with pg_read_all_settings it reads the setting and finds the plugin there.
+TEST_F(RelayIT, CheckSaysItCannotReadOutputPluginLibraries) {
+  if (db_->scalar("SELECT count(*) FROM pg_settings WHERE name = 'output_plugin_libraries'") == "0")
+    GTEST_SKIP() << "this server has no output_plugin_libraries";
+  std::string role = make_role(base_ + "_least");
+  db_->exec("ALTER ROLE " + role + " REPLICATION; SELECT outbox.grant_relay('" + role + "')");
+  auto a = with_pg(args({"--check"}), "user=" + role);
+  RelayProcess r(a, log_);
+  auto rc = r.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value()) << r.log();
+  EXPECT_EQ(*rc, 0) << r.log();
+  EXPECT_NE(r.log().find("cannot read output_plugin_libraries (role \"" + role + "\" may not)"), std::string::npos)
+      << r.log();
+  EXPECT_NE(r.log().find("fix: GRANT pg_read_all_settings TO " + role), std::string::npos) << r.log();
+  EXPECT_EQ(r.log().find("check passed: outbox-relay can start"), std::string::npos) << r.log();
+  db_->exec("GRANT pg_read_all_settings TO " + role);
+  RelayProcess ok(a, log_ + ".2");
+  rc = ok.wait_exit(15s);
+  ASSERT_TRUE(rc.has_value()) << ok.log();
+  EXPECT_EQ(*rc, 0) << ok.log();
+  EXPECT_EQ(ok.log().find("cannot read output_plugin_libraries"), std::string::npos) << ok.log();
+  EXPECT_NE(ok.log().find("check passed: outbox-relay can start"), std::string::npos) << ok.log();
+  db_->exec("REVOKE pg_read_all_settings FROM " + role);
+}

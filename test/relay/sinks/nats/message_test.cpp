@@ -365,3 +365,17 @@ TEST(NatsRefusal, NamesTheSinkAndTheSubject) {
     EXPECT_EQ(t.find("nacked"), std::string::npos) << t;
   }
 }
+
+// A prefix that ends inside a token ("evts": subjects evtsOrder.created): which filters could
+// take one of its subjects.
+TEST(NatsMessage, FilterMayTakeAPrefixThatEndsInsideAToken) {
+  EXPECT_TRUE(filter_may_take_prefix(">", "evts"));
+  EXPECT_TRUE(filter_may_take_prefix("*.created", "evts"));
+  EXPECT_TRUE(filter_may_take_prefix("evtsOrder.>", "evts"));
+  EXPECT_TRUE(filter_may_take_prefix("a.evts.>", "a.ev"));
+  EXPECT_TRUE(filter_may_take_prefix("a.*.x", "a.ev"));
+  EXPECT_FALSE(filter_may_take_prefix("orders.>", "evts"));
+  EXPECT_FALSE(filter_may_take_prefix("ev.>", "evts"));
+  EXPECT_FALSE(filter_may_take_prefix("b.evts.>", "a.evts"));
+  EXPECT_FALSE(filter_may_take_prefix("a", "a.ev"));
+}
