@@ -67,7 +67,9 @@ const KnownFlag* find(const std::string& name, const std::vector<KnownFlag>& fla
 bool is_flag(const std::string& word) { return word.size() > 1 && word[0] == '-'; }
 
 std::string flag_name(const std::string& word) {
-  std::string n = word.substr(word.find_first_not_of('-'));
+  std::size_t start = word.find_first_not_of('-');
+  if (start == std::string::npos) return "";  // "---": no name at all
+  std::string n = word.substr(start);
   return n.substr(0, n.find('='));
 }
 
@@ -79,7 +81,8 @@ bool is_boolean_word(const std::string& w) {
 
 std::string about_flag(const std::string& word, const std::vector<KnownFlag>& flags) {
   std::string name = flag_name(word);
-  std::string out = "unknown flag --" + name;
+  // A flag glued to its value (--amqpamqps://u:pw@h/) carries the secret in its "name".
+  std::string out = "unknown flag --" + mask_text(name);
   const KnownFlag* f = nearest_flag(name, flags);
   if (!f) return out;
   out += " -- did you mean --" + f->name + (f->what.empty() ? "" : " (" + f->what + ")") + "?";

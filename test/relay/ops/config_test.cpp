@@ -764,6 +764,13 @@ TEST(Config, UnknownFlagsNameTheNearestOne) {
   EXPECT_TRUE(has(e, "amqp://u:***@h/")) << e;
   EXPECT_FALSE(has(e, "S3cret")) << e;
   EXPECT_FALSE(has(e, "boolean")) << e;
+  // A flag glued to its URL (the '=' forgotten): the password stays out of the message.
+  e = error_of({"--amqpamqp://u:S3cret@h/"});
+  EXPECT_TRUE(has(e, "unknown flag")) << e;
+  EXPECT_FALSE(has(e, "S3cret")) << e;
+  // Only dashes: a clear error, not an exception that ends the process.
+  e = error_of({"---"});
+  EXPECT_TRUE(has(e, "unknown flag")) << e;
 }
 
 // --check did not say where events go: one line per rule, then the default sink's, each with the
