@@ -26,7 +26,7 @@ constexpr auto kMinStatusGap = std::chrono::milliseconds(5);   // progress updat
 
 DeliveryOptions delivery_options(const Config& c) {
   DeliveryOptions o;
-  o.ordering = c.ordering == "commit" ? Ordering::Commit : Ordering::Aggregate;
+  o.ordering = c.ordering == "commit" ? Ordering::Commit : c.ordering == "none" ? Ordering::None : Ordering::Aggregate;
   o.on_dead_letter = c.on_dead_letter == "park" ? OnDeadLetter::Park : OnDeadLetter::Continue;
   o.max_attempts = c.max_attempts;
   o.retry_base = std::chrono::milliseconds(c.retry_base_ms);

@@ -29,6 +29,14 @@ std::string Delivery::ordering_key(const std::optional<std::string>& aggregate_t
   return k;
 }
 
+// A key no aggregate has (theirs hold a '\0' between type and id, or are empty): the event
+// waits for nobody.
+std::string Delivery::unordered_key(std::uint64_t seq) {
+  std::string k(1, '\x01');
+  k += std::to_string(seq);
+  return k;
+}
+
 void Delivery::park(const std::optional<std::string>& aggregate_type, const std::optional<std::string>& aggregate_id) {
   parked_.insert(ordering_key(aggregate_type, aggregate_id));
 }
@@ -64,7 +72,7 @@ void Delivery::add(Event ev, TxnId txn) {
   }
   it->bytes = it->ev.payload.size();
   if (o_.route) it->sink = o_.route(it->ev);
-  std::string key = ordering_key(it->ev);
+  std::string key = o_.ordering == Ordering::None ? unordered_key(it->seq) : ordering_key(it->ev);
   enqueue(std::move(it), std::move(key));
 }
 

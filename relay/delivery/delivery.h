@@ -11,7 +11,9 @@
 // keep flowing, pipelined up to the window. Across keys, Ordering::Commit publishes first
 // attempts in stream (commit) order, so an event whose key is busy holds back the events behind
 // it; Ordering::Aggregate lets them pass (more throughput when aggregates repeat closely, order
-// only per aggregate). Retries never hold back other keys.
+// only per aggregate). Retries never hold back other keys. Ordering::None gives every event a key
+// of its own: all are pipelined up to the window and a retry can be overtaken by a later event of
+// its aggregate (for consumers that need no order: notifications, metrics, search indexing).
 //
 // Failures the broker pins on one event (return, nack, a missing exchange) are retried with
 // capped exponential backoff. A closed channel or connection cannot be pinned when several
@@ -40,7 +42,7 @@
 
 namespace outbox {
 
-enum class Ordering { Commit, Aggregate };
+enum class Ordering { Commit, Aggregate, None };
 
 // What a dead letter means for the later events of its aggregate.
 enum class OnDeadLetter {
@@ -161,6 +163,8 @@ class Delivery {
   static std::string ordering_key(const Event& ev) { return ordering_key(ev.aggregate_type, ev.aggregate_id); }
   static std::string ordering_key(const std::optional<std::string>& aggregate_type,
                                   const std::optional<std::string>& aggregate_id);
+  // Ordering::None: a key of the event's own.
+  static std::string unordered_key(std::uint64_t seq);
 
  private:
   struct Item {

@@ -131,7 +131,7 @@ std::vector<Setting> core_rows() {
       boolean_setting("create-slot", "false", "create the slot when it is missing (harmless when it exists)"),
       one_of_setting("plugin", supported_plugins().front(), supported_plugins(), "output plugin of the slot: " + or_list(supported_plugins()), check_supported),
       text_setting("shard", "", "i/n: stream only the events whose aggregate_id hashes to shard i of n (outbox_decoder only; one slot per shard)", check_shard),
-      one_of_setting("ordering", "aggregate", {"commit", "aggregate"}, "aggregate: each aggregate's events keep their commit order, other aggregates pass one that waits for a confirm or a retry; commit: first attempts also keep commit order across aggregates, so an aggregate waiting for a retry holds back the events behind its next one. Either way an aggregate has one event in flight at a time"),
+      one_of_setting("ordering", "aggregate", {"commit", "aggregate", "none"}, "aggregate: each aggregate's events keep their commit order, other aggregates pass one that waits for a confirm or a retry; commit: first attempts also keep commit order across aggregates, so an aggregate waiting for a retry holds back the events behind its next one. Either way an aggregate has one event in flight at a time; none: no order at all, every event pipelined up to the window and a retry can be overtaken (for consumers that need no order)"),
       one_of_setting("on-dead-letter", "continue", {"continue", "park"}, "what a dead letter means for its aggregate's later events: continue (published) or park (dead letters too, until SELECT outbox.release_parked(aggregate_type, aggregate_id) re-emits them in order)"),
       integer_setting("max-in-flight", "1000", 1, 1000000000, "window of published, unconfirmed messages, per sink (a silent broker fills its own)"),
       integer_setting("max-in-flight-bytes", "16777216", 1, 1000000000, "window limit in payload bytes, per sink (bounds memory with big events; one event always fits)"),
@@ -380,6 +380,16 @@ void check_reconnect_bounds(const Config& c) {
                       "--reconnect-max-ms");
 }
 
+// Parking keeps an aggregate's later events behind its dead letter: with no order there is no
+// "later" to keep (they may already be published).
+void check_ordering_park(const Config& c) {
+  const SettingValues& v = c.settings;
+  if (c.ordering == "none" && c.on_dead_letter == "park")
+    throw ConfigError("setting on-dead-letter park (from " + v.source("on-dead-letter") + ") needs an order, and ordering is none (from " +
+                      v.source("ordering") + "): the later events of an aggregate may already be published -- fix: "
+                      "--ordering aggregate, or --on-dead-letter continue");
+}
+
 void check_shard_plugin(const Config& c) {
   if (!c.shard.empty() && c.plugin != "outbox_decoder")
     throw ConfigError("setting shard needs --plugin outbox_decoder (stock wal2json cannot shard)");
@@ -543,6 +553,7 @@ Config load_config(int argc, const char* const* argv, const GetEnv& getenv) {
   read_core(c);
   check_pairs(rows, c.settings);
   check_retry_bounds(c);
+  check_ordering_park(c);
   check_reconnect_bounds(c);
   check_shard_plugin(c);
   for (const SinkKind& k : sink_kinds())

@@ -138,6 +138,32 @@ TEST(Delivery, CommitOrderingHoldsLaterKeysBehindABusyOneAggregateOrderingDoesNo
   }
 }
 
+// --ordering none: an aggregate's events are all in flight at once, and a refused one is
+// overtaken by the next (what the default never lets happen); each is still settled once.
+TEST(Delivery, NoOrderingPipelinesAnAggregateAndLetsARetryBeOvertaken) {
+  DeliveryOptions o = opts();
+  o.ordering = Ordering::None;
+  Fixture f(o);
+  f.d.add(ev("a1", "A"), 1);
+  f.d.add(ev("a2", "A"), 2);
+  f.d.add(ev("n1", std::nullopt), 3);
+  f.d.add(ev("n2", std::nullopt), 3);
+  f.pump();
+  ASSERT_EQ(f.sink.pubs.size(), 4u) << "every event in flight at once";
+  f.refuse("a1");
+  f.confirm("a2");
+  f.confirm("n1");
+  f.confirm("n2");
+  f.pump();
+  EXPECT_EQ(f.sink.pubs.size(), 4u) << "the retry waits for its delay";
+  f.later(10ms);
+  EXPECT_EQ(f.sink.pubs.back().id, "a1") << "retried after a2 was confirmed: overtaken";
+  f.confirm("a1");
+  f.pump();
+  EXPECT_EQ(f.d.take_settled().size(), 4u);
+  EXPECT_EQ(f.d.stats().retries, 1u);
+}
+
 TEST(Delivery, EventsWithoutAggregateShareOneKey) {
   Fixture f;
   f.d.add(ev("n1", std::nullopt), 1);

@@ -297,6 +297,10 @@ TEST(Config, RetryAndReconnectBoundsInOrder) {
   EXPECT_TRUE(has(error_of({}, env), "env OUTBOX_RELAY_RETRY_BASE_MS"));
   EXPECT_EQ(load({"--retry-base-ms", "100", "--retry-max-ms", "100"}).retry_max_ms, 100);
   EXPECT_EQ(load({"--reconnect-min-ms", "100", "--reconnect-max-ms", "100"}).reconnect_max_ms, 100);
+  // Parking needs an order: with none, an aggregate's later events may already be out.
+  e = error_of({"--ordering", "none", "--on-dead-letter", "park"});
+  EXPECT_TRUE(has(e, "ordering") && has(e, "park") && has(e, "fix:")) << e;
+  EXPECT_EQ(load({"--ordering", "none"}).ordering, "none");
 }
 
 // The file: unknown keys and wrong types inside [[topology.*]] and arrays or tables for scalar
