@@ -158,6 +158,7 @@ class Relay {
   void use_server_encoding();
   AckTracker tracker_;
   Delivery delivery_;
+  std::vector<Settled> settled_buf_;  // act_on_delivery's, kept for its capacity
   std::vector<BrokerOutcome> outcomes_;
   std::vector<pollfd> fds_;  // poll_and_read's, kept to save an allocation per turn
   std::vector<AdminDone> admin_done_;

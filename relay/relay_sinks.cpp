@@ -179,7 +179,8 @@ bool Relay::all_sinks_blocked() const {
 }
 
 void Relay::act_on_delivery() {
-  for (const Settled& s : delivery_.take_settled()) {
+  delivery_.take_settled(settled_buf_);
+  for (const Settled& s : settled_buf_) {
     m_.observe_confirm_latency_us(
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(s.latency).count()));
     AckTracker::TxnId txn = tracker_.settle(s.txn);  // Delivery hands back the tracker's unit

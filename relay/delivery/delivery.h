@@ -133,6 +133,12 @@ class Delivery {
 
   // What the loop must act on (pull, then act).
   std::vector<Settled> take_settled() { return std::exchange(settled_, {}); }
+  // The same into a buffer the caller keeps: a fresh vector per loop turn grew by doubling, and
+  // glibc consolidates its free lists before every allocation of that size (5 % of a drain).
+  void take_settled(std::vector<Settled>& into) {
+    into.clear();
+    into.swap(settled_);
+  }
   // Sinks whose publish() threw (a connection found broken while writing), with the reason:
   // their events stayed unpublished; the loop treats the sink as lost.
   std::vector<std::pair<std::size_t, std::string>> take_publish_failures() { return std::exchange(publish_failures_, {}); }

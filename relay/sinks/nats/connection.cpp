@@ -369,12 +369,16 @@ void NatsConnection::close() {
   js_ = nullptr;
   conn_ = nullptr;
   node_.clear();
+  for (auto& h : held_) natsMsg_Destroy(h.first);
+  held_.clear();
+  held_bytes_ = 0;
   {
     std::lock_guard<std::mutex> g(mu_);
     for (auto* u : unsent_) natsMsg_Destroy(u);
     unsent_.clear();
     unsent_bytes_ = 0;
     inflight_.clear();  // the library destroyed the messages it still held
+    woken_ = false;
     queue_.clear();
     lost_.clear();
     progressed_ = false;
@@ -384,7 +388,11 @@ void NatsConnection::close() {
   }
 }
 
+// One byte per poll() at most: a byte per ack was a write here and a wake-up of the loop per
+// event. poll() drains the pipe before it clears woken_ and takes the queue, so an answer queued
+// after that finds woken_ false and writes again: none is left without a byte.
 void NatsConnection::wake() {
+  if (std::exchange(woken_, true)) return;
   char b = 1;
   ssize_t r = ::write(pipe_[1], &b, 1);
   (void)r;  // EAGAIN: the pipe is full, hence readable anyway
@@ -441,8 +449,8 @@ void NatsConnection::on_ack(natsMsg* msg, bool ok, bool duplicate, int status, i
         lost_ = fmt::format("no JetStream ack for a message to {}: {}", subj ? subj : "?",
                             err_text ? err_text : natsStatus_GetText(static_cast<natsStatus>(status)));
     }
+    wake();
   }
-  wake();
 }
 
 void NatsConnection::on_permission_violation(const std::string& text) {
@@ -478,16 +486,16 @@ void NatsConnection::on_permission_violation(const std::string& text) {
       // Not a publish of ours (the reply inbox, the JetStream API): no ack can come.
       lost_ = mask("NATS " + text);
     }
+    wake();
   }
-  wake();
 }
 
 void NatsConnection::on_lost(const std::string& why) {
   {
     std::lock_guard<std::mutex> g(mu_);
     if (lost_.empty()) lost_ = mask("NATS " + why);
+    wake();
   }
-  wake();
 }
 
 std::optional<std::string> NatsConnection::publish(std::uint64_t ticket, const NatsMessage& msg) {
@@ -501,15 +509,39 @@ std::optional<std::string> NatsConnection::publish(std::uint64_t ticket, const N
       return "headers: header \"" + k + "\": " + err(s);
     }
   }
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    if (inflight_.empty()) progress_at_ = std::chrono::steady_clock::now();
-    inflight_[m] = ticket;  // before the write: the ack may come first
-    unsent_.push_back(m);
-    unsent_bytes_ += msg.data->size();
-  }
-  cv_.notify_one();
+  held_.emplace_back(m, ticket);
+  held_bytes_ += msg.data->size();
+  if (!batching_) hand_off_held();
   return std::nullopt;
+}
+
+void NatsConnection::batch(bool on) {
+  batching_ = on;
+  if (!on) hand_off_held();
+}
+
+void NatsConnection::hand_off_held() {
+  if (held_.empty()) return;
+  if (conn_ == nullptr) {  // closed inside the batch: their fate is that of the ones in flight
+    for (auto& h : held_) natsMsg_Destroy(h.first);
+  } else {
+    bool was_idle;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (inflight_.empty()) progress_at_ = std::chrono::steady_clock::now();
+      was_idle = unsent_.empty();
+      for (auto& [m, ticket] : held_) {
+        inflight_[m] = ticket;  // before the write: the ack may come first
+        unsent_.push_back(m);
+      }
+      unsent_bytes_ += held_bytes_;
+    }
+    // The writer takes all of unsent_ each time it wakes and looks again before it waits: it
+    // needs a wake-up only when it found unsent_ empty.
+    if (was_idle) cv_.notify_one();
+  }
+  held_.clear();
+  held_bytes_ = 0;
 }
 
 // The only caller of js_PublishMsgAsync: nats.c writes to the socket under the connection's lock
@@ -532,13 +564,12 @@ void NatsConnection::send_loop() {
       natsMsg* m = batch[i];
       std::size_t bytes = static_cast<std::size_t>(natsMsg_GetDataLength(m));
       s = js_PublishMsgAsync(js_, &m, nullptr);
-      bool room_again = false;
       {
         std::lock_guard<std::mutex> g(mu_);
-        room_again = unsent_bytes_ >= kUnsentHighWater && unsent_bytes_ - std::min(unsent_bytes_, bytes) < kUnsentHighWater;
+        bool room_again = unsent_bytes_ >= kUnsentHighWater && unsent_bytes_ - std::min(unsent_bytes_, bytes) < kUnsentHighWater;
         unsent_bytes_ -= std::min(unsent_bytes_, bytes);
+        if (room_again) wake();  // the loop, held back by writable(), may read the slot again
       }
-      if (room_again) wake();  // the loop, held back by writable(), may read the slot again
       if (s != NATS_OK) {
         std::string why = "NATS publish failed: " + err(s);
         // Still ours when the call failed. Its fate, and that of the later ones (not written),
@@ -559,8 +590,8 @@ void NatsConnection::send_loop() {
         unsent_.clear();
         unsent_bytes_ = 0;
         if (lost_.empty()) lost_ = why;
-        l.unlock();
         wake();
+        l.unlock();
         break;
       }
     }
@@ -580,6 +611,7 @@ void NatsConnection::poll(std::vector<BrokerOutcome>& out) {
   std::size_t inflight;
   {
     std::lock_guard<std::mutex> g(mu_);
+    woken_ = false;
     got.swap(queue_);
     lost = lost_;
     progressed = std::exchange(progressed_, false);
@@ -604,12 +636,12 @@ bool NatsConnection::has_buffered() const {
 
 bool NatsConnection::writable() const {
   std::lock_guard<std::mutex> g(mu_);
-  return unsent_bytes_ < kUnsentHighWater;
+  return unsent_bytes_ + held_bytes_ < kUnsentHighWater;
 }
 
 std::size_t NatsConnection::in_flight() const {
   std::lock_guard<std::mutex> g(mu_);
-  return inflight_.size();
+  return inflight_.size() + held_.size();
 }
 
 }  // namespace outbox

@@ -82,6 +82,10 @@ class NatsConnection {
   // deadline once its buffer is full; MaxPending is far above any window, so it never stalls for
   // acks either). Returns the error text when nats.c cannot build the message.
   std::optional<std::string> publish(std::uint64_t ticket, const NatsMessage& m);
+  // Between batch(true) and batch(false) publish() keeps the messages here, and batch(false)
+  // hands them to the writer under one lock with one wake-up: per message, the mutex and the
+  // writer's futex cost more than the publish itself (2.5 futex calls per event were measured).
+  void batch(bool on);
 
   int socket() const { return conn_ ? pipe_[0] : -1; }
   void poll(std::vector<BrokerOutcome>& out);
@@ -110,7 +114,8 @@ class NatsConnection {
   // The refusal of a message no stream answered (under mu_): stream_gone when its event is to
   // wait for the stream (DestinationMissing) rather than be refused (Returned).
   std::string refusal_for_no_responders(const char* subj, bool& stream_gone) const;
-  void wake();
+  void wake();  // under mu_: a byte in the pipe unless one is there since the last poll()
+  void hand_off_held();
   void send_loop();  // the writer thread
 
   std::vector<std::string> urls_;
@@ -128,6 +133,10 @@ class NatsConnection {
   std::int64_t max_payload_ = 0;
   std::string broken_reason_;  // reported (after the answers before it)
   std::chrono::steady_clock::time_point progress_at_{};
+  // publish() inside a batch (the relay's thread only): messages not yet handed to the writer.
+  bool batching_ = false;
+  std::vector<std::pair<__natsMsg*, std::uint64_t>> held_;
+  std::size_t held_bytes_ = 0;
 
   // Shared with nats.c's threads, under mu_.
   mutable std::mutex mu_;
@@ -135,6 +144,7 @@ class NatsConnection {
   std::deque<BrokerOutcome> queue_;  // answers not yet taken by poll()
   std::string lost_;                 // why the connection broke (not yet reported)
   bool progressed_ = false;          // an ack arrived since the last poll()
+  bool woken_ = false;               // a byte is in the pipe since the last poll(): no more
   // See streams_seen(): of every connect of this sink, and of the latest one.
   std::set<std::string> filters_seen_;
   bool prefix_captured_ = true;

@@ -36,6 +36,11 @@ std::string header_value_text(const HeaderValue& v) {
   return "";
 }
 
+// The relay's own headers are built for this message only: their text is moved, not copied.
+std::string header_value_text(HeaderValue&& v) {
+  return v.kind == HeaderValue::Kind::String ? std::move(v.s) : header_value_text(v);
+}
+
 // The event's own headers, as NATS header lines take them, but those the relay sets (`relay`).
 std::optional<std::string> own_headers(const Event& ev, const std::vector<Header>& relay,
                                        std::vector<std::pair<std::string, std::string>>& hdrs) {
@@ -92,9 +97,15 @@ std::optional<std::string> nats_subject_problem(const std::string& subject, cons
     return bad(fmt::format("{} bytes, more than the {} a subject may have", subject.size(), kMaxNatsSubject));
   for (unsigned char c : subject)
     if (is_ctl_or_space(c)) return bad(fmt::format("holds whitespace or a control character (0x{:02x})", c));
-  for (const auto& t : split_tokens(subject)) {
-    if (t.empty()) return bad("an empty token (\"..\", or a leading or trailing '.')");
-    if (t == "*" || t == ">") return bad("the wildcard token \"" + t + "\" (wildcards cannot be published to)");
+  // Token by token, without a string per token (this runs for every event).
+  for (std::size_t start = 0;;) {
+    std::size_t dot = subject.find('.', start);
+    std::size_t len = (dot == std::string::npos ? subject.size() : dot) - start;
+    if (len == 0) return bad("an empty token (\"..\", or a leading or trailing '.')");
+    if (len == 1 && (subject[start] == '*' || subject[start] == '>'))
+      return bad("the wildcard token \"" + subject.substr(start, 1) + "\" (wildcards cannot be published to)");
+    if (dot == std::string::npos) break;
+    start = dot + 1;
   }
   // $JS.API.STREAM.PURGE.X, $KV..., $SYS..., _INBOX...: a request to the server, or a reply to
   // someone, with the relay's rights. An event must never reach them, whatever the prefix.
@@ -116,11 +127,11 @@ std::variant<NatsMessage, std::string> build_nats_message(const Event& ev, const
   auto& hdrs = m.headers;
   hdrs.reserve(ev.headers.size() + relay.size());
   if (auto p = own_headers(ev, relay, hdrs)) return *p;
-  for (const auto& h : relay) hdrs.emplace_back(h.name, header_value_text(h.value));
+  for (auto& h : relay) hdrs.emplace_back(std::move(h.name), header_value_text(std::move(h.value)));
 
   std::size_t hdr_bytes = 12;  // "NATS/1.0\r\n" ... "\r\n"
   for (const auto& [k, v] : hdrs) {
-    if (v.find_first_of("\r\n") != std::string::npos) {
+    if (v.find_first_of("\r\n", 0, 2) != std::string::npos) {
       std::string field = k.rfind("x-outbox-", 0) == 0 || k == "Nats-Msg-Id" ? "the value of " + k
                                                                              : "header \"" + k + "\"";
       return "headers: " + field + " holds a CR or LF";

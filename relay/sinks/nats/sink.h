@@ -65,6 +65,7 @@ class NatsSink : public Sink {
   // connected or broken() was already reported. Never waits (NatsConnection::publish).
   std::optional<std::string> publish(std::uint64_t ticket, const Event& ev) override;
 
+  void batch(bool on) override { conn_.batch(on); }
   int socket() const override { return conn_.socket(); }
   void poll(std::vector<BrokerOutcome>& out) override { conn_.poll(out); }
   bool broken() const override { return conn_.broken(); }

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -221,6 +222,39 @@ TEST_F(NatsSinkTest, ConfirmsEveryEventByTicketAndStoresHeadersAndMsgId) {
   EXPECT_EQ(msgs[1].subject, prefix_ + "custom.key");
   EXPECT_EQ(msgs[1].headers.count("x-outbox-correlation-id"), 0u);
   EXPECT_EQ(t::count_nats_stream(url_, stream_), static_cast<std::uint64_t>(n));
+}
+
+// A loop turn's publishes are handed to the writer together at batch(false), and the acks of a
+// whole batch leave one byte in the loop's pipe, not one each (it was a write and a wake-up of
+// the loop per event).
+TEST_F(NatsSinkTest, ABatchIsHandedOverAtItsEndAndItsAcksWakeTheLoopOnce) {
+  NatsSink s(options_for(url_, prefix_, stream_));
+  s.open(false);
+  const int n = 200;
+  s.batch(true);
+  for (int i = 0; i < n; ++i) ASSERT_EQ(s.publish(i, make_event(uuid_like(i))), std::nullopt);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(t::count_nats_stream(url_, stream_), 0u) << "nothing is written inside the batch";
+  EXPECT_EQ(s.in_flight(), static_cast<std::size_t>(n));
+  s.batch(false);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (s.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(s.in_flight(), 0u) << "every ack arrived";
+  int queued = -1;
+  ASSERT_EQ(::ioctl(s.socket(), FIONREAD, &queued), 0);
+  EXPECT_EQ(queued, 1) << "bytes in the loop's pipe for " << n << " acks";
+  auto out = collect(s, n);
+  ASSERT_EQ(out.size(), static_cast<std::size_t>(n));
+  for (const auto& o : out) EXPECT_EQ(o.kind, BrokerOutcome::Kind::Confirmed);
+  // After a poll() the next ack writes a byte again: no answer is left without one.
+  ASSERT_EQ(::ioctl(s.socket(), FIONREAD, &queued), 0);
+  EXPECT_EQ(queued, 0);
+  ASSERT_EQ(s.publish(n, make_event(uuid_like(n))), std::nullopt);
+  deadline = std::chrono::steady_clock::now() + 10s;
+  while (s.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(::ioctl(s.socket(), FIONREAD, &queued), 0);
+  EXPECT_EQ(queued, 1);
+  EXPECT_EQ(collect(s, 1).size(), 1u);
 }
 
 TEST_F(NatsSinkTest, RepublishOfAnEventIdWithinTheWindowIsADuplicateConfirm) {
