@@ -1,9 +1,12 @@
 // The broker's own limit for bench/relay, NATS JetStream: publish N messages of a given body
 // size to a subject with JetStream async publish and a window of unacknowledged messages, with
 // the headers the relay's NATS sink sends (Nats-Msg-Id, x-outbox-*), wait for every PubAck, and
-// print "<count> <seconds> <rate>". A stream must capture SUBJECT. No PostgreSQL.
+// print "<count> <seconds> <rate> <cpu us per message>". With RATE, paced: RATE messages a second,
+// each stamped with its send time (bare_pacing.h). A stream must capture SUBJECT. No PostgreSQL.
+//   nats-bare-publisher URL SUBJECT COUNT SIZE [WINDOW [RATE]]
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -11,6 +14,9 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <thread>
+
+#include "bare_pacing.h"
 
 namespace {
 
@@ -33,13 +39,15 @@ void on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void*) {
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    std::fprintf(stderr, "usage: nats-bare-publisher URL SUBJECT COUNT SIZE [WINDOW]\n");
+    std::fprintf(stderr, "usage: nats-bare-publisher URL SUBJECT COUNT SIZE [WINDOW [RATE]]\n");
     return 2;
   }
   std::string url = argv[1], subject = argv[2];
   long count = std::atol(argv[3]);
   long size = std::atol(argv[4]);
   long window = argc > 5 ? std::atol(argv[5]) : 1000;
+  bench::Pacing pace;
+  pace.rate = argc > 6 ? std::atol(argv[6]) : 0;
   natsOptions* o = nullptr;
   natsOptions_Create(&o);
   natsOptions_SetURL(o, url.c_str());
@@ -59,6 +67,8 @@ int main(int argc, char** argv) {
   std::string body = "{\"pad\":\"" + std::string(size > 12 ? static_cast<size_t>(size - 12) : 0, 'x') + "\"}";
   long sent = 0;
   auto t0 = std::chrono::steady_clock::now();
+  pace.start = t0;
+  std::string stamp = "2026-11-23 05:17:57.590859+00";
   char id[64];
   // Ids unique to this run: the stream's duplicate window would drop a second run's messages.
   unsigned run = static_cast<unsigned>(std::chrono::system_clock::now().time_since_epoch().count() & 0xffffffffu);
@@ -73,7 +83,12 @@ int main(int argc, char** argv) {
       std::lock_guard<std::mutex> g(mu);
       room = window - (sent - acked);
     }
+    if (pace.on()) room = std::min(room, 1L);
     for (; room > 0 && sent < count; --room) {
+      if (pace.on()) {
+        std::this_thread::sleep_until(pace.due(sent));
+        stamp = bench::timestamp_now();
+      }
       natsMsg* m = nullptr;
       natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
       // A distinct id per message (de-duplication would drop repeats), shaped like a uuid.
@@ -85,7 +100,7 @@ int main(int argc, char** argv) {
       natsMsgHeader_Set(m, "x-outbox-aggregate-id", "1234567");
       natsMsgHeader_Set(m, "x-outbox-lsn", "0/1A2B3C4D");
       natsMsgHeader_Set(m, "x-outbox-xid", "123456");
-      natsMsgHeader_Set(m, "x-outbox-commit-time", "2026-11-23 05:17:57.590859+00");
+      natsMsgHeader_Set(m, "x-outbox-commit-time", stamp.c_str());
       s = js_PublishMsgAsync(js, &m, nullptr);
       natsMsg_Destroy(m);
       if (s != NATS_OK) {
@@ -95,12 +110,11 @@ int main(int argc, char** argv) {
       ++sent;
     }
   }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (failed > 0) {
     std::fprintf(stderr, "%ld of %ld publishes failed\n", failed, count);
     return 1;
   }
-  std::printf("%ld %.3f %.0f\n", count, secs, count / secs);
+  bench::print_result(count, t0);
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
   natsOptions_Destroy(o);

@@ -1,9 +1,10 @@
 // The broker's own limit for bench/relay, Redis edition: pipeline COUNT entries of a given
 // payload size into one stream, at most WINDOW in flight, exactly as the Redis sink sends them
 // (the same fields and x-outbox-* metadata, the same de-duplication script with EVALSHA, or a
-// plain XADD with --plain), wait for every reply and print "<count> <seconds> <rate>".
-// Plain TCP (redis://), no PostgreSQL.
-//   redis-bare-publisher [--plain] URL STREAM COUNT SIZE [WINDOW]
+// plain XADD with --plain), wait for every reply and print "<count> <seconds> <rate> <cpu us per
+// message>". With RATE, paced: RATE entries a second, each stamped with its send time
+// (bare_pacing.h). Plain TCP (redis://), no PostgreSQL.
+//   redis-bare-publisher [--plain] URL STREAM COUNT SIZE [WINDOW [RATE]]
 #include <hiredis/hiredis.h>
 
 #include <chrono>
@@ -11,8 +12,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "bare_pacing.h"
 #include "sinks/redis/connection.h"
 #include "sinks/redis/message.h"
 
@@ -38,7 +41,7 @@ int main(int argc, char** argv) {
     else a.push_back(argv[i]);
   }
   if (a.size() < 4) {
-    std::fprintf(stderr, "usage: redis-bare-publisher [--plain] URL STREAM COUNT SIZE [WINDOW]\n");
+    std::fprintf(stderr, "usage: redis-bare-publisher [--plain] URL STREAM COUNT SIZE [WINDOW [RATE]]\n");
     return 2;
   }
   RedisUrl u;
@@ -56,6 +59,8 @@ int main(int argc, char** argv) {
   long count = std::atol(a[2].c_str());
   long size = std::atol(a[3].c_str());
   long window = a.size() > 4 ? std::atol(a[4].c_str()) : 1000;
+  bench::Pacing pace;
+  pace.rate = a.size() > 5 ? std::atol(a[5].c_str()) : 0;
   redisContext* c = redisConnect(u.host.c_str(), u.port);
   if (!c || c->err) {
     std::fprintf(stderr, "cannot connect: %s\n", c ? c->errstr : "?");
@@ -93,12 +98,18 @@ int main(int argc, char** argv) {
 
   long sent = 0, replied = 0;
   auto t0 = std::chrono::steady_clock::now();
+  pace.start = t0;
   while (replied < count) {
     // Refill once half the window came back, not per reply: one write carries many commands,
     // as the relay's turn does (one reply, one command per write would make Redis run, and with
     // appendfsync always fsync, once per command).
-    bool refill = sent - replied <= window / 2;
+    bool refill = pace.on() ? sent == replied : sent - replied <= window / 2;
     while (refill && sent < count && sent - replied < window) {
+      if (pace.on()) {  // one at a time, when due
+        std::this_thread::sleep_until(pace.due(sent));
+        ev.commit_time = bench::timestamp_now();
+        refill = false;
+      }
       ev.id = run_id + "-" + std::to_string(sent);
       auto e = build_entry(stream, ev);
       if (!e.entry) {
@@ -130,8 +141,7 @@ int main(int argc, char** argv) {
     freeReplyObject(rep);
     ++replied;
   }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%ld %.3f %.0f\n", count, secs, count / secs);
+  bench::print_result(count, t0);
   redisFree(c);
   return 0;
 }
