@@ -7,7 +7,6 @@ namespace outbox {
 void AckTracker::reset(Lsn start) {
   txns_.clear();
   unsettled_.clear();
-  unsettled_count_ = 0;
   base_ = next_;
   ack_ = start;
 }
@@ -43,10 +42,7 @@ AckTracker::Unit AckTracker::add_event(TxnId txn, Lsn lsn) {
   Unit u = add_unit(txn, lsn);
   Txn& t = get(txn);
   ++t.pending;
-  if (unsettled_.empty()) unsettled_base_ = u;
-  while (unsettled_base_ + unsettled_.size() < u) unsettled_.push_back(Slot{});  // units settled at once
-  unsettled_.push_back(Slot{Pending{txn, lsn, t.run_start}, true});
-  ++unsettled_count_;
+  unsettled_.put(u, Pending{txn, lsn, t.run_start});  // units settled at once are holes
   return u;
 }
 
@@ -72,19 +68,10 @@ void AckTracker::commit(TxnId txn, Lsn end_lsn, std::int64_t commit_time_us) {
 }
 
 AckTracker::TxnId AckTracker::settle(Unit unit) {
-  if (unit < unsettled_base_ || unit - unsettled_base_ >= unsettled_.size() ||
-      !unsettled_[static_cast<std::size_t>(unit - unsettled_base_)].live)
-    throw std::logic_error("ack tracker: settle of an unknown or settled unit");
-  Slot& slot = unsettled_[static_cast<std::size_t>(unit - unsettled_base_)];
-  TxnId txn = slot.p.txn;
+  if (!unsettled_.find(unit)) throw std::logic_error("ack tracker: settle of an unknown or settled unit");
+  TxnId txn = unsettled_.take(unit).txn;
   Txn& t = get(txn);
   --t.pending;
-  slot.live = false;
-  --unsettled_count_;
-  while (!unsettled_.empty() && !unsettled_.front().live) {
-    unsettled_.pop_front();
-    ++unsettled_base_;
-  }
   advance();
   return txn;
 }
@@ -101,12 +88,10 @@ std::optional<TxnProgress> AckTracker::progress() const {
   p.txn = t.id;
   // Its first unsettled unit.
   const Pending* first = nullptr;
-  std::size_t i = t.first_unit > unsettled_base_ ? static_cast<std::size_t>(t.first_unit - unsettled_base_) : 0;
-  for (; i < unsettled_.size() && unsettled_base_ + i < t.next_unit; ++i)
-    if (unsettled_[i].live) {
-      first = &unsettled_[i].p;
-      break;
-    }
+  unsettled_.each(t.first_unit, t.next_unit, [&](Unit, const Pending& p) {
+    first = &p;
+    return false;
+  });
   if (first) {
     // The first unsettled unit: everything before its LSN is settled. Units before it at the
     // same LSN are settled too, but a re-send cannot tell them apart from it.

@@ -20,6 +20,7 @@
 #include <stdexcept>
 
 #include "delivery/lsn.h"
+#include "delivery/numbered_queue.h"
 
 namespace outbox {
 
@@ -89,7 +90,7 @@ class AckTracker {
   bool idle() const { return txns_.empty(); }
   bool has_open_txn() const { return !txns_.empty() && !txns_.back().closed; }
   std::size_t tracked_txns() const { return txns_.size(); }
-  std::uint64_t unsettled_events() const { return unsettled_count_; }
+  std::uint64_t unsettled_events() const { return unsettled_.size(); }
 
  private:
   struct Txn {
@@ -109,9 +110,9 @@ class AckTracker {
     bool out_of_order = false;  // lines not in LSN order: no progress is kept (never seen)
   };
   struct Pending {
-    TxnId txn;
-    Lsn lsn;
-    Unit run_start;
+    TxnId txn = 0;
+    Lsn lsn = 0;
+    Unit run_start = 0;
   };
   Txn& get(TxnId id);
   Unit add_unit(TxnId txn, Lsn lsn);
@@ -121,15 +122,8 @@ class AckTracker {
   TxnId base_ = 0;  // id of txns_.front()
   TxnId next_ = 0;
   Unit next_unit_ = 0;
-  // Units only grow: the unsettled ones by unit - unsettled_base_, in stream order, without a
-  // tree node per event. Settled ones inside are holes until the front passes them.
-  struct Slot {
-    Pending p{};
-    bool live = false;
-  };
-  std::deque<Slot> unsettled_;
-  Unit unsettled_base_ = 0;
-  std::uint64_t unsettled_count_ = 0;
+  // Units only grow: the unsettled ones by unit, in stream order.
+  NumberedQueue<Pending> unsettled_;
   Lsn ack_ = 0;
   std::int64_t ack_commit_time_us_ = 0;
 };
