@@ -12,7 +12,13 @@ amqp_bytes_t bytes_of(const std::string& s) {
 std::string bytes_str(amqp_bytes_t b) { return std::string(static_cast<const char*>(b.bytes), b.len); }
 
 std::vector<amqp_table_entry_t> table_entries(const std::vector<Header>& headers) {
-  std::vector<amqp_table_entry_t> t(headers.size());
+  std::vector<amqp_table_entry_t> t;
+  table_entries(headers, t);
+  return t;
+}
+
+void table_entries(const std::vector<Header>& headers, std::vector<amqp_table_entry_t>& t) {
+  t.resize(headers.size());
   for (std::size_t i = 0; i < headers.size(); ++i) {
     const HeaderValue& v = headers[i].value;
     amqp_field_value_t& f = t[i].value;
@@ -25,7 +31,6 @@ std::vector<amqp_table_entry_t> table_entries(const std::vector<Header>& headers
       case HeaderValue::Kind::Null: f.kind = AMQP_FIELD_KIND_VOID; break;
     }
   }
-  return t;
 }
 
 std::string rpc_error(const amqp_rpc_reply_t& r) {

@@ -25,6 +25,7 @@
 struct amqp_connection_state_t_;
 struct amqp_connection_info;
 struct amqp_socket_t_;
+struct amqp_table_entry_t_;
 struct timeval;
 
 namespace outbox {
@@ -35,7 +36,7 @@ using AmqpError = SinkError;
 
 class AmqpPublisher {
  public:
-  AmqpPublisher() = default;
+  AmqpPublisher();  // in the .cpp, where amqp_table_entry_t_ is complete
   ~AmqpPublisher();
   AmqpPublisher(const AmqpPublisher&) = delete;
   AmqpPublisher& operator=(const AmqpPublisher&) = delete;
@@ -84,7 +85,7 @@ class AmqpPublisher {
 
   // basic.publish with mandatory=true (held first while its exchange is being checked). Throws
   // AmqpError when the connection is broken.
-  std::optional<std::string> publish(std::uint64_t ticket, const AmqpMessage& m);
+  std::optional<std::string> publish(std::uint64_t ticket, AmqpMessage m);
 
   // Reads every frame available without blocking and appends what happened to `out`. A closed
   // channel or connection does not throw here: it is reported by broken() after the outcomes
@@ -120,6 +121,8 @@ class AmqpPublisher {
     std::string exchange, routing_key;  // named by the refusal of a return or a nack
     std::string reply;  // of a basic.return
   };
+  std::vector<ConfirmWindow<Sent>::Settled> settled_buf_;  // settle()'s, kept for its capacity
+  std::vector<amqp_table_entry_t_> entries_;                // send_now()'s header table
   struct Held {
     std::uint64_t ticket = 0;
     AmqpMessage msg;
@@ -136,7 +139,8 @@ class AmqpPublisher {
   void discard_connection();
   [[noreturn]] void abandon(const AmqpError& e);
   void open_aux_channel();
-  void send_now(std::uint64_t ticket, const AmqpMessage& m);
+  // Publishes m and moves what a return or a nack must name out of it into the window.
+  void send_now(std::uint64_t ticket, AmqpMessage& m);
   void request_check(const std::string& exchange);
   void send_checks();
   void send_held();

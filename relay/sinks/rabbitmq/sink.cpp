@@ -45,7 +45,7 @@ std::vector<std::string> RabbitSink::check() {
 std::optional<std::string> RabbitSink::publish(std::uint64_t ticket, const Event& ev) {
   auto built = build_message(ev, o_.defaults, batch_now_us_ ? batch_now_us_ : wall_us());
   if (auto* err = std::get_if<std::string>(&built)) return *err;
-  return pub_.publish(ticket, std::get<AmqpMessage>(built));
+  return pub_.publish(ticket, std::move(std::get<AmqpMessage>(built)));
 }
 
 void RabbitSink::batch(bool on) {
