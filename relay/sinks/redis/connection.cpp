@@ -82,6 +82,27 @@ void RedisReplyFree::operator()(redisReply* r) const {
   if (r) freeReplyObject(r);
 }
 
+namespace {
+
+void append_bulk(std::string& out, std::string_view a) {
+  out += '$';
+  out += std::to_string(a.size());
+  out += "\r\n";
+  out.append(a.data(), a.size());
+  out += "\r\n";
+}
+
+}  // namespace
+
+void append_redis_command(std::string& out, std::initializer_list<std::string_view> head,
+                          const std::vector<std::string>& args) {
+  out += '*';
+  out += std::to_string(head.size() + args.size());
+  out += "\r\n";
+  for (std::string_view h : head) append_bulk(out, h);
+  for (const std::string& a : args) append_bulk(out, a);
+}
+
 std::string redis_format(const std::vector<std::string>& argv) {
   std::vector<const char*> a;
   std::vector<size_t> l;

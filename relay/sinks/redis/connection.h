@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "delivery/sink.h"
@@ -44,6 +46,11 @@ using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyFree>;
 
 // Encodes one command (binary safe) in RESP with hiredis.
 std::string redis_format(const std::vector<std::string>& argv);
+// The same command, head then args, appended to `out` (RESP: an array of bulk strings) without
+// the copies redis_format makes: an argv vector, hiredis' buffer, the returned string. The sink
+// writes each event this way; redis_format is what the unit test compares it with.
+void append_redis_command(std::string& out, std::initializer_list<std::string_view> head,
+                          const std::vector<std::string>& args);
 
 class RedisConnection {
  public:

@@ -173,36 +173,36 @@ const char* const kDedupScript =
     "end\n"
     "return {'dup', redis.call('GET', KEYS[1])}\n";
 
-std::vector<std::string> dedup_args(const RedisEntry& e, std::int64_t window_ms, std::uint64_t maxlen,
+std::vector<std::string> dedup_args(RedisEntry e, std::int64_t window_ms, std::uint64_t maxlen,
                                     const std::string& event_id) {
   std::vector<std::string> a;
   a.reserve(5 + 2 * e.fields.size());
   a.emplace_back("2");
   a.push_back(kDedupKeyPrefix + event_id);
-  a.push_back(e.stream);
+  a.push_back(std::move(e.stream));
   a.push_back(std::to_string(window_ms));
   a.push_back(std::to_string(maxlen));
-  for (const auto& [k, v] : e.fields) {
-    a.push_back(k);
-    a.push_back(v);
+  for (auto& [k, v] : e.fields) {
+    a.push_back(std::move(k));
+    a.push_back(std::move(v));
   }
   return a;
 }
 
-std::vector<std::string> xadd_argv(const RedisEntry& e, std::uint64_t maxlen) {
+std::vector<std::string> xadd_argv(RedisEntry e, std::uint64_t maxlen) {
   std::vector<std::string> a;
   a.reserve(6 + 2 * e.fields.size());
   a.emplace_back("XADD");
-  a.push_back(e.stream);
+  a.push_back(std::move(e.stream));
   if (maxlen > 0) {
     a.emplace_back("MAXLEN");
     a.emplace_back("~");
     a.push_back(std::to_string(maxlen));
   }
   a.emplace_back("*");
-  for (const auto& [k, v] : e.fields) {
-    a.push_back(k);
-    a.push_back(v);
+  for (auto& [k, v] : e.fields) {
+    a.push_back(std::move(k));
+    a.push_back(std::move(v));
   }
   return a;
 }

@@ -65,10 +65,10 @@ RedisEntryOrError build_entry(const std::string& stream_template, const Event& e
 extern const char* const kDedupScript;
 
 // The arguments after the command name and the sha/script: numkeys, the keys and ARGV.
-std::vector<std::string> dedup_args(const RedisEntry& e, std::int64_t window_ms, std::uint64_t maxlen,
+std::vector<std::string> dedup_args(RedisEntry e, std::int64_t window_ms, std::uint64_t maxlen,
                                     const std::string& event_id);
 // A whole plain XADD: "XADD", stream, [MAXLEN ~ n], "*", field, value, ...
-std::vector<std::string> xadd_argv(const RedisEntry& e, std::uint64_t maxlen);
+std::vector<std::string> xadd_argv(RedisEntry e, std::uint64_t maxlen);
 
 // What one reply to a publish means.
 struct ReplyMeaning {

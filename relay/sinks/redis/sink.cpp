@@ -211,11 +211,6 @@ void RedisSink::set_broken(const std::string& why) {
   if (urls_.size() > 1) rotation_.failed(current_);
 }
 
-void RedisSink::enqueue(const std::string& cmd) {
-  if (inflight_.empty()) progress_at_ = Clock::now();
-  out_ += cmd;
-}
-
 std::optional<std::string> RedisSink::publish(std::uint64_t ticket, const Event& ev) {
   if (broken()) throw SinkError("Redis at " + node_ + ": " + broken_reason_);
   if (!conn_.open()) throw SinkError("not connected to Redis");
@@ -224,26 +219,16 @@ std::optional<std::string> RedisSink::publish(std::uint64_t ticket, const Event&
   InFlight f;
   f.ticket = ticket;
   f.stream = built.entry->stream;
-  std::string cmd;
+  if (inflight_.empty()) progress_at_ = Clock::now();
   // Without an event id there is no key to de-duplicate by: a plain XADD.
   if (o_.dedup_window_ms > 0 && !ev.id.empty()) {
-    f.args = dedup_args(*built.entry, o_.dedup_window_ms, o_.maxlen, ev.id);
-    std::vector<std::string> argv;
-    argv.reserve(f.args.size() + 2);
-    if (sha_.empty()) {
-      argv.emplace_back("EVAL");
-      argv.emplace_back(kDedupScript);
-      f.eval = true;
-    } else {
-      argv.emplace_back("EVALSHA");
-      argv.push_back(sha_);
-    }
-    argv.insert(argv.end(), f.args.begin(), f.args.end());
-    cmd = redis_format(argv);
+    f.args = dedup_args(std::move(*built.entry), o_.dedup_window_ms, o_.maxlen, ev.id);
+    f.eval = sha_.empty();
+    if (f.eval) append_redis_command(out_, {"EVAL", kDedupScript}, f.args);
+    else append_redis_command(out_, {"EVALSHA", sha_}, f.args);
   } else {
-    cmd = redis_format(xadd_argv(*built.entry, o_.maxlen));
+    append_redis_command(out_, {}, xadd_argv(std::move(*built.entry), o_.maxlen));
   }
-  enqueue(cmd);
   inflight_.push_back(std::move(f));
   if (!batching_) send_pending();
   return std::nullopt;
@@ -327,11 +312,9 @@ void RedisSink::poll(std::vector<BrokerOutcome>& out) {
     if (m.kind == ReplyMeaning::Kind::NoScript && !f.eval && !f.args.empty()) {
       // The script cache was flushed (SCRIPT FLUSH, a restart behind a proxy, a failover): EVAL
       // sends the script itself and caches it again for the EVALSHAs that follow.
-      std::vector<std::string> argv{"EVAL", kDedupScript};
-      argv.insert(argv.end(), f.args.begin(), f.args.end());
       f.eval = true;
       if (inflight_.empty()) progress_at_ = Clock::now();
-      out_ += redis_format(argv);
+      append_redis_command(out_, {"EVAL", kDedupScript}, f.args);
       inflight_.push_back(std::move(f));
       resent = true;
       continue;

@@ -109,7 +109,6 @@ class RedisSink : public Sink {
   void connect_one(const RedisUrl& u, bool load_script);
   std::vector<std::string> durability_report(std::chrono::steady_clock::time_point deadline, bool log);
   void set_broken(const std::string& why);
-  void enqueue(const std::string& cmd);
   void check_ack_timeout();
 
   Options o_;
