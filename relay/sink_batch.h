@@ -7,7 +7,8 @@
 namespace outbox {
 
 // The usable sinks batch their writes for a scope (one pump, one read of the slot), and the same
-// ones write at its end: a sink that broke meanwhile is down (null in the live list) by then.
+// ones (the list is copied) end the batch, also one that broke and was closed meanwhile: closing
+// drops what a sink held, and ending a batch then has nothing to write.
 class SinkBatch {
  public:
   explicit SinkBatch(const std::vector<Sink*>& live) : sinks_(live) {

@@ -35,6 +35,7 @@ class NumberedQueue {
 
   // Takes the item at n out (find(n) must have found it) and drops the holes at the front.
   T take(std::uint64_t n) {
+    if (!find(n)) throw std::logic_error("numbered queue: take of a number it does not hold");
     Slot& s = slots_[static_cast<std::size_t>(n - base_)];
     T item = std::move(s.item);
     s.live = false;

@@ -226,20 +226,7 @@ std::string NatsConnection::err(int status) const {
 }
 
 void NatsConnection::connect(const NatsTls& tls, const std::string& name, int connect_timeout_ms, bool report) {
-  std::uint64_t id;
-  {
-    std::lock_guard<std::mutex> g(g_registry_mu);
-    id = ++g_next_id;
-    if (report) g_registry[id] = this;
-  }
-  try {
-    connect_servers(tls, name, connect_timeout_ms, id);
-  } catch (...) {
-    std::lock_guard<std::mutex> g(g_registry_mu);
-    g_registry.erase(id);
-    throw;
-  }
-  conn_id_ = id;
+  conn_id_ = connect_servers(tls, name, connect_timeout_ms, report);
   broken_reason_.clear();
   max_payload_ = natsConnection_GetMaxPayload(conn_);
   char buf[1024] = {0};
@@ -267,7 +254,7 @@ void NatsConnection::use_server(natsOptions* opts, std::size_t i, const NatsTls&
   }
 }
 
-jsCtx* NatsConnection::jetstream_of(natsConnection* nc, int wait_ms, std::uint64_t id) const {
+jsCtx* NatsConnection::jetstream_of(natsConnection* nc, int wait_ms, std::uint64_t id, std::string& why) const {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = wait_ms;
@@ -279,18 +266,56 @@ jsCtx* NatsConnection::jetstream_of(natsConnection* nc, int wait_ms, std::uint64
   jsCtx* js = nullptr;
   natsStatus s = natsConnection_JetStream(&js, nc, &jo);
   if (s != NATS_OK) {
-    natsConnection_Destroy(nc);
-    throw SinkError("NATS: JetStream context: " + err(s));
+    why = "NATS: JetStream context: " + err(s);
+    return nullptr;
   }
   return js;
 }
 
-void NatsConnection::connect_servers(const NatsTls& tls, const std::string& name, int connect_timeout_ms,
-                                     std::uint64_t id) {
+namespace {
+
+// One id per server tried: a server that connects and is then given up (no header support, no
+// JetStream) is destroyed, and nats.c reports its close on a thread of its own, maybe later. Its
+// id is unregistered before that, so the report finds nothing, instead of marking the
+// connection actually used as lost (seen: a server without JetStream listed first made the next
+// one "broken" at its first poll, and so every reconnect).
+class Registration {
+ public:
+  Registration(NatsConnection* c, bool report) {
+    std::lock_guard<std::mutex> g(g_registry_mu);
+    id_ = ++g_next_id;
+    if (report) g_registry[id_] = c;
+  }
+  ~Registration() { forget(); }
+  Registration(const Registration&) = delete;
+  Registration& operator=(const Registration&) = delete;
+  std::uint64_t id() const { return id_; }
+  void forget() {  // before the library object of this id is destroyed
+    if (settled_) return;
+    std::lock_guard<std::mutex> g(g_registry_mu);
+    g_registry.erase(id_);
+    settled_ = true;
+  }
+  std::uint64_t keep() {  // the connection is used: it stays registered until close()
+    settled_ = true;
+    return id_;
+  }
+
+ private:
+  std::uint64_t id_ = 0;
+  bool settled_ = false;  // forgotten or kept
+};
+
+}  // namespace
+
+std::uint64_t NatsConnection::connect_servers(const NatsTls& tls, const std::string& name, int connect_timeout_ms,
+                                              bool report) {
   bool any_tls = check_urls_and_tls(urls_, masked_urls_, tls);
   std::string reasons;
   SinkErrorKind worst = SinkErrorKind::Retryable;
   for (std::size_t i = 0; i < urls_.size(); ++i) {
+    Registration reg(this, report);
+    std::uint64_t id = reg.id();
     OptionsGuard opts;
     natsStatus s = natsOptions_Create(&opts.o);
     if (s != NATS_OK) throw SinkError("NATS: cannot create options: " + err(s));
@@ -306,17 +331,25 @@ void NatsConnection::connect_servers(const NatsTls& tls, const std::string& name
       continue;
     }
     if (natsConnection_HasHeaderSupport(nc) != NATS_OK) {
+      reg.forget();
       natsConnection_Destroy(nc);
       throw SinkError("NATS server " + masked_urls_[i] + " does not support headers (needs 2.2 or later)",
                       SinkErrorKind::Config);
     }
-    jsCtx* js = jetstream_of(nc, connect_timeout_ms, id);
+    std::string no_js;
+    jsCtx* js = jetstream_of(nc, connect_timeout_ms, id, no_js);
+    if (!js) {
+      reg.forget();
+      natsConnection_Destroy(nc);
+      throw SinkError(no_js);
+    }
     jsAccountInfo* ai = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
     s = js_GetAccountInfo(&ai, js, nullptr, &jerr);
     if (s != NATS_OK) {
       std::string why = s == NATS_NO_RESPONDERS ? "JetStream is not enabled on this server (nats-server -js)"
                                                 : "JetStream account info: " + err(s);
+      reg.forget();
       jsCtx_Destroy(js);
       natsConnection_Destroy(nc);
       reasons += (reasons.empty() ? "" : "; ") + masked_urls_[i] + ": " + why;
@@ -326,7 +359,7 @@ void NatsConnection::connect_servers(const NatsTls& tls, const std::string& name
     if (urls_.size() > 1) spdlog::info("connected to NATS server {} of {} at {}", i + 1, urls_.size(), masked_urls_[i]);
     conn_ = nc;
     js_ = js;
-    return;
+    return reg.keep();
   }
   throw SinkError("cannot connect to NATS: " + reasons, worst);
 }
@@ -372,6 +405,7 @@ void NatsConnection::close() {
   for (auto& h : held_) natsMsg_Destroy(h.first);
   held_.clear();
   held_bytes_ = 0;
+  batching_ = false;
   {
     std::lock_guard<std::mutex> g(mu_);
     for (auto* u : unsent_) natsMsg_Destroy(u);
@@ -522,26 +556,27 @@ void NatsConnection::batch(bool on) {
 
 void NatsConnection::hand_off_held() {
   if (held_.empty()) return;
-  if (conn_ == nullptr) {  // closed inside the batch: their fate is that of the ones in flight
-    for (auto& h : held_) natsMsg_Destroy(h.first);
-  } else {
-    bool was_idle;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (inflight_.empty()) progress_at_ = std::chrono::steady_clock::now();
-      was_idle = unsent_.empty();
-      for (auto& [m, ticket] : held_) {
-        inflight_[m] = ticket;  // before the write: the ack may come first
-        unsent_.push_back(m);
-      }
-      unsent_bytes_ += held_bytes_;
+  // Taken out first: should an insert below throw (no memory), a message is then in one place
+  // only, never freed twice by close().
+  std::vector<std::pair<natsMsg*, std::uint64_t>> held;
+  held.swap(held_);
+  std::size_t bytes = std::exchange(held_bytes_, 0);
+  bool was_idle;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (inflight_.empty()) progress_at_ = std::chrono::steady_clock::now();
+    was_idle = unsent_.empty();
+    for (auto& [m, ticket] : held) {
+      inflight_[m] = ticket;  // before the write: the ack may come first
+      unsent_.push_back(m);
     }
-    // The writer takes all of unsent_ each time it wakes and looks again before it waits: it
-    // needs a wake-up only when it found unsent_ empty.
-    if (was_idle) cv_.notify_one();
+    unsent_bytes_ += bytes;
   }
-  held_.clear();
-  held_bytes_ = 0;
+  // The writer takes all of unsent_ each time it wakes and looks again before it waits: it
+  // needs a wake-up only when it found unsent_ empty.
+  if (was_idle) cv_.notify_one();
+  held.clear();
+  held_.swap(held);  // its capacity, for the next batch
 }
 
 // The only caller of js_PublishMsgAsync: nats.c writes to the socket under the connection's lock

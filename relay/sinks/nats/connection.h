@@ -106,11 +106,13 @@ class NatsConnection {
 
  private:
   // The first server that accepts; throws when none does.
-  void connect_servers(const NatsTls& tls, const std::string& name, int connect_timeout_ms, std::uint64_t id);
+  // Returns the id the callbacks of the connection used carry.
+  std::uint64_t connect_servers(const NatsTls& tls, const std::string& name, int connect_timeout_ms, bool report);
   // Server i's URL and the TLS settings (Config when unusable).
   void use_server(__natsOptions* opts, std::size_t i, const NatsTls& tls, bool secure) const;
-  // The JetStream context of a new connection (destroyed, and SinkError, when there is none).
-  __jsCtx* jetstream_of(__natsConnection* nc, int wait_ms, std::uint64_t id) const;
+  // The JetStream context of a new connection; nullptr and `why` when there is none (the caller
+  // unregisters the connection's id, then destroys it).
+  __jsCtx* jetstream_of(__natsConnection* nc, int wait_ms, std::uint64_t id, std::string& why) const;
   // The refusal of a message no stream answered (under mu_): stream_gone when its event is to
   // wait for the stream (DestinationMissing) rather than be refused (Returned).
   std::string refusal_for_no_responders(const char* subj, bool& stream_gone) const;

@@ -91,10 +91,11 @@ struct OwnServer {
   pid_t pid = -1;
   int port = 0;
   std::string dir;
-  explicit OwnServer(std::vector<std::string> extra = {}) {
+  explicit OwnServer(std::vector<std::string> extra = {}, bool jetstream = true) {
     port = free_port();
     dir = "/tmp/nats-sink-test-" + std::to_string(::getpid()) + "-" + std::to_string(port);
-    std::vector<std::string> args = {"nats-server", "-js", "-sd", dir, "-a", "127.0.0.1", "-p", std::to_string(port)};
+    std::vector<std::string> args = {"nats-server", "-sd", dir, "-a", "127.0.0.1", "-p", std::to_string(port)};
+    if (jetstream) args.insert(args.begin() + 1, "-js");
     for (auto& e : extra) args.push_back(e);
     pid = ::fork();
     if (pid == 0) {
@@ -544,6 +545,26 @@ TEST_F(NatsSinkTest, APublishTheServerDeniesIsRefusedAsNacked) {
   EXPECT_NE(by[2].refusal.find("\" is not permitted"), std::string::npos) << by[2].refusal;
   EXPECT_FALSE(s.broken());
   EXPECT_EQ(s.in_flight(), 0u);
+}
+
+// Servers are tried in order; one that connects but has no JetStream is closed and the next is
+// used. Its closing must not reach the connection that is used (the callbacks of both carried one
+// id, and the closed one's made the good one broken at its first poll).
+TEST_F(NatsSinkTest, AServerWithoutJetStreamTriedFirstLeavesTheNextOneUnbroken) {
+  OwnServer plain({}, false);
+  auto o = options_for(plain.url(), prefix_, stream_);
+  o.urls = {plain.url(), url_};
+  NatsSink s(o);
+  s.open(false);
+  std::this_thread::sleep_for(500ms);  // the closed server's callbacks have run by now
+  std::vector<BrokerOutcome> none;
+  s.poll(none);
+  ASSERT_FALSE(s.broken()) << s.broken_reason();
+  ASSERT_EQ(s.publish(1, make_event(uuid_like(1))), std::nullopt);
+  auto out = collect(s, 1);
+  EXPECT_FALSE(s.broken()) << s.broken_reason();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, BrokerOutcome::Kind::Confirmed);
 }
 
 TEST_F(NatsSinkTest, KilledServerIsBrokenAfterTheOutcomesReadBeforeIt) {
