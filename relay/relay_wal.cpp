@@ -149,7 +149,16 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
     case LineKind::Commit:
       if (!in_txn_) throw ParseError("C line without a B line (at " + format_lsn(start) + ")");
       end_skip();
-      tracker_.commit(txn_, start, parse_timestamp_us(line.timestamp).value_or(0));
+      {
+        std::int64_t commit_us = parse_timestamp_us(line.timestamp).value_or(0);
+        tracker_.commit(txn_, start, commit_us);
+        // Where a commit-to-delivery tail comes from: before the relay (PostgreSQL, the
+        // network), or after it (confirm_latency). A clock behind PostgreSQL's counts as 0.
+        if (commit_us > 0) {
+          std::int64_t waited = wall_us() - commit_us;
+          m_.commit_to_receive.observe_us(waited > 0 ? static_cast<std::uint64_t>(waited) : 0);
+        }
+      }
       in_txn_ = false;
       m_.transactions++;
       return;

@@ -10,13 +10,13 @@ namespace outbox {
 
 Metrics::Metrics() : sink_names(sink_kind_names()), sinks(new SinkMetrics[sink_names.size()]) {}
 
-void Metrics::observe_confirm_latency_us(std::uint64_t us) {
+void Metrics::Histogram::observe_us(std::uint64_t us) {
   double s = static_cast<double>(us) / 1e6;
   std::size_t i = 0;
   while (i < kBuckets.size() && s > kBuckets[i]) ++i;
-  confirm_latency_buckets[i].fetch_add(1, std::memory_order_relaxed);
-  confirm_latency_count.fetch_add(1, std::memory_order_relaxed);
-  confirm_latency_sum_us.fetch_add(us, std::memory_order_relaxed);
+  buckets[i].fetch_add(1, std::memory_order_relaxed);
+  count.fetch_add(1, std::memory_order_relaxed);
+  sum_us.fetch_add(us, std::memory_order_relaxed);
 }
 
 std::string seconds_text(std::int64_t us) {
@@ -129,17 +129,23 @@ std::string Metrics::render_prometheus() const {
            [](const SinkMetrics& s) { return s.destination_missing.load() ? 1 : 0; });
   per_sink("outbox_relay_sink_in_flight", "gauge", "messages published to this sink and not yet answered",
            [](const SinkMetrics& s) { return s.in_flight.load(); });
-  family("outbox_relay_confirm_latency_seconds", "histogram", "publish to broker confirm");
-  std::uint64_t cum = 0;
-  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
-    cum += confirm_latency_buckets[i].load();
-    o << "outbox_relay_confirm_latency_seconds_bucket{le=\"" << kBuckets[i] << "\"} " << cum << '\n';
-  }
-  cum += confirm_latency_buckets[kBuckets.size()].load();
-  o << "outbox_relay_confirm_latency_seconds_bucket{le=\"+Inf\"} " << cum << '\n';
-  o << "outbox_relay_confirm_latency_seconds_sum " << seconds_text(static_cast<std::int64_t>(confirm_latency_sum_us.load()))
-    << '\n';
-  o << "outbox_relay_confirm_latency_seconds_count " << confirm_latency_count.load() << '\n';
+  auto histogram = [&](const std::string& name, const char* help, const Histogram& h) {
+    family(name.c_str(), "histogram", help);
+    std::uint64_t cum = 0;
+    for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+      cum += h.buckets[i].load();
+      o << name << "_bucket{le=\"" << kBuckets[i] << "\"} " << cum << '\n';
+    }
+    cum += h.buckets[kBuckets.size()].load();
+    o << name << "_bucket{le=\"+Inf\"} " << cum << '\n';
+    o << name << "_sum " << seconds_text(static_cast<std::int64_t>(h.sum_us.load())) << '\n';
+    o << name << "_count " << h.count.load() << '\n';
+  };
+  histogram("outbox_relay_confirm_latency_seconds", "publish to broker confirm", confirm_latency);
+  histogram("outbox_relay_commit_to_receive_seconds",
+            "a transaction's commit in PostgreSQL to the relay reading its commit line (WAL flush, decoding, "
+            "walsender, network; with the clock difference of the two hosts)",
+            commit_to_receive);
   return o.str();
 }
 

@@ -72,11 +72,17 @@ struct Metrics {
     return 0;
   }
 
-  std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> confirm_latency_buckets{};
-  std::atomic<std::uint64_t> confirm_latency_count{0};
-  std::atomic<std::uint64_t> confirm_latency_sum_us{0};
+  // A latency histogram over kBuckets (seconds), written by the loop, read by the HTTP thread.
+  struct Histogram {
+    std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> buckets{};
+    std::atomic<std::uint64_t> count{0};
+    std::atomic<std::uint64_t> sum_us{0};
+    void observe_us(std::uint64_t us);
+  };
+  Histogram confirm_latency;    // publish -> the broker's confirm
+  Histogram commit_to_receive;  // the commit in PostgreSQL -> the relay read the commit line
 
-  void observe_confirm_latency_us(std::uint64_t us);
+  void observe_confirm_latency_us(std::uint64_t us) { confirm_latency.observe_us(us); }
   std::string render_prometheus() const;
 
   // Why the relay is not streaming (shown by /readyz; secrets already masked), "" when it is.

@@ -687,6 +687,9 @@ TEST_F(RelayIT, MetricsAndHealthEndpoints) {
                            "outbox_relay_in_flight", "outbox_relay_acknowledged_lsn", "outbox_relay_replication_lag_bytes",
                            "outbox_relay_reconnects_total", "outbox_relay_retries_total", "outbox_relay_dead_letters_total"})
     EXPECT_NE(body.find(name), std::string::npos) << name;
+  // Each of the three transactions was timed from its commit in PostgreSQL to the relay.
+  EXPECT_NE(body.find("outbox_relay_commit_to_receive_seconds_count 3\n"), std::string::npos) << body;
+  EXPECT_NE(body.find("outbox_relay_commit_to_receive_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos) << body;
   auto h = cli.Get("/healthz");
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);

@@ -38,6 +38,22 @@ TEST(Metrics, GaugesPrintTheTrueValues) {
   EXPECT_EQ(value_of(zero.render_prometheus(), "outbox_relay_acknowledged_commit_time_seconds"), "0.000000");
 }
 
+// Both latency histograms are rendered from one shape, each under its own name.
+TEST(Metrics, CommitToReceiveIsAHistogramOfItsOwn) {
+  Metrics m;
+  m.commit_to_receive.observe_us(3000);    // 3 ms -> le 0.005
+  m.commit_to_receive.observe_us(40000);   // 40 ms -> le 0.05
+  m.observe_confirm_latency_us(700);
+  std::string t = m.render_prometheus();
+  EXPECT_NE(t.find("# TYPE outbox_relay_commit_to_receive_seconds histogram\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("outbox_relay_commit_to_receive_seconds_bucket{le=\"0.0025\"} 0\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("outbox_relay_commit_to_receive_seconds_bucket{le=\"0.005\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("outbox_relay_commit_to_receive_seconds_bucket{le=\"0.05\"} 2\n"), std::string::npos) << t;
+  EXPECT_EQ(value_of(t, "outbox_relay_commit_to_receive_seconds_sum"), "0.043000") << t;
+  EXPECT_EQ(value_of(t, "outbox_relay_commit_to_receive_seconds_count"), "2") << t;
+  EXPECT_EQ(value_of(t, "outbox_relay_confirm_latency_seconds_count"), "1") << t;
+}
+
 TEST(Metrics, SecondsText) {
   EXPECT_EQ(seconds_text(0), "0.000000");
   EXPECT_EQ(seconds_text(1), "0.000001");
