@@ -27,6 +27,23 @@ std::string seconds_text(std::int64_t us) {
   return buf;
 }
 
+namespace {
+
+void render_histogram(std::ostringstream& o, const std::string& name, const char* help, const Metrics::Histogram& h) {
+  o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " histogram\n";
+  std::uint64_t cum = 0;
+  for (std::size_t i = 0; i < Metrics::kBuckets.size(); ++i) {
+    cum += h.buckets[i].load();
+    o << name << "_bucket{le=\"" << Metrics::kBuckets[i] << "\"} " << cum << '\n';
+  }
+  cum += h.buckets[Metrics::kBuckets.size()].load();
+  o << name << "_bucket{le=\"+Inf\"} " << cum << '\n';
+  o << name << "_sum " << seconds_text(static_cast<std::int64_t>(h.sum_us.load())) << '\n';
+  o << name << "_count " << h.count.load() << '\n';
+}
+
+}  // namespace
+
 std::string Metrics::render_prometheus() const {
   std::ostringstream o;
   auto family = [&](const char* name, const char* type, const char* help) {
@@ -129,23 +146,11 @@ std::string Metrics::render_prometheus() const {
            [](const SinkMetrics& s) { return s.destination_missing.load() ? 1 : 0; });
   per_sink("outbox_relay_sink_in_flight", "gauge", "messages published to this sink and not yet answered",
            [](const SinkMetrics& s) { return s.in_flight.load(); });
-  auto histogram = [&](const std::string& name, const char* help, const Histogram& h) {
-    family(name.c_str(), "histogram", help);
-    std::uint64_t cum = 0;
-    for (std::size_t i = 0; i < kBuckets.size(); ++i) {
-      cum += h.buckets[i].load();
-      o << name << "_bucket{le=\"" << kBuckets[i] << "\"} " << cum << '\n';
-    }
-    cum += h.buckets[kBuckets.size()].load();
-    o << name << "_bucket{le=\"+Inf\"} " << cum << '\n';
-    o << name << "_sum " << seconds_text(static_cast<std::int64_t>(h.sum_us.load())) << '\n';
-    o << name << "_count " << h.count.load() << '\n';
-  };
-  histogram("outbox_relay_confirm_latency_seconds", "publish to broker confirm", confirm_latency);
-  histogram("outbox_relay_commit_to_receive_seconds",
-            "a transaction's commit in PostgreSQL to the relay reading its commit line (WAL flush, decoding, "
-            "walsender, network; with the clock difference of the two hosts)",
-            commit_to_receive);
+  render_histogram(o, "outbox_relay_confirm_latency_seconds", "publish to broker confirm", confirm_latency);
+  render_histogram(o, "outbox_relay_commit_to_receive_seconds",
+                   "a transaction's commit in PostgreSQL to the relay reading its commit line (WAL flush, "
+                   "decoding, walsender, network; with the clock difference of the two hosts)",
+                   commit_to_receive);
   return o.str();
 }
 
