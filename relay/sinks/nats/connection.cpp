@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sinks/address_rotation.h"
+#include "sinks/nats/encoded_message.h"
 #include "sinks/nats/message.h"
 #include "support/mask.h"
 
@@ -533,16 +534,9 @@ void NatsConnection::on_lost(const std::string& why) {
 }
 
 std::optional<std::string> NatsConnection::publish(std::uint64_t ticket, const NatsMessage& msg) {
-  natsMsg* m = nullptr;
-  natsStatus s = natsMsg_Create(&m, msg.subject.c_str(), nullptr, msg.data->data(), static_cast<int>(msg.data->size()));
-  if (s != NATS_OK) return "NATS message: " + err(s);
-  for (const auto& [k, v] : msg.headers) {
-    s = natsMsgHeader_Add(m, k.c_str(), v.c_str());
-    if (s != NATS_OK) {
-      natsMsg_Destroy(m);
-      return "headers: header \"" + k + "\": " + err(s);
-    }
-  }
+  int s = NATS_OK;
+  natsMsg* m = make_nats_message(msg.subject, msg.headers, *msg.data, scratch_, s);
+  if (m == nullptr) return "NATS message: " + err(s);
   held_.emplace_back(m, ticket);
   held_bytes_ += msg.data->size();
   if (!batching_) hand_off_held();

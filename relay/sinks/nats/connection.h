@@ -139,6 +139,7 @@ class NatsConnection {
   bool batching_ = false;
   std::vector<std::pair<__natsMsg*, std::uint64_t>> held_;
   std::size_t held_bytes_ = 0;
+  std::string scratch_;  // a message's header block and data, before nats.c copies them
 
   // Shared with nats.c's threads, under mu_.
   mutable std::mutex mu_;

@@ -131,10 +131,13 @@ std::variant<NatsMessage, std::string> build_nats_message(const Event& ev, const
 
   std::size_t hdr_bytes = 12;  // "NATS/1.0\r\n" ... "\r\n"
   for (const auto& [k, v] : hdrs) {
-    if (v.find_first_of("\r\n", 0, 2) != std::string::npos) {
+    // The header block is written as it is (encoded_message.h): a CR or LF would end the line
+    // and start a header of the event's choosing, a NUL would end nats.c's reading of it.
+    std::size_t bad = v.find_first_of("\r\n\0", 0, 3);
+    if (bad != std::string::npos) {
       std::string field = k.rfind("x-outbox-", 0) == 0 || k == "Nats-Msg-Id" ? "the value of " + k
                                                                              : "header \"" + k + "\"";
-      return "headers: " + field + " holds a CR or LF";
+      return "headers: " + field + (v[bad] == '\0' ? " holds a NUL byte" : " holds a CR or LF");
     }
     hdr_bytes += k.size() + v.size() + 4;
   }

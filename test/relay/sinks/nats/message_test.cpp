@@ -288,6 +288,7 @@ TEST(NatsMessage, HeadersNatsWouldMisreadOrTheServerOwnsAreRefused) {
            {text_header("a\x01", "v"), "holds ':', whitespace or a control character"},
            {text_header("k", "v\r\nNats-Rollup: all"), "header \"k\" holds a CR or LF"},
            {text_header("k", "v\n"), "header \"k\" holds a CR or LF"},
+           {text_header("k", std::string("v\0w", 3)), "header \"k\" holds a NUL byte"},
        }) {
     Event ev = order_created();
     ev.headers.push_back(c.h);
