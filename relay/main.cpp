@@ -11,6 +11,7 @@
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "relay.h"
+#include "support/allocator.h"
 #include "support/build_info.h"
 
 namespace {
@@ -37,8 +38,8 @@ int main(int argc, char** argv) {
     std::cerr << "outbox-relay: unknown --log-level \"" << cfg.log_level << "\" (use trace, debug, info, warn, error)\n";
     return 2;
   }
-  spdlog::info("outbox-relay {} (commit {}) starting: {}", outbox::kRelayVersion, outbox::kBuildCommit,
-               outbox::describe(cfg));
+  spdlog::info("outbox-relay {} (commit {}, {}) starting: {}", outbox::kRelayVersion, outbox::kBuildCommit,
+               outbox::allocator_name(), outbox::describe(cfg));
 
   std::signal(SIGPIPE, SIG_IGN);
   outbox::Metrics metrics;
