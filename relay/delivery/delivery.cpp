@@ -80,9 +80,21 @@ void Delivery::enqueue(std::unique_ptr<Item> it, std::string key) {
   if (o_.ordering == Ordering::Commit) unpublished_.insert(it->seq);
   ++held_;
   held_bytes_ += it->bytes;
-  auto [kit, fresh] = keys_.try_emplace(key);
+  auto kit = keys_.find(key);
+  if (kit == keys_.end()) {
+    if (spare_keys_.empty()) {
+      kit = keys_.try_emplace(key).first;
+    } else {
+      // A node a drained aggregate left, with its queue's buffers: with many aggregates each
+      // event is a new one, and a fresh node and queue were three allocations per event.
+      auto node = std::move(spare_keys_.back());
+      spare_keys_.pop_back();
+      node.key() = key;
+      kit = keys_.insert(std::move(node)).position;
+    }
+    kit->second.key = std::move(key);
+  }
   KeyQueue& k = kit->second;
-  if (fresh) k.key = std::move(key);
   k.items.push_back(std::move(it));
   if (k.items.size() == 1) ready_.emplace(head(k).seq, &k);
 }
@@ -92,7 +104,8 @@ void Delivery::advance(KeyQueue* k) {
   held_bytes_ -= std::min<std::uint64_t>(held_bytes_, head(*k).bytes);
   k->items.pop_front();
   if (k->items.empty()) {
-    keys_.erase(k->key);  // k is gone now
+    auto node = keys_.extract(k->key);  // k is out of keys_ now
+    if (spare_keys_.size() < kSpareKeys) spare_keys_.push_back(std::move(node));
     return;
   }
   ready_.emplace(head(*k).seq, k);

@@ -215,6 +215,9 @@ class Delivery {
 
   DeliveryOptions o_;
   std::unordered_map<std::string, KeyQueue> keys_;  // node-based: KeyQueue* stay valid
+  // Nodes of drained aggregates (empty queues), reused by the next new ones.
+  static constexpr std::size_t kSpareKeys = 256;
+  std::vector<std::unordered_map<std::string, KeyQueue>::node_type> spare_keys_;
   std::map<std::uint64_t, KeyQueue*> ready_;         // head seq -> key, published in this order
   std::set<std::uint64_t> unpublished_;              // seqs never published yet (Ordering::Commit)
   std::multimap<Clock::time_point, KeyQueue*> waiting_;  // retry due time -> key
