@@ -46,6 +46,17 @@ TEST(NatsEncodedMessage, NatsCReadsEveryHeaderTheSubjectAndTheDataBack) {
   natsMsg_Destroy(m);
 }
 
+// The scratch buffer is kept between messages, but not at the size of one large event.
+TEST(NatsEncodedMessage, ALargeMessageLeavesNoLargeScratchBehind) {
+  std::string scratch, big(4u << 20, 'x');
+  int status = -1;
+  natsMsg* m = make_nats_message("s", {{"k", "v"}}, big, scratch, status);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(natsMsg_GetDataLength(m), static_cast<int>(big.size()));
+  natsMsg_Destroy(m);
+  EXPECT_LE(scratch.capacity(), 64u * 1024);
+}
+
 TEST(NatsEncodedMessage, NoHeadersMakeAMessageWithoutABlock) {
   std::string scratch;
   int status = -1;
