@@ -11,6 +11,9 @@ TEST(Lsn, ParsesAndFormats) {
   EXPECT_EQ(parse_lsn("ffffffff/ffffffff"), ~Lsn{0});
   EXPECT_EQ(format_lsn((Lsn{0x16} << 32) | 0xB374D848u), "16/B374D848");
   EXPECT_EQ(format_lsn(0), "0/0");
+  EXPECT_EQ(format_lsn(~Lsn{0}), "FFFFFFFF/FFFFFFFF");
+  EXPECT_EQ(format_lsn(Lsn{1} << 32), "1/0");
+  EXPECT_EQ(format_lsn(0x10), "0/10");
   for (const char* bad : {"", "/", "1/", "/1", "12345", "1/123456789", "g/1", "1/ 2"}) EXPECT_FALSE(parse_lsn(bad)) << bad;
 }
 
