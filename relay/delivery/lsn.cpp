@@ -1,6 +1,5 @@
 #include "delivery/lsn.h"
 
-
 namespace outbox {
 
 namespace {
