@@ -344,6 +344,7 @@ bool Relay::stop_done(Clock::time_point now) {
 }
 
 void Relay::turn(Clock::time_point now) {
+  turn_at_ = now;
   reopen_sinks(now);
   if (recovery_.active && !recovery_.fetched_all && !stopping_) feed_recovery();
   else if (can_read()) process_wal();

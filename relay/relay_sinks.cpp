@@ -180,9 +180,14 @@ bool Relay::all_sinks_blocked() const {
 
 void Relay::act_on_delivery() {
   delivery_.take_settled(settled_buf_);
+  auto us = [](std::chrono::steady_clock::duration d) {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+  };
   for (const Settled& s : settled_buf_) {
-    m_.observe_confirm_latency_us(
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(s.latency).count()));
+    if (s.confirmed) {
+      m_.observe_confirm_latency_us(us(s.latency));
+      m_.receive_to_publish.observe_us(us(s.held));
+    }
     AckTracker::TxnId txn = tracker_.settle(s.txn);  // Delivery hands back the tracker's unit
     ++settled_;
     if (recovery_.active && txn == recovery_.txn) --recovery_.pending;

@@ -166,14 +166,14 @@ void Relay::handle_xlogdata(Lsn start, std::string_view data) {
       Event ev = std::move(line.event);
       if (!ev.transactional && !in_txn_) {
         // A non-transactional outbox message: its own unit, acknowledged at its own LSN.
-        delivery_.add(std::move(ev), unit_for(start));
+        delivery_.add(std::move(ev), unit_for(start), turn_at_);
         return;
       }
       if (!in_txn_) throw ParseError("event outside a transaction (at " + format_lsn(start) + ")");
       if (skip_settled(start)) return;
       if (ev.xid == 0) ev.xid = txn_xid_;
       ev.commit_time = txn_time_;
-      delivery_.add(std::move(ev), unit_for(start));
+      delivery_.add(std::move(ev), unit_for(start), turn_at_);
       return;
     }
     case LineKind::Control: {
@@ -226,7 +226,7 @@ void Relay::feed_recovery() {
     if (shard_ && !shard_->owns(ev.aggregate_id)) continue;
     if (ev.xid == 0) ev.xid = r.xid;
     ev.commit_time = r.created_at;  // the commit time is not kept in outbox.events
-    delivery_.add(std::move(ev), tracker_.add_event(recovery_.txn, recovery_.at));
+    delivery_.add(std::move(ev), tracker_.add_event(recovery_.txn, recovery_.at), turn_at_);
     ++recovery_.pending;
     ++recovery_.total;
     m_.republished++;

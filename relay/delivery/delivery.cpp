@@ -50,9 +50,10 @@ void Delivery::add_release(const std::optional<std::string>& aggregate_type,
   enqueue(std::move(it), ordering_key(aggregate_type, aggregate_id));
 }
 
-void Delivery::add(Event ev, TxnId txn) {
+void Delivery::add(Event ev, TxnId txn, Clock::time_point received) {
   auto it = std::make_unique<Item>();
   it->ev = std::move(ev);
+  it->received = received;
   it->txn = txn;
   it->seq = next_seq_++;
   // memory_ is empty unless events failed: no key (a copy of the id) is built for nothing.
@@ -60,7 +61,7 @@ void Delivery::add(Event ev, TxnId txn) {
   if (m != memory_.end() && m->second.dead) {
     // Already a dead letter in an earlier session whose transaction was not acknowledged yet
     // (a later transaction's event can become a dead letter before an earlier one settles).
-    settled_.push_back(Settled{txn, {}});
+    settled_.push_back(Settled{txn});
     return;
   }
   if (m != memory_.end()) {
@@ -167,7 +168,7 @@ void Delivery::pump(Clock::time_point now, const std::vector<Sink*>& sinks) {
     if (it.release) {
       parked_.erase(k->key);
       unpublished_.erase(it.seq);
-      settled_.push_back(Settled{it.txn, {}});
+      settled_.push_back(Settled{it.txn});
       ready_.erase(rit);
       advance(k);
       done();
@@ -264,7 +265,9 @@ void Delivery::confirmed(std::uint64_t ticket, Clock::time_point now, bool dupli
   if (uses_default_exchange(it)) default_missing_ = false;
   // One event that waited for its destination got through: it exists again.
   if (it.waited_destination && it.sink < destination_missing_.size()) destination_missing_[it.sink].clear();
-  settled_.push_back(Settled{it.txn, now - it.published});
+  Settled s{it.txn, true, now - it.published, {}};
+  if (it.received != Clock::time_point{} && it.published > it.received) s.held = it.published - it.received;
+  settled_.push_back(s);
   if (!memory_.empty()) memory_.erase(memory_key(it.ev));
   ++stats_.confirmed;
   ++sstats(it.sink).confirmed;

@@ -81,7 +81,10 @@ struct DeadLetter {
 
 struct Settled {
   AckTracker::Unit txn = 0;  // the tracker unit it settles
-  std::chrono::steady_clock::duration latency{};
+  // Only for an event the broker confirmed (not a dead letter, not one settled before):
+  bool confirmed = false;
+  std::chrono::steady_clock::duration latency{};  // its last publish -> the confirm
+  std::chrono::steady_clock::duration held{};     // read from the slot -> its last publish
 };
 
 struct DeliveryStats {
@@ -99,7 +102,8 @@ class Delivery {
   explicit Delivery(DeliveryOptions o) : o_(std::move(o)) {}
 
   // An event from the slot, in stream order.
-  void add(Event ev, TxnId txn);
+  // received: when the relay read the event's line (Settled::held counts from it).
+  void add(Event ev, TxnId txn, Clock::time_point received = {});
   // A release of a parked aggregate (control message), in stream order: it takes effect when
   // the aggregate's earlier events are done. Settled like an event of `txn`.
   void add_release(const std::optional<std::string>& aggregate_type, const std::optional<std::string>& aggregate_id,
@@ -187,6 +191,7 @@ class Delivery {
     bool waited_destination = false;  // refused with DestinationMissing at least once
     std::size_t sink = 0;
     Clock::time_point published{};
+    Clock::time_point received{};
   };
   struct KeyQueue {
     std::string key;

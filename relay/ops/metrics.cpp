@@ -151,6 +151,10 @@ std::string Metrics::render_prometheus() const {
                    "a transaction's commit in PostgreSQL to the relay reading its commit line (WAL flush, "
                    "decoding, walsender, network; with the clock difference of the two hosts)",
                    commit_to_receive);
+  render_histogram(o, "outbox_relay_receive_to_publish_seconds",
+                   "the relay reading an event to publishing it, the last time (waiting for its aggregate's earlier "
+                   "event, the window, a retry's backoff, the loop)",
+                   receive_to_publish);
   return o.str();
 }
 

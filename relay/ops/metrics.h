@@ -81,6 +81,7 @@ struct Metrics {
   };
   Histogram confirm_latency;    // publish -> the broker's confirm
   Histogram commit_to_receive;  // the commit in PostgreSQL -> the relay read the commit line
+  Histogram receive_to_publish;  // the relay read an event -> its (last) publish
 
   void observe_confirm_latency_us(std::uint64_t us) { confirm_latency.observe_us(us); }
   std::string render_prometheus() const;

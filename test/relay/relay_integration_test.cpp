@@ -698,8 +698,12 @@ TEST_F(RelayIT, MetricsAndHealthEndpoints) {
     auto r = cli.Get("/metrics");
     body = r ? r->body : "";
     long transactions = value("outbox_relay_transactions_total");
+    // Every confirmed event timed from its receive to its publish, too.
+    long confirmed = value("outbox_relay_events_confirmed_total");
     return transactions >= 3 && value("outbox_relay_commit_to_receive_seconds_count") == transactions &&
-           value("outbox_relay_commit_to_receive_seconds_bucket{le=\"+Inf\"}") == transactions;
+           value("outbox_relay_commit_to_receive_seconds_bucket{le=\"+Inf\"}") == transactions && confirmed >= 3 &&
+           value("outbox_relay_receive_to_publish_seconds_count") == confirmed &&
+           value("outbox_relay_confirm_latency_seconds_count") == confirmed;
   }, 5s)) << body;
   auto h = cli.Get("/healthz");
   ASSERT_TRUE(h);

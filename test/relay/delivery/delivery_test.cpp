@@ -115,6 +115,36 @@ TEST(Delivery, OneEventPerAggregateInFlightOthersPipelined) {
   EXPECT_EQ(f.d.take_settled().size(), 2u);
 }
 
+// Where an event's time went: from the relay reading it to its last publish (held back behind
+// its aggregate here), and from that publish to the confirm.
+TEST(Delivery, SettledTellsHowLongAnEventWaitedInTheRelayAndForItsConfirm) {
+  Fixture f;
+  auto t0 = f.now;
+  f.d.add(ev("a1", "A"), 1, t0);
+  f.d.add(ev("a2", "A"), 2, t0);
+  f.now = t0 + 1ms;
+  f.pump();  // a1 out; a2 waits for it
+  f.now = t0 + 3ms;
+  f.confirm("a1");
+  f.now = t0 + 5ms;
+  f.pump();  // a2 out
+  f.now = t0 + 6ms;
+  f.confirm("a2");
+  auto s = f.d.take_settled();
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_TRUE(s[0].confirmed);
+  EXPECT_EQ(s[0].held, 1ms);
+  EXPECT_EQ(s[0].latency, 2ms);
+  EXPECT_EQ(s[1].held, 5ms);
+  EXPECT_EQ(s[1].latency, 1ms);
+  Event bad = ev("x1", "X");
+  bad.invalid = "not an event";
+  f.d.add(bad, 3, t0);
+  f.pump();
+  EXPECT_TRUE(f.d.take_settled().empty());  // the relay settles it once its row is written
+  EXPECT_EQ(f.d.take_dead_letters().size(), 1u);
+}
+
 // A drained aggregate's node serves the next new one (Delivery::spare_keys_): the reused queue
 // starts empty and holds its new key's order, and the old key, back later, is a queue of its own.
 TEST(Delivery, ADrainedAggregatesNodeServesTheNextOneWithItsOwnOrder) {

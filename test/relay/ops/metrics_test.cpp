@@ -54,6 +54,19 @@ TEST(Metrics, CommitToReceiveIsAHistogramOfItsOwn) {
   EXPECT_EQ(value_of(t, "outbox_relay_confirm_latency_seconds_count"), "1") << t;
 }
 
+TEST(Metrics, ReceiveToPublishIsAHistogramOfItsOwn) {
+  Metrics m;
+  m.receive_to_publish.observe_us(200);    // -> le 0.0005
+  m.receive_to_publish.observe_us(12000);  // -> le 0.025
+  std::string t = m.render_prometheus();
+  EXPECT_NE(t.find("# TYPE outbox_relay_receive_to_publish_seconds histogram\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("outbox_relay_receive_to_publish_seconds_bucket{le=\"0.0005\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("outbox_relay_receive_to_publish_seconds_bucket{le=\"0.01\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("outbox_relay_receive_to_publish_seconds_bucket{le=\"0.025\"} 2\n"), std::string::npos) << t;
+  EXPECT_EQ(value_of(t, "outbox_relay_receive_to_publish_seconds_count"), "2") << t;
+  EXPECT_EQ(value_of(t, "outbox_relay_confirm_latency_seconds_count"), "0") << t;
+}
+
 TEST(Metrics, SecondsText) {
   EXPECT_EQ(seconds_text(0), "0.000000");
   EXPECT_EQ(seconds_text(1), "0.000001");
