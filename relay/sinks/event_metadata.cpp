@@ -113,6 +113,8 @@ Attributes cloudevents_attributes(const Event& ev, const std::string& source, st
 std::vector<Header> event_metadata(const Event& ev, const MetadataNaming& naming, const std::string& cloudevents_source,
                                    std::int64_t time_us) {
   std::vector<Header> m;
+  // Room for all at once: growing it moved every header four times per event.
+  m.reserve(3 + 7 + (cloudevents_source.empty() ? 0 : 10));
   if (ev.traceparent) m.push_back(string_header("traceparent", *ev.traceparent));
   if (ev.tracestate) m.push_back(string_header("tracestate", *ev.tracestate));
   if (ev.priority && naming.priority_header) m.push_back(int_header("priority", *ev.priority));

@@ -66,6 +66,7 @@ bool ce_header_keeps(unsigned char c) { return c > 0x20 && c < 0x7f && c != '"' 
 // datacontenttype also as Content-Type (what consumers of other bindings read).
 std::vector<Header> relay_headers(const Event& ev, const std::string& cloudevents_source, std::int64_t now_us) {
   std::vector<Header> r;
+  r.reserve(4 + 3 + 7 + (cloudevents_source.empty() ? 0 : 11));
   if (!ev.id.empty()) {
     r.push_back(string_header("Nats-Msg-Id", ev.id));
     r.push_back(string_header("x-outbox-event-id", ev.id));
@@ -133,8 +134,11 @@ std::variant<NatsMessage, std::string> build_nats_message(const Event& ev, const
   for (const auto& [k, v] : hdrs) {
     // The header block is written as it is (encoded_message.h): a CR or LF would end the line
     // and start a header of the event's choosing, a NUL would end nats.c's reading of it.
-    std::size_t bad = v.find_first_of("\r\n\0", 0, 3);
-    if (bad != std::string::npos) {
+    // A loop, not find_first_of: libstdc++'s calls memchr on the three bytes for every byte of
+    // the value (4 % of a NATS drain's loop).
+    std::size_t bad = 0;
+    while (bad < v.size() && v[bad] != '\r' && v[bad] != '\n' && v[bad] != '\0') ++bad;
+    if (bad < v.size()) {
       std::string field = k.rfind("x-outbox-", 0) == 0 || k == "Nats-Msg-Id" ? "the value of " + k
                                                                              : "header \"" + k + "\"";
       return "headers: " + field + (v[bad] == '\0' ? " holds a NUL byte" : " holds a CR or LF");

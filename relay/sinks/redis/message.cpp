@@ -104,15 +104,20 @@ RedisFields entry_fields(const Event& ev, const std::string& cloudevents_source,
   f.emplace_back("id", ev.id);
   f.emplace_back("type", ev.event_type);
   f.emplace_back("payload", ev.payload);
-  nlohmann::json h = nlohmann::json::object();
-  for (const auto& x : ev.headers) h[x.name] = header_json(x.value);
-  // Invalid UTF-8 in a header (the source's bytes) is replaced rather than thrown on.
-  f.emplace_back("headers", h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (ev.headers.empty()) {
+    f.emplace_back("headers", "{}");  // what the dump below gives, without a JSON tree per event
+  } else {
+    nlohmann::json h = nlohmann::json::object();
+    for (const auto& x : ev.headers) h[x.name] = header_json(x.value);
+    // Invalid UTF-8 in a header (the source's bytes) is replaced rather than thrown on.
+    f.emplace_back("headers", h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
   if (ev.correlation_id) f.emplace_back("correlation_id", *ev.correlation_id);
   // The same names as NATS headers: traceparent, tracestate, priority, x-outbox-*, ce-* (values
   // as they are: a stream field holds any bytes, no percent-encoding).
-  for (const auto& m : event_metadata(ev, {true, "ce-", true}, cloudevents_source, event_time_us(ev, now_us)))
-    f.emplace_back(m.name, header_value_text(m.value));
+  for (auto& m : event_metadata(ev, {true, "ce-", true}, cloudevents_source, event_time_us(ev, now_us)))
+    f.emplace_back(std::move(m.name),
+                   m.value.kind == HeaderValue::Kind::String ? std::move(m.value.s) : header_value_text(m.value));
   return f;
 }
 
