@@ -220,8 +220,9 @@ class Relay {
   long long repl_silence_ms_ = 30000;
   std::optional<Shard> shard_;  // --shard: a slot recovery republishes only this shard's events
   bool reply_now_ = false;
-  // When this turn began, just after poll() returned: when the lines it reads arrived, as far as
-  // the relay can tell (the receive of receive_to_publish), without a clock read per event.
+  // When this turn began, just after poll() returned: the receive time of receive_to_publish for
+  // the lines it reads, without a clock read per event (early by up to the turn's own length,
+  // which is long only while a backlog drains).
   Clock::time_point turn_at_{};
   bool started_ = false;          // a session has streamed: later problems are runtime ones
   bool warned_default_missing_ = false;
