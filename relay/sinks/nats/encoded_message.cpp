@@ -66,8 +66,8 @@ bool reads_back() {
   if (m == nullptr) return false;
   std::string block;
   append_nats_header_block(block, headers);
-  bool ok = natsMsgHeader_encodedLen(m) == static_cast<int>(block.size()) && natsMsg_GetSubject(m) != nullptr && subject == natsMsg_GetSubject(m) &&
-            natsMsg_GetDataLength(m) == static_cast<int>(data.size()) &&
+  bool ok = natsMsgHeader_encodedLen(m) == static_cast<int>(block.size()) && natsMsg_GetSubject(m) != nullptr &&
+            subject == natsMsg_GetSubject(m) && natsMsg_GetDataLength(m) == static_cast<int>(data.size()) &&
             std::memcmp(natsMsg_GetData(m), data.data(), data.size()) == 0 && natsMsg_GetReply(m) == nullptr;
   for (const auto& [k, v] : headers) {
     const char* got = nullptr;
